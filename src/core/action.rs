@@ -1,0 +1,182 @@
+//! What the engine wants done, as values. Every transition of an incident is one
+//! action with its time; the drivers apply them (MQTT publish, store, dashboard) and
+//! the KPI collector counts them, so live and simulated runs report alike.
+
+use std::time::Duration;
+
+use super::alarm::{AlarmKind, Priority};
+use super::config::{Backup, ResponseModel};
+use super::ids::{AlarmId, CentreId, IncidentId, MunicipalityId, OperatorId, ResidentId, StaffId};
+use super::input::Outcome;
+use super::time::Timestamp;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// A new incident for a new alarm. The answer clock starts at `at`.
+    Raised { at: Timestamp, incident: IncidentId, alarm: AlarmId, resident: ResidentId, municipality: MunicipalityId, model: ResponseModel, kind: AlarmKind, priority: Priority },
+    /// Another alarm from a resident whose incident is still open: joined to it.
+    Attached { at: Timestamp, incident: IncidentId, alarm: AlarmId, priority_raised_to: Option<Priority> },
+    /// The same alarm id again (a redelivery): nothing else happens.
+    DuplicateIgnored { at: Timestamp, alarm: AlarmId },
+
+    /// Queued for the operators of a centre.
+    Queued { at: Timestamp, incident: IncidentId, centre: CentreId },
+    /// Taken out of a centre's queue (answered, moved on, cancelled...).
+    Dequeued { at: Timestamp, incident: IncidentId, centre: CentreId },
+    /// Offered to a staff member. `expires_at: None` in the broadcast stage (no expiry).
+    Offered { at: Timestamp, incident: IncidentId, staff: StaffId, eta: Duration, expires_at: Option<Timestamp> },
+    /// An offer withdrawn: the app must stop showing it.
+    Revoked { at: Timestamp, incident: IncidentId, staff: StaffId, reason: RevokeReason },
+    /// The ladder moved to offering to everyone on duty.
+    Broadcast { at: Timestamp, incident: IncidentId },
+    /// Forwarded to the backup (a centre's queue or another team).
+    ForwardedToBackup { at: Timestamp, incident: IncidentId, backup: Backup },
+    /// Nobody has it yet and the configured time has passed: operations must know.
+    Alert { at: Timestamp, incident: IncidentId, kind: AlertKind, waiting: Duration },
+
+    /// A human has it: the answer clock stops. `answer_time` counts from arrival.
+    Answered { at: Timestamp, incident: IncidentId, by: Responder, answer_time: Duration },
+    /// The operator resolved it on the phone.
+    ResolvedByCentre { at: Timestamp, incident: IncidentId, operator: OperatorId },
+    /// The operator sent it to home care; the staff ladder starts now.
+    ForwardedToHomeCare { at: Timestamp, incident: IncidentId, operator: OperatorId },
+    /// A staff member took it. `since_dispatch` counts from the start of the staff ladder.
+    Accepted { at: Timestamp, incident: IncidentId, staff: StaffId, since_dispatch: Duration },
+    EnRoute { at: Timestamp, incident: IncidentId, staff: StaffId },
+    /// `since_raised` counts from the alarm's arrival (the second clock, utrykning).
+    OnSite { at: Timestamp, incident: IncidentId, staff: StaffId, since_raised: Duration },
+    Closed { at: Timestamp, incident: IncidentId, outcome: Outcome },
+
+    /// An input that could not be applied, with the reason. Nothing changed.
+    Rejected { at: Timestamp, by: Option<Actor>, incident: Option<IncidentId>, reason: RejectReason },
+}
+
+impl Action {
+    pub fn at(&self) -> Timestamp {
+        match self {
+            Action::Raised { at, .. }
+            | Action::Attached { at, .. }
+            | Action::DuplicateIgnored { at, .. }
+            | Action::Queued { at, .. }
+            | Action::Dequeued { at, .. }
+            | Action::Offered { at, .. }
+            | Action::Revoked { at, .. }
+            | Action::Broadcast { at, .. }
+            | Action::ForwardedToBackup { at, .. }
+            | Action::Alert { at, .. }
+            | Action::Answered { at, .. }
+            | Action::ResolvedByCentre { at, .. }
+            | Action::ForwardedToHomeCare { at, .. }
+            | Action::Accepted { at, .. }
+            | Action::EnRoute { at, .. }
+            | Action::OnSite { at, .. }
+            | Action::Closed { at, .. }
+            | Action::Rejected { at, .. } => *at,
+        }
+    }
+
+    pub fn incident(&self) -> Option<IncidentId> {
+        match self {
+            Action::Raised { incident, .. }
+            | Action::Attached { incident, .. }
+            | Action::Queued { incident, .. }
+            | Action::Dequeued { incident, .. }
+            | Action::Offered { incident, .. }
+            | Action::Revoked { incident, .. }
+            | Action::Broadcast { incident, .. }
+            | Action::ForwardedToBackup { incident, .. }
+            | Action::Alert { incident, .. }
+            | Action::Answered { incident, .. }
+            | Action::ResolvedByCentre { incident, .. }
+            | Action::ForwardedToHomeCare { incident, .. }
+            | Action::Accepted { incident, .. }
+            | Action::EnRoute { incident, .. }
+            | Action::OnSite { incident, .. }
+            | Action::Closed { incident, .. } => Some(*incident),
+            Action::Rejected { incident, .. } => *incident,
+            Action::DuplicateIgnored { .. } => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RevokeReason {
+    Declined,
+    Expired,
+    /// Another staff member accepted first.
+    TakenByOther,
+    /// An operator answered it (the backup centre of a mobile guard room).
+    AnsweredByOperator,
+    Cancelled,
+    StaffOffDuty,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AlertKind {
+    /// Nobody has answered it (answer clock).
+    Unanswered,
+    /// Forwarded to home care and nobody has accepted it (dispatch clock).
+    NotAccepted,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Responder {
+    Staff(StaffId),
+    Operator { centre: CentreId, operator: OperatorId },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    Staff(StaffId),
+    Operator(OperatorId),
+    Resident(ResidentId),
+    Device(AlarmId),
+    Centre(CentreId),
+}
+
+/// Why an input was refused. Expected outcomes, not errors: the sender gets told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RejectReason {
+    UnknownResident,
+    UnknownStaff,
+    UnknownCentre,
+    UnknownMunicipality,
+    /// The alarm's municipality is not the resident's.
+    WrongMunicipality { resident_belongs_to: MunicipalityId },
+    /// No open incident with that id (never existed, or already closed).
+    UnknownIncident,
+    /// Somebody else accepted it first.
+    AlreadyTaken,
+    /// The staff member was never offered it, or the offer was withdrawn.
+    NotOffered,
+    /// The staff member is not the one who accepted it.
+    NotAssigned,
+    /// The reply does not fit the incident's state (e.g. on site before accepting).
+    WrongState { state: &'static str },
+    /// The incident is not queued at this operator's centre.
+    NotAtThisCentre,
+    /// The staff member must be on duty for this.
+    OffDuty,
+    /// The resident has no open incident to cancel.
+    NothingToCancel,
+}
+
+impl std::fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RejectReason::UnknownResident => f.write_str("unknown resident"),
+            RejectReason::UnknownStaff => f.write_str("unknown staff member"),
+            RejectReason::UnknownCentre => f.write_str("unknown response centre"),
+            RejectReason::UnknownMunicipality => f.write_str("unknown municipality"),
+            RejectReason::WrongMunicipality { resident_belongs_to } => write!(f, "the resident belongs to {resident_belongs_to}"),
+            RejectReason::UnknownIncident => f.write_str("no open incident with that id"),
+            RejectReason::AlreadyTaken => f.write_str("already taken by someone else"),
+            RejectReason::NotOffered => f.write_str("this incident is not offered to you"),
+            RejectReason::NotAssigned => f.write_str("this incident is assigned to someone else"),
+            RejectReason::WrongState { state } => write!(f, "not possible while the incident is {state}"),
+            RejectReason::NotAtThisCentre => f.write_str("the incident is not queued at this centre"),
+            RejectReason::OffDuty => f.write_str("log in (go on duty) first"),
+            RejectReason::NothingToCancel => f.write_str("no open incident to cancel"),
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! What the world tells the engine. The live driver builds these from MQTT and HTTP;
+//! the simulator builds them from its agenda. The engine takes every one as it comes:
+//! an input that cannot be applied becomes a `Rejected` action with a reason.
+
+use super::alarm::Alarm;
+use super::geo::Position;
+use super::ids::{CentreId, IncidentId, OperatorId, ResidentId, StaffId};
+use super::people::{Resident, Staff};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// A device or gateway reports an alarm.
+    Alarm(Alarm),
+    /// The resident (or their device) cancels: "it was a mistake". Closes their open incident.
+    Cancel { resident: ResidentId },
+
+    /// A staff member logs in for a shift.
+    StaffOnDuty { staff: StaffId, position: Option<Position> },
+    /// A staff member logs out. Their live offers are revoked and passed on.
+    StaffOffDuty { staff: StaffId },
+    StaffPosition { staff: StaffId, position: Position },
+    /// A staff member answers an offer or reports progress on an incident.
+    StaffReply { staff: StaffId, incident: IncidentId, reply: StaffReply },
+
+    /// An operator at a centre takes a queued incident (the answer clock stops).
+    OperatorAnswer { centre: CentreId, operator: OperatorId, incident: IncidentId },
+    /// The operator handled it on the phone ("avklart"); the incident closes.
+    OperatorResolve { operator: OperatorId, incident: IncidentId, note: Option<String> },
+    /// The operator sends it to home care: the staff ladder starts with its own clock.
+    OperatorForward { operator: OperatorId, incident: IncidentId },
+    /// How many operators a centre has on duty; zero is an outage (queue goes to backup).
+    CentreStaffing { centre: CentreId, operators_on_duty: u32 },
+
+    /// Registers or updates an alarm user.
+    UpsertResident(Resident),
+    /// Registers or updates a staff member (roles, team). Duty state is kept.
+    UpsertStaff(Staff),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StaffReply {
+    Accept,
+    Decline,
+    EnRoute,
+    OnSite,
+    Close { outcome: Outcome, note: Option<String> },
+}
+
+/// How an incident ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Help given on site.
+    Helped,
+    /// Nothing was wrong (a false or accidental alarm).
+    FalseAlarm,
+    /// Sent on to the ambulance or out-of-hours doctor.
+    ReferredToHealthService,
+    /// A technical fault fixed or reported.
+    TechnicalFixed,
+    /// Resolved by a centre's operator on the phone.
+    ResolvedByCentre,
+    /// The resident cancelled.
+    Cancelled,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Helped => "helped",
+            Outcome::FalseAlarm => "false_alarm",
+            Outcome::ReferredToHealthService => "referred_to_health_service",
+            Outcome::TechnicalFixed => "technical_fixed",
+            Outcome::ResolvedByCentre => "resolved_by_centre",
+            Outcome::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

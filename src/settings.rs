@@ -1,0 +1,263 @@
+//! Configuration files → a validated [`EngineConfig`].
+//!
+//! TOML, one file; every key is listed with its unit and default in docs/config.md.
+//! Units are in the key names (`offer_timeout_secs`). Unknown keys are errors: a typo
+//! must not silently fall back to a default in a system that routes emergencies.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::core::{
+    AlarmKind, Backup, CentreConfig, CentreId, CentreKind, ConfigError, DrivingTime, EngineConfig, EngineConfigParts, KindRule, LadderConfig, MunicipalityConfig,
+    MunicipalityId, Position, Priority, ResponseModel, Role, Roles, TravelModel,
+};
+
+/// The configuration shipped in the binary: `config/default.toml`, a small demo municipality.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(default)]
+    pub engine: EngineSection,
+    #[serde(default)]
+    pub defaults: DefaultsSection,
+    #[serde(default)]
+    pub kinds: std::collections::BTreeMap<AlarmKind, KindSection>,
+    #[serde(default, rename = "centre")]
+    pub centres: Vec<CentreSection>,
+    #[serde(rename = "municipality")]
+    pub municipalities: Vec<MunicipalitySection>,
+    #[serde(default, rename = "driving_time")]
+    pub driving_times: Vec<DrivingTimeSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineSection {
+    pub target_answer_secs: u64,
+    pub dedupe_window_hours: u64,
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        Self { target_answer_secs: 60, dedupe_window_hours: 24 }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DefaultsSection {
+    pub ladder: LadderSection,
+    pub travel: TravelSection,
+}
+
+/// Every field optional: a municipality's section overrides the defaults' key by key.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LadderSection {
+    pub offer_timeout_secs: Option<u64>,
+    pub broadcast_after_offers: Option<u32>,
+    pub broadcast_after_secs: Option<u64>,
+    pub backup_after_secs: Option<u64>,
+    pub alert_after_secs: Option<u64>,
+    pub alert_repeat_secs: Option<u64>,
+    pub retry_secs: Option<u64>,
+    pub regular_helper_extra_secs: Option<u64>,
+    pub skip_busy_staff: Option<bool>,
+}
+
+impl LadderSection {
+    fn over(&self, base: &LadderConfig) -> LadderConfig {
+        let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
+        LadderConfig {
+            offer_timeout: secs(self.offer_timeout_secs, base.offer_timeout),
+            broadcast_after_offers: self.broadcast_after_offers.unwrap_or(base.broadcast_after_offers),
+            broadcast_after: secs(self.broadcast_after_secs, base.broadcast_after),
+            backup_after: secs(self.backup_after_secs, base.backup_after),
+            alert_after: secs(self.alert_after_secs, base.alert_after),
+            alert_repeat: secs(self.alert_repeat_secs, base.alert_repeat),
+            retry_interval: secs(self.retry_secs, base.retry_interval),
+            regular_helper_extra: secs(self.regular_helper_extra_secs, base.regular_helper_extra),
+            skip_busy_staff: self.skip_busy_staff.unwrap_or(base.skip_busy_staff),
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TravelSection {
+    pub road_factor: Option<f64>,
+    pub speed_kmh: Option<f64>,
+}
+
+impl TravelSection {
+    fn over(&self, base: TravelModel) -> Result<TravelModel, ConfigError> {
+        TravelModel::new(self.road_factor.unwrap_or(base.road_factor), self.speed_kmh.unwrap_or(base.speed_kmh)).map_err(|e| ConfigError(e.to_string()))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KindSection {
+    pub priority: Option<Priority>,
+    #[serde(default)]
+    pub required_roles: Vec<Role>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CentreSection {
+    pub id: CentreId,
+    pub name: String,
+    pub kind: CentreKind,
+    #[serde(default = "default_operators")]
+    pub operators_on_duty: u32,
+    #[serde(default = "default_overflow")]
+    pub overflow_after_secs: u64,
+    pub backup: Option<CentreId>,
+}
+
+fn default_operators() -> u32 {
+    2
+}
+fn default_overflow() -> u64 {
+    40
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MunicipalitySection {
+    pub id: MunicipalityId,
+    pub name: String,
+    pub population: u32,
+    pub centre: Position,
+    pub model: ResponseModel,
+    pub response_centre: Option<CentreId>,
+    pub backup: Option<Backup>,
+    #[serde(default)]
+    pub ladder: LadderSection,
+    #[serde(default)]
+    pub travel: TravelSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrivingTimeSection {
+    pub between: [MunicipalityId; 2],
+    pub minutes: f64,
+    /// Road distance, for the record (not used for ranking).
+    pub km: Option<f64>,
+}
+
+impl Settings {
+    pub fn from_toml(text: &str) -> Result<Settings, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError(format!("configuration: {e}")))
+    }
+
+    pub fn from_file(path: &Path) -> Result<Settings, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+        Self::from_toml(&text).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
+    }
+
+    pub fn engine_config(&self) -> Result<EngineConfig, ConfigError> {
+        let ladder = self.defaults.ladder.over(&LadderConfig::default());
+        let travel = self.defaults.travel.over(TravelModel::default())?;
+        let mut municipalities = Vec::new();
+        for m in &self.municipalities {
+            municipalities.push(MunicipalityConfig {
+                id: m.id.clone(),
+                name: m.name.clone(),
+                population: m.population,
+                centre: m.centre,
+                model: m.model,
+                response_centre: m.response_centre.clone(),
+                backup: m.backup.clone(),
+                ladder: m.ladder.over(&ladder),
+                travel: m.travel.over(travel).map_err(|e| ConfigError(format!("municipality {}: {}", m.id, e.0)))?,
+            });
+        }
+        let centres = self
+            .centres
+            .iter()
+            .map(|c| CentreConfig {
+                id: c.id.clone(),
+                name: c.name.clone(),
+                kind: c.kind,
+                operators_on_duty: c.operators_on_duty,
+                overflow_after: Duration::from_secs(c.overflow_after_secs),
+                backup: c.backup.clone(),
+            })
+            .collect();
+        let mut driving_times = Vec::new();
+        for d in &self.driving_times {
+            if !(d.minutes.is_finite() && d.minutes > 0.0 && d.minutes < 24.0 * 60.0) {
+                return Err(ConfigError(format!("driving time between {} and {}: minutes must be within (0, 1440)", d.between[0], d.between[1])));
+            }
+            driving_times.push(DrivingTime { between: (d.between[0].clone(), d.between[1].clone()), time: Duration::from_secs_f64(d.minutes * 60.0) });
+        }
+        let kind_rules = self
+            .kinds
+            .iter()
+            .map(|(k, s)| (*k, KindRule { priority: s.priority.unwrap_or(k.default_priority()), required_roles: Roles::of(&s.required_roles) }))
+            .collect();
+        if self.engine.dedupe_window_hours == 0 {
+            return Err(ConfigError("engine.dedupe_window_hours must be at least 1".into()));
+        }
+        EngineConfig::new(EngineConfigParts {
+            target_answer: Duration::from_secs(self.engine.target_answer_secs),
+            dedupe_window: Duration::from_secs(self.engine.dedupe_window_hours * 3600),
+            municipalities,
+            centres,
+            driving_times,
+            kind_rules,
+        })
+    }
+}
+
+/// Loads `path`, or the built-in default configuration when `None`.
+pub fn load(path: Option<&Path>) -> Result<(Settings, EngineConfig), ConfigError> {
+    let settings = match path {
+        Some(p) => Settings::from_file(p)?,
+        None => Settings::from_toml(DEFAULT_TOML)?,
+    };
+    let config = settings.engine_config()?;
+    Ok((settings, config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_configurations_load() {
+        let (_, c) = load(None).expect("default.toml");
+        assert!(!c.municipalities.is_empty());
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let (_, c) = load(Some(&root.join("config/indre-sogn.toml"))).expect("indre-sogn.toml");
+        assert_eq!(c.municipalities.len(), 6);
+        let sogndal = c.municipality_index(&MunicipalityId::parse("sogndal").unwrap()).unwrap();
+        let vik = c.municipality_index(&MunicipalityId::parse("vik").unwrap()).unwrap();
+        assert_eq!(c.driving_time(sogndal, vik), Some(Duration::from_secs(54 * 60)));
+        assert_eq!(c.driving_time(vik, sogndal), Some(Duration::from_secs(54 * 60)));
+        assert!(c.municipalities.iter().all(|m| m.model == ResponseModel::SharedCentre));
+    }
+
+    #[test]
+    fn mistakes_are_reported_not_defaulted() {
+        let base = DEFAULT_TOML;
+        let typo = base.replace("offer_timeout_secs", "offer_timout_secs");
+        let e = Settings::from_toml(&typo).unwrap_err();
+        assert!(e.0.contains("unknown field `offer_timout_secs`"), "{e}");
+
+        let late_backup = format!("{base}\n");
+        let late_backup = late_backup.replace("backup_after_secs = 45", "backup_after_secs = 75");
+        let e = Settings::from_toml(&late_backup).unwrap().engine_config().unwrap_err();
+        assert!(e.0.contains("must come before the answer target"), "{e}");
+
+        let bad_position = base.replace("lat = 61.2297", "lat = 161.2297");
+        assert!(Settings::from_toml(&bad_position).unwrap_err().0.contains("latitude"));
+    }
+}
