@@ -180,3 +180,69 @@ impl std::fmt::Display for RejectReason {
         }
     }
 }
+
+fn secs(d: &Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
+
+impl std::fmt::Display for Responder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Responder::Staff(s) => write!(f, "staff {s}"),
+            Responder::Operator { centre, operator } => write!(f, "operator {operator} at {centre}"),
+        }
+    }
+}
+
+impl std::fmt::Display for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Actor::Staff(s) => write!(f, "staff {s}"),
+            Actor::Operator(o) => write!(f, "operator {o}"),
+            Actor::Resident(r) => write!(f, "resident {r}"),
+            Actor::Device(a) => write!(f, "alarm {a}"),
+            Actor::Centre(c) => write!(f, "centre {c}"),
+        }
+    }
+}
+
+/// One line, without the time (the caller knows its clock): for logs, traces and the demo.
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::Raised { incident, alarm, resident, municipality, model, kind, priority, .. } => {
+                write!(f, "{incident} raised: alarm {alarm} ({kind}, {priority}) from {resident} in {municipality} under {model}")
+            }
+            Action::Attached { incident, alarm, priority_raised_to, .. } => match priority_raised_to {
+                Some(p) => write!(f, "{incident} attached alarm {alarm}, priority raised to {p}"),
+                None => write!(f, "{incident} attached alarm {alarm}"),
+            },
+            Action::DuplicateIgnored { alarm, .. } => write!(f, "duplicate alarm {alarm} ignored"),
+            Action::Queued { incident, centre, .. } => write!(f, "{incident} queued at {centre}"),
+            Action::Dequeued { incident, centre, .. } => write!(f, "{incident} left the queue at {centre}"),
+            Action::Offered { at, incident, staff, eta, expires_at } => match expires_at {
+                Some(e) => write!(f, "{incident} offered to {staff} (eta {}, expires in {})", secs(eta), secs(&e.since(*at))),
+                None => write!(f, "{incident} offered to {staff} (eta {}, broadcast)", secs(eta)),
+            },
+            Action::Revoked { incident, staff, reason, .. } => write!(f, "{incident} revoked from {staff}: {reason:?}"),
+            Action::Broadcast { incident, .. } => write!(f, "{incident} escalated: offered to everyone on duty"),
+            Action::ForwardedToBackup { incident, backup, .. } => match backup {
+                super::config::Backup::Centre(c) => write!(f, "{incident} forwarded to backup centre {c}"),
+                super::config::Backup::Team(t) => write!(f, "{incident} forwarded to backup team {t}"),
+            },
+            Action::Alert { incident, kind, waiting, .. } => write!(f, "{incident} ALERT {kind:?}: waiting {}", secs(waiting)),
+            Action::Answered { incident, by, answer_time, .. } => write!(f, "{incident} answered by {by} after {}", secs(answer_time)),
+            Action::ResolvedByCentre { incident, operator, .. } => write!(f, "{incident} resolved by operator {operator}"),
+            Action::ForwardedToHomeCare { incident, operator, .. } => write!(f, "{incident} forwarded to home care by operator {operator}"),
+            Action::Accepted { incident, staff, since_dispatch, .. } => write!(f, "{incident} accepted by {staff} ({} after dispatch)", secs(since_dispatch)),
+            Action::EnRoute { incident, staff, .. } => write!(f, "{incident} {staff} en route"),
+            Action::OnSite { incident, staff, since_raised, .. } => write!(f, "{incident} {staff} on site ({} after the alarm)", secs(since_raised)),
+            Action::Closed { incident, outcome, .. } => write!(f, "{incident} closed: {outcome}"),
+            Action::Rejected { by, incident, reason, .. } => {
+                let by = by.as_ref().map_or(String::new(), |b| format!(" from {b}"));
+                let inc = incident.map_or(String::new(), |i| format!(" about {i}"));
+                write!(f, "rejected input{by}{inc}: {reason}")
+            }
+        }
+    }
+}

@@ -188,17 +188,17 @@ impl Engine {
 
     pub(crate) fn accept(&mut self, inc: &mut Incident, s: usize, now: Timestamp) {
         let d = inc.dispatch.take().expect("accept checked the live offer");
+        let staff = self.staff[s].info.id.clone();
+        if d.answering {
+            self.mark_answered(inc, now, Responder::Staff(staff.clone()));
+        }
+        self.push(Action::Accepted { at: now, incident: inc.id, staff, since_dispatch: now.since(d.started_at) });
         for &other in d.live.keys() {
             self.staff[other].live_offers.retain(|&i| i != inc.id);
             if other != s {
                 self.push(Action::Revoked { at: now, incident: inc.id, staff: self.staff[other].info.id.clone(), reason: RevokeReason::TakenByOther });
             }
         }
-        let staff = self.staff[s].info.id.clone();
-        if d.answering {
-            self.mark_answered(inc, now, Responder::Staff(staff.clone()));
-        }
-        self.push(Action::Accepted { at: now, incident: inc.id, staff, since_dispatch: now.since(d.started_at) });
         self.dequeue(inc, now);
         inc.assigned = Some(s);
         inc.stage = Stage::Accepted;

@@ -1,0 +1,6 @@
+//! One integration-test binary (rust-analyzer's advice: one link step, not many).
+
+mod core_is_pure;
+mod harness;
+mod properties;
+mod traces;

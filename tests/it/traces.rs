@@ -1,0 +1,399 @@
+//! Every model's ladder as a scripted trace with exact timestamps: inputs at given
+//! seconds in, the engine's actions out (seconds since the start, then the action).
+//! Regenerate after a deliberate change with `UPDATE_EXPECT=1 cargo test`, and read
+//! the diff: these are the rules, written down.
+
+use expect_test::expect;
+use vakt::core::*;
+
+use crate::harness::{World, id};
+
+/// Four municipalities, one for each situation:
+/// - fjord: mobile guard room, backup = a centre's queue (Farsund's model);
+/// - dal:   shared centre (sentral, which overflows to reserve);
+/// - nabo:  mobile guard room, backup = fjord's home-care team;
+/// - solo:  mobile guard room with no backup at all.
+pub const CONFIG: &str = r#"
+[engine]
+target_answer_secs = 60
+
+[defaults.ladder]
+offer_timeout_secs = 15
+broadcast_after_offers = 2
+broadcast_after_secs = 30
+backup_after_secs = 45
+alert_after_secs = 60
+alert_repeat_secs = 60
+retry_secs = 5
+regular_helper_extra_secs = 120
+
+[defaults.travel]
+road_factor = 1.5
+speed_kmh = 50
+
+[kinds.medication]
+required_roles = ["nurse"]
+
+[[centre]]
+id = "sentral"
+name = "Shared centre"
+kind = "shared"
+operators_on_duty = 2
+overflow_after_secs = 40
+backup = "reserve"
+
+[[centre]]
+id = "reserve"
+name = "Reserve centre"
+kind = "private"
+operators_on_duty = 2
+overflow_after_secs = 40
+
+[[municipality]]
+id = "fjord"
+name = "Fjord"
+population = 10000
+centre = { lat = 61.23, lon = 7.10 }
+model = "mobile_guard_room"
+backup = { centre = "reserve" }
+
+[[municipality]]
+id = "dal"
+name = "Dal"
+population = 5000
+centre = { lat = 61.10, lon = 7.48 }
+model = "shared_centre"
+response_centre = "sentral"
+
+[[municipality]]
+id = "nabo"
+name = "Nabo"
+population = 2000
+centre = { lat = 61.09, lon = 6.59 }
+model = "mobile_guard_room"
+backup = { team = "fjord" }
+
+[[municipality]]
+id = "solo"
+name = "Solo"
+population = 1500
+centre = { lat = 60.90, lon = 7.19 }
+model = "mobile_guard_room"
+
+[[driving_time]]
+between = ["fjord", "nabo"]
+minutes = 54
+"#;
+
+/// fjord with three staff at ~0.3, ~1.6 and ~10 km from resident r1.
+fn fjord() -> World {
+    let mut w = World::new(CONFIG);
+    w.staff("near", "fjord", &[Role::HealthWorker], Some((61.232, 7.102)));
+    w.staff("mid", "fjord", &[Role::Nurse], Some((61.24, 7.12)));
+    w.staff("far", "fjord", &[Role::Assistant], Some((61.30, 7.20)));
+    w.resident("r1", "fjord", (61.2305, 7.1005), &[]);
+    w.take_trace();
+    w
+}
+
+fn reply(staff: &str, incident: u64, reply: StaffReply) -> Input {
+    Input::StaffReply { staff: id(staff), incident: IncidentId(incident), reply }
+}
+
+#[test]
+fn mobile_guard_room_decline_timeout_broadcast_accept() {
+    let mut w = fjord();
+    let alarm = w.alarm("a1", "r1", "fjord", AlarmKind::Safety);
+    w.at(0.0, alarm);
+    w.at(5.0, reply("near", 1, StaffReply::Decline));
+    w.run_until(21.0); // mid lets the offer expire
+    w.at(24.0, reply("far", 1, StaffReply::Accept));
+    w.at(24.5, reply("mid", 1, StaffReply::Accept)); // too late
+    w.at(25.0, reply("far", 1, StaffReply::EnRoute));
+    w.at(600.0, reply("far", 1, StaffReply::OnSite));
+    w.at(1500.0, reply("far", 1, StaffReply::Close { outcome: Outcome::Helped, note: None }));
+    w.run_until(4000.0);
+    expect![[r#"
+            0.0  I1 raised: alarm a1 (safety, high) from r1 in fjord under mobile_guard_room
+            0.0  I1 offered to near (eta 20.0s, expires in 15.0s)
+            5.0  I1 revoked from near: Declined
+            5.0  I1 offered to mid (eta 160.4s, expires in 15.0s)
+           20.0  I1 revoked from mid: Expired
+           20.0  I1 escalated: offered to everyone on duty
+           20.0  I1 offered to near (eta 20.0s, broadcast)
+           20.0  I1 offered to mid (eta 160.4s, broadcast)
+           20.0  I1 offered to far (eta 1013.2s, broadcast)
+           24.0  I1 answered by staff far after 24.0s
+           24.0  I1 accepted by far (24.0s after dispatch)
+           24.0  I1 revoked from near: TakenByOther
+           24.0  I1 revoked from mid: TakenByOther
+           24.5  rejected input from staff mid about I1: already taken by someone else
+           25.0  I1 far en route
+          600.0  I1 far on site (600.0s after the alarm)
+         1500.0  I1 closed: helped
+    "#]].assert_eq(&w.take_trace());
+    let k = w.kpi.total();
+    assert_eq!((k.incidents, k.answered, k.answered_within_target, k.offers, k.escalations, k.closed), (1, 1, 1, 5, 1, 1));
+    assert_eq!(w.engine.open_incident_count(), 0);
+    assert_eq!(w.engine.poll_timeout(), None, "no timer outlives its incident");
+}
+
+#[test]
+fn mobile_guard_room_backup_centre_answers_and_forwards_back() {
+    let mut w = fjord();
+    let alarm = w.alarm("a1", "r1", "fjord", AlarmKind::Fall);
+    w.at(0.0, alarm);
+    w.run_until(47.0);
+    w.at(50.0, Input::OperatorAnswer { centre: id("reserve"), operator: id("op1"), incident: IncidentId(1) });
+    w.at(51.0, reply("near", 1, StaffReply::Accept)); // the operator has it
+    w.at(70.0, Input::OperatorForward { operator: id("op1"), incident: IncidentId(1) });
+    w.at(76.0, reply("near", 1, StaffReply::Accept));
+    expect![[r#"
+            0.0  I1 raised: alarm a1 (fall, critical) from r1 in fjord under mobile_guard_room
+            0.0  I1 offered to near (eta 20.0s, expires in 15.0s)
+           15.0  I1 revoked from near: Expired
+           15.0  I1 offered to mid (eta 160.4s, expires in 15.0s)
+           30.0  I1 revoked from mid: Expired
+           30.0  I1 escalated: offered to everyone on duty
+           30.0  I1 offered to near (eta 20.0s, broadcast)
+           30.0  I1 offered to mid (eta 160.4s, broadcast)
+           30.0  I1 offered to far (eta 1013.2s, broadcast)
+           45.0  I1 forwarded to backup centre reserve
+           45.0  I1 queued at reserve
+           50.0  I1 left the queue at reserve
+           50.0  I1 revoked from near: AnsweredByOperator
+           50.0  I1 revoked from mid: AnsweredByOperator
+           50.0  I1 revoked from far: AnsweredByOperator
+           50.0  I1 answered by operator op1 at reserve after 50.0s
+           51.0  rejected input from staff near about I1: already taken by someone else
+           70.0  I1 forwarded to home care by operator op1
+           70.0  I1 offered to near (eta 20.0s, expires in 15.0s)
+           76.0  I1 accepted by near (6.0s after dispatch)
+    "#]].assert_eq(&w.take_trace());
+    let k = w.kpi.total();
+    assert_eq!((k.answered_within_target, k.backup_forwards, k.forwarded_to_home_care, k.reached_home_care), (1, 1, 1, 1));
+}
+
+#[test]
+fn mobile_guard_room_with_nobody_on_duty_goes_to_backup_at_once() {
+    let mut w = World::new(CONFIG);
+    w.resident("r1", "fjord", (61.2305, 7.1005), &[]);
+    let alarm = w.alarm("a1", "r1", "fjord", AlarmKind::Safety);
+    w.at(0.0, alarm);
+    w.at(12.0, Input::OperatorAnswer { centre: id("reserve"), operator: id("op1"), incident: IncidentId(1) });
+    w.at(30.0, Input::OperatorResolve { operator: id("op1"), incident: IncidentId(1), note: None });
+    expect![[r#"
+            0.0  I1 raised: alarm a1 (safety, high) from r1 in fjord under mobile_guard_room
+            0.0  I1 forwarded to backup centre reserve
+            0.0  I1 queued at reserve
+           12.0  I1 left the queue at reserve
+           12.0  I1 answered by operator op1 at reserve after 12.0s
+           30.0  I1 resolved by operator op1
+           30.0  I1 closed: resolved_by_centre
+    "#]].assert_eq(&w.take_trace());
+}
+
+#[test]
+fn no_backup_keeps_looking_and_alerts_until_someone_logs_in() {
+    let mut w = World::new(CONFIG);
+    w.staff("solo1", "solo", &[Role::Nurse], None);
+    w.resident("r9", "solo", (60.91, 7.18), &[]);
+    w.take_trace();
+    let alarm = w.alarm("a9", "r9", "solo", AlarmKind::Safety);
+    w.at(0.0, alarm);
+    w.run_until(130.0);
+    w.at(131.0, Input::StaffOnDuty { staff: id("solo1"), position: None });
+    w.at(140.0, reply("solo1", 1, StaffReply::Accept));
+    let trace = w.take_trace();
+    // Looked again every 5 s while nobody was on duty; the alerts show it.
+    assert!(trace.contains("ALERT Unanswered: waiting 60.0s") && trace.contains("ALERT Unanswered: waiting 120.0s"), "{trace}");
+    expect![[r#"
+            0.0  I1 raised: alarm a9 (safety, high) from r9 in solo under mobile_guard_room
+           30.0  I1 escalated: offered to everyone on duty
+           60.0  I1 ALERT Unanswered: waiting 60.0s
+          120.0  I1 ALERT Unanswered: waiting 120.0s
+          131.0  I1 offered to solo1 (eta 133.5s, broadcast)
+          140.0  I1 answered by staff solo1 after 140.0s
+          140.0  I1 accepted by solo1 (140.0s after dispatch)
+    "#]].assert_eq(&trace);
+    assert_eq!(w.kpi.total().unanswered_alerted, 1);
+    assert_eq!(w.kpi.total().answered_within_target, 0);
+}
+
+#[test]
+fn shared_centre_answer_resolve_forward_overflow_and_outage() {
+    let mut w = World::new(CONFIG);
+    w.staff("d1", "dal", &[Role::Nurse], Some((61.101, 7.481)));
+    for r in ["r1", "r2", "r3", "r4"] {
+        w.resident(r, "dal", (61.10, 7.48), &[]);
+    }
+    w.take_trace();
+    let a = w.alarm("a1", "r1", "dal", AlarmKind::Safety);
+    w.at(0.0, a);
+    w.at(8.0, Input::OperatorAnswer { centre: id("sentral"), operator: id("op1"), incident: IncidentId(1) });
+    w.at(60.0, Input::OperatorResolve { operator: id("op1"), incident: IncidentId(1), note: Some("pressed by mistake".into()) });
+    let a = w.alarm("a2", "r2", "dal", AlarmKind::Fall);
+    w.at(100.0, a);
+    w.at(110.0, Input::OperatorAnswer { centre: id("sentral"), operator: id("op2"), incident: IncidentId(2) });
+    w.at(150.0, Input::OperatorForward { operator: id("op2"), incident: IncidentId(2) });
+    w.at(162.0, reply("d1", 2, StaffReply::Accept));
+    // Nobody answers at sentral: after 40 s it overflows to reserve.
+    let a = w.alarm("a3", "r3", "dal", AlarmKind::Safety);
+    w.at(200.0, a);
+    w.at(245.0, Input::OperatorAnswer { centre: id("sentral"), operator: id("op1"), incident: IncidentId(3) });
+    w.at(246.0, Input::OperatorAnswer { centre: id("reserve"), operator: id("op9"), incident: IncidentId(3) });
+    // sentral goes dark: what waits there moves on at once.
+    let a = w.alarm("a4", "r4", "dal", AlarmKind::Safety);
+    w.at(300.0, a);
+    w.at(305.0, Input::CentreStaffing { centre: id("sentral"), operators_on_duty: 0 });
+    w.at(320.0, Input::OperatorAnswer { centre: id("reserve"), operator: id("op9"), incident: IncidentId(4) });
+    expect![[r#"
+            0.0  I1 raised: alarm a1 (safety, high) from r1 in dal under shared_centre
+            0.0  I1 queued at sentral
+            8.0  I1 left the queue at sentral
+            8.0  I1 answered by operator op1 at sentral after 8.0s
+           60.0  I1 resolved by operator op1
+           60.0  I1 closed: resolved_by_centre
+          100.0  I2 raised: alarm a2 (fall, critical) from r2 in dal under shared_centre
+          100.0  I2 queued at sentral
+          110.0  I2 left the queue at sentral
+          110.0  I2 answered by operator op2 at sentral after 10.0s
+          150.0  I2 forwarded to home care by operator op2
+          150.0  I2 offered to d1 (eta 13.3s, expires in 15.0s)
+          162.0  I2 accepted by d1 (12.0s after dispatch)
+          200.0  I3 raised: alarm a3 (safety, high) from r3 in dal under shared_centre
+          200.0  I3 queued at sentral
+          240.0  I3 left the queue at sentral
+          240.0  I3 forwarded to backup centre reserve
+          240.0  I3 queued at reserve
+          245.0  rejected input from operator op1 about I3: the incident is not queued at this centre
+          246.0  I3 left the queue at reserve
+          246.0  I3 answered by operator op9 at reserve after 46.0s
+          300.0  I4 raised: alarm a4 (safety, high) from r4 in dal under shared_centre
+          300.0  I4 queued at sentral
+          305.0  I4 left the queue at sentral
+          305.0  I4 forwarded to backup centre reserve
+          305.0  I4 queued at reserve
+          320.0  I4 left the queue at reserve
+          320.0  I4 answered by operator op9 at reserve after 20.0s
+    "#]].assert_eq(&w.take_trace());
+    let k = w.kpi.by_model()[&ResponseModel::SharedCentre].clone();
+    assert_eq!((k.incidents, k.answered, k.answered_within_target, k.resolved_by_centre, k.forwarded_to_home_care, k.backup_forwards), (4, 4, 4, 1, 1, 2));
+    assert_eq!(k.staff_accept_after_dispatch.percentile(50.0), Some(std::time::Duration::from_secs(12)));
+}
+
+#[test]
+fn duplicates_repeats_and_cancel() {
+    let mut w = fjord();
+    let first = w.alarm("a1", "r1", "fjord", AlarmKind::Door);
+    w.at(0.0, first.clone());
+    w.at(1.0, first); // redelivery
+    let repeat = w.alarm("a2", "r1", "fjord", AlarmKind::Fall);
+    w.at(3.0, repeat); // same resident, higher priority: joins I1, no new offers
+    w.at(6.0, Input::Cancel { resident: id("r1") });
+    w.at(7.0, Input::Cancel { resident: id("r1") });
+    w.at(8.0, reply("near", 1, StaffReply::Accept));
+    expect![[r#"
+            0.0  I1 raised: alarm a1 (door, high) from r1 in fjord under mobile_guard_room
+            0.0  I1 offered to near (eta 20.0s, expires in 15.0s)
+            1.0  duplicate alarm a1 ignored
+            3.0  I1 attached alarm a2, priority raised to critical
+            6.0  I1 revoked from near: Cancelled
+            6.0  I1 closed: cancelled
+            7.0  rejected input from resident r1: no open incident to cancel
+            8.0  rejected input from staff near about I1: no open incident with that id
+    "#]].assert_eq(&w.take_trace());
+    let k = w.kpi.total();
+    assert_eq!((k.alarms, k.incidents, k.attached, k.cancelled_before_answer, k.unanswered()), (2, 1, 1, 1, 0));
+    assert_eq!(w.kpi.duplicates, 1);
+}
+
+#[test]
+fn backup_team_joins_the_ladder_with_matrix_travel_time() {
+    let mut w = World::new(CONFIG);
+    w.staff("n1", "nabo", &[Role::Nurse], Some((61.09, 6.60)));
+    w.staff("f1", "fjord", &[Role::Nurse], Some((61.23, 7.10)));
+    w.resident("rn", "nabo", (61.095, 6.59), &[]);
+    w.take_trace();
+    let a = w.alarm("a1", "rn", "nabo", AlarmKind::Safety);
+    w.at(0.0, a);
+    w.run_until(46.0);
+    w.at(50.0, reply("f1", 1, StaffReply::Accept));
+    expect![[r#"
+            0.0  I1 raised: alarm a1 (safety, high) from rn in nabo under mobile_guard_room
+            0.0  I1 offered to n1 (eta 83.5s, expires in 15.0s)
+           15.0  I1 revoked from n1: Expired
+           15.0  I1 escalated: offered to everyone on duty
+           15.0  I1 offered to n1 (eta 83.5s, broadcast)
+           45.0  I1 forwarded to backup team fjord
+           45.0  I1 offered to f1 (eta 3240.0s, broadcast)
+           50.0  I1 answered by staff f1 after 50.0s
+           50.0  I1 accepted by f1 (50.0s after dispatch)
+           50.0  I1 revoked from n1: TakenByOther
+    "#]].assert_eq(&w.take_trace());
+}
+
+#[test]
+fn roles_regular_helpers_busy_staff_and_logout() {
+    let mut w = fjord();
+    // near is a health worker, mid a nurse, far an assistant. Medication needs a nurse.
+    let a = w.alarm("a1", "r1", "fjord", AlarmKind::Medication);
+    w.at(0.0, a);
+    w.at(2.0, reply("mid", 1, StaffReply::Accept));
+    // r2 knows far (10 km away, ~18 min by road): near is closer by more than 2 min,
+    // so near gets it. r3 knows mid, who is busy now: skipped, so near again.
+    w.resident("r2", "fjord", (61.2305, 7.1005), &["far"]);
+    w.resident("r3", "fjord", (61.2305, 7.1005), &["mid", "near"]);
+    let a = w.alarm("a2", "r2", "fjord", AlarmKind::Safety);
+    w.at(10.0, a);
+    w.at(12.0, Input::StaffOffDuty { staff: id("near") }); // logs out holding the offer
+    w.at(13.0, reply("near", 2, StaffReply::Accept)); // stale
+    w.at(14.0, reply("far", 2, StaffReply::Accept));
+    w.at(20.0, Input::StaffOnDuty { staff: id("near"), position: None });
+    let a = w.alarm("a3", "r3", "fjord", AlarmKind::Safety);
+    w.at(30.0, a);
+    w.at(31.0, reply("ghost", 3, StaffReply::Accept));
+    w.at(32.0, reply("far", 3, StaffReply::Accept));
+    w.at(33.0, reply("far", 99, StaffReply::Accept));
+    w.at(34.0, reply("near", 3, StaffReply::OnSite));
+    w.at(35.0, reply("mid", 2, StaffReply::Close { outcome: Outcome::Helped, note: None }));
+    w.at(36.0, reply("mid", 1, StaffReply::Close { outcome: Outcome::Helped, note: None }));
+    // r5 lives nearer to near (~33 s) than to mid (~108 s) but knows mid: within the 120 s extra, so mid.
+    w.resident("r5", "fjord", (61.234, 7.106), &["mid"]);
+    let a = w.alarm("a5", "r5", "fjord", AlarmKind::Safety);
+    w.at(40.0, a);
+    expect![[r#"
+            0.0  I1 raised: alarm a1 (medication, normal) from r1 in fjord under mobile_guard_room
+            0.0  I1 offered to mid (eta 160.4s, expires in 15.0s)
+            2.0  I1 answered by staff mid after 2.0s
+            2.0  I1 accepted by mid (2.0s after dispatch)
+           10.0  I2 raised: alarm a2 (safety, high) from r2 in fjord under mobile_guard_room
+           10.0  I2 offered to near (eta 20.0s, expires in 15.0s)
+           12.0  I2 revoked from near: StaffOffDuty
+           12.0  I2 offered to far (eta 1013.2s, expires in 15.0s)
+           13.0  rejected input from staff near about I2: this incident is not offered to you
+           14.0  I2 answered by staff far after 4.0s
+           14.0  I2 accepted by far (4.0s after dispatch)
+           30.0  I3 raised: alarm a3 (safety, high) from r3 in fjord under mobile_guard_room
+           30.0  I3 offered to near (eta 20.0s, expires in 15.0s)
+           31.0  rejected input from staff ghost: unknown staff member
+           32.0  rejected input from staff far about I3: this incident is not offered to you
+           33.0  rejected input from staff far about I99: no open incident with that id
+           34.0  rejected input from staff near about I3: not possible while the incident is awaiting answer
+           35.0  rejected input from staff mid about I2: this incident is assigned to someone else
+           36.0  I1 closed: helped
+           40.0  I4 raised: alarm a5 (safety, high) from r5 in fjord under mobile_guard_room
+           40.0  I4 offered to mid (eta 108.3s, expires in 15.0s)
+    "#]].assert_eq(&w.take_trace());
+}
+
+#[test]
+fn without_the_known_helper_the_nearest_gets_it() {
+    // The control for the regular-helper rule above: same place, no helper.
+    let mut w = fjord();
+    w.resident("r5", "fjord", (61.234, 7.106), &[]);
+    let a = w.alarm("a5", "r5", "fjord", AlarmKind::Safety);
+    w.at(0.0, a);
+    let trace = w.take_trace();
+    assert!(trace.contains("I1 offered to near (eta 33"), "{trace}");
+}
