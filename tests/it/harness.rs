@@ -82,7 +82,7 @@ impl World {
         while let Some(a) = self.engine.poll_action() {
             self.kpi.observe(&a);
             let rel = a.at().since(self.base).as_secs_f64();
-            self.trace.push_str(&format!("{rel:7.1}  {a}\n"));
+            self.trace.push_str(&format!("[{rel:7.1}] {a}\n"));
             self.actions.push(a);
         }
         if let Err(e) = self.engine.check_invariants() {

@@ -114,23 +114,23 @@ fn mobile_guard_room_decline_timeout_broadcast_accept() {
     w.at(1500.0, reply("far", 1, StaffReply::Close { outcome: Outcome::Helped, note: None }));
     w.run_until(4000.0);
     expect![[r#"
-            0.0  I1 raised: alarm a1 (safety, high) from r1 in fjord under mobile_guard_room
-            0.0  I1 offered to near (eta 20.0s, expires in 15.0s)
-            5.0  I1 revoked from near: Declined
-            5.0  I1 offered to mid (eta 160.4s, expires in 15.0s)
-           20.0  I1 revoked from mid: Expired
-           20.0  I1 escalated: offered to everyone on duty
-           20.0  I1 offered to near (eta 20.0s, broadcast)
-           20.0  I1 offered to mid (eta 160.4s, broadcast)
-           20.0  I1 offered to far (eta 1013.2s, broadcast)
-           24.0  I1 answered by staff far after 24.0s
-           24.0  I1 accepted by far (24.0s after dispatch)
-           24.0  I1 revoked from near: TakenByOther
-           24.0  I1 revoked from mid: TakenByOther
-           24.5  rejected input from staff mid about I1: already taken by someone else
-           25.0  I1 far en route
-          600.0  I1 far on site (600.0s after the alarm)
-         1500.0  I1 closed: helped
+        [    0.0] I1 raised: alarm a1 (safety, high) from r1 in fjord under mobile_guard_room
+        [    0.0] I1 offered to near (eta 20.0s, expires in 15.0s)
+        [    5.0] I1 revoked from near: Declined
+        [    5.0] I1 offered to mid (eta 160.4s, expires in 15.0s)
+        [   20.0] I1 revoked from mid: Expired
+        [   20.0] I1 escalated: offered to everyone on duty
+        [   20.0] I1 offered to near (eta 20.0s, broadcast)
+        [   20.0] I1 offered to mid (eta 160.4s, broadcast)
+        [   20.0] I1 offered to far (eta 1013.2s, broadcast)
+        [   24.0] I1 answered by staff far after 24.0s
+        [   24.0] I1 accepted by far (24.0s after dispatch)
+        [   24.0] I1 revoked from near: TakenByOther
+        [   24.0] I1 revoked from mid: TakenByOther
+        [   24.5] rejected input from staff mid about I1: already taken by someone else
+        [   25.0] I1 far en route
+        [  600.0] I1 far on site (600.0s after the alarm)
+        [ 1500.0] I1 closed: helped
     "#]].assert_eq(&w.take_trace());
     let k = w.kpi.total();
     assert_eq!((k.incidents, k.answered, k.answered_within_target, k.offers, k.escalations, k.closed), (1, 1, 1, 5, 1, 1));
@@ -149,26 +149,26 @@ fn mobile_guard_room_backup_centre_answers_and_forwards_back() {
     w.at(70.0, Input::OperatorForward { operator: id("op1"), incident: IncidentId(1) });
     w.at(76.0, reply("near", 1, StaffReply::Accept));
     expect![[r#"
-            0.0  I1 raised: alarm a1 (fall, critical) from r1 in fjord under mobile_guard_room
-            0.0  I1 offered to near (eta 20.0s, expires in 15.0s)
-           15.0  I1 revoked from near: Expired
-           15.0  I1 offered to mid (eta 160.4s, expires in 15.0s)
-           30.0  I1 revoked from mid: Expired
-           30.0  I1 escalated: offered to everyone on duty
-           30.0  I1 offered to near (eta 20.0s, broadcast)
-           30.0  I1 offered to mid (eta 160.4s, broadcast)
-           30.0  I1 offered to far (eta 1013.2s, broadcast)
-           45.0  I1 forwarded to backup centre reserve
-           45.0  I1 queued at reserve
-           50.0  I1 left the queue at reserve
-           50.0  I1 revoked from near: AnsweredByOperator
-           50.0  I1 revoked from mid: AnsweredByOperator
-           50.0  I1 revoked from far: AnsweredByOperator
-           50.0  I1 answered by operator op1 at reserve after 50.0s
-           51.0  rejected input from staff near about I1: already taken by someone else
-           70.0  I1 forwarded to home care by operator op1
-           70.0  I1 offered to near (eta 20.0s, expires in 15.0s)
-           76.0  I1 accepted by near (6.0s after dispatch)
+        [    0.0] I1 raised: alarm a1 (fall, critical) from r1 in fjord under mobile_guard_room
+        [    0.0] I1 offered to near (eta 20.0s, expires in 15.0s)
+        [   15.0] I1 revoked from near: Expired
+        [   15.0] I1 offered to mid (eta 160.4s, expires in 15.0s)
+        [   30.0] I1 revoked from mid: Expired
+        [   30.0] I1 escalated: offered to everyone on duty
+        [   30.0] I1 offered to near (eta 20.0s, broadcast)
+        [   30.0] I1 offered to mid (eta 160.4s, broadcast)
+        [   30.0] I1 offered to far (eta 1013.2s, broadcast)
+        [   45.0] I1 forwarded to backup centre reserve
+        [   45.0] I1 queued at reserve
+        [   50.0] I1 left the queue at reserve
+        [   50.0] I1 revoked from near: AnsweredByOperator
+        [   50.0] I1 revoked from mid: AnsweredByOperator
+        [   50.0] I1 revoked from far: AnsweredByOperator
+        [   50.0] I1 answered by operator op1 at reserve after 50.0s
+        [   51.0] rejected input from staff near about I1: already taken by someone else
+        [   70.0] I1 forwarded to home care by operator op1
+        [   70.0] I1 offered to near (eta 20.0s, expires in 15.0s)
+        [   76.0] I1 accepted by near (6.0s after dispatch)
     "#]].assert_eq(&w.take_trace());
     let k = w.kpi.total();
     assert_eq!((k.answered_within_target, k.backup_forwards, k.forwarded_to_home_care, k.reached_home_care), (1, 1, 1, 1));
@@ -183,13 +183,13 @@ fn mobile_guard_room_with_nobody_on_duty_goes_to_backup_at_once() {
     w.at(12.0, Input::OperatorAnswer { centre: id("reserve"), operator: id("op1"), incident: IncidentId(1) });
     w.at(30.0, Input::OperatorResolve { operator: id("op1"), incident: IncidentId(1), note: None });
     expect![[r#"
-            0.0  I1 raised: alarm a1 (safety, high) from r1 in fjord under mobile_guard_room
-            0.0  I1 forwarded to backup centre reserve
-            0.0  I1 queued at reserve
-           12.0  I1 left the queue at reserve
-           12.0  I1 answered by operator op1 at reserve after 12.0s
-           30.0  I1 resolved by operator op1
-           30.0  I1 closed: resolved_by_centre
+        [    0.0] I1 raised: alarm a1 (safety, high) from r1 in fjord under mobile_guard_room
+        [    0.0] I1 forwarded to backup centre reserve
+        [    0.0] I1 queued at reserve
+        [   12.0] I1 left the queue at reserve
+        [   12.0] I1 answered by operator op1 at reserve after 12.0s
+        [   30.0] I1 resolved by operator op1
+        [   30.0] I1 closed: resolved_by_centre
     "#]].assert_eq(&w.take_trace());
 }
 
@@ -208,13 +208,13 @@ fn no_backup_keeps_looking_and_alerts_until_someone_logs_in() {
     // Looked again every 5 s while nobody was on duty; the alerts show it.
     assert!(trace.contains("ALERT Unanswered: waiting 60.0s") && trace.contains("ALERT Unanswered: waiting 120.0s"), "{trace}");
     expect![[r#"
-            0.0  I1 raised: alarm a9 (safety, high) from r9 in solo under mobile_guard_room
-           30.0  I1 escalated: offered to everyone on duty
-           60.0  I1 ALERT Unanswered: waiting 60.0s
-          120.0  I1 ALERT Unanswered: waiting 120.0s
-          131.0  I1 offered to solo1 (eta 133.5s, broadcast)
-          140.0  I1 answered by staff solo1 after 140.0s
-          140.0  I1 accepted by solo1 (140.0s after dispatch)
+        [    0.0] I1 raised: alarm a9 (safety, high) from r9 in solo under mobile_guard_room
+        [   30.0] I1 escalated: offered to everyone on duty
+        [   60.0] I1 ALERT Unanswered: waiting 60.0s
+        [  120.0] I1 ALERT Unanswered: waiting 120.0s
+        [  131.0] I1 offered to solo1 (eta 133.5s, broadcast)
+        [  140.0] I1 answered by staff solo1 after 140.0s
+        [  140.0] I1 accepted by solo1 (140.0s after dispatch)
     "#]].assert_eq(&trace);
     assert_eq!(w.kpi.total().unanswered_alerted, 1);
     assert_eq!(w.kpi.total().answered_within_target, 0);
@@ -248,34 +248,34 @@ fn shared_centre_answer_resolve_forward_overflow_and_outage() {
     w.at(305.0, Input::CentreStaffing { centre: id("sentral"), operators_on_duty: 0 });
     w.at(320.0, Input::OperatorAnswer { centre: id("reserve"), operator: id("op9"), incident: IncidentId(4) });
     expect![[r#"
-            0.0  I1 raised: alarm a1 (safety, high) from r1 in dal under shared_centre
-            0.0  I1 queued at sentral
-            8.0  I1 left the queue at sentral
-            8.0  I1 answered by operator op1 at sentral after 8.0s
-           60.0  I1 resolved by operator op1
-           60.0  I1 closed: resolved_by_centre
-          100.0  I2 raised: alarm a2 (fall, critical) from r2 in dal under shared_centre
-          100.0  I2 queued at sentral
-          110.0  I2 left the queue at sentral
-          110.0  I2 answered by operator op2 at sentral after 10.0s
-          150.0  I2 forwarded to home care by operator op2
-          150.0  I2 offered to d1 (eta 13.3s, expires in 15.0s)
-          162.0  I2 accepted by d1 (12.0s after dispatch)
-          200.0  I3 raised: alarm a3 (safety, high) from r3 in dal under shared_centre
-          200.0  I3 queued at sentral
-          240.0  I3 left the queue at sentral
-          240.0  I3 forwarded to backup centre reserve
-          240.0  I3 queued at reserve
-          245.0  rejected input from operator op1 about I3: the incident is not queued at this centre
-          246.0  I3 left the queue at reserve
-          246.0  I3 answered by operator op9 at reserve after 46.0s
-          300.0  I4 raised: alarm a4 (safety, high) from r4 in dal under shared_centre
-          300.0  I4 queued at sentral
-          305.0  I4 left the queue at sentral
-          305.0  I4 forwarded to backup centre reserve
-          305.0  I4 queued at reserve
-          320.0  I4 left the queue at reserve
-          320.0  I4 answered by operator op9 at reserve after 20.0s
+        [    0.0] I1 raised: alarm a1 (safety, high) from r1 in dal under shared_centre
+        [    0.0] I1 queued at sentral
+        [    8.0] I1 left the queue at sentral
+        [    8.0] I1 answered by operator op1 at sentral after 8.0s
+        [   60.0] I1 resolved by operator op1
+        [   60.0] I1 closed: resolved_by_centre
+        [  100.0] I2 raised: alarm a2 (fall, critical) from r2 in dal under shared_centre
+        [  100.0] I2 queued at sentral
+        [  110.0] I2 left the queue at sentral
+        [  110.0] I2 answered by operator op2 at sentral after 10.0s
+        [  150.0] I2 forwarded to home care by operator op2
+        [  150.0] I2 offered to d1 (eta 13.3s, expires in 15.0s)
+        [  162.0] I2 accepted by d1 (12.0s after dispatch)
+        [  200.0] I3 raised: alarm a3 (safety, high) from r3 in dal under shared_centre
+        [  200.0] I3 queued at sentral
+        [  240.0] I3 left the queue at sentral
+        [  240.0] I3 forwarded to backup centre reserve
+        [  240.0] I3 queued at reserve
+        [  245.0] rejected input from operator op1 about I3: the incident is not queued at this centre
+        [  246.0] I3 left the queue at reserve
+        [  246.0] I3 answered by operator op9 at reserve after 46.0s
+        [  300.0] I4 raised: alarm a4 (safety, high) from r4 in dal under shared_centre
+        [  300.0] I4 queued at sentral
+        [  305.0] I4 left the queue at sentral
+        [  305.0] I4 forwarded to backup centre reserve
+        [  305.0] I4 queued at reserve
+        [  320.0] I4 left the queue at reserve
+        [  320.0] I4 answered by operator op9 at reserve after 20.0s
     "#]].assert_eq(&w.take_trace());
     let k = w.kpi.by_model()[&ResponseModel::SharedCentre].clone();
     assert_eq!((k.incidents, k.answered, k.answered_within_target, k.resolved_by_centre, k.forwarded_to_home_care, k.backup_forwards), (4, 4, 4, 1, 1, 2));
@@ -294,14 +294,14 @@ fn duplicates_repeats_and_cancel() {
     w.at(7.0, Input::Cancel { resident: id("r1") });
     w.at(8.0, reply("near", 1, StaffReply::Accept));
     expect![[r#"
-            0.0  I1 raised: alarm a1 (door, high) from r1 in fjord under mobile_guard_room
-            0.0  I1 offered to near (eta 20.0s, expires in 15.0s)
-            1.0  duplicate alarm a1 ignored
-            3.0  I1 attached alarm a2, priority raised to critical
-            6.0  I1 revoked from near: Cancelled
-            6.0  I1 closed: cancelled
-            7.0  rejected input from resident r1: no open incident to cancel
-            8.0  rejected input from staff near about I1: no open incident with that id
+        [    0.0] I1 raised: alarm a1 (door, high) from r1 in fjord under mobile_guard_room
+        [    0.0] I1 offered to near (eta 20.0s, expires in 15.0s)
+        [    1.0] duplicate alarm a1 ignored
+        [    3.0] I1 attached alarm a2, priority raised to critical
+        [    6.0] I1 revoked from near: Cancelled
+        [    6.0] I1 closed: cancelled
+        [    7.0] rejected input from resident r1: no open incident to cancel
+        [    8.0] rejected input from staff near about I1: no open incident with that id
     "#]].assert_eq(&w.take_trace());
     let k = w.kpi.total();
     assert_eq!((k.alarms, k.incidents, k.attached, k.cancelled_before_answer, k.unanswered()), (2, 1, 1, 1, 0));
@@ -320,16 +320,16 @@ fn backup_team_joins_the_ladder_with_matrix_travel_time() {
     w.run_until(46.0);
     w.at(50.0, reply("f1", 1, StaffReply::Accept));
     expect![[r#"
-            0.0  I1 raised: alarm a1 (safety, high) from rn in nabo under mobile_guard_room
-            0.0  I1 offered to n1 (eta 83.5s, expires in 15.0s)
-           15.0  I1 revoked from n1: Expired
-           15.0  I1 escalated: offered to everyone on duty
-           15.0  I1 offered to n1 (eta 83.5s, broadcast)
-           45.0  I1 forwarded to backup team fjord
-           45.0  I1 offered to f1 (eta 3240.0s, broadcast)
-           50.0  I1 answered by staff f1 after 50.0s
-           50.0  I1 accepted by f1 (50.0s after dispatch)
-           50.0  I1 revoked from n1: TakenByOther
+        [    0.0] I1 raised: alarm a1 (safety, high) from rn in nabo under mobile_guard_room
+        [    0.0] I1 offered to n1 (eta 83.5s, expires in 15.0s)
+        [   15.0] I1 revoked from n1: Expired
+        [   15.0] I1 escalated: offered to everyone on duty
+        [   15.0] I1 offered to n1 (eta 83.5s, broadcast)
+        [   45.0] I1 forwarded to backup team fjord
+        [   45.0] I1 offered to f1 (eta 3240.0s, broadcast)
+        [   50.0] I1 answered by staff f1 after 50.0s
+        [   50.0] I1 accepted by f1 (50.0s after dispatch)
+        [   50.0] I1 revoked from n1: TakenByOther
     "#]].assert_eq(&w.take_trace());
 }
 
@@ -363,27 +363,27 @@ fn roles_regular_helpers_busy_staff_and_logout() {
     let a = w.alarm("a5", "r5", "fjord", AlarmKind::Safety);
     w.at(40.0, a);
     expect![[r#"
-            0.0  I1 raised: alarm a1 (medication, normal) from r1 in fjord under mobile_guard_room
-            0.0  I1 offered to mid (eta 160.4s, expires in 15.0s)
-            2.0  I1 answered by staff mid after 2.0s
-            2.0  I1 accepted by mid (2.0s after dispatch)
-           10.0  I2 raised: alarm a2 (safety, high) from r2 in fjord under mobile_guard_room
-           10.0  I2 offered to near (eta 20.0s, expires in 15.0s)
-           12.0  I2 revoked from near: StaffOffDuty
-           12.0  I2 offered to far (eta 1013.2s, expires in 15.0s)
-           13.0  rejected input from staff near about I2: this incident is not offered to you
-           14.0  I2 answered by staff far after 4.0s
-           14.0  I2 accepted by far (4.0s after dispatch)
-           30.0  I3 raised: alarm a3 (safety, high) from r3 in fjord under mobile_guard_room
-           30.0  I3 offered to near (eta 20.0s, expires in 15.0s)
-           31.0  rejected input from staff ghost: unknown staff member
-           32.0  rejected input from staff far about I3: this incident is not offered to you
-           33.0  rejected input from staff far about I99: no open incident with that id
-           34.0  rejected input from staff near about I3: not possible while the incident is awaiting answer
-           35.0  rejected input from staff mid about I2: this incident is assigned to someone else
-           36.0  I1 closed: helped
-           40.0  I4 raised: alarm a5 (safety, high) from r5 in fjord under mobile_guard_room
-           40.0  I4 offered to mid (eta 108.3s, expires in 15.0s)
+        [    0.0] I1 raised: alarm a1 (medication, normal) from r1 in fjord under mobile_guard_room
+        [    0.0] I1 offered to mid (eta 160.4s, expires in 15.0s)
+        [    2.0] I1 answered by staff mid after 2.0s
+        [    2.0] I1 accepted by mid (2.0s after dispatch)
+        [   10.0] I2 raised: alarm a2 (safety, high) from r2 in fjord under mobile_guard_room
+        [   10.0] I2 offered to near (eta 20.0s, expires in 15.0s)
+        [   12.0] I2 revoked from near: StaffOffDuty
+        [   12.0] I2 offered to far (eta 1013.2s, expires in 15.0s)
+        [   13.0] rejected input from staff near about I2: this incident is not offered to you
+        [   14.0] I2 answered by staff far after 4.0s
+        [   14.0] I2 accepted by far (4.0s after dispatch)
+        [   30.0] I3 raised: alarm a3 (safety, high) from r3 in fjord under mobile_guard_room
+        [   30.0] I3 offered to near (eta 20.0s, expires in 15.0s)
+        [   31.0] rejected input from staff ghost: unknown staff member
+        [   32.0] rejected input from staff far about I3: this incident is not offered to you
+        [   33.0] rejected input from staff far about I99: no open incident with that id
+        [   34.0] rejected input from staff near about I3: not possible while the incident is awaiting answer
+        [   35.0] rejected input from staff mid about I2: this incident is assigned to someone else
+        [   36.0] I1 closed: helped
+        [   40.0] I4 raised: alarm a5 (safety, high) from r5 in fjord under mobile_guard_room
+        [   40.0] I4 offered to mid (eta 108.3s, expires in 15.0s)
     "#]].assert_eq(&w.take_trace());
 }
 
