@@ -16,7 +16,12 @@ use super::time::Timestamp;
 impl Engine {
     /// Starts a ladder over `team`'s staff. `answering`: this ladder's accept stops the answer clock.
     pub(crate) fn start_dispatch(&mut self, inc: &mut Incident, now: Timestamp, answering: bool, team: usize) {
-        let has_backup = self.ladder_backup(inc, answering).is_some();
+        // A team backup that is already this ladder's team (a centre's fallback to it) is no further step.
+        let has_backup = match self.ladder_backup(inc, answering) {
+            Some(Backup::Team(t)) => self.config.municipality_index(&t) != Some(team),
+            Some(Backup::Centre(_)) => true,
+            None => false,
+        };
         inc.dispatch = Some(Dispatch {
             started_at: now,
             answering,

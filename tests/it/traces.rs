@@ -397,3 +397,36 @@ fn without_the_known_helper_the_nearest_gets_it() {
     let trace = w.take_trace();
     assert!(trace.contains("I1 offered to near (eta 33"), "{trace}");
 }
+
+#[test]
+fn centre_model_falls_back_to_its_team_when_every_centre_is_down() {
+    // dal2: shared centre `reserve` (no backup centre), municipality backup = its own
+    // neighbour team fjord. With reserve down, fjord's staff are offered the alarm at once.
+    let config = CONFIG.replace(
+        "[[driving_time]]",
+        "[[municipality]]\nid = \"dal2\"\nname = \"Dal 2\"\npopulation = 100\ncentre = { lat = 61.23, lon = 7.11 }\nmodel = \"private_centre\"\nresponse_centre = \"reserve\"\nbackup = { team = \"fjord\" }\n\n[[driving_time]]",
+    );
+    let mut w = World::new(&config);
+    w.staff("f1", "fjord", &[Role::Nurse], Some((61.23, 7.10)));
+    w.resident("r", "dal2", (61.231, 7.111), &[]);
+    w.at(0.0, Input::CentreStaffing { centre: id("reserve"), operators_on_duty: 0 });
+    w.take_trace();
+    let a = w.alarm("a1", "r", "dal2", AlarmKind::Safety);
+    w.at(1.0, a);
+    w.run_until(100.0);
+    w.at(101.0, reply("f1", 1, StaffReply::Accept));
+    expect![[r#"
+        [    1.0] I1 raised: alarm a1 (safety, high) from r in dal2 under private_centre
+        [    1.0] I1 queued at reserve
+        [    1.0] I1 forwarded to backup team fjord
+        [    1.0] I1 offered to f1 (eta 64.7s, expires in 15.0s)
+        [   16.0] I1 revoked from f1: Expired
+        [   16.0] I1 escalated: offered to everyone on duty
+        [   16.0] I1 offered to f1 (eta 64.7s, broadcast)
+        [   61.0] I1 ALERT Unanswered: waiting 60.0s
+        [  101.0] I1 answered by staff f1 after 100.0s
+        [  101.0] I1 accepted by f1 (100.0s after dispatch)
+        [  101.0] I1 left the queue at reserve
+    "#]].assert_eq(&w.take_trace());
+    assert_eq!(w.kpi.total().backup_forwards, 1, "one backup step, reported once");
+}
