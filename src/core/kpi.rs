@@ -12,6 +12,7 @@
 //! - *escalations*: ladders widened to everyone on duty (broadcasts);
 //! - *backup forwards*: moves to a backup (centre or team);
 //! - *unanswered alerted*: incidents that raised at least one "unanswered" alert.
+//!
 //! An alarm joined to an open incident counts as an alarm but has no answer time of
 //! its own: it was answered with its incident.
 

@@ -185,7 +185,7 @@ impl Engine {
             .filter(|p| self.eligible(inc, d, p.staff) && !d.declined_broadcast.contains(&p.staff))
             .map(|p| Candidate { staff: p.staff, eta: self.eta(inc, p.staff) })
             .collect();
-        everyone.sort_by(|a, b| (a.eta, a.staff).cmp(&(b.eta, b.staff)));
+        everyone.sort_by_key(|c| (c.eta, c.staff));
         for c in everyone {
             self.offer(inc, c, None, now);
         }
