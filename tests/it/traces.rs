@@ -430,3 +430,45 @@ fn centre_model_falls_back_to_its_team_when_every_centre_is_down() {
     "#]].assert_eq(&w.take_trace());
     assert_eq!(w.kpi.total().backup_forwards, 1, "one backup step, reported once");
 }
+
+#[test]
+fn the_three_centre_models_run_the_same_queue() {
+    // Shared, private and own centres differ in who runs and pays for them, not in
+    // the rules: the same script gives the same trace under each.
+    let mut traces = Vec::new();
+    for (model, kind) in [("shared_centre", "shared"), ("private_centre", "private"), ("own_centre", "own")] {
+        let config = CONFIG
+            .replace("model = \"shared_centre\"\nresponse_centre = \"sentral\"", &format!("model = \"{model}\"\nresponse_centre = \"sentral\""))
+            .replace("kind = \"shared\"", &format!("kind = \"{kind}\""));
+        let mut w = World::new(&config);
+        w.staff("d1", "dal", &[Role::Nurse], Some((61.101, 7.481)));
+        w.resident("r1", "dal", (61.10, 7.48), &[]);
+        w.take_trace();
+        let a = w.alarm("a1", "r1", "dal", AlarmKind::Fall);
+        w.at(0.0, a);
+        w.at(9.0, Input::OperatorAnswer { centre: id("sentral"), operator: id("op"), incident: IncidentId(1) });
+        w.at(50.0, Input::OperatorForward { operator: id("op"), incident: IncidentId(1) });
+        w.run_until(200.0); // nobody accepts: the dispatch clock alerts
+        w.at(201.0, reply("d1", 1, StaffReply::Accept));
+        let trace = w.take_trace();
+        assert!(trace.contains(&format!("under {model}")), "{trace}");
+        traces.push(trace.replace(model, "MODEL"));
+        assert_eq!(w.kpi.by_model()[&[ResponseModel::SharedCentre, ResponseModel::PrivateCentre, ResponseModel::OwnCentre][traces.len() - 1]].answered_within_target, 1);
+    }
+    assert_eq!(traces[0], traces[1]);
+    assert_eq!(traces[1], traces[2]);
+    expect![[r#"
+        [    0.0] I1 raised: alarm a1 (fall, critical) from r1 in dal under MODEL
+        [    0.0] I1 queued at sentral
+        [    9.0] I1 left the queue at sentral
+        [    9.0] I1 answered by operator op at sentral after 9.0s
+        [   50.0] I1 forwarded to home care by operator op
+        [   50.0] I1 offered to d1 (eta 13.3s, expires in 15.0s)
+        [   65.0] I1 revoked from d1: Expired
+        [   65.0] I1 escalated: offered to everyone on duty
+        [   65.0] I1 offered to d1 (eta 13.3s, broadcast)
+        [  110.0] I1 ALERT NotAccepted: waiting 60.0s
+        [  170.0] I1 ALERT NotAccepted: waiting 120.0s
+        [  201.0] I1 accepted by d1 (151.0s after dispatch)
+    "#]].assert_eq(&traces[0]);
+}
