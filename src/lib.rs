@@ -9,4 +9,5 @@
 
 pub mod core;
 pub mod demo;
+pub mod live;
 pub mod settings;

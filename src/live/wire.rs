@@ -1,0 +1,254 @@
+//! The MQTT wire contract, version 1 (docs/mqtt.md): JSON payloads in, core `Input`s
+//! out, or a [`WireReject`] with a reason a person can act on.
+//!
+//! Parsing is strict: unknown fields, wrong types, unknown kinds, out-of-range
+//! positions, oversized payloads and absurd timestamps are refused here, before the
+//! engine sees anything. Whether a resident, staff member or municipality exists is
+//! the engine's question (it answers with `Action::Rejected`).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::core::{Alarm, AlarmId, AlarmKind, AlarmText, IncidentId, Input, MunicipalityId, Outcome, Position, Priority, ResidentId, StaffId, StaffReply, Timestamp};
+
+/// Limits on what the wire accepts.
+#[derive(Debug, Clone, Copy)]
+pub struct WireLimits {
+    /// Larger payloads are refused unread.
+    pub max_payload_bytes: usize,
+    /// An alarm raised further in the future than this (device clock) is refused.
+    pub max_future: Duration,
+    /// An alarm raised longer ago than this is refused (a replay from another era).
+    pub max_age: Duration,
+}
+
+impl Default for WireLimits {
+    fn default() -> Self {
+        Self { max_payload_bytes: 16 * 1024, max_future: Duration::from_secs(300), max_age: Duration::from_secs(24 * 3600) }
+    }
+}
+
+/// Why a message was refused: a stable code (for the metric label and the rejects
+/// topic) and a detail for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireReject {
+    pub code: &'static str,
+    pub detail: String,
+}
+
+impl WireReject {
+    fn new(code: &'static str, detail: impl Into<String>) -> Self {
+        Self { code, detail: detail.into() }
+    }
+}
+
+impl std::fmt::Display for WireReject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.detail)
+    }
+}
+
+/// The codes, all of them: the metric's `reason` label takes only these values.
+pub const REJECT_CODES: &[&str] = &["payload_too_large", "not_utf8", "malformed_json", "invalid_field", "unknown_kind", "absurd_timestamp", "bad_topic"];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlarmMsg {
+    alarm_id: String,
+    resident_id: String,
+    kind: String,
+    priority: Option<Priority>,
+    raised_at: String,
+    position: Option<Position>,
+    text: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusMsg {
+    state: Option<DutyState>,
+    position: Option<Position>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum DutyState {
+    OnDuty,
+    OffDuty,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplyMsg {
+    incident_id: u64,
+    action: ReplyAction,
+    outcome: Option<Outcome>,
+    note: Option<String>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum ReplyAction {
+    Accept,
+    Decline,
+    EnRoute,
+    OnSite,
+    Close,
+}
+
+fn json<'a, T: Deserialize<'a>>(payload: &'a [u8], limits: &WireLimits) -> Result<T, WireReject> {
+    if payload.len() > limits.max_payload_bytes {
+        return Err(WireReject::new("payload_too_large", format!("{} bytes; the limit is {}", payload.len(), limits.max_payload_bytes)));
+    }
+    let text = std::str::from_utf8(payload).map_err(|e| WireReject::new("not_utf8", e.to_string()))?;
+    serde_json::from_str(text).map_err(|e| {
+        // serde_json says "invalid type", "missing field", "unknown field" or a syntax error.
+        let msg = e.to_string();
+        let code = if e.is_data() { "invalid_field" } else { "malformed_json" };
+        WireReject::new(code, msg)
+    })
+}
+
+fn field<T, E: std::fmt::Display>(name: &str, r: Result<T, E>) -> Result<T, WireReject> {
+    r.map_err(|e| WireReject::new("invalid_field", format!("{name}: {e}")))
+}
+
+/// `vakt/v1/alarms/{municipality}` → `Input::Alarm`.
+pub fn parse_alarm(municipality: &str, payload: &[u8], now: Timestamp, limits: &WireLimits) -> Result<Input, WireReject> {
+    let municipality = MunicipalityId::parse(municipality).map_err(|e| WireReject::new("bad_topic", e.to_string()))?;
+    let m: AlarmMsg = json(payload, limits)?;
+    let kind = AlarmKind::parse(&m.kind).ok_or_else(|| WireReject::new("unknown_kind", format!("{:?} is not an alarm kind", m.kind)))?;
+    let raised_at = Timestamp::parse_rfc3339(&m.raised_at).map_err(|e| WireReject::new("absurd_timestamp", e.to_string()))?;
+    if raised_at > now + limits.max_future {
+        return Err(WireReject::new("absurd_timestamp", format!("raised_at {raised_at} is more than {} s in the future", limits.max_future.as_secs())));
+    }
+    if raised_at < now - limits.max_age {
+        return Err(WireReject::new("absurd_timestamp", format!("raised_at {raised_at} is more than {} h old", limits.max_age.as_secs() / 3600)));
+    }
+    Ok(Input::Alarm(Alarm {
+        id: field("alarm_id", AlarmId::parse(&m.alarm_id))?,
+        resident: field("resident_id", ResidentId::parse(&m.resident_id))?,
+        municipality,
+        kind,
+        priority: m.priority,
+        raised_at,
+        position: m.position,
+        text: m.text.map(|t| field("text", AlarmText::parse(&t))).transpose()?,
+    }))
+}
+
+/// `vakt/v1/staff/{staff_id}/status` → on duty, off duty, or a position update.
+pub fn parse_status(staff: &str, payload: &[u8], limits: &WireLimits) -> Result<Input, WireReject> {
+    let staff = StaffId::parse(staff).map_err(|e| WireReject::new("bad_topic", e.to_string()))?;
+    let m: StatusMsg = json(payload, limits)?;
+    match (m.state, m.position) {
+        (Some(DutyState::OnDuty), position) => Ok(Input::StaffOnDuty { staff, position }),
+        (Some(DutyState::OffDuty), _) => Ok(Input::StaffOffDuty { staff }),
+        (None, Some(position)) => Ok(Input::StaffPosition { staff, position }),
+        (None, None) => Err(WireReject::new("invalid_field", "a status needs \"state\" or \"position\"")),
+    }
+}
+
+/// `vakt/v1/staff/{staff_id}/replies` → `Input::StaffReply`.
+pub fn parse_reply(staff: &str, payload: &[u8], limits: &WireLimits) -> Result<Input, WireReject> {
+    let staff = StaffId::parse(staff).map_err(|e| WireReject::new("bad_topic", e.to_string()))?;
+    let m: ReplyMsg = json(payload, limits)?;
+    if let Some(note) = &m.note {
+        if note.chars().count() > 2000 {
+            return Err(WireReject::new("invalid_field", "note: longer than 2000 characters"));
+        }
+    }
+    let reply = match (m.action, m.outcome) {
+        (ReplyAction::Close, Some(outcome)) => StaffReply::Close { outcome, note: m.note },
+        (ReplyAction::Close, None) => return Err(WireReject::new("invalid_field", "close needs an \"outcome\"")),
+        (ReplyAction::Accept, _) => StaffReply::Accept,
+        (ReplyAction::Decline, _) => StaffReply::Decline,
+        (ReplyAction::EnRoute, _) => StaffReply::EnRoute,
+        (ReplyAction::OnSite, _) => StaffReply::OnSite,
+    };
+    Ok(Input::StaffReply { staff, incident: IncidentId(m.incident_id), reply })
+}
+
+/// The message published on `vakt/v1/rejects` for a refused message.
+pub fn reject_message(topic: &str, reject: &WireReject, at: Timestamp) -> String {
+    serde_json::json!({ "topic": topic, "reason": reject.code, "detail": reject.detail, "at": at.to_string() }).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> Timestamp {
+        Timestamp::parse_rfc3339("2024-03-01T08:00:00Z").unwrap()
+    }
+
+    fn alarm(payload: &str) -> Result<Input, WireReject> {
+        parse_alarm("sogndal", payload.as_bytes(), now(), &WireLimits::default())
+    }
+
+    #[test]
+    fn a_good_alarm_parses_with_every_field() {
+        let i = alarm(r#"{"alarm_id":"a-1","resident_id":"r-7","kind":"fall","priority":"critical","raised_at":"2024-03-01T08:59:58+01:00","position":{"lat":61.23,"lon":7.1},"text":"Falt på badet"}"#).unwrap();
+        let Input::Alarm(a) = i else { panic!("not an alarm") };
+        assert_eq!((a.id.as_str(), a.resident.as_str(), a.municipality.as_str()), ("a-1", "r-7", "sogndal"));
+        assert_eq!((a.kind, a.priority), (AlarmKind::Fall, Some(Priority::Critical)));
+        assert_eq!(a.raised_at, now() - Duration::from_secs(2));
+        assert_eq!(a.text.unwrap().as_str(), "Falt på badet");
+        assert!(alarm(r#"{"alarm_id":"a","resident_id":"r","kind":"safety","raised_at":"2024-03-01T08:00:00Z"}"#).is_ok());
+    }
+
+    #[test]
+    fn every_kind_of_bad_alarm_has_its_reason() {
+        let ok = r#""alarm_id":"a","resident_id":"r","raised_at":"2024-03-01T08:00:00Z""#;
+        let cases = [
+            ("{not json", "malformed_json"),
+            (&format!(r#"{{{ok},"kind":"earthquake"}}"#), "unknown_kind"),
+            (&format!(r#"{{{ok},"kind":7}}"#), "invalid_field"),
+            (r#"{"alarm_id":"a","kind":"fall","raised_at":"2024-03-01T08:00:00Z"}"#, "invalid_field"),
+            (&format!(r#"{{{ok},"kind":"fall","colour":"red"}}"#), "invalid_field"),
+            (&format!(r#"{{{ok},"kind":"fall","position":{{"lat":95,"lon":7}}}}"#), "invalid_field"),
+            (&format!(r#"{{{ok},"kind":"fall","priority":"urgent"}}"#), "invalid_field"),
+            (r#"{"alarm_id":"a/b","resident_id":"r","kind":"fall","raised_at":"2024-03-01T08:00:00Z"}"#, "invalid_field"),
+            (r#"{"alarm_id":"a","resident_id":"r","kind":"fall","raised_at":"yesterday"}"#, "absurd_timestamp"),
+            (r#"{"alarm_id":"a","resident_id":"r","kind":"fall","raised_at":"2031-01-01T00:00:00Z"}"#, "absurd_timestamp"),
+            (r#"{"alarm_id":"a","resident_id":"r","kind":"fall","raised_at":"1999-01-01T00:00:00Z"}"#, "absurd_timestamp"),
+        ];
+        for (payload, code) in cases {
+            let e = alarm(payload).unwrap_err();
+            assert_eq!(e.code, code, "{payload}: {e}");
+            assert!(REJECT_CODES.contains(&e.code));
+            assert!(!e.detail.is_empty());
+        }
+        let big = format!(r#"{{"alarm_id":"a","resident_id":"r","kind":"fall","raised_at":"2024-03-01T08:00:00Z","text":"{}"}}"#, "x".repeat(20_000));
+        assert_eq!(alarm(&big).unwrap_err().code, "payload_too_large");
+        assert_eq!(parse_alarm("sogndal", &[0xff, 0xfe], now(), &WireLimits::default()).unwrap_err().code, "not_utf8");
+        assert_eq!(parse_alarm("a+b", b"{}", now(), &WireLimits::default()).unwrap_err().code, "bad_topic");
+    }
+
+    #[test]
+    fn staff_status_and_replies() {
+        let l = WireLimits::default();
+        assert!(matches!(parse_status("s1", br#"{"state":"on_duty","position":{"lat":61.2,"lon":7.1}}"#, &l), Ok(Input::StaffOnDuty { position: Some(_), .. })));
+        assert!(matches!(parse_status("s1", br#"{"state":"off_duty"}"#, &l), Ok(Input::StaffOffDuty { .. })));
+        assert!(matches!(parse_status("s1", br#"{"position":{"lat":61.2,"lon":7.1}}"#, &l), Ok(Input::StaffPosition { .. })));
+        assert_eq!(parse_status("s1", br#"{}"#, &l).unwrap_err().code, "invalid_field");
+        assert_eq!(parse_status("s1", br#"{"state":"asleep"}"#, &l).unwrap_err().code, "invalid_field");
+
+        let accept = parse_reply("s1", br#"{"incident_id":12,"action":"accept"}"#, &l).unwrap();
+        assert_eq!(accept, Input::StaffReply { staff: StaffId::parse("s1").unwrap(), incident: IncidentId(12), reply: StaffReply::Accept });
+        let close = parse_reply("s1", br#"{"incident_id":12,"action":"close","outcome":"false_alarm","note":"ok"}"#, &l).unwrap();
+        assert!(matches!(close, Input::StaffReply { reply: StaffReply::Close { outcome: Outcome::FalseAlarm, .. }, .. }));
+        assert_eq!(parse_reply("s1", br#"{"incident_id":12,"action":"close"}"#, &l).unwrap_err().code, "invalid_field");
+        assert_eq!(parse_reply("s1", br#"{"incident_id":"I12","action":"accept"}"#, &l).unwrap_err().code, "invalid_field");
+    }
+
+    #[test]
+    fn rejects_are_published_as_json() {
+        let r = WireReject::new("unknown_kind", "\"earthquake\" is not an alarm kind");
+        let msg: serde_json::Value = serde_json::from_str(&reject_message("vakt/v1/alarms/sogndal", &r, now())).unwrap();
+        assert_eq!(msg["reason"], "unknown_kind");
+        assert_eq!(msg["topic"], "vakt/v1/alarms/sogndal");
+        assert_eq!(msg["at"], "2024-03-01T08:00:00.000Z");
+    }
+}
