@@ -45,7 +45,8 @@ pub enum Action {
     EnRoute { at: Timestamp, incident: IncidentId, staff: StaffId },
     /// `since_raised` counts from the alarm's arrival (the second clock, utrykning).
     OnSite { at: Timestamp, incident: IncidentId, staff: StaffId, since_raised: Duration },
-    Closed { at: Timestamp, incident: IncidentId, outcome: Outcome },
+    /// `note`: what the staff member or operator wrote when closing, for the record.
+    Closed { at: Timestamp, incident: IncidentId, outcome: Outcome, note: Option<String> },
 
     /// An input that could not be applied, with the reason. Nothing changed.
     Rejected { at: Timestamp, by: Option<Actor>, incident: Option<IncidentId>, reason: RejectReason },
@@ -237,7 +238,10 @@ impl std::fmt::Display for Action {
             Action::Accepted { incident, staff, since_dispatch, .. } => write!(f, "{incident} accepted by {staff} ({} after dispatch)", secs(since_dispatch)),
             Action::EnRoute { incident, staff, .. } => write!(f, "{incident} {staff} en route"),
             Action::OnSite { incident, staff, since_raised, .. } => write!(f, "{incident} {staff} on site ({} after the alarm)", secs(since_raised)),
-            Action::Closed { incident, outcome, .. } => write!(f, "{incident} closed: {outcome}"),
+            Action::Closed { incident, outcome, note, .. } => match note {
+                Some(n) => write!(f, "{incident} closed: {outcome} ({n:?})"),
+                None => write!(f, "{incident} closed: {outcome}"),
+            },
             Action::Rejected { by, incident, reason, .. } => {
                 let by = by.as_ref().map_or(String::new(), |b| format!(" from {b}"));
                 let inc = incident.map_or(String::new(), |i| format!(" about {i}"));

@@ -117,7 +117,7 @@ impl Engine {
             Input::StaffPosition { staff, position } => self.on_staff_position(now, staff, position),
             Input::StaffReply { staff, incident, reply } => self.on_staff_reply(now, staff, incident, reply),
             Input::OperatorAnswer { centre, operator, incident } => self.on_operator_answer(now, centre, operator, incident),
-            Input::OperatorResolve { operator, incident, note: _ } => self.on_operator_resolve(now, operator, incident),
+            Input::OperatorResolve { operator, incident, note } => self.on_operator_resolve(now, operator, incident, note),
             Input::OperatorForward { operator, incident } => self.on_operator_forward(now, operator, incident),
             Input::CentreStaffing { centre, operators_on_duty } => self.on_centre_staffing(now, centre, operators_on_duty),
             Input::UpsertResident(r) => self.on_upsert_resident(now, r),
@@ -416,13 +416,13 @@ impl Engine {
                 let staff = engine.staff[s].info.id.clone();
                 engine.push(Action::Revoked { at: now, incident: id, staff, reason: RevokeReason::Cancelled });
             }
-            engine.close(inc, now, Outcome::Cancelled);
+            engine.close(inc, now, Outcome::Cancelled, None);
         });
     }
 
-    pub(crate) fn close(&mut self, inc: &mut Incident, now: Timestamp, outcome: Outcome) {
+    pub(crate) fn close(&mut self, inc: &mut Incident, now: Timestamp, outcome: Outcome, note: Option<String>) {
         inc.closed = true;
-        self.push(Action::Closed { at: now, incident: inc.id, outcome });
+        self.push(Action::Closed { at: now, incident: inc.id, outcome, note });
     }
 
     // ---- Staff -------------------------------------------------------------------------
@@ -565,9 +565,9 @@ impl Engine {
                             inc.stage = Stage::OnSite;
                             engine.push(Action::OnSite { at: now, incident: id, staff: staff.clone(), since_raised: now.since(inc.received_at) });
                         }
-                        (StaffReply::Close { outcome, .. }, Stage::Accepted | Stage::EnRoute | Stage::OnSite) => {
+                        (StaffReply::Close { outcome, note }, Stage::Accepted | Stage::EnRoute | Stage::OnSite) => {
                             engine.staff[s].busy -= 1;
-                            engine.close(inc, now, outcome);
+                            engine.close(inc, now, outcome, note);
                         }
                         (_, stage) => refuse(engine, RejectReason::WrongState { state: stage.as_str() }),
                     }
@@ -617,10 +617,10 @@ impl Engine {
         }
     }
 
-    fn on_operator_resolve(&mut self, now: Timestamp, operator: OperatorId, id: IncidentId) {
+    fn on_operator_resolve(&mut self, now: Timestamp, operator: OperatorId, id: IncidentId, note: Option<String>) {
         self.with_operator_incident(now, operator.clone(), id, |engine, inc| {
             engine.push(Action::ResolvedByCentre { at: now, incident: id, operator });
-            engine.close(inc, now, Outcome::ResolvedByCentre);
+            engine.close(inc, now, Outcome::ResolvedByCentre, note);
         });
     }
 

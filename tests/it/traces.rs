@@ -253,7 +253,7 @@ fn shared_centre_answer_resolve_forward_overflow_and_outage() {
         [    8.0] I1 left the queue at sentral
         [    8.0] I1 answered by operator op1 at sentral after 8.0s
         [   60.0] I1 resolved by operator op1
-        [   60.0] I1 closed: resolved_by_centre
+        [   60.0] I1 closed: resolved_by_centre ("pressed by mistake")
         [  100.0] I2 raised: alarm a2 (fall, critical) from r2 in dal under shared_centre
         [  100.0] I2 queued at sentral
         [  110.0] I2 left the queue at sentral
