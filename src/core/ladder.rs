@@ -60,8 +60,7 @@ impl Engine {
         }
 
         // 2. The backup: at its deadline, or at once when nobody in the pool is on duty.
-        let nobody_on_duty = d.pool.iter().all(|&t| self.teams[t].on_duty_count() == 0);
-        if !d.backup_done && (now >= d.started_at + ladder.backup_after || nobody_on_duty) {
+        if !d.backup_done && (now >= d.started_at + ladder.backup_after || self.nobody_on_duty(d)) {
             d.backup_done = true;
             let answering = d.answering;
             if let Some(backup) = self.ladder_backup(inc, answering) {
@@ -95,7 +94,7 @@ impl Engine {
         if !d.broadcast && d.live.is_empty() {
             match self.best_candidate(inc, ladder.skip_busy_staff, ladder.regular_helper_extra) {
                 Some(c) => self.offer(inc, c, Some(now + ladder.offer_timeout), now),
-                None if !nobody_on_duty_in(self, inc) => {
+                None if !self.nobody_on_duty(d) => {
                     // Staff are on duty but none fits a personal offer (busy, or all tried): everyone.
                     inc.dispatch.as_mut().expect("still dispatching").broadcast = true;
                     self.push(Action::Broadcast { at: now, incident: inc.id });
@@ -110,6 +109,11 @@ impl Engine {
         // 5. Nothing live: look again soon (logins also trigger a look).
         let d = inc.dispatch.as_mut().expect("still dispatching");
         d.retry_at = d.live.is_empty().then(|| now + ladder.retry_interval);
+    }
+
+    /// Nobody in any of the ladder's teams is on duty (the backup's "at once" case).
+    fn nobody_on_duty(&self, d: &Dispatch) -> bool {
+        d.pool.iter().all(|&t| self.teams[t].on_duty_count() == 0)
     }
 
     /// Eligible for an offer of this incident at all (any stage).
@@ -233,8 +237,4 @@ impl Engine {
             }
         }
     }
-}
-
-fn nobody_on_duty_in(engine: &Engine, inc: &Incident) -> bool {
-    inc.dispatch.as_ref().is_none_or(|d| d.pool.iter().all(|&t| engine.teams[t].on_duty_count() == 0))
 }
