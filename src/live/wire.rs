@@ -160,6 +160,9 @@ pub fn parse_reply(staff: &str, payload: &[u8], limits: &WireLimits) -> Result<I
         }
     }
     let reply = match (m.action, m.outcome) {
+        (ReplyAction::Close, Some(Outcome::ResolvedByCentre | Outcome::Cancelled)) => {
+            return Err(WireReject::new("invalid_field", "outcome: resolved_by_centre and cancelled are not staff outcomes"));
+        }
         (ReplyAction::Close, Some(outcome)) => StaffReply::Close { outcome, note: m.note },
         (ReplyAction::Close, None) => return Err(WireReject::new("invalid_field", "close needs an \"outcome\"")),
         (ReplyAction::Accept, _) => StaffReply::Accept,
@@ -240,6 +243,7 @@ mod tests {
         let close = parse_reply("s1", br#"{"incident_id":12,"action":"close","outcome":"false_alarm","note":"ok"}"#, &l).unwrap();
         assert!(matches!(close, Input::StaffReply { reply: StaffReply::Close { outcome: Outcome::FalseAlarm, .. }, .. }));
         assert_eq!(parse_reply("s1", br#"{"incident_id":12,"action":"close"}"#, &l).unwrap_err().code, "invalid_field");
+        assert_eq!(parse_reply("s1", br#"{"incident_id":12,"action":"close","outcome":"cancelled"}"#, &l).unwrap_err().code, "invalid_field");
         assert_eq!(parse_reply("s1", br#"{"incident_id":"I12","action":"accept"}"#, &l).unwrap_err().code, "invalid_field");
     }
 
