@@ -18,11 +18,10 @@ enum Hop {
 
 impl Engine {
     pub(crate) fn enqueue(&mut self, inc: &mut Incident, centre: usize, now: Timestamp) {
-        let (visited, municipal_backup_used) = match inc.queue.take() {
+        let (mut visited, municipal_backup_used) = match inc.queue.take() {
             Some(q) => (q.visited, q.municipal_backup_used),
             None => (Vec::new(), false),
         };
-        let mut visited = visited;
         visited.push(centre);
         inc.queue = Some(Queue { centre, since: now, visited, municipal_backup_used });
         self.push(Action::Queued { at: now, incident: inc.id, centre: self.config.centres[centre].id.clone() });
@@ -30,8 +29,12 @@ impl Engine {
 
     pub(crate) fn dequeue(&mut self, inc: &mut Incident, now: Timestamp) {
         if let Some(q) = inc.queue.take() {
-            self.push(Action::Dequeued { at: now, incident: inc.id, centre: self.config.centres[q.centre].id.clone() });
+            self.push_dequeued(inc, q.centre, now);
         }
+    }
+
+    fn push_dequeued(&mut self, inc: &Incident, centre: usize, now: Timestamp) {
+        self.push(Action::Dequeued { at: now, incident: inc.id, centre: self.config.centres[centre].id.clone() });
     }
 
     /// Where the queued alarm would go next, if anywhere.
@@ -77,7 +80,8 @@ impl Engine {
                     if self.config.centres[centre].backup.as_ref() != Some(&self.config.centres[b].id) {
                         inc.queue.as_mut().expect("queued").municipal_backup_used = true;
                     }
-                    self.dequeue_keeping_history(inc, now);
+                    // Leaves this centre's queue; `enqueue` keeps the route taken so far.
+                    self.push_dequeued(inc, centre, now);
                     self.push(Action::ForwardedToBackup { at: now, incident: inc.id, backup });
                     self.enqueue(inc, b, now);
                 }
@@ -90,11 +94,5 @@ impl Engine {
                 }
             }
         }
-    }
-
-    /// Leaves the current centre's queue but keeps the route taken so far.
-    fn dequeue_keeping_history(&mut self, inc: &mut Incident, now: Timestamp) {
-        let q = inc.queue.as_ref().expect("queued");
-        self.push(Action::Dequeued { at: now, incident: inc.id, centre: self.config.centres[q.centre].id.clone() });
     }
 }
