@@ -162,6 +162,27 @@ pub enum RejectReason {
     NothingToCancel,
 }
 
+impl RejectReason {
+    /// A stable code for machines (the rejects topic, metric labels, app translations).
+    pub fn code(&self) -> &'static str {
+        match self {
+            RejectReason::UnknownResident => "unknown_resident",
+            RejectReason::UnknownStaff => "unknown_staff",
+            RejectReason::UnknownCentre => "unknown_centre",
+            RejectReason::UnknownMunicipality => "unknown_municipality",
+            RejectReason::WrongMunicipality { .. } => "wrong_municipality",
+            RejectReason::UnknownIncident => "unknown_incident",
+            RejectReason::AlreadyTaken => "already_taken",
+            RejectReason::NotOffered => "not_offered",
+            RejectReason::NotAssigned => "not_assigned",
+            RejectReason::WrongState { .. } => "wrong_state",
+            RejectReason::NotAtThisCentre => "not_at_this_centre",
+            RejectReason::OffDuty => "off_duty",
+            RejectReason::NothingToCancel => "nothing_to_cancel",
+        }
+    }
+}
+
 impl std::fmt::Display for RejectReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -158,6 +158,21 @@ impl Engine {
         self.teams.iter().map(Team::on_duty_count).sum()
     }
 
+    /// A registered resident, as last upserted.
+    pub fn resident(&self, id: &ResidentId) -> Option<&Resident> {
+        self.residents.get(id)
+    }
+
+    /// A registered staff member, as last upserted.
+    pub fn staff_member(&self, id: &StaffId) -> Option<&Staff> {
+        self.staff_index.get(id).map(|&i| &self.staff[i].info)
+    }
+
+    /// The ids of every registered resident and staff member (for a driver diffing its directory).
+    pub fn resident_ids(&self) -> impl Iterator<Item = &ResidentId> {
+        self.residents.keys()
+    }
+
     pub fn incident(&self, id: IncidentId) -> Option<IncidentView> {
         self.incidents.get(&id).map(|inc| self.view(inc))
     }

@@ -7,7 +7,10 @@ use super::geo::Position;
 use super::ids::{CentreId, IncidentId, OperatorId, ResidentId, StaffId};
 use super::people::{Resident, Staff};
 
-#[derive(Debug, Clone, PartialEq)]
+/// Serializable so the live driver can keep an input log and replay it after a restart
+/// (the engine is deterministic: the same inputs at the same times give the same state).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Input {
     /// A device or gateway reports an alarm.
     Alarm(Alarm),
@@ -37,7 +40,8 @@ pub enum Input {
     UpsertStaff(Staff),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum StaffReply {
     Accept,
     Decline,

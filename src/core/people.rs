@@ -41,8 +41,21 @@ impl fmt::Display for Role {
 }
 
 /// A set of roles, as a bit set (checked on every candidate, so it must be cheap).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[serde(from = "Vec<Role>", into = "Vec<Role>")]
 pub struct Roles(u8);
+
+impl From<Vec<Role>> for Roles {
+    fn from(v: Vec<Role>) -> Self {
+        Roles::of(&v)
+    }
+}
+
+impl From<Roles> for Vec<Role> {
+    fn from(r: Roles) -> Self {
+        r.iter().collect()
+    }
+}
 
 impl Roles {
     pub const NONE: Roles = Roles(0);
@@ -67,20 +80,24 @@ impl fmt::Debug for Roles {
 }
 
 /// An alarm user.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Resident {
     pub id: ResidentId,
     pub municipality: MunicipalityId,
     pub home: Position,
     /// Staff who know this person; preferred when they are nearly as close as the nearest.
     pub regular_helpers: Vec<StaffId>,
+    /// Street address, shown with the offer.
+    #[serde(default)]
+    pub address: String,
     /// Shown to whoever takes the alarm (door code, key box, "hard of hearing").
+    #[serde(default)]
     pub notes: String,
 }
 
 /// A home-care staff member as registered. Whether they are on duty, where they are
 /// and whether they are busy is the engine's live state, changed by inputs.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Staff {
     pub id: StaffId,
     /// The team they belong to: their municipality's home-care service.
