@@ -73,7 +73,7 @@ fn engine_with(staff: usize, residents: usize) -> Engine {
         e.handle_input(t0, Input::StaffOnDuty { staff: s, position: Some(spread(i)) });
     }
     for i in 0..residents {
-        e.handle_input(t0, Input::UpsertResident(Resident { id: id(&format!("r{i}")), municipality: id("m"), home: spread(1_000_000 + i), regular_helpers: vec![], notes: String::new() }));
+        e.handle_input(t0, Input::UpsertResident(Resident { id: id(&format!("r{i}")), municipality: id("m"), home: spread(1_000_000 + i), regular_helpers: vec![], address: String::new(), notes: String::new() }));
     }
     while e.poll_action().is_some() {}
     e

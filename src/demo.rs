@@ -87,7 +87,7 @@ pub fn run(config: EngineConfig, out: &mut impl Write) -> std::io::Result<KpiCol
         for i in 0..20 {
             let rid: ResidentId = id(format!("{m}-resident-{i}"));
             let helpers = vec![id(format!("{m}-staff-{}", i % 4))];
-            engine.handle_input(start, Input::UpsertResident(Resident { id: rid.clone(), municipality: m.clone(), home: near(&mut dice, *centre, 12.0), regular_helpers: helpers, notes: String::new() }));
+            engine.handle_input(start, Input::UpsertResident(Resident { id: rid.clone(), municipality: m.clone(), home: near(&mut dice, *centre, 12.0), regular_helpers: helpers, address: String::new(), notes: String::new() }));
             residents.push((rid, m.clone()));
         }
     }

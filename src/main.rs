@@ -7,11 +7,17 @@ const USAGE: &str = "\
 vakt: welfare-technology alarm response engine
 
 Usage:
-  vakt [demo] [--config FILE]     play a demo morning through the core engine (default)
-  vakt check-config FILE          validate a configuration file and summarise it
-  vakt help                       this text
+  vakt [run] [--config FILE]                   run the live engine (default): MQTT in and out,
+                                               store, /metrics /healthz /readyz; stop with Ctrl-C
+  vakt import residents|staff FILE.csv [--config FILE]
+                                               fill the directory (columns: README.md)
+  vakt demo [--config FILE]                    play a scripted demo morning through the core engine
+  vakt check-config FILE                       validate a configuration file and summarise it
+  vakt help                                    this text
 
-Without --config, the built-in config/default.toml is used.";
+Without --config, the built-in config/default.toml is used: an embedded MQTT broker on
+127.0.0.1:1883, an SQLite file vakt.sqlite in the current directory, HTTP on 127.0.0.1:8080.
+Logs: RUST_LOG (default info).";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -26,11 +32,45 @@ fn main() -> ExitCode {
 
 fn run(args: &[String]) -> Result<(), String> {
     let (command, rest) = match args.first().map(String::as_str) {
-        None => ("demo", args),
-        Some(c) if c.starts_with("--") => ("demo", args),
+        None => ("run", args),
+        Some(c) if c.starts_with("--") => ("run", args),
         Some(c) => (c, &args[1..]),
     };
     match command {
+        "run" => {
+            let config = config_flag(rest, "run")?;
+            let settings = load_settings(config.as_deref())?;
+            init_tracing();
+            runtime()?.block_on(vakt::live::run(settings, config.as_deref().and_then(|p| p.parent()))).map_err(|e| format!("{e:#}"))
+        }
+        "import" => {
+            let [what, file, flags @ ..] = rest else { return Err(format!("import takes residents|staff FILE.csv\n\n{USAGE}")) };
+            let config = config_flag(flags, "import")?;
+            let settings = load_settings(config.as_deref())?;
+            let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {file}: {e}"))?;
+            let url = settings.database.url.clone();
+            runtime()?.block_on(async move {
+                let store = vakt::live::store::Store::open(&url).await?;
+                let now = vakt::live::driver::wall_clock().as_millis();
+                let n = match what.as_str() {
+                    "residents" => {
+                        let rows = vakt::live::directory::parse_residents(&text)?;
+                        store.upsert_residents(&rows, now).await?;
+                        rows.len()
+                    }
+                    "staff" => {
+                        let rows = vakt::live::directory::parse_staff(&text)?;
+                        store.upsert_staff(&rows, now).await?;
+                        rows.len()
+                    }
+                    other => anyhow::bail!("import what? {other:?}: residents or staff"),
+                };
+                println!("imported {n} {what} into {}; a running engine picks them up within 5 s", vakt::live::store::redact(&url));
+                store.close().await;
+                Ok(())
+            })
+            .map_err(|e| format!("{e:#}"))
+        }
         "demo" => {
             let config = match rest {
                 [] => None,
@@ -67,4 +107,26 @@ fn run(args: &[String]) -> Result<(), String> {
         }
         other => Err(format!("unknown command {other:?}\n\n{USAGE}")),
     }
+}
+
+fn config_flag(rest: &[String], command: &str) -> Result<Option<PathBuf>, String> {
+    match rest {
+        [] => Ok(None),
+        [flag, file] if flag == "--config" => Ok(Some(PathBuf::from(file))),
+        _ => Err(format!("{command} takes only --config FILE\n\n{USAGE}")),
+    }
+}
+
+fn load_settings(config: Option<&std::path::Path>) -> Result<vakt::settings::Settings, String> {
+    let (settings, _) = vakt::settings::load(config).map_err(|e| e.to_string())?;
+    Ok(settings)
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| format!("cannot start the async runtime: {e}"))
 }

@@ -32,6 +32,102 @@ pub struct Settings {
     pub municipalities: Vec<MunicipalitySection>,
     #[serde(default, rename = "driving_time")]
     pub driving_times: Vec<DrivingTimeSection>,
+    /// `vakt run` only: the broker, the store, the HTTP port, wire limits, sample data.
+    #[serde(default)]
+    pub mqtt: MqttSection,
+    #[serde(default)]
+    pub database: DatabaseSection,
+    #[serde(default)]
+    pub http: HttpSection,
+    #[serde(default)]
+    pub wire: WireSection,
+    #[serde(default)]
+    pub seed: SeedSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttSection {
+    /// An external broker (`mqtt://` or `mqtts://`, optional `user:password@`).
+    /// Without it, vakt runs its own broker on `listen`.
+    pub url: Option<String>,
+    /// Where the embedded broker listens.
+    pub listen: String,
+    /// The engine's MQTT client id: one engine per id (its persistent session).
+    pub client_id: String,
+    pub keep_alive_secs: u64,
+}
+
+impl Default for MqttSection {
+    fn default() -> Self {
+        Self { url: None, listen: "127.0.0.1:1883".into(), client_id: "vakt-engine".into(), keep_alive_secs: 10 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSection {
+    /// `sqlite://FILE` (created if missing) or `postgres://user@host/db`.
+    pub url: String,
+}
+
+impl Default for DatabaseSection {
+    fn default() -> Self {
+        Self { url: "sqlite://vakt.sqlite".into() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSection {
+    /// `/metrics`, `/healthz`, `/readyz`.
+    pub listen: String,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:8080".into() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WireSection {
+    pub max_payload_bytes: usize,
+    pub max_future_secs: u64,
+    pub max_age_secs: u64,
+}
+
+impl Default for WireSection {
+    fn default() -> Self {
+        let l = crate::live::wire::WireLimits::default();
+        Self { max_payload_bytes: l.max_payload_bytes, max_future_secs: l.max_future.as_secs(), max_age_secs: l.max_age.as_secs() }
+    }
+}
+
+impl WireSection {
+    pub fn limits(&self) -> crate::live::wire::WireLimits {
+        crate::live::wire::WireLimits {
+            max_payload_bytes: self.max_payload_bytes,
+            max_future: Duration::from_secs(self.max_future_secs),
+            max_age: Duration::from_secs(self.max_age_secs),
+        }
+    }
+}
+
+/// Sample residents and staff imported into an empty database at start, so a fresh
+/// install does something visible. Paths are relative to the configuration file;
+/// `builtin:NAME` names a file shipped inside the binary (`data/NAME`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SeedSection {
+    pub residents: Option<String>,
+    pub staff: Option<String>,
+}
+
+/// A role's name as written in configuration and CSV files (`nurse`, `health_worker`...).
+pub fn parse_role(s: &str) -> Result<Role, ConfigError> {
+    Role::ALL.into_iter().find(|r| r.as_str() == s.trim()).ok_or_else(|| ConfigError(format!("unknown role {s:?} (nurse, health_worker, assistant, technician)")))
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,5 +1,196 @@
-//! The live shell around the core (issue 3). So far: the MQTT wire contract's inbound
-//! messages and rejects (`wire`). The driver, broker, store, outbox, metrics and
-//! recovery are not built yet.
+//! The live engine (`vakt run`): the core on the wire.
+//!
+//! - `wire`: the inbound MQTT contract (JSON → core inputs, or a reject with a reason).
+//! - `outbound`: the outbound contract (actions → offers, revokes, confirmations, events).
+//! - `store`: SQLite or PostgreSQL through sqlx (input log, events, outbox, directory).
+//! - `driver`: owns the engine; batches, stores, then acknowledges and publishes.
+//! - `mqtt`: the embedded broker (rumqttd) and the engine's client (rumqttc).
+//! - `http`: `/metrics`, `/healthz`, `/readyz`.
+//! - `directory`: residents and staff from CSV (`vakt import`, sample data).
 
+pub mod directory;
+pub mod driver;
+pub mod http;
+pub mod metrics;
+pub mod mqtt;
+pub mod outbound;
+pub mod store;
 pub mod wire;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use crate::core::Engine;
+use crate::settings::Settings;
+
+/// Most inbound messages taken into one stored batch.
+const MAX_BATCH: usize = 2_000;
+
+/// Runs until SIGINT or SIGTERM. `config_dir` resolves relative seed paths.
+pub async fn run(settings: Settings, config_dir: Option<&Path>) -> Result<()> {
+    let config = settings.engine_config()?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    let (ready_tx, ready_rx) = watch::channel(false);
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    // HTTP first, so /healthz answers (and /readyz says "not yet") during recovery.
+    let http_addr = http::serve(&settings.http.listen, metrics.clone(), ready_rx.clone(), stop_rx.clone()).await?;
+    info!(%http_addr, "HTTP: /metrics /healthz /readyz");
+
+    // The embedded broker starts first: a taken port is reported before anything else happens.
+    let embedded = match &settings.mqtt.url {
+        Some(_) => None,
+        None => Some(mqtt::start_embedded_broker(&settings.mqtt.listen, settings.wire.max_payload_bytes)?),
+    };
+
+    let store = open_store_with_retry(&settings.database.url).await?;
+    info!(backend = ?store.backend, url = %store::redact(&settings.database.url), "store open, migrations applied");
+    seed(&store, &settings, config_dir).await?;
+
+    let mut driver = driver::Driver::new(Engine::new(config), store.clone(), metrics.clone(), settings.wire.limits());
+    let started = std::time::Instant::now();
+    let replayed = driver.recover().await?;
+    let changed = driver.refresh_directory().await?;
+    let now = driver.now();
+    driver.fire_due(now);
+    let open = driver.engine().open_incident_count();
+    info!(replayed, directory_changes = changed, open_incidents = open, ms = started.elapsed().as_millis() as u64, "state recovered");
+    let first = driver.commit(&ready_tx).await;
+
+    let opts = mqtt::options(&settings.mqtt, embedded)?;
+    let (mqtt, mut channels, mqtt_task) = mqtt::spawn(opts, metrics.clone(), stop_rx.clone());
+    // Whatever the broker had not acknowledged before the restart goes out first.
+    let pending = store.pending_outbox().await?;
+    metrics.outbox_pending.set(pending.len() as i64);
+    for row in pending.into_iter().chain(first) {
+        mqtt.publish(mqtt::OutMsg { id: row.id, topic: row.topic, payload: row.payload });
+    }
+    let _ = ready_tx.send(true);
+    info!("vakt is running");
+
+    let deleter = tokio::spawn(delete_delivered(store.clone(), metrics.clone(), channels.delivered));
+    let mut signals = Signals::new()?;
+    let mut directory_tick = tokio::time::interval(Duration::from_secs(5));
+    directory_tick.tick().await;
+    let mut inbound = Vec::with_capacity(MAX_BATCH);
+    loop {
+        let sleep_until = driver.next_deadline().map(|t| {
+            let wait = t.as_millis().saturating_sub(driver::wall_clock().as_millis()).max(0) as u64;
+            tokio::time::Instant::now() + Duration::from_millis(wait)
+        });
+        tokio::select! {
+            _ = signals.recv() => {
+                info!("stopping: no more input is taken");
+                break;
+            }
+            n = channels.inbound.recv_many(&mut inbound, MAX_BATCH) => {
+                if n == 0 { warn!("MQTT client task ended"); break; }
+                for p in &inbound { driver.on_message(p); }
+            }
+            _ = async { tokio::time::sleep_until(sleep_until.expect("guarded")).await }, if sleep_until.is_some() => {
+                let now = driver.now();
+                driver.fire_due(now);
+            }
+            _ = directory_tick.tick() => {
+                if let Err(e) = driver.refresh_directory().await {
+                    warn!(error = %format!("{e:#}"), "directory refresh failed");
+                }
+            }
+        }
+        let out = driver.commit(&ready_tx).await;
+        for p in inbound.drain(..) {
+            mqtt.ack(&p);
+        }
+        for row in out {
+            mqtt.publish(mqtt::OutMsg { id: row.id, topic: row.topic, payload: row.payload });
+        }
+    }
+    // Finish in-flight writes (the loop commits after every step), let the publishes and
+    // acks already queued go out, then disconnect.
+    let _ = ready_tx.send(false);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = stop_tx.send(true);
+    if let Err(e) = tokio::time::timeout(Duration::from_secs(3), mqtt_task).await {
+        error!(error = %e, "MQTT client did not stop in time");
+    }
+    deleter.abort();
+    store.close().await;
+    info!("stopped");
+    Ok(())
+}
+
+async fn open_store_with_retry(url: &str) -> Result<store::Store> {
+    let mut backoff = Duration::from_millis(200);
+    for attempt in 1.. {
+        match store::Store::open(url).await {
+            Ok(s) => return Ok(s),
+            Err(e) if attempt < 8 => {
+                warn!(error = %format!("{e:#}"), attempt, "database not available yet");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    unreachable!()
+}
+
+/// Imports the configured sample residents and staff into an empty directory.
+async fn seed(store: &store::Store, settings: &Settings, config_dir: Option<&Path>) -> Result<()> {
+    let now = driver::wall_clock().as_millis();
+    if let Some(src) = &settings.seed.residents {
+        if store.residents_since(i64::MIN).await?.is_empty() {
+            let rows = directory::parse_residents(&directory::read_source(src, config_dir)?).with_context(|| format!("seed residents {src}"))?;
+            info!(count = rows.len(), source = %src, "seeding sample residents");
+            store.upsert_residents(&rows, now).await?;
+        }
+    }
+    if let Some(src) = &settings.seed.staff {
+        if store.staff_since(i64::MIN).await?.is_empty() {
+            let rows = directory::parse_staff(&directory::read_source(src, config_dir)?).with_context(|| format!("seed staff {src}"))?;
+            info!(count = rows.len(), source = %src, "seeding sample staff");
+            store.upsert_staff(&rows, now).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes outbox rows the broker acknowledged, in batches.
+async fn delete_delivered(store: store::Store, metrics: Arc<metrics::Metrics>, mut delivered: tokio::sync::mpsc::UnboundedReceiver<i64>) {
+    let mut ids = Vec::new();
+    while delivered.recv_many(&mut ids, 10_000).await > 0 {
+        loop {
+            match store.outbox_delivered(&ids).await {
+                Ok(()) => break,
+                Err(e) => {
+                    warn!(error = %format!("{e:#}"), "could not delete delivered outbox rows; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+        metrics.outbox_pending.sub(ids.len() as i64);
+        ids.clear();
+    }
+}
+
+/// SIGINT or SIGTERM.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Signals> {
+        Ok(Signals { term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("installing the SIGTERM handler")? })
+    }
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = self.term.recv() => {}
+        }
+    }
+}

@@ -47,7 +47,7 @@ impl World {
     }
 
     pub fn resident(&mut self, resident: &str, municipality: &str, home: (f64, f64), helpers: &[&str]) {
-        let r = Resident { id: id(resident), municipality: id(municipality), home: pos(home.0, home.1), regular_helpers: helpers.iter().map(|h| id(h)).collect(), notes: String::new() };
+        let r = Resident { id: id(resident), municipality: id(municipality), home: pos(home.0, home.1), regular_helpers: helpers.iter().map(|h| id(h)).collect(), address: String::new(), notes: String::new() };
         self.engine.handle_input(self.now, Input::UpsertResident(r));
         self.drain();
     }

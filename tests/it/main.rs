@@ -2,5 +2,6 @@
 
 mod core_is_pure;
 mod harness;
+mod live;
 mod properties;
 mod traces;

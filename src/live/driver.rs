@@ -1,0 +1,360 @@
+//! The driver: owns the core `Engine`, feeds it inputs and timer ticks at wall-clock
+//! time, and turns its actions into stored rows and outbound messages.
+//!
+//! Every step is logged in `input_log` before anything leaves the process:
+//! 1. take a batch of inbound messages (and any timers that are due),
+//! 2. apply them to the engine, collecting log rows, events and outbox messages,
+//! 3. store all of it in one transaction, retrying until the store takes it,
+//! 4. only then acknowledge the inbound messages to the broker and publish the outbox.
+//!
+//! A restart replays `input_log` through a fresh engine (the core is deterministic), so
+//! open incidents, pending timers and staff state come back exactly; then the timers
+//! that fell due while vakt was down fire at once.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use rumqttc::Publish;
+use rustc_hash::FxHashMap;
+use tracing::{debug, info, warn};
+
+use super::metrics::Metrics;
+use super::outbound::{self, IncidentContext};
+use super::store::{Batch, EventRow, LogRow, OutboxRow, Sequences, Store};
+use super::wire::{self, WireLimits, WireReject};
+use crate::core::{Action, Actor, Engine, IncidentId, Input, Position, StaffId, StaffReply, Timestamp};
+
+/// The log record for "the timers due at this time ran".
+const TICK: &str = "\"tick\"";
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Rebuilding state from the log: nothing is stored, published or counted.
+    Replay,
+    Live,
+}
+
+/// What the input being applied was, for the messages that answer it.
+struct Cause<'a> {
+    topic: Option<&'a str>,
+    alarm: Option<&'a crate::core::Alarm>,
+    reply: Option<(StaffId, IncidentId, StaffReply)>,
+}
+
+pub struct Driver {
+    engine: Engine,
+    store: Store,
+    metrics: Arc<Metrics>,
+    limits: WireLimits,
+    seq: Sequences,
+    contexts: FxHashMap<IncidentId, IncidentContext>,
+    last_now: Timestamp,
+    batch: Batch,
+    /// Directory rows seen up to this `updated_ms`.
+    directory_seen_ms: i64,
+    store_failing: bool,
+}
+
+/// Wall-clock time as a `Timestamp`. The only place the live engine reads the clock.
+pub fn wall_clock() -> Timestamp {
+    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    Timestamp::from_millis(ms)
+}
+
+impl Driver {
+    pub fn new(engine: Engine, store: Store, metrics: Arc<Metrics>, limits: WireLimits) -> Driver {
+        Driver {
+            engine,
+            store,
+            metrics,
+            limits,
+            seq: Sequences::default(),
+            contexts: FxHashMap::default(),
+            last_now: Timestamp::from_millis(0),
+            batch: Batch::default(),
+            directory_seen_ms: 0,
+            store_failing: false,
+        }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Time never runs backwards for the engine, even if the wall clock does.
+    pub fn now(&mut self) -> Timestamp {
+        self.last_now = self.last_now.max(wall_clock());
+        self.last_now
+    }
+
+    /// Rebuilds the engine from the stored input log. Returns the number of records.
+    pub async fn recover(&mut self) -> Result<u64> {
+        self.seq = self.store.sequences().await?;
+        let mut after = 0;
+        let mut n = 0u64;
+        loop {
+            let page = self.store.log_page(after, 5_000).await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            for row in page {
+                let at = Timestamp::from_millis(row.at_ms);
+                if row.record == TICK {
+                    self.engine.handle_timeout(at);
+                    self.drain(Mode::Replay, &Cause { topic: None, alarm: None, reply: None });
+                } else {
+                    let input: Input = serde_json::from_str(&row.record).with_context(|| format!("input log record {} is unreadable", row.seq))?;
+                    self.apply(Mode::Replay, at, input, None);
+                }
+                self.last_now = self.last_now.max(at);
+                n += 1;
+            }
+        }
+        self.metrics.replayed_records.inc_by(n);
+        self.refresh_gauges();
+        Ok(n)
+    }
+
+    /// Applies directory rows changed since the last look (imports, seeds) to the engine.
+    pub async fn refresh_directory(&mut self) -> Result<usize> {
+        let since = self.directory_seen_ms.saturating_sub(5_000);
+        let residents = self.store.residents_since(since).await?;
+        let staff = self.store.staff_since(since).await?;
+        let mut changed = 0;
+        for row in residents {
+            self.directory_seen_ms = self.directory_seen_ms.max(row.updated_ms);
+            if self.engine.resident(&row.entry.id) != Some(&row.entry) {
+                let now = self.now();
+                self.apply(Mode::Live, now, Input::UpsertResident(row.entry), None);
+                changed += 1;
+            }
+        }
+        for row in staff {
+            self.directory_seen_ms = self.directory_seen_ms.max(row.updated_ms);
+            if self.engine.staff_member(&row.entry.id) != Some(&row.entry) {
+                let now = self.now();
+                self.apply(Mode::Live, now, Input::UpsertStaff(row.entry), None);
+                changed += 1;
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Runs the timers due at `now` (logged as a tick, so a replay runs them at the same time).
+    pub fn fire_due(&mut self, now: Timestamp) {
+        if self.engine.poll_timeout().is_some_and(|t| t <= now) {
+            self.log_record(now, TICK.to_owned());
+            self.engine.handle_timeout(now);
+            self.drain(Mode::Live, &Cause { topic: None, alarm: None, reply: None });
+        }
+    }
+
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        self.engine.poll_timeout()
+    }
+
+    /// One inbound MQTT message: parsed by the wire contract, applied, or refused.
+    pub fn on_message(&mut self, publish: &Publish) {
+        let now = self.now();
+        self.fire_due(now);
+        let topic = publish.topic.as_str();
+        let parsed = parse_topic(topic, &publish.payload, now, &self.limits);
+        match parsed {
+            Ok(input) => {
+                if let Input::Alarm(a) = &input {
+                    self.metrics.alarms_received.with_label_values(&[a.municipality.as_str()]).inc();
+                }
+                self.apply(Mode::Live, now, input, Some(topic));
+            }
+            Err(reject) => {
+                warn!(topic, reason = reject.code, detail = %reject.detail, "message rejected");
+                self.reject(now, topic, reject.code, &reject.detail);
+            }
+        }
+    }
+
+    fn reject(&mut self, now: Timestamp, topic: &str, code: &'static str, detail: &str) {
+        self.metrics.rejected.with_label_values(&[code]).inc();
+        let msg = outbound::reject_message(topic, code, detail, now);
+        self.push_out(outbound::REJECTS_TOPIC.to_owned(), msg.to_string(), now);
+    }
+
+    fn log_record(&mut self, at: Timestamp, record: String) {
+        self.seq.log += 1;
+        self.batch.log.push(LogRow { seq: self.seq.log, at_ms: at.as_millis(), record });
+    }
+
+    fn push_out(&mut self, topic: String, payload: String, now: Timestamp) {
+        self.seq.outbox += 1;
+        self.batch.outbox.push(OutboxRow { id: self.seq.outbox, topic, payload, created_ms: now.as_millis() });
+    }
+
+    fn apply(&mut self, mode: Mode, now: Timestamp, input: Input, topic: Option<&str>) {
+        if mode == Mode::Live {
+            let record = serde_json::to_string(&input).expect("inputs serialize");
+            self.log_record(now, record);
+        }
+        let alarm = match &input {
+            Input::Alarm(a) => Some(a.clone()),
+            _ => None,
+        };
+        let reply = match &input {
+            Input::StaffReply { staff, incident, reply } => Some((staff.clone(), *incident, reply.clone())),
+            _ => None,
+        };
+        self.engine.handle_input(now, input);
+        self.drain(mode, &Cause { topic, alarm: alarm.as_ref(), reply });
+    }
+
+    /// Takes every action the engine produced and turns it into rows and messages.
+    fn drain(&mut self, mode: Mode, cause: &Cause<'_>) {
+        let mut refused = false;
+        while let Some(action) = self.engine.poll_action() {
+            if let Action::Raised { incident, alarm, resident, municipality, model, kind, priority, .. } = &action {
+                let a = cause.alarm.filter(|a| &a.id == alarm);
+                let res = self.engine.resident(resident);
+                let home = res.map(|r| r.home).unwrap_or_else(|| Position::new(0.0, 0.0).expect("valid"));
+                self.contexts.insert(
+                    *incident,
+                    IncidentContext {
+                        municipality: municipality.clone(),
+                        model: *model,
+                        alarm: alarm.clone(),
+                        resident: resident.clone(),
+                        kind: *kind,
+                        priority: *priority,
+                        raised_at: a.map_or(action.at(), |a| a.raised_at),
+                        text: a.and_then(|a| a.text.as_ref()).map(|t| t.as_str().to_owned()),
+                        position: a.and_then(|a| a.position).unwrap_or(home),
+                        address: res.map(|r| r.address.clone()).unwrap_or_default(),
+                        notes: res.map(|r| r.notes.clone()).unwrap_or_default(),
+                    },
+                );
+            }
+            if let Action::Attached { incident, priority_raised_to: Some(p), .. } = &action {
+                if let Some(ctx) = self.contexts.get_mut(incident) {
+                    ctx.priority = *p;
+                }
+            }
+            if mode == Mode::Live {
+                if let Action::Rejected { by: Some(Actor::Staff(_)), .. } = &action {
+                    refused = true;
+                }
+                self.emit(&action, cause);
+            }
+            if let Action::Closed { incident, .. } = &action {
+                self.contexts.remove(incident);
+            }
+        }
+        if mode == Mode::Live {
+            if let (Some((staff, incident, reply)), false) = (&cause.reply, refused) {
+                let at = self.last_now;
+                let msg = outbound::confirmed_message(*incident, reply, at);
+                self.push_out(outbound::offers_topic(staff), msg.to_string(), at);
+            }
+            self.refresh_gauges();
+        }
+    }
+
+    fn emit(&mut self, action: &Action, cause: &Cause<'_>) {
+        let at = action.at();
+        debug!(%action, "engine");
+        match action {
+            Action::Offered { staff, incident, .. } => {
+                if let Some(msg) = self.contexts.get(incident).and_then(|c| outbound::offer_message(action, c)) {
+                    self.push_out(outbound::offers_topic(staff), msg.to_string(), at);
+                }
+            }
+            Action::Revoked { staff, incident, reason, .. } => {
+                let msg = outbound::revoke_message(*incident, *reason, at);
+                self.push_out(outbound::offers_topic(staff), msg.to_string(), at);
+            }
+            Action::Rejected { by, incident, reason, .. } => {
+                let topic = cause.topic.unwrap_or("(internal)");
+                warn!(topic, reason = reason.code(), detail = %reason, "input refused by the engine");
+                match (by, &cause.reply) {
+                    (Some(Actor::Staff(s)), Some((_, inc, reply))) => {
+                        self.metrics.rejected.with_label_values(&[reason.code()]).inc();
+                        let msg = outbound::refused_message(incident.unwrap_or(*inc), reply, reason, at);
+                        self.push_out(outbound::offers_topic(s), msg.to_string(), at);
+                    }
+                    _ => self.reject(at, topic, reason.code(), &reason.to_string()),
+                }
+            }
+            Action::Alert { .. } | Action::ForwardedToBackup { .. } => info!(%action, "escalation"),
+            _ => {}
+        }
+        let Some(incident) = action.incident() else { return };
+        let Some(ctx) = self.contexts.get(&incident) else { return };
+        self.metrics.observe(action, ctx.municipality.as_str(), ctx.model, self.engine.config().target_answer);
+        self.seq.events += 1;
+        let seq = self.seq.events;
+        let body = outbound::incident_event(seq, action, ctx);
+        let published = body.is_some();
+        let body = body.unwrap_or_else(|| serde_json::json!({ "v": 1, "seq": seq, "incident_id": incident.0, "at": at.to_string(), "type": outbound::event_kind(action), "detail": action.to_string() }));
+        let text = body.to_string();
+        self.batch.events.push(EventRow {
+            seq,
+            at_ms: at.as_millis(),
+            incident: Some(incident.0 as i64),
+            municipality: Some(ctx.municipality.as_str().to_owned()),
+            kind: outbound::event_kind(action),
+            body: text.clone(),
+        });
+        if published {
+            let topic = outbound::incidents_topic(&ctx.municipality);
+            self.push_out(topic, text, at);
+        }
+    }
+
+    fn refresh_gauges(&self) {
+        self.metrics.open_incidents.set(self.engine.open_incident_count() as i64);
+        self.metrics.staff_on_duty.set(self.engine.on_duty_count() as i64);
+    }
+
+    /// Stores the pending batch in one transaction, retrying until the store takes it.
+    /// Returns the outbox messages to publish. While the store is down nothing is
+    /// acknowledged, so the broker keeps the inbound messages.
+    pub async fn commit(&mut self, ready: &tokio::sync::watch::Sender<bool>) -> Vec<OutboxRow> {
+        if self.batch.is_empty() {
+            return Vec::new();
+        }
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let started = Instant::now();
+            match self.store.append(&self.batch).await {
+                Ok(()) => {
+                    self.metrics.store_write_seconds.observe(started.elapsed().as_secs_f64());
+                    if self.store_failing {
+                        info!("store writes succeed again");
+                        self.store_failing = false;
+                        let _ = ready.send(true);
+                    }
+                    break;
+                }
+                Err(e) => {
+                    self.metrics.store_write_failures.inc();
+                    self.store_failing = true;
+                    let _ = ready.send(false);
+                    warn!(error = %format!("{e:#}"), retry_in_ms = backoff.as_millis() as u64, "store write failed; inbound messages stay unacknowledged");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        let batch = std::mem::take(&mut self.batch);
+        self.metrics.outbox_pending.add(batch.outbox.len() as i64);
+        batch.outbox
+    }
+}
+
+/// Routes a topic to its parser.
+pub fn parse_topic(topic: &str, payload: &[u8], now: Timestamp, limits: &WireLimits) -> Result<Input, WireReject> {
+    let parts: Vec<&str> = topic.split('/').collect();
+    match parts.as_slice() {
+        ["vakt", "v1", "alarms", m] => wire::parse_alarm(m, payload, now, limits),
+        ["vakt", "v1", "staff", s, "status"] => wire::parse_status(s, payload, limits),
+        ["vakt", "v1", "staff", s, "replies"] => wire::parse_reply(s, payload, limits),
+        _ => Err(WireReject { code: "bad_topic", detail: format!("vakt does not take messages on {topic:?}") }),
+    }
+}

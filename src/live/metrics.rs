@@ -1,0 +1,115 @@
+//! Prometheus metrics for `/metrics`. Labels are bounded sets (municipality, model,
+//! reject reason, event kind); never an alarm, resident or staff id.
+
+use prometheus::{Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+
+use crate::core::{Action, ResponseModel};
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub alarms_received: IntCounterVec,
+    pub rejected: IntCounterVec,
+    pub answer_time: HistogramVec,
+    pub answered: IntCounterVec,
+    pub answered_within_target: IntCounterVec,
+    pub escalations: IntCounterVec,
+    pub backup_forwards: IntCounterVec,
+    pub alerts: IntCounterVec,
+    pub events: IntCounterVec,
+    pub open_incidents: IntGauge,
+    pub staff_on_duty: IntGauge,
+    pub mqtt_connected: IntGauge,
+    pub mqtt_disconnects: IntCounter,
+    pub store_write_seconds: Histogram,
+    pub store_write_failures: IntCounter,
+    pub outbox_pending: IntGauge,
+    pub replayed_records: IntCounter,
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("valid metric");
+    registry.register(Box::new(g.clone())).expect("unique metric");
+    g
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("valid metric");
+    registry.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let r = Registry::new_custom(Some("vakt".into()), None).expect("registry");
+        let answer_time = HistogramVec::new(
+            HistogramOpts::new("answer_time_seconds", "Time from an alarm's arrival until a human answered it")
+                .buckets(vec![5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0]),
+            &["municipality", "model"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(answer_time.clone())).expect("unique metric");
+        let store_write_seconds = Histogram::with_opts(
+            HistogramOpts::new("store_write_seconds", "Time to store one batch (input log, events, outbox) in one transaction")
+                .buckets(vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 5.0]),
+        )
+        .expect("valid metric");
+        r.register(Box::new(store_write_seconds.clone())).expect("unique metric");
+        Metrics {
+            alarms_received: counter_vec(&r, "alarms_received_total", "Alarms accepted by the wire parser, by the municipality of the topic", &["municipality"]),
+            rejected: counter_vec(&r, "messages_rejected_total", "Messages refused, by reason code (docs/mqtt.md)", &["reason"]),
+            answered: counter_vec(&r, "answered_total", "Incidents answered by a human", &["municipality", "model"]),
+            answered_within_target: counter_vec(&r, "answered_within_target_total", "Incidents answered within the target (60 s)", &["municipality", "model"]),
+            escalations: counter_vec(&r, "escalations_total", "Staff ladders widened to everyone on duty", &["municipality", "model"]),
+            backup_forwards: counter_vec(&r, "backup_forwards_total", "Incidents forwarded to a backup centre or team", &["municipality", "model"]),
+            alerts: counter_vec(&r, "alerts_total", "Unanswered or not-accepted alerts raised", &["municipality", "model"]),
+            events: counter_vec(&r, "incident_events_total", "Incident events stored, by type", &["type"]),
+            open_incidents: gauge(&r, "open_incidents", "Incidents not yet closed"),
+            staff_on_duty: gauge(&r, "staff_on_duty", "Home-care staff logged in"),
+            mqtt_connected: gauge(&r, "mqtt_connected", "1 while connected to the MQTT broker"),
+            mqtt_disconnects: counter(&r, "mqtt_connection_errors_total", "MQTT connection losses and failed connection attempts"),
+            store_write_failures: counter(&r, "store_write_failures_total", "Failed store writes (retried until they succeed)"),
+            outbox_pending: gauge(&r, "outbox_pending", "Stored messages the broker has not acknowledged"),
+            replayed_records: counter(&r, "replayed_records_total", "Input log records replayed at start"),
+            answer_time,
+            store_write_seconds,
+            registry: r,
+        }
+    }
+
+    /// Counts one live action (not replayed ones: counters cover this process's life).
+    pub fn observe(&self, action: &Action, municipality: &str, model: ResponseModel, target: std::time::Duration) {
+        let labels = [municipality, model.as_str()];
+        self.events.with_label_values(&[super::outbound::event_kind(action)]).inc();
+        match action {
+            Action::Answered { answer_time, .. } => {
+                self.answer_time.with_label_values(&labels).observe(answer_time.as_secs_f64());
+                self.answered.with_label_values(&labels).inc();
+                if *answer_time <= target {
+                    self.answered_within_target.with_label_values(&labels).inc();
+                }
+            }
+            Action::Broadcast { .. } => self.escalations.with_label_values(&labels).inc(),
+            Action::ForwardedToBackup { .. } => self.backup_forwards.with_label_values(&labels).inc(),
+            Action::Alert { .. } => self.alerts.with_label_values(&labels).inc(),
+            _ => {}
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("text encoding");
+        String::from_utf8(buf).expect("prometheus text is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

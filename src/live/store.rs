@@ -1,0 +1,368 @@
+//! The store: SQLite (the embedded default) or PostgreSQL, through sqlx's `Any` driver,
+//! so every query above this line is one code path. Each backend has its own migrations
+//! (`migrations/sqlite`, `migrations/postgres`), applied at start.
+//!
+//! What is stored (see the migrations for the columns):
+//! - `input_log`: every input the engine applied, with its time. Replaying it through a
+//!   fresh engine rebuilds the state exactly (the core is deterministic), which is how a
+//!   restart recovers open incidents, pending timers and staff state.
+//! - `events`: the incident history, one row per action.
+//! - `outbox`: messages for the broker, deleted once the broker has acknowledged them.
+//! - `residents`, `staff`: the directory, filled by `vakt import`.
+//!
+//! One engine writes a database at a time; it numbers log, event and outbox rows itself.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Row};
+
+use crate::core::{MunicipalityId, Position, Resident, ResidentId, Roles, Staff, StaffId};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    pub backend: Backend,
+}
+
+/// One applied input (or timer tick) for the log.
+#[derive(Debug, Clone)]
+pub struct LogRow {
+    pub seq: i64,
+    pub at_ms: i64,
+    pub record: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    pub seq: i64,
+    pub at_ms: i64,
+    pub incident: Option<i64>,
+    pub municipality: Option<String>,
+    pub kind: &'static str,
+    pub body: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub topic: String,
+    pub payload: String,
+    pub created_ms: i64,
+}
+
+/// Everything one engine step (a batch of inputs) wrote: stored in one transaction.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub log: Vec<LogRow>,
+    pub events: Vec<EventRow>,
+    pub outbox: Vec<OutboxRow>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.log.is_empty() && self.events.is_empty() && self.outbox.is_empty()
+    }
+}
+
+/// The highest numbers in use, so a restarted engine continues after them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sequences {
+    pub log: i64,
+    pub events: i64,
+    pub outbox: i64,
+}
+
+/// A directory entry as stored, with when it last changed.
+#[derive(Debug, Clone)]
+pub struct DirectoryRow<T> {
+    pub entry: T,
+    pub updated_ms: i64,
+}
+
+enum Val<'a> {
+    I64(i64),
+    OptI64(Option<i64>),
+    Text(&'a str),
+    OptText(Option<&'a str>),
+}
+
+/// PostgreSQL allows 65,535 parameters per statement, SQLite 32,766; stay well below.
+const MAX_PARAMS: usize = 20_000;
+
+impl Store {
+    /// Connects (creating an SQLite file if missing) and applies the migrations.
+    pub async fn open(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_owned())
+        } else if url.starts_with("sqlite:") {
+            let with_mode = if url.contains("mode=") {
+                url.to_owned()
+            } else if url.contains('?') {
+                format!("{url}&mode=rwc")
+            } else {
+                format!("{url}?mode=rwc")
+            };
+            (Backend::Sqlite, with_mode)
+        } else {
+            bail!("database.url must start with sqlite: or postgres:// (got {url:?})");
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 2 } else { 4 })
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(&url)
+            .await
+            .with_context(|| format!("cannot open the database {}", redact(&url)))?;
+        let store = Store { pool, backend };
+        if backend == Backend::Sqlite {
+            // Readers (vakt import, backups) do not block the engine's writes.
+            sqlx::query("PRAGMA journal_mode=WAL").execute(&store.pool).await.context("enabling SQLite WAL")?;
+        }
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&store.pool).await.context("applying database migrations")?;
+        Ok(store)
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn sequences(&self) -> Result<Sequences> {
+        let row = sqlx::query(
+            "SELECT (SELECT COALESCE(MAX(seq), 0) FROM input_log), (SELECT COALESCE(MAX(seq), 0) FROM events), (SELECT COALESCE(MAX(id), 0) FROM outbox)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Sequences { log: row.try_get(0)?, events: row.try_get(1)?, outbox: row.try_get(2)? })
+    }
+
+    /// Stores a batch in one transaction: all of it or nothing.
+    pub async fn append(&self, batch: &Batch) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let log: Vec<Vec<Val>> = batch.log.iter().map(|r| vec![Val::I64(r.seq), Val::I64(r.at_ms), Val::Text(&r.record)]).collect();
+        insert_rows(&mut tx, "input_log", &["seq", "at_ms", "record"], &log).await?;
+        let events: Vec<Vec<Val>> = batch
+            .events
+            .iter()
+            .map(|e| vec![Val::I64(e.seq), Val::I64(e.at_ms), Val::OptI64(e.incident), Val::OptText(e.municipality.as_deref()), Val::Text(e.kind), Val::Text(&e.body)])
+            .collect();
+        insert_rows(&mut tx, "events", &["seq", "at_ms", "incident", "municipality", "kind", "body"], &events).await?;
+        let outbox: Vec<Vec<Val>> =
+            batch.outbox.iter().map(|o| vec![Val::I64(o.id), Val::Text(&o.topic), Val::Text(&o.payload), Val::I64(o.created_ms)]).collect();
+        insert_rows(&mut tx, "outbox", &["id", "topic", "payload", "created_ms"], &outbox).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The input log after `after_seq`, at most `limit` rows, in order.
+    pub async fn log_page(&self, after_seq: i64, limit: i64) -> Result<Vec<LogRow>> {
+        let rows = sqlx::query("SELECT seq, at_ms, record FROM input_log WHERE seq > $1 ORDER BY seq LIMIT $2").bind(after_seq).bind(limit).fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok(LogRow { seq: r.try_get(0)?, at_ms: r.try_get(1)?, record: r.try_get(2)? })).collect()
+    }
+
+    /// Messages the broker has not acknowledged yet, oldest first.
+    pub async fn pending_outbox(&self) -> Result<Vec<OutboxRow>> {
+        let rows = sqlx::query("SELECT id, topic, payload, created_ms FROM outbox ORDER BY id").fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok(OutboxRow { id: r.try_get(0)?, topic: r.try_get(1)?, payload: r.try_get(2)?, created_ms: r.try_get(3)? })).collect()
+    }
+
+    /// The broker took these: forget them.
+    pub async fn outbox_delivered(&self, ids: &[i64]) -> Result<()> {
+        for chunk in ids.chunks(MAX_PARAMS) {
+            let list = placeholders(1, chunk.len());
+            let sql = format!("DELETE FROM outbox WHERE id IN ({list})");
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn outbox_len(&self) -> Result<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) FROM outbox").fetch_one(&self.pool).await?.try_get(0)?)
+    }
+
+    /// An incident's history, in order: (event kind, JSON body).
+    pub async fn incident_events(&self, incident: i64) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query("SELECT kind, body FROM events WHERE incident = $1 ORDER BY seq").bind(incident).fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    }
+
+    /// How many events of each kind are stored: (kind, count), sorted by kind.
+    pub async fn event_counts(&self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT kind, COUNT(*) FROM events GROUP BY kind ORDER BY kind").fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    }
+
+    // ---- The directory ------------------------------------------------------------
+
+    pub async fn upsert_residents(&self, residents: &[Resident], now_ms: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for r in residents {
+            let helpers = r.regular_helpers.iter().map(StaffId::as_str).collect::<Vec<_>>().join(";");
+            sqlx::query(
+                "INSERT INTO residents (id, municipality, lat, lon, address, notes, regular_helpers, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (id) DO UPDATE SET municipality = excluded.municipality, lat = excluded.lat, lon = excluded.lon, address = excluded.address, \
+                 notes = excluded.notes, regular_helpers = excluded.regular_helpers, updated_ms = excluded.updated_ms",
+            )
+            .bind(r.id.as_str())
+            .bind(r.municipality.as_str())
+            .bind(r.home.lat())
+            .bind(r.home.lon())
+            .bind(r.address.as_str())
+            .bind(r.notes.as_str())
+            .bind(helpers)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn upsert_staff(&self, staff: &[(Staff, String)], now_ms: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for (s, name) in staff {
+            let roles = s.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(";");
+            sqlx::query(
+                "INSERT INTO staff (id, municipality, name, roles, updated_ms) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (id) DO UPDATE SET municipality = excluded.municipality, name = excluded.name, roles = excluded.roles, updated_ms = excluded.updated_ms",
+            )
+            .bind(s.id.as_str())
+            .bind(s.municipality.as_str())
+            .bind(name.as_str())
+            .bind(roles)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Residents changed at or after `since_ms`.
+    pub async fn residents_since(&self, since_ms: i64) -> Result<Vec<DirectoryRow<Resident>>> {
+        let rows = sqlx::query("SELECT id, municipality, lat, lon, address, notes, regular_helpers, updated_ms FROM residents WHERE updated_ms >= $1 ORDER BY id")
+            .bind(since_ms)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let id: String = r.try_get(0)?;
+            let parse = || -> Result<Resident> {
+                let helpers: String = r.try_get(6)?;
+                Ok(Resident {
+                    id: ResidentId::parse(&id)?,
+                    municipality: MunicipalityId::parse(&r.try_get::<String, _>(1)?)?,
+                    home: Position::new(r.try_get(2)?, r.try_get(3)?)?,
+                    address: r.try_get(4)?,
+                    notes: r.try_get(5)?,
+                    regular_helpers: helpers.split(';').filter(|h| !h.is_empty()).map(StaffId::parse).collect::<Result<_, _>>()?,
+                })
+            };
+            out.push(DirectoryRow { entry: parse().with_context(|| format!("resident {id} in the database"))?, updated_ms: r.try_get(7)? });
+        }
+        Ok(out)
+    }
+
+    /// Staff changed at or after `since_ms`.
+    pub async fn staff_since(&self, since_ms: i64) -> Result<Vec<DirectoryRow<Staff>>> {
+        let rows = sqlx::query("SELECT id, municipality, roles, updated_ms FROM staff WHERE updated_ms >= $1 ORDER BY id").bind(since_ms).fetch_all(&self.pool).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let id: String = r.try_get(0)?;
+            let parse = || -> Result<Staff> {
+                let roles: String = r.try_get(2)?;
+                let roles = roles.split(';').filter(|s| !s.is_empty()).map(crate::settings::parse_role).collect::<Result<Vec<_>, _>>()?;
+                Ok(Staff { id: StaffId::parse(&id)?, municipality: MunicipalityId::parse(&r.try_get::<String, _>(1)?)?, roles: Roles::of(&roles) })
+            };
+            out.push(DirectoryRow { entry: parse().with_context(|| format!("staff member {id} in the database"))?, updated_ms: r.try_get(3)? });
+        }
+        Ok(out)
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Multi-row INSERT in chunks (one round trip per chunk, not per row).
+async fn insert_rows(tx: &mut sqlx::Transaction<'_, sqlx::Any>, table: &str, columns: &[&str], rows: &[Vec<Val<'_>>]) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let per_chunk = (MAX_PARAMS / columns.len()).max(1);
+    for chunk in rows.chunks(per_chunk) {
+        let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
+        for (i, _) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            sql.push_str(&placeholders(1 + i * columns.len(), columns.len()));
+            sql.push(')');
+        }
+        let mut q = sqlx::query(&sql);
+        for row in chunk {
+            for v in row {
+                q = match v {
+                    Val::I64(x) => q.bind(*x),
+                    Val::OptI64(x) => q.bind(*x),
+                    Val::Text(x) => q.bind(*x),
+                    Val::OptText(x) => q.bind(*x),
+                };
+            }
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// A database URL for logs: the password replaced.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let creds = &url[scheme_end + 3..at];
+            match creds.find(':') {
+                Some(colon) => format!("{}{}:***{}", &url[..scheme_end + 3], &creds[..colon], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_stay_out_of_logs() {
+        assert_eq!(redact("postgres://vakt:secret@db:5432/vakt"), "postgres://vakt:***@db:5432/vakt");
+        assert_eq!(redact("sqlite://vakt.sqlite"), "sqlite://vakt.sqlite");
+        assert_eq!(placeholders(3, 2), "$3, $4");
+    }
+}

@@ -1,0 +1,360 @@
+//! The live engine end to end: the real binary, real MQTT clients, real stores.
+//! Against the embedded defaults (rumqttd + SQLite) and the machine's Mosquitto and
+//! PostgreSQL (started by .ci/run).
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::json;
+use support::*;
+
+const OPS: &[&str] = &["vakt/v1/incidents/fjord", "vakt/v1/rejects"];
+
+fn staff_topic(s: &str, what: &str) -> String {
+    format!("vakt/v1/staff/{s}/{what}")
+}
+
+async fn on_duty(c: &Client, staff: &str, lat: f64, lon: f64) {
+    c.publish_json(&staff_topic(staff, "status"), json!({ "state": "on_duty", "position": { "lat": lat, "lon": lon } })).await;
+}
+
+async fn reply(c: &Client, staff: &str, incident: u64, action: &str) {
+    c.publish_json(&staff_topic(staff, "replies"), json!({ "incident_id": incident, "action": action })).await;
+}
+
+async fn wait_metric(v: &Vakt, name: &str, want: f64) {
+    for _ in 0..300 {
+        if v.metric(name) == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{name} never reached {want} (now {})\n{}", v.metric(name), v.log());
+}
+
+/// alarm → offer to the nearest → decline → offer to the next → decline → everyone →
+/// accept → revoke to the others → en route → on site → close; then the stored history
+/// and the metrics must tell the same story.
+async fn full_incident(backend: Backend, dir: &std::path::Path) {
+    let v = Vakt::start(&backend, dir);
+    let port = backend.mqtt_port();
+    let mut ops = Client::connect(port, OPS).await;
+    let device = Client::connect(port, &[]).await;
+    let offers = |s: &str| staff_topic(s, "offers");
+    let mut near = Client::connect(port, &[&offers("near")]).await;
+    let mut middle = Client::connect(port, &[&offers("middle")]).await;
+    let mut far = Client::connect(port, &[&offers("far")]).await;
+    on_duty(&near, "near", 61.2302, 7.1003).await;
+    on_duty(&middle, "middle", 61.2500, 7.1300).await;
+    on_duty(&far, "far", 61.3000, 7.2500).await;
+    wait_metric(&v, "vakt_staff_on_duty", 3.0).await;
+
+    device.publish_json("vakt/v1/alarms/fjord", alarm("a-1", "r1", "fall")).await;
+    let raised = ops.expect("vakt/v1/incidents/fjord", "raised", |e| e["type"] == "raised").await;
+    let id = raised["incident_id"].as_u64().unwrap();
+    assert_eq!((raised["alarm_id"].as_str(), raised["model"].as_str()), (Some("a-1"), Some("mobile_guard_room")));
+
+    let offer = near.expect(&offers("near"), "the first offer", |m| is(m, "offer", id)).await;
+    assert_eq!(offer["broadcast"], false);
+    assert_eq!(offer["resident"]["address"], "Kyrkjevegen 1, 6856 Sogndal");
+    assert_eq!(offer["resident"]["notes"], "Nøkkelboks 1234");
+    assert_eq!(offer["alarm"]["kind"], "fall");
+    assert!(offer["expires_at"].is_string() && offer["eta_secs"].as_f64().unwrap() > 0.0);
+    reply(&near, "near", id, "decline").await;
+    near.expect(&offers("near"), "the decline confirmed", |m| is(m, "confirmed", id) && m["action"] == "decline").await;
+
+    let second = middle.expect(&offers("middle"), "the offer to the next nearest", |m| is(m, "offer", id)).await;
+    assert_eq!(second["broadcast"], false);
+    reply(&middle, "middle", id, "decline").await;
+
+    // Two personal offers declined: everyone on duty gets it now.
+    ops.expect("vakt/v1/incidents/fjord", "broadcast", |e| is(e, "broadcast", id)).await;
+    far.expect(&offers("far"), "the broadcast offer", |m| is(m, "offer", id) && m["broadcast"] == true).await;
+    near.expect(&offers("near"), "the broadcast offer", |m| is(m, "offer", id) && m["broadcast"] == true).await;
+    middle.expect(&offers("middle"), "the broadcast offer", |m| is(m, "offer", id) && m["broadcast"] == true).await;
+    reply(&far, "far", id, "accept").await;
+    far.expect(&offers("far"), "accept confirmed", |m| is(m, "confirmed", id) && m["action"] == "accept").await;
+    near.expect(&offers("near"), "revoke", |m| is(m, "revoke", id) && m["reason"] == "taken_by_other").await;
+    middle.expect(&offers("middle"), "revoke", |m| is(m, "revoke", id) && m["reason"] == "taken_by_other").await;
+    // Too late: refused with a reason, nothing changes.
+    reply(&near, "near", id, "accept").await;
+    let refused = near.expect(&offers("near"), "a refusal", |m| is(m, "refused", id)).await;
+    assert_eq!(refused["reason"], "already_taken");
+
+    reply(&far, "far", id, "en_route").await;
+    reply(&far, "far", id, "on_site").await;
+    far.publish_json(&staff_topic("far", "replies"), json!({ "incident_id": id, "action": "close", "outcome": "helped", "note": "Hjelpte opp frå golvet" })).await;
+    let closed = ops.expect("vakt/v1/incidents/fjord", "closed", |e| is(e, "closed", id)).await;
+    assert_eq!((closed["outcome"].as_str(), closed["note"].as_str()), (Some("helped"), Some("Hjelpte opp frå golvet")));
+
+    // The stored history: the whole story, in order.
+    let store = v.store().await;
+    let kinds: Vec<String> = store.incident_events(id as i64).await.unwrap().into_iter().map(|(k, _)| k).collect();
+    let story = ["raised", "offered", "revoked", "offered", "revoked", "broadcast", "offered", "answered", "accepted", "revoked", "en_route", "on_site", "closed"];
+    let mut rest = kinds.iter();
+    for step in story {
+        assert!(rest.any(|k| k == step), "stored history lacks {step} in order: {kinds:?}");
+    }
+    // ...and the metrics agree with it, event type by event type.
+    wait_metric(&v, "vakt_open_incidents", 0.0).await;
+    for (kind, count) in store.event_counts().await.unwrap() {
+        assert_eq!(v.metric(&format!("vakt_incident_events_total{{type=\"{kind}\"}}")), count as f64, "{kind}");
+    }
+    let labels = "{model=\"mobile_guard_room\",municipality=\"fjord\"}";
+    assert_eq!(v.metric(&format!("vakt_answered_total{labels}")), 1.0);
+    assert_eq!(v.metric(&format!("vakt_escalations_total{labels}")), 1.0);
+    assert_eq!(v.metric(&format!("vakt_answer_time_seconds_count{labels}")), 1.0);
+    assert_eq!(v.metric("vakt_alarms_received_total{municipality=\"fjord\"}"), 1.0);
+    assert_eq!(v.metric("vakt_messages_rejected_total{reason=\"already_taken\"}"), 1.0);
+    // Every stored outbound message reached the broker.
+    wait_metric(&v, "vakt_outbox_pending", 0.0).await;
+    assert_eq!(store.outbox_len().await.unwrap(), 0);
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_incident_on_the_embedded_defaults() {
+    let dir = temp_dir("e2e-embedded");
+    full_incident(Backend::embedded(&dir), &dir).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_incident_on_mosquitto_and_postgresql() {
+    let _turn = SHARED_BROKER.lock().await;
+    let dir = temp_dir("e2e-external");
+    full_incident(Backend::external(1883).await, &dir).await;
+}
+
+/// Every kind of bad input gets its reason on the rejects topic, is counted, and the
+/// good alarms around it are handled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_rejected_with_a_reason_and_the_good_goes_through() {
+    let dir = temp_dir("bad-input");
+    let backend = Backend::embedded(&dir);
+    let v = Vakt::start(&backend, &dir);
+    let mut ops = Client::connect(backend.mqtt_port(), OPS).await;
+    let device = Client::connect(backend.mqtt_port(), &[]).await;
+    let now = vakt::live::driver::wall_clock().to_string();
+    let alarms = "vakt/v1/alarms/fjord";
+    let bad: Vec<(&str, Vec<u8>, &str)> = vec![
+        (alarms, b"{\"alarm_id\": \"x1\",".to_vec(), "malformed_json"),
+        (alarms, json!({ "alarm_id": "x2", "resident_id": "r1", "kind": 7, "raised_at": now }).to_string().into_bytes(), "invalid_field"),
+        (alarms, json!({ "alarm_id": "x3", "resident_id": "r1", "kind": "earthquake", "raised_at": now }).to_string().into_bytes(), "unknown_kind"),
+        ("vakt/v1/alarms/atlantis", alarm("x4", "r1", "fall").to_string().into_bytes(), "unknown_municipality"),
+        (alarms, alarm("x5", "nobody", "fall").to_string().into_bytes(), "unknown_resident"),
+        ("vakt/v1/staff/ghost/status", json!({ "state": "on_duty" }).to_string().into_bytes(), "unknown_staff"),
+        (alarms, json!({ "alarm_id": "x7", "resident_id": "r1", "kind": "fall", "raised_at": now, "text": "x".repeat(20_000) }).to_string().into_bytes(), "payload_too_large"),
+        (alarms, json!({ "alarm_id": "x8", "resident_id": "r1", "kind": "fall", "raised_at": "1999-01-01T00:00:00Z" }).to_string().into_bytes(), "absurd_timestamp"),
+        (alarms, vec![0xff, 0xfe, 0x00], "not_utf8"),
+        ("vakt/v1/staff/near/replies", json!({ "incident_id": "one", "action": "accept" }).to_string().into_bytes(), "invalid_field"),
+    ];
+    for (i, (topic, payload, _)) in bad.iter().enumerate() {
+        device.publish(topic, payload.clone()).await;
+        // A good alarm after every bad message.
+        device.publish_json(alarms, alarm(&format!("good-{i}"), &format!("r{}", i + 2), "safety")).await;
+    }
+    for (topic, _, reason) in &bad {
+        let r = ops.expect("vakt/v1/rejects", reason, |m| m["reason"] == *reason && m["topic"] == *topic).await;
+        assert!(!r["detail"].as_str().unwrap().is_empty());
+    }
+    for i in 0..bad.len() {
+        let want = format!("good-{i}");
+        ops.expect("vakt/v1/incidents/fjord", "a good alarm raised", |e| e["type"] == "raised" && e["alarm_id"] == want.as_str()).await;
+    }
+    for reason in ["malformed_json", "unknown_kind", "unknown_municipality", "unknown_resident", "unknown_staff", "payload_too_large", "absurd_timestamp", "not_utf8"] {
+        assert_eq!(v.metric(&format!("vakt_messages_rejected_total{{reason=\"{reason}\"}}")), 1.0, "{reason}");
+    }
+    assert_eq!(v.metric("vakt_messages_rejected_total{reason=\"invalid_field\"}"), 2.0);
+    assert_eq!(v.metric("vakt_open_incidents"), bad.len() as f64);
+    assert_eq!(http_get(v.http, "/readyz").unwrap().0, 200, "still running and ready");
+}
+
+/// SIGKILL in the middle of an escalation; alarms keep coming while vakt is down.
+/// After the restart the incident carries on (its offer expired while vakt was down, so
+/// it escalates at once), and every alarm is stored exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_escalation_it_carries_on_and_loses_nothing() {
+    let _turn = SHARED_BROKER.lock().await;
+    let dir = temp_dir("sigkill");
+    let backend = Backend::external(1883).await;
+    let mut v = Vakt::start(&backend, &dir);
+    let port = backend.mqtt_port();
+    let mut ops = Client::connect(port, OPS).await;
+    let device = Client::connect(port, &[]).await;
+    let mut near = Client::connect(port, &[&staff_topic("near", "offers")]).await;
+    on_duty(&near, "near", 61.2302, 7.1003).await;
+    wait_metric(&v, "vakt_staff_on_duty", 1.0).await;
+    device.publish_json("vakt/v1/alarms/fjord", alarm("k-0", "r1", "fall")).await;
+    let offer = near.expect(&staff_topic("near", "offers"), "the offer", |m| m["type"] == "offer").await;
+    let id = offer["incident_id"].as_u64().unwrap();
+    for i in 1..=5 {
+        device.publish_json("vakt/v1/alarms/fjord", alarm(&format!("k-{i}"), &format!("r{}", i + 1), "safety")).await;
+    }
+    ops.expect("vakt/v1/incidents/fjord", "k-5 raised", |e| e["type"] == "raised" && e["alarm_id"] == "k-5").await;
+
+    v.kill9();
+    // While vakt is down: new alarms, a redelivery of one it has, and the offer expires (2 s).
+    for i in 6..=15 {
+        device.publish_json("vakt/v1/alarms/fjord", alarm(&format!("k-{i}"), &format!("r{}", i + 1), "safety")).await;
+    }
+    device.publish_json("vakt/v1/alarms/fjord", alarm("k-3", "r4", "safety")).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    v.restart();
+
+    let revoke = near.expect(&staff_topic("near", "offers"), "the expired offer revoked after the restart", |m| is(m, "revoke", id)).await;
+    assert_eq!(revoke["reason"], "expired");
+    near.expect(&staff_topic("near", "offers"), "the escalated offer", |m| is(m, "offer", id) && m["broadcast"] == true).await;
+    ops.expect("vakt/v1/incidents/fjord", "k-15 raised", |e| e["type"] == "raised" && e["alarm_id"] == "k-15").await;
+    reply(&near, "near", id, "accept").await;
+    near.expect(&staff_topic("near", "offers"), "accept confirmed", |m| is(m, "confirmed", id)).await;
+
+    // Every alarm exactly once in the store.
+    let store = v.store().await;
+    let mut alarm_ids = Vec::new();
+    for inc in 1..=16 {
+        for (kind, body) in store.incident_events(inc).await.unwrap() {
+            if kind == "raised" {
+                let e: serde_json::Value = serde_json::from_str(&body).unwrap();
+                alarm_ids.push(e["alarm_id"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    alarm_ids.sort_by_key(|a| a[2..].parse::<u32>().unwrap());
+    let want: Vec<String> = (0..=15).map(|i| format!("k-{i}")).collect();
+    assert_eq!(alarm_ids, want, "each alarm raised exactly once");
+    assert!(store.incident_events(17).await.unwrap().is_empty(), "no incident beyond the 16 alarms");
+    let counts = store.event_counts().await.unwrap();
+    assert_eq!(counts.iter().find(|(k, _)| k == "raised").map(|c| c.1), Some(16));
+    assert_eq!(counts.iter().find(|(k, _)| k == "answered").map(|c| c.1), Some(1));
+    store.close().await;
+    assert!(v.stop().success(), "a clean stop on SIGTERM");
+}
+
+/// The broker (a Mosquitto of this test's own, with persistence) restarts while alarms
+/// stream in: every alarm is stored once and every stored message reaches the broker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_restart_under_load_loses_nothing() {
+    let dir = temp_dir("broker-restart");
+    let port = free_port();
+    let mut broker = Mosquitto::start(&dir, port);
+    let backend = Backend::external(port).await;
+    let v = Vakt::start(&backend, &dir);
+    let device = Client::connect_with(port, &[], &unique("gateway"), false).await;
+    let total = 200;
+    for i in 0..total {
+        if i == total / 2 {
+            broker.restart();
+        }
+        device.publish_json("vakt/v1/alarms/fjord", alarm(&format!("b-{i}"), &format!("r{}", i + 1), "safety")).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let store = v.store().await;
+    let mut raised = 0;
+    for _ in 0..600 {
+        raised = store.event_counts().await.unwrap().into_iter().find(|(k, _)| k == "raised").map_or(0, |c| c.1);
+        if raised >= total {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(raised, total, "every alarm stored once\n{}", v.log());
+    wait_metric(&v, "vakt_outbox_pending", 0.0).await;
+    assert_eq!(store.outbox_len().await.unwrap(), 0, "every stored message reached the broker");
+    assert!(v.metric("vakt_mqtt_connection_errors_total") >= 1.0, "the restart was noticed");
+    store.close().await;
+}
+
+/// A Mosquitto of the test's own (the machine's binary), so it can be restarted.
+struct Mosquitto {
+    child: std::process::Child,
+    conf: std::path::PathBuf,
+}
+
+impl Mosquitto {
+    fn start(dir: &std::path::Path, port: u16) -> Mosquitto {
+        let data = dir.join("mosquitto");
+        std::fs::create_dir_all(&data).unwrap();
+        // Mosquitto started as root drops to its own user: it must be able to write here.
+        std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nmax_queued_messages 0\n", data.display()))
+            .unwrap();
+        let child = Self::spawn(&conf, port);
+        Mosquitto { child, conf }
+    }
+
+    fn spawn(conf: &std::path::Path, port: u16) -> std::process::Child {
+        let mut child = std::process::Command::new("mosquitto").arg("-c").arg(conf).stderr(std::process::Stdio::null()).spawn().expect("mosquitto (Debian package)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return child;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("mosquitto did not start on {port}");
+    }
+
+    /// SIGTERM (Mosquitto saves its persistence file), then start again on the same port.
+    fn restart(&mut self) {
+        let port = std::fs::read_to_string(&self.conf).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+        std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        self.child.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        self.child = Self::spawn(&self.conf, port);
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The database goes away (connections refused and cut) while alarms arrive: nothing is
+/// acknowledged, failures are counted, /readyz says so; when it is back, every alarm is
+/// processed and stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_outage_holds_alarms_until_it_is_back() {
+    use sqlx::Executor;
+    let dir = temp_dir("db-outage");
+    let port = free_port();
+    let _broker = Mosquitto::start(&dir, port);
+    let backend = Backend::external(port).await;
+    let Backend::External { postgres_db, .. } = &backend else { unreachable!() };
+    let v = Vakt::start(&backend, &dir);
+    let mut ops = Client::connect(port, OPS).await;
+    let device = Client::connect(port, &[]).await;
+    device.publish_json("vakt/v1/alarms/fjord", alarm("d-0", "r1", "fall")).await;
+    ops.expect("vakt/v1/incidents/fjord", "d-0 raised", |e| e["type"] == "raised" && e["alarm_id"] == "d-0").await;
+
+    let mut admin = support::postgres_admin().await;
+    admin.execute(format!("ALTER DATABASE {postgres_db} ALLOW_CONNECTIONS false").as_str()).await.unwrap();
+    admin.execute(format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{postgres_db}'").as_str()).await.unwrap();
+    for i in 1..=5 {
+        device.publish_json("vakt/v1/alarms/fjord", alarm(&format!("d-{i}"), &format!("r{}", i + 1), "safety")).await;
+    }
+    for _ in 0..200 {
+        if v.metric("vakt_store_write_failures_total") >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(v.metric("vakt_store_write_failures_total") >= 1.0, "the failed writes are counted");
+    assert_eq!(http_get(v.http, "/readyz").unwrap().0, 503, "not ready while the store is down");
+    assert!(v.log().contains("store write failed"), "and logged");
+
+    admin.execute(format!("ALTER DATABASE {postgres_db} ALLOW_CONNECTIONS true").as_str()).await.unwrap();
+    for i in 1..=5 {
+        let want = format!("d-{i}");
+        ops.expect("vakt/v1/incidents/fjord", "raised after the outage", |e| e["type"] == "raised" && e["alarm_id"] == want.as_str()).await;
+    }
+    let store = v.store().await;
+    let raised = store.event_counts().await.unwrap().into_iter().find(|(k, _)| k == "raised").map_or(0, |c| c.1);
+    assert_eq!(raised, 6);
+    assert_eq!(http_get(v.http, "/readyz").unwrap().0, 200);
+    store.close().await;
+}

@@ -1,0 +1,318 @@
+//! Support for the live tests: the real `vakt` binary as a child process, real MQTT
+//! clients playing devices and staff, real stores (SQLite files, PostgreSQL databases).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// Tests that use the machine's shared Mosquitto (127.0.0.1:1883) take turns: every
+/// engine subscribes to `vakt/v1/...`, so two at once would see each other's alarms.
+pub static SHARED_BROKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(unique(name));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Where the engine's store and broker are.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    /// The embedded defaults: in-process broker on a free port, an SQLite file.
+    Embedded { mqtt_port: u16, sqlite: PathBuf },
+    /// The machine's Mosquitto (or a test's own) and a fresh PostgreSQL database.
+    External { mqtt_port: u16, postgres_db: String },
+}
+
+impl Backend {
+    pub fn embedded(dir: &std::path::Path) -> Backend {
+        Backend::Embedded { mqtt_port: free_port(), sqlite: dir.join("vakt.sqlite") }
+    }
+
+    /// A fresh PostgreSQL database on the machine's server, and the given broker port.
+    pub async fn external(mqtt_port: u16) -> Backend {
+        let name = unique("vakt_it").replace('-', "_");
+        let mut admin = postgres_admin().await;
+        sqlx::Executor::execute(&mut admin, format!("CREATE DATABASE {name}").as_str()).await.expect("create test database");
+        Backend::External { mqtt_port, postgres_db: name }
+    }
+
+    pub fn mqtt_port(&self) -> u16 {
+        match self {
+            Backend::Embedded { mqtt_port, .. } | Backend::External { mqtt_port, .. } => *mqtt_port,
+        }
+    }
+
+    pub fn database_url(&self) -> String {
+        match self {
+            Backend::Embedded { sqlite, .. } => format!("sqlite://{}", sqlite.display()),
+            Backend::External { postgres_db, .. } => format!("postgres://postgres@127.0.0.1:5432/{postgres_db}"),
+        }
+    }
+
+    fn toml(&self, client_id: &str, http_port: u16) -> String {
+        let mqtt = match self {
+            Backend::Embedded { mqtt_port, .. } => format!("listen = \"127.0.0.1:{mqtt_port}\""),
+            Backend::External { mqtt_port, .. } => format!("url = \"mqtt://127.0.0.1:{mqtt_port}\""),
+        };
+        format!(
+            "[mqtt]\n{mqtt}\nclient_id = \"{client_id}\"\nkeep_alive_secs = 2\n\n[database]\nurl = \"{}\"\n\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n",
+            self.database_url()
+        )
+    }
+}
+
+pub async fn postgres_admin() -> sqlx::PgConnection {
+    use sqlx::Connection;
+    sqlx::PgConnection::connect("postgres://postgres@127.0.0.1:5432/postgres").await.expect("PostgreSQL on 127.0.0.1:5432 (see .ci/run)")
+}
+
+/// The engine configuration for the live tests: one municipality, a fast ladder
+/// (offers expire after 2 s, everyone after 2 offers), a backup centre.
+pub const ENGINE_TOML: &str = r#"
+[defaults.ladder]
+offer_timeout_secs = 2
+broadcast_after_offers = 2
+broadcast_after_secs = 30
+backup_after_secs = 45
+alert_after_secs = 60
+
+[[centre]]
+id = "backup-centre"
+name = "Backup centre"
+kind = "private"
+operators_on_duty = 1
+
+[[municipality]]
+id = "fjord"
+name = "Fjord"
+population = 5000
+centre = { lat = 61.2297, lon = 7.1006 }
+model = "mobile_guard_room"
+backup = { centre = "backup-centre" }
+"#;
+
+/// r1..r300 in Fjord, r1 with an address and notes.
+pub fn residents_csv() -> String {
+    let mut s = String::from("resident_id,municipality,lat,lon,address,notes,regular_helpers\nr1,fjord,61.2300,7.1000,\"Kyrkjevegen 1, 6856 Sogndal\",Nøkkelboks 1234,\n");
+    for i in 2..=300 {
+        s.push_str(&format!("r{i},fjord,{:.4},{:.4},Fjordvegen {i},,\n", 61.20 + (i % 17) as f64 * 0.004, 7.05 + (i % 13) as f64 * 0.008));
+    }
+    s
+}
+
+pub const STAFF_CSV: &str = "staff_id,municipality,name,roles\nnear,fjord,Kari Nær,nurse\nmiddle,fjord,Ola Midt,health_worker\nfar,fjord,Per Fjern,assistant\n";
+
+/// A running `vakt run` process.
+pub struct Vakt {
+    pub child: Child,
+    pub http: SocketAddr,
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub backend: Backend,
+}
+
+impl Vakt {
+    /// Writes the configuration and the sample directory, starts vakt, waits for /readyz.
+    pub fn start(backend: &Backend, dir: &std::path::Path) -> Vakt {
+        std::fs::write(dir.join("residents.csv"), residents_csv()).unwrap();
+        std::fs::write(dir.join("staff.csv"), STAFF_CSV).unwrap();
+        let http_port = free_port();
+        let config = dir.join("vakt.toml");
+        let client_id = unique("vakt-engine");
+        let text = format!("{ENGINE_TOML}\n{}\n[seed]\nresidents = \"residents.csv\"\nstaff = \"staff.csv\"\n", backend.toml(&client_id, http_port));
+        std::fs::write(&config, text).unwrap();
+        Self::spawn(backend.clone(), dir.to_owned(), config, SocketAddr::from(([127, 0, 0, 1], http_port)))
+    }
+
+    fn spawn(backend: Backend, dir: PathBuf, config: PathBuf, http: SocketAddr) -> Vakt {
+        let child = spawn_child(&dir, &config);
+        let mut v = Vakt { child, http, dir, config, backend };
+        v.wait_ready();
+        v
+    }
+
+    /// The same configuration and store, a new process (after a kill or a stop).
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn_child(&self.dir, &self.config);
+        self.wait_ready();
+    }
+
+    pub fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("vakt exited with {status} during start:\n{}", self.log());
+            }
+            if http_get(self.http, "/readyz").is_some_and(|(code, _)| code == 200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("vakt was not ready within 30 s:\n{}", self.log());
+    }
+
+    pub fn kill9(&mut self) {
+        self.child.kill().unwrap(); // SIGKILL
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then wait for the exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "vakt did not stop within 10 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("vakt.log")).unwrap_or_default()
+    }
+
+    /// `/metrics` parsed into (name with labels, value).
+    pub fn metric(&self, name_and_labels: &str) -> f64 {
+        let (_, body) = http_get(self.http, "/metrics").expect("/metrics answers");
+        body.lines().find_map(|l| l.strip_prefix(name_and_labels).and_then(|rest| rest.strip_prefix(' ')).map(|v| v.trim().parse::<f64>().unwrap())).unwrap_or(0.0)
+    }
+
+    pub async fn store(&self) -> vakt::live::store::Store {
+        vakt::live::store::Store::open(&self.backend.database_url()).await.unwrap()
+    }
+}
+
+impl Drop for Vakt {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_child(dir: &std::path::Path, config: &std::path::Path) -> Child {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("vakt.log")).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_vakt"))
+        .args(["run", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "info,rumqttd=warn")
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("start vakt")
+}
+
+/// A minimal HTTP/1.1 GET: (status, body), or None if nothing answers.
+pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Some((code, body))
+}
+
+/// A real MQTT client: a device, a staff app or an operations console.
+pub struct Client {
+    pub client: AsyncClient,
+    rx: mpsc::UnboundedReceiver<(String, Value)>,
+    /// Messages received but not yet matched by `expect`.
+    seen: Vec<(String, Value)>,
+}
+
+impl Client {
+    pub async fn connect(port: u16, subscriptions: &[&str]) -> Client {
+        Self::connect_with(port, subscriptions, &unique("test-client"), true).await
+    }
+
+    /// `clean_session = false`: the broker keeps the session across its restart and the
+    /// client resends what the broker had not acknowledged (a gateway's behaviour).
+    pub async fn connect_with(port: u16, subscriptions: &[&str], client_id: &str, clean: bool) -> Client {
+        let mut opts = MqttOptions::new(client_id, "127.0.0.1", port);
+        opts.set_keep_alive(Duration::from_secs(5)).set_max_packet_size(1 << 20, 1 << 20).set_clean_session(clean).set_inflight(1000);
+        let (client, mut eventloop) = AsyncClient::new(opts, 10_000);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (conn_tx, mut conn_rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let v = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
+                        let _ = tx.send((p.topic.clone(), v));
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        let _ = conn_tx.send(());
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        });
+        for s in subscriptions {
+            client.subscribe(*s, QoS::AtLeastOnce).await.unwrap();
+        }
+        for _ in subscriptions {
+            tokio::time::timeout(Duration::from_secs(10), conn_rx.recv()).await.expect("SUBACK in time");
+        }
+        Client { client, rx, seen: Vec::new() }
+    }
+
+    pub async fn publish(&self, topic: &str, payload: impl Into<Vec<u8>>) {
+        self.client.publish(topic, QoS::AtLeastOnce, false, payload).await.unwrap();
+    }
+
+    pub async fn publish_json(&self, topic: &str, v: Value) {
+        self.publish(topic, v.to_string()).await;
+    }
+
+    /// Waits for the first message on `topic` for which `pred` holds; keeps the others.
+    pub async fn expect(&mut self, topic: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(i) = self.seen.iter().position(|(t, v)| t == topic && pred(v)) {
+            return self.seen.remove(i).1;
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some((t, v))) => {
+                    if t == topic && pred(&v) {
+                        return v;
+                    }
+                    self.seen.push((t, v));
+                }
+                _ => panic!("no {what} on {topic} within 15 s; saw:\n{}", self.seen.iter().map(|(t, v)| format!("  {t} {v}")).collect::<Vec<_>>().join("\n")),
+            }
+        }
+    }
+}
+
+pub fn alarm(alarm_id: &str, resident: &str, kind: &str) -> Value {
+    serde_json::json!({ "alarm_id": alarm_id, "resident_id": resident, "kind": kind, "raised_at": vakt::live::driver::wall_clock().to_string() })
+}
+
+pub fn is(v: &Value, ty: &str, incident: u64) -> bool {
+    v["type"] == ty && v["incident_id"] == incident
+}
