@@ -149,6 +149,11 @@ impl Driver {
         }
     }
 
+    /// The broker acknowledged these outbox messages: deleted with the next commit.
+    pub fn delivered(&mut self, ids: &mut Vec<i64>) {
+        self.batch.delivered.append(ids);
+    }
+
     pub fn next_deadline(&self) -> Option<Timestamp> {
         self.engine.poll_timeout()
     }
@@ -343,7 +348,9 @@ impl Driver {
             }
         }
         let batch = std::mem::take(&mut self.batch);
-        self.metrics.outbox_pending.add(batch.outbox.len() as i64);
+        if let Ok(n) = self.store.outbox_len().await {
+            self.metrics.outbox_pending.set(n);
+        }
         batch.outbox
     }
 }

@@ -60,24 +60,25 @@ pub async fn run(settings: Settings, config_dir: Option<&Path>) -> Result<()> {
     driver.fire_due(now);
     let open = driver.engine().open_incident_count();
     info!(replayed, directory_changes = changed, open_incidents = open, ms = started.elapsed().as_millis() as u64, "state recovered");
-    let first = driver.commit(&ready_tx).await;
+    driver.commit(&ready_tx).await;
 
     let opts = mqtt::options(&settings.mqtt, embedded)?;
     let (mqtt, mut channels, mqtt_task) = mqtt::spawn(opts, metrics.clone(), stop_rx.clone());
-    // Whatever the broker had not acknowledged before the restart goes out first.
+    // Whatever the broker had not acknowledged before the restart goes out first
+    // (with what recovery itself just stored).
     let pending = store.pending_outbox().await?;
     metrics.outbox_pending.set(pending.len() as i64);
-    for row in pending.into_iter().chain(first) {
+    for row in pending {
         mqtt.publish(mqtt::OutMsg { id: row.id, topic: row.topic, payload: row.payload });
     }
     let _ = ready_tx.send(true);
     info!("vakt is running");
 
-    let deleter = tokio::spawn(delete_delivered(store.clone(), metrics.clone(), channels.delivered));
     let mut signals = Signals::new()?;
     let mut directory_tick = tokio::time::interval(Duration::from_secs(5));
     directory_tick.tick().await;
     let mut inbound = Vec::with_capacity(MAX_BATCH);
+    let mut delivered = Vec::new();
     loop {
         let sleep_until = driver.next_deadline().map(|t| {
             let wait = t.as_millis().saturating_sub(driver::wall_clock().as_millis()).max(0) as u64;
@@ -96,12 +97,19 @@ pub async fn run(settings: Settings, config_dir: Option<&Path>) -> Result<()> {
                 let now = driver.now();
                 driver.fire_due(now);
             }
+            n = channels.delivered.recv_many(&mut delivered, 50_000) => {
+                if n == 0 { warn!("MQTT client task ended"); break; }
+            }
             _ = directory_tick.tick() => {
                 if let Err(e) = driver.refresh_directory().await {
                     warn!(error = %format!("{e:#}"), "directory refresh failed");
                 }
             }
         }
+        while let Ok(id) = channels.delivered.try_recv() {
+            delivered.push(id);
+        }
+        driver.delivered(&mut delivered);
         let out = driver.commit(&ready_tx).await;
         for p in inbound.drain(..) {
             mqtt.ack(&p);
@@ -118,7 +126,6 @@ pub async fn run(settings: Settings, config_dir: Option<&Path>) -> Result<()> {
     if let Err(e) = tokio::time::timeout(Duration::from_secs(3), mqtt_task).await {
         error!(error = %e, "MQTT client did not stop in time");
     }
-    deleter.abort();
     store.close().await;
     info!("stopped");
     Ok(())
@@ -158,24 +165,6 @@ async fn seed(store: &store::Store, settings: &Settings, config_dir: Option<&Pat
         }
     }
     Ok(())
-}
-
-/// Deletes outbox rows the broker acknowledged, in batches.
-async fn delete_delivered(store: store::Store, metrics: Arc<metrics::Metrics>, mut delivered: tokio::sync::mpsc::UnboundedReceiver<i64>) {
-    let mut ids = Vec::new();
-    while delivered.recv_many(&mut ids, 10_000).await > 0 {
-        loop {
-            match store.outbox_delivered(&ids).await {
-                Ok(()) => break,
-                Err(e) => {
-                    warn!(error = %format!("{e:#}"), "could not delete delivered outbox rows; retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-            }
-        }
-        metrics.outbox_pending.sub(ids.len() as i64);
-        ids.clear();
-    }
 }
 
 /// SIGINT or SIGTERM.

@@ -142,7 +142,11 @@ pub struct Channels {
 
 /// Spawns the client task. `stop` ends it (after a clean DISCONNECT).
 pub fn spawn(opts: MqttOptions, metrics: Arc<Metrics>, stop: watch::Receiver<bool>) -> (MqttHandle, Channels, tokio::task::JoinHandle<()>) {
-    let (client, eventloop) = AsyncClient::new(opts, 100_000);
+    let (client, mut eventloop) = AsyncClient::new(opts, 100_000);
+    // Small messages (acks, offers) go out at once, not after the previous one's TCP ACK.
+    let mut net = rumqttc::NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    eventloop.set_network_options(net);
     let (in_tx, in_rx) = mpsc::channel(50_000);
     let (out_tx, out_rx) = mpsc::unbounded_channel();
     let (del_tx, del_rx) = mpsc::unbounded_channel();

@@ -265,55 +265,6 @@ async fn broker_restart_under_load_loses_nothing() {
     store.close().await;
 }
 
-/// A Mosquitto of the test's own (the machine's binary), so it can be restarted.
-struct Mosquitto {
-    child: std::process::Child,
-    conf: std::path::PathBuf,
-}
-
-impl Mosquitto {
-    fn start(dir: &std::path::Path, port: u16) -> Mosquitto {
-        let data = dir.join("mosquitto");
-        std::fs::create_dir_all(&data).unwrap();
-        // Mosquitto started as root drops to its own user: it must be able to write here.
-        std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
-        let conf = dir.join("mosquitto.conf");
-        std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nmax_queued_messages 0\n", data.display()))
-            .unwrap();
-        let child = Self::spawn(&conf, port);
-        Mosquitto { child, conf }
-    }
-
-    fn spawn(conf: &std::path::Path, port: u16) -> std::process::Child {
-        let mut child = std::process::Command::new("mosquitto").arg("-c").arg(conf).stderr(std::process::Stdio::null()).spawn().expect("mosquitto (Debian package)");
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return child;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("mosquitto did not start on {port}");
-    }
-
-    /// SIGTERM (Mosquitto saves its persistence file), then start again on the same port.
-    fn restart(&mut self) {
-        let port = std::fs::read_to_string(&self.conf).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
-        std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
-        self.child.wait().unwrap();
-        std::thread::sleep(Duration::from_millis(300));
-        self.child = Self::spawn(&self.conf, port);
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The database goes away (connections refused and cut) while alarms arrive: nothing is
 /// acknowledged, failures are counted, /readyz says so; when it is back, every alarm is
 /// processed and stored.
@@ -324,7 +275,7 @@ async fn database_outage_holds_alarms_until_it_is_back() {
     let port = free_port();
     let _broker = Mosquitto::start(&dir, port);
     let backend = Backend::external(port).await;
-    let Backend::External { postgres_db, .. } = &backend else { unreachable!() };
+    let support::Db::Postgres(postgres_db) = &backend.db else { unreachable!() };
     let v = Vakt::start(&backend, &dir);
     let mut ops = Client::connect(port, OPS).await;
     let device = Client::connect(port, &[]).await;
@@ -357,4 +308,90 @@ async fn database_outage_holds_alarms_until_it_is_back() {
     assert_eq!(raised, 6);
     assert_eq!(http_get(v.http, "/readyz").unwrap().0, 200);
     store.close().await;
+}
+
+/// `vakt import` fills the directory; a running engine picks the change up; a bad file
+/// is refused whole with its bad lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_fills_the_directory_of_a_running_engine() {
+    let dir = temp_dir("import");
+    let backend = Backend::embedded(&dir);
+    let v = Vakt::start(&backend, &dir);
+    let mut ops = Client::connect(backend.mqtt_port(), OPS).await;
+    let device = Client::connect(backend.mqtt_port(), &[]).await;
+    let import = |what: &str, file: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_vakt")).args(["import", what]).arg(file).arg("--config").arg(&v.config).output().unwrap()
+    };
+    let bad = dir.join("bad.csv");
+    std::fs::write(&bad, "resident_id,municipality,lat,lon,address,notes,regular_helpers\nnew-1,fjord,61.2,7.1,Nyvegen 1,,\nnew 2,fjord,61.2,7.1,,,\n").unwrap();
+    let out = import("residents", &bad);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("1 bad row(s), nothing imported") && err.contains("line 3"), "{err}");
+
+    let good = dir.join("good.csv");
+    std::fs::write(&good, "resident_id,municipality,lat,lon,address,notes,regular_helpers\nnew-1,fjord,61.2,7.1,Nyvegen 1,Ring på,near\n").unwrap();
+    let out = import("residents", &good);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("imported 1 residents"));
+    // Within the engine's 5 s directory refresh, the new resident's alarm is routed.
+    let mut refused_before = None;
+    for attempt in 0..20 {
+        device.publish_json("vakt/v1/alarms/fjord", alarm(&format!("n-{attempt}"), "new-1", "fall")).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if v.metric("vakt_incident_events_total{type=\"raised\"}") == 1.0 {
+            refused_before = Some(attempt);
+            break;
+        }
+    }
+    let refused = refused_before.unwrap_or_else(|| panic!("the imported resident's alarm was never raised:\n{}", v.log()));
+    // Alarms that came before the refresh were refused as unknown, each with its reason.
+    assert_eq!(v.metric("vakt_messages_rejected_total{reason=\"unknown_resident\"}"), refused as f64);
+    if refused > 0 {
+        ops.expect("vakt/v1/rejects", "the alarms before the refresh, refused", |m| m["reason"] == "unknown_resident").await;
+    }
+    ops.expect("vakt/v1/incidents/fjord", "the imported resident's incident", |e| e["type"] == "raised" && e["resident_id"] == "new-1").await;
+}
+
+/// An external broker over TLS (a private CA, trusted through SSL_CERT_FILE) with a
+/// username and password: `mqtt.url = "mqtts://user:password@host:port"`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_and_password_to_an_external_broker() {
+    let dir = temp_dir("tls");
+    let sh = |cmd: &str| {
+        let out = std::process::Command::new("sh").arg("-c").arg(cmd).current_dir(&dir).output().unwrap();
+        assert!(out.status.success(), "{cmd}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj '/CN=vakt test CA' 2>/dev/null");
+    sh("openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj '/CN=localhost' 2>/dev/null");
+    sh("printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile san.ext 2>/dev/null");
+    sh("mosquitto_passwd -b -c passwd vakt 's3cret' && chmod 0644 passwd server.key");
+    let (tls_port, plain_port) = (free_port(), free_port());
+    let conf = dir.join("mosquitto.conf");
+    let d = dir.display();
+    std::fs::write(
+        &conf,
+        format!(
+            "per_listener_settings true\nlistener {tls_port} 127.0.0.1\ncafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key\npassword_file {d}/passwd\nallow_anonymous false\n\
+             listener {plain_port} 127.0.0.1\nallow_anonymous true\n"
+        ),
+    )
+    .unwrap();
+    let mut broker = std::process::Command::new("mosquitto").arg("-c").arg(&conf).stderr(std::process::Stdio::null()).spawn().unwrap();
+    while std::net::TcpStream::connect(("127.0.0.1", plain_port)).is_err() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut backend = Backend::sqlite_on(plain_port, &dir);
+    backend.mqtt_url = Some(format!("mqtts://vakt:s3cret@localhost:{tls_port}"));
+    backend.env.push(("SSL_CERT_FILE".into(), format!("{d}/ca.pem")));
+    let v = Vakt::start(&backend, &dir);
+    // Devices on the plain listener, vakt on TLS: the alarm crosses over.
+    let mut ops = Client::connect(plain_port, OPS).await;
+    let device = Client::connect(plain_port, &[]).await;
+    device.publish_json("vakt/v1/alarms/fjord", alarm("t-1", "r1", "fall")).await;
+    ops.expect("vakt/v1/incidents/fjord", "raised over TLS", |e| e["type"] == "raised" && e["alarm_id"] == "t-1").await;
+    assert!(v.log().contains("MQTT connected"));
+    drop(v);
+    let _ = broker.kill();
+    let _ = broker.wait();
 }

@@ -34,43 +34,59 @@ pub fn temp_dir(name: &str) -> PathBuf {
 
 /// Where the engine's store and broker are.
 #[derive(Clone, Debug)]
-pub enum Backend {
-    /// The embedded defaults: in-process broker on a free port, an SQLite file.
-    Embedded { mqtt_port: u16, sqlite: PathBuf },
-    /// The machine's Mosquitto (or a test's own) and a fresh PostgreSQL database.
-    External { mqtt_port: u16, postgres_db: String },
+pub struct Backend {
+    pub mqtt_port: u16,
+    /// vakt's own broker (rumqttd) on `mqtt_port`, or an external one there.
+    pub embedded_broker: bool,
+    pub db: Db,
+    /// Instead of `mqtt://127.0.0.1:{mqtt_port}` (TLS, credentials).
+    pub mqtt_url: Option<String>,
+    /// Extra environment for the vakt process.
+    pub env: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(PathBuf),
+    /// A database of this name on the machine's PostgreSQL.
+    Postgres(String),
 }
 
 impl Backend {
+    /// The embedded defaults: in-process broker on a free port, an SQLite file.
     pub fn embedded(dir: &std::path::Path) -> Backend {
-        Backend::Embedded { mqtt_port: free_port(), sqlite: dir.join("vakt.sqlite") }
+        Backend { mqtt_port: free_port(), embedded_broker: true, db: Db::Sqlite(dir.join("vakt.sqlite")), mqtt_url: None, env: Vec::new() }
     }
 
-    /// A fresh PostgreSQL database on the machine's server, and the given broker port.
+    /// An external broker on `mqtt_port` and a fresh PostgreSQL database.
     pub async fn external(mqtt_port: u16) -> Backend {
         let name = unique("vakt_it").replace('-', "_");
         let mut admin = postgres_admin().await;
         sqlx::Executor::execute(&mut admin, format!("CREATE DATABASE {name}").as_str()).await.expect("create test database");
-        Backend::External { mqtt_port, postgres_db: name }
+        Backend { mqtt_port, embedded_broker: false, db: Db::Postgres(name), mqtt_url: None, env: Vec::new() }
+    }
+
+    /// An external broker on `mqtt_port` and an SQLite file.
+    pub fn sqlite_on(mqtt_port: u16, dir: &std::path::Path) -> Backend {
+        Backend { mqtt_port, embedded_broker: false, db: Db::Sqlite(dir.join("vakt.sqlite")), mqtt_url: None, env: Vec::new() }
     }
 
     pub fn mqtt_port(&self) -> u16 {
-        match self {
-            Backend::Embedded { mqtt_port, .. } | Backend::External { mqtt_port, .. } => *mqtt_port,
-        }
+        self.mqtt_port
     }
 
     pub fn database_url(&self) -> String {
-        match self {
-            Backend::Embedded { sqlite, .. } => format!("sqlite://{}", sqlite.display()),
-            Backend::External { postgres_db, .. } => format!("postgres://postgres@127.0.0.1:5432/{postgres_db}"),
+        match &self.db {
+            Db::Sqlite(path) => format!("sqlite://{}", path.display()),
+            Db::Postgres(name) => format!("postgres://postgres@127.0.0.1:5432/{name}"),
         }
     }
 
     fn toml(&self, client_id: &str, http_port: u16) -> String {
-        let mqtt = match self {
-            Backend::Embedded { mqtt_port, .. } => format!("listen = \"127.0.0.1:{mqtt_port}\""),
-            Backend::External { mqtt_port, .. } => format!("url = \"mqtt://127.0.0.1:{mqtt_port}\""),
+        let mqtt = match (&self.mqtt_url, self.embedded_broker) {
+            (Some(url), _) => format!("url = \"{url}\""),
+            (None, true) => format!("listen = \"127.0.0.1:{}\"", self.mqtt_port),
+            (None, false) => format!("url = \"mqtt://127.0.0.1:{}\"", self.mqtt_port),
         };
         format!(
             "[mqtt]\n{mqtt}\nclient_id = \"{client_id}\"\nkeep_alive_secs = 2\n\n[database]\nurl = \"{}\"\n\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n",
@@ -132,18 +148,23 @@ pub struct Vakt {
 impl Vakt {
     /// Writes the configuration and the sample directory, starts vakt, waits for /readyz.
     pub fn start(backend: &Backend, dir: &std::path::Path) -> Vakt {
-        std::fs::write(dir.join("residents.csv"), residents_csv()).unwrap();
-        std::fs::write(dir.join("staff.csv"), STAFF_CSV).unwrap();
+        Self::start_with(backend, dir, ENGINE_TOML, &residents_csv(), STAFF_CSV)
+    }
+
+    /// With an engine configuration and a directory of the caller's.
+    pub fn start_with(backend: &Backend, dir: &std::path::Path, engine_toml: &str, residents: &str, staff: &str) -> Vakt {
+        std::fs::write(dir.join("residents.csv"), residents).unwrap();
+        std::fs::write(dir.join("staff.csv"), staff).unwrap();
         let http_port = free_port();
         let config = dir.join("vakt.toml");
         let client_id = unique("vakt-engine");
-        let text = format!("{ENGINE_TOML}\n{}\n[seed]\nresidents = \"residents.csv\"\nstaff = \"staff.csv\"\n", backend.toml(&client_id, http_port));
+        let text = format!("{engine_toml}\n{}\n[seed]\nresidents = \"residents.csv\"\nstaff = \"staff.csv\"\n", backend.toml(&client_id, http_port));
         std::fs::write(&config, text).unwrap();
         Self::spawn(backend.clone(), dir.to_owned(), config, SocketAddr::from(([127, 0, 0, 1], http_port)))
     }
 
     fn spawn(backend: Backend, dir: PathBuf, config: PathBuf, http: SocketAddr) -> Vakt {
-        let child = spawn_child(&dir, &config);
+        let child = spawn_child(&dir, &config, &backend.env);
         let mut v = Vakt { child, http, dir, config, backend };
         v.wait_ready();
         v
@@ -153,12 +174,12 @@ impl Vakt {
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = spawn_child(&self.dir, &self.config);
+        self.child = spawn_child(&self.dir, &self.config, &self.backend.env);
         self.wait_ready();
     }
 
     pub fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(120);
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().unwrap() {
                 panic!("vakt exited with {status} during start:\n{}", self.log());
@@ -168,7 +189,7 @@ impl Vakt {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("vakt was not ready within 30 s:\n{}", self.log());
+        panic!("vakt was not ready within 120 s:\n{}", self.log());
     }
 
     pub fn kill9(&mut self) {
@@ -212,12 +233,13 @@ impl Drop for Vakt {
     }
 }
 
-fn spawn_child(dir: &std::path::Path, config: &std::path::Path) -> Child {
+fn spawn_child(dir: &std::path::Path, config: &std::path::Path, env: &[(String, String)]) -> Child {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("vakt.log")).unwrap();
     Command::new(env!("CARGO_BIN_EXE_vakt"))
         .args(["run", "--config"])
         .arg(config)
         .env("RUST_LOG", "info,rumqttd=warn")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::from(log.try_clone().unwrap()))
         .stderr(Stdio::from(log))
         .spawn()
@@ -255,6 +277,7 @@ impl Client {
         let mut opts = MqttOptions::new(client_id, "127.0.0.1", port);
         opts.set_keep_alive(Duration::from_secs(5)).set_max_packet_size(1 << 20, 1 << 20).set_clean_session(clean).set_inflight(1000);
         let (client, mut eventloop) = AsyncClient::new(opts, 10_000);
+        eventloop.set_network_options(nodelay());
         let (tx, rx) = mpsc::unbounded_channel();
         let (conn_tx, mut conn_rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {
@@ -309,10 +332,71 @@ impl Client {
     }
 }
 
+/// TCP_NODELAY: a small MQTT packet goes out at once (as vakt's own client does).
+pub fn nodelay() -> rumqttc::NetworkOptions {
+    let mut net = rumqttc::NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    net
+}
+
 pub fn alarm(alarm_id: &str, resident: &str, kind: &str) -> Value {
     serde_json::json!({ "alarm_id": alarm_id, "resident_id": resident, "kind": kind, "raised_at": vakt::live::driver::wall_clock().to_string() })
 }
 
 pub fn is(v: &Value, ty: &str, incident: u64) -> bool {
     v["type"] == ty && v["incident_id"] == incident
+}
+
+/// A Mosquitto of the test's own (the machine's binary), so it can be restarted.
+pub struct Mosquitto {
+    child: std::process::Child,
+    conf: std::path::PathBuf,
+}
+
+impl Mosquitto {
+    pub fn start(dir: &std::path::Path, port: u16) -> Mosquitto {
+        Self::start_with(dir, port, "")
+    }
+
+    /// With extra configuration lines (e.g. `set_tcp_nodelay true`).
+    pub fn start_with(dir: &std::path::Path, port: u16, extra: &str) -> Mosquitto {
+        let data = dir.join("mosquitto");
+        std::fs::create_dir_all(&data).unwrap();
+        // Mosquitto started as root drops to its own user: it must be able to write here.
+        std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nmax_queued_messages 0\n{extra}\n", data.display()))
+            .unwrap();
+        let child = Self::spawn(&conf, port);
+        Mosquitto { child, conf }
+    }
+
+    fn spawn(conf: &std::path::Path, port: u16) -> std::process::Child {
+        let mut child = std::process::Command::new("mosquitto").arg("-c").arg(conf).stderr(std::process::Stdio::null()).spawn().expect("mosquitto (Debian package)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return child;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("mosquitto did not start on {port}");
+    }
+
+    /// SIGTERM (Mosquitto saves its persistence file), then start again on the same port.
+    pub fn restart(&mut self) {
+        let port = std::fs::read_to_string(&self.conf).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+        std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        self.child.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        self.child = Self::spawn(&self.conf, port);
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

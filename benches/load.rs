@@ -1,0 +1,314 @@
+//! Load benchmark for the live engine (issue 3), through Mosquitto.
+//!
+//! `cargo bench --bench load` (add `-- --quick` for 5 s steps, `-- --stores sqlite`,
+//! `-- --machine-broker` for the machine's Mosquitto on 1883 with its default settings).
+//!
+//! By default the broker is a Mosquitto of the bench's own (the machine's binary) with
+//! `set_tcp_nodelay true` and `max_inflight_messages 1000`, the settings docs/mqtt.md
+//! recommends for vakt: with Mosquitto's defaults, Nagle's algorithm on the broker side
+//! holds its small packets to vakt (PUBACKs, the next alarm) until a delayed TCP ACK,
+//! which adds about 20 ms at low rates; and 20 messages in flight to vakt cap a batch.
+//!
+//! In one run, through the same broker:
+//! (a) the floor: a message published by one client and received by another (one hop);
+//! (b) an alarm published by a device client until the offer reaches the staff client
+//!     through vakt (two hops, plus the engine and its store, persistence on).
+//! Both at 100 and 1,000 messages per second; p50, p99, p99.9 and the ratio of (b) to
+//! twice (a). Then the highest rate (b) sustains for a step with p99 under 100 ms and
+//! every offer delivered, on SQLite and on PostgreSQL.
+//!
+//! vakt runs as its own process (the release binary), each (b) step on a fresh store
+//! with one resident per alarm (an open incident per resident; a repeat would only be
+//! attached, with no new offer). Offers do not expire during a step (timeout 600 s), so
+//! what is measured is the alarm → offer path, not escalations.
+
+#[allow(dead_code)]
+#[path = "../tests/it/live/support.rs"]
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use support::{Backend, Mosquitto, Vakt, free_port, temp_dir, unique};
+
+static BROKER: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+
+fn broker_port() -> u16 {
+    *BROKER.get().expect("broker chosen")
+}
+
+const ENGINE: &str = r#"
+[defaults.ladder]
+offer_timeout_secs = 600
+broadcast_after_offers = 3
+broadcast_after_secs = 1200
+backup_after_secs = 1200
+alert_after_secs = 1300
+alert_repeat_secs = 600
+
+[engine]
+target_answer_secs = 1800
+
+[[centre]]
+id = "backup-centre"
+name = "Backup centre"
+kind = "private"
+operators_on_duty = 1
+
+[[municipality]]
+id = "fjord"
+name = "Fjord"
+population = 5000
+centre = { lat = 61.2297, lon = 7.1006 }
+model = "mobile_guard_room"
+backup = { centre = "backup-centre" }
+"#;
+
+const STAFF: usize = 50;
+
+struct Stats {
+    sent: u64,
+    received: u64,
+    p50: f64,
+    p99: f64,
+    p999: f64,
+}
+
+impl Stats {
+    fn ms(v: f64) -> String {
+        format!("{v:.2} ms")
+    }
+}
+
+/// Publishes `rate` messages per second for `secs` and measures until each arrives.
+/// `make(seq)` gives (topic, payload); the receiver reports `seq` for each arrival.
+async fn run_load(
+    port: u16,
+    rate: u64,
+    secs: u64,
+    subscribe: &str,
+    make: impl Fn(u64) -> (String, Vec<u8>),
+    seq_of: impl Fn(&[u8]) -> Option<u64> + Send + Sync + 'static,
+) -> Stats {
+    let total = rate * secs;
+    let base = Instant::now();
+    let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..total).map(|_| AtomicU64::new(0)).collect());
+    let latencies = Arc::new(std::sync::Mutex::new(Vec::with_capacity(total as usize)));
+
+    // The receiver.
+    let mut opts = MqttOptions::new(unique("bench-rx"), "127.0.0.1", port);
+    opts.set_keep_alive(Duration::from_secs(30)).set_max_packet_size(1 << 20, 1 << 20).set_inflight(1000);
+    let (rx_client, mut rx_loop) = AsyncClient::new(opts, 100_000);
+    rx_loop.set_network_options(support::nodelay());
+    rx_client.subscribe(subscribe, QoS::AtLeastOnce).await.unwrap();
+    let (subscribed_tx, subscribed_rx) = tokio::sync::oneshot::channel();
+    let (lat, sa) = (latencies.clone(), sent_at.clone());
+    let receiver = tokio::spawn(async move {
+        let mut subscribed = Some(subscribed_tx);
+        loop {
+            match rx_loop.poll().await {
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    if let Some(tx) = subscribed.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let now = base.elapsed().as_nanos() as u64;
+                    if let Some(seq) = seq_of(&p.payload) {
+                        if let Some(t) = sa.get(seq as usize) {
+                            let t = t.load(Ordering::Acquire);
+                            if t > 0 {
+                                lat.lock().unwrap().push(now - t);
+                            }
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => panic!("receiver lost the broker: {e}"),
+            }
+        }
+    });
+    subscribed_rx.await.unwrap();
+
+    // The sender: a tick every millisecond, publishing what is due by then.
+    let mut opts = MqttOptions::new(unique("bench-tx"), "127.0.0.1", port);
+    opts.set_keep_alive(Duration::from_secs(30)).set_max_packet_size(1 << 20, 1 << 20).set_inflight(1000);
+    let (tx_client, mut tx_loop) = AsyncClient::new(opts, 100_000);
+    tx_loop.set_network_options(support::nodelay());
+    let sender_loop = tokio::spawn(async move {
+        loop {
+            if let Err(e) = tx_loop.poll().await {
+                panic!("sender lost the broker: {e}");
+            }
+        }
+    });
+    let start = Instant::now();
+    let mut next = 0u64;
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    while next < total {
+        tick.tick().await;
+        let due = ((start.elapsed().as_secs_f64() * rate as f64) as u64 + 1).min(total);
+        while next < due {
+            let (topic, payload) = make(next);
+            sent_at[next as usize].store(base.elapsed().as_nanos() as u64, Ordering::Release);
+            tx_client.publish(topic, QoS::AtLeastOnce, false, payload).await.unwrap();
+            next += 1;
+        }
+    }
+    // Let the stragglers arrive (at most 10 s).
+    let drain_until = Instant::now() + Duration::from_secs(10);
+    while (latencies.lock().unwrap().len() as u64) < total && Instant::now() < drain_until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    receiver.abort();
+    sender_loop.abort();
+    let mut l = std::mem::take(&mut *latencies.lock().unwrap());
+    l.sort_unstable();
+    let pct = |p: f64| if l.is_empty() { f64::NAN } else { l[((l.len() as f64 * p) as usize).min(l.len() - 1)] as f64 / 1e6 };
+    Stats { sent: total, received: l.len() as u64, p50: pct(0.50), p99: pct(0.99), p999: pct(0.999) }
+}
+
+async fn one_hop(rate: u64, secs: u64) -> Stats {
+    let topic = unique("bench/hop");
+    let t = topic.clone();
+    run_load(broker_port(), rate, secs, &topic, move |seq| (t.clone(), format!("{{\"seq\":{seq},\"pad\":\"{}\"}}", "x".repeat(120)).into_bytes()), |p| {
+        serde_json::from_slice::<serde_json::Value>(p).ok()?["seq"].as_u64()
+    })
+    .await
+}
+
+/// A fresh vakt on `store` with `residents` residents and 50 staff on duty.
+async fn start_vakt(store: &str, residents: u64) -> (Vakt, AsyncClient) {
+    let dir = temp_dir("bench-load");
+    let backend = match store {
+        "sqlite" => Backend::sqlite_on(broker_port(), &dir),
+        _ => Backend::external(broker_port()).await,
+    };
+    let mut csv = String::from("resident_id,municipality,lat,lon,address,notes,regular_helpers\n");
+    for i in 0..residents {
+        csv.push_str(&format!("r{i},fjord,{:.5},{:.5},Vegen {i},,\n", 61.15 + (i % 101) as f64 * 0.0015, 7.00 + (i % 97) as f64 * 0.002));
+    }
+    let mut staff = String::from("staff_id,municipality,name,roles\n");
+    for s in 0..STAFF {
+        staff.push_str(&format!("s{s},fjord,Staff {s},nurse\n"));
+    }
+    let v = Vakt::start_with(&backend, &dir, ENGINE, &csv, &staff);
+    let mut opts = MqttOptions::new(unique("bench-staff"), "127.0.0.1", broker_port());
+    opts.set_keep_alive(Duration::from_secs(30));
+    let (client, mut el) = AsyncClient::new(opts, 1000);
+    tokio::spawn(async move { while el.poll().await.is_ok() {} });
+    for s in 0..STAFF {
+        let payload = format!("{{\"state\":\"on_duty\",\"position\":{{\"lat\":{:.4},\"lon\":{:.4}}}}}", 61.15 + s as f64 * 0.003, 7.0 + s as f64 * 0.004);
+        client.publish(format!("vakt/v1/staff/s{s}/status"), QoS::AtLeastOnce, false, payload).await.unwrap();
+    }
+    for _ in 0..200 {
+        if v.metric("vakt_staff_on_duty") == STAFF as f64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(v.metric("vakt_staff_on_duty"), STAFF as f64, "staff on duty before the load");
+    (v, client)
+}
+
+async fn alarm_to_offer(store: &str, rate: u64, secs: u64) -> Stats {
+    let (mut v, _staff) = start_vakt(store, rate * secs).await;
+    let stats = run_load(
+        broker_port(),
+        rate,
+        secs,
+        "vakt/v1/staff/+/offers",
+        |seq| {
+            let raised = vakt::live::driver::wall_clock().to_string();
+            ("vakt/v1/alarms/fjord".to_owned(), format!("{{\"alarm_id\":\"L{seq}\",\"resident_id\":\"r{seq}\",\"kind\":\"safety\",\"raised_at\":\"{raised}\"}}").into_bytes())
+        },
+        |p| {
+            let v: serde_json::Value = serde_json::from_slice(p).ok()?;
+            v["alarm"]["alarm_id"].as_str()?.strip_prefix('L')?.parse().ok()
+        },
+    )
+    .await;
+    let writes = v.metric("vakt_store_write_seconds_count");
+    let failures = v.metric("vakt_store_write_failures_total");
+    assert_eq!(failures, 0.0, "store writes failed under load");
+    eprintln!("    [{store} {rate}/s: {writes} store transactions for {} alarms]", rate * secs);
+    let _ = v.stop();
+    stats
+}
+
+fn row(what: &str, s: &Stats) {
+    println!("| {what} | {} / {} | {} | {} | {} |", s.received, s.sent, Stats::ms(s.p50), Stats::ms(s.p99), Stats::ms(s.p999));
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let stores: Vec<String> = args.iter().position(|a| a == "--stores").and_then(|i| args.get(i + 1)).map_or(vec!["sqlite".into(), "postgres".into()], |s| s.split(',').map(String::from).collect());
+    let secs = if quick { 5 } else { 30 };
+    let step_secs = if quick { 3 } else { 10 };
+    let _own_broker = if args.iter().any(|a| a == "--machine-broker") {
+        BROKER.set(1883).unwrap();
+        None
+    } else {
+        let port = free_port();
+        BROKER.set(port).unwrap();
+        Some(Mosquitto::start_with(&temp_dir("bench-broker"), port, "set_tcp_nodelay true\nmax_inflight_messages 1000"))
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    // `--step STORE:RATE`: one alarm → offer step of `step_secs`, for profiling.
+    if let Some(step) = args.iter().position(|a| a == "--step").and_then(|i| args.get(i + 1)) {
+        let (store, rate) = step.split_once(':').expect("--step STORE:RATE");
+        let b = rt.block_on(alarm_to_offer(store, rate.parse().expect("rate"), step_secs));
+        row(&format!("(b) {store} {rate}/s"), &b);
+        return;
+    }
+    rt.block_on(async {
+        let broker = if _own_broker.is_some() { "the bench's own Mosquitto (set_tcp_nodelay, max_inflight_messages 1000)" } else { "the machine's Mosquitto, default settings" };
+        println!("\n## vakt load benchmark: {secs} s per rate, {broker} on 127.0.0.1:{}, vakt as a separate process\n", broker_port());
+        println!("| path | received / sent | p50 | p99 | p99.9 |");
+        println!("|---|---|---|---|---|");
+        let mut floor = Vec::new();
+        for rate in [100, 1000] {
+            let a = one_hop(rate, secs).await;
+            row(&format!("(a) one hop, {rate}/s"), &a);
+            floor.push((rate, a));
+        }
+        let mut ratios = Vec::new();
+        for store in &stores {
+            for (rate, a) in &floor {
+                let b = alarm_to_offer(store, *rate, secs).await;
+                row(&format!("(b) alarm → offer via vakt + {store}, {rate}/s"), &b);
+                ratios.push(format!("{store} {rate}/s: p50 {:.2}×, p99 {:.2}×, p99.9 {:.2}×", b.p50 / (2.0 * a.p50), b.p99 / (2.0 * a.p99), b.p999 / (2.0 * a.p999)));
+            }
+        }
+        println!("\nRatio of (b) to twice (a), same run:");
+        for r in &ratios {
+            println!("- {r}");
+        }
+        println!("\nHighest sustained rate ({step_secs} s steps, every offer delivered, p99 < 100 ms):");
+        for store in &stores {
+            let mut good = 0u64;
+            let mut bad = None;
+            let mut rate = 2000u64;
+            for _ in 0..6 {
+                let b = alarm_to_offer(store, rate, step_secs).await;
+                let ok = b.received == b.sent && b.p99 < 100.0;
+                println!("- {store} at {rate}/s: {} / {} offers, p99 {}: {}", b.received, b.sent, Stats::ms(b.p99), if ok { "sustained" } else { "not sustained" });
+                if ok {
+                    good = rate;
+                } else {
+                    bad = Some(rate);
+                }
+                rate = match bad {
+                    None => rate * 2,
+                    Some(b) if b - good > b / 8 => (good + b) / 2,
+                    Some(_) => break,
+                };
+            }
+            println!("- **{store}: {good} alarms/s sustained**");
+        }
+    });
+}
