@@ -51,9 +51,50 @@ pub struct Driver {
     contexts: FxHashMap<IncidentId, IncidentContext>,
     last_now: Timestamp,
     batch: Batch,
-    /// Directory rows seen up to this `updated_ms`.
-    directory_seen_ms: i64,
     store_failing: bool,
+}
+
+/// Residents and staff read from the store, to be compared with the engine's view.
+#[derive(Debug, Default)]
+pub struct DirectoryChanges {
+    pub residents: Vec<crate::core::Resident>,
+    pub staff: Vec<crate::core::Staff>,
+}
+
+/// Watches the directory tables off the engine's path: a cheap (count, newest change)
+/// probe every `every`, and a read of the changed rows only when the probe moves.
+/// The engine task then applies what differs.
+/// `seen`: the probe taken before the engine last read the whole directory.
+pub async fn watch_directory(store: Store, every: Duration, seen: super::store::DirectoryProbe, tx: tokio::sync::mpsc::Sender<DirectoryChanges>) {
+    let mut last = Some(seen);
+    loop {
+        tokio::time::sleep(every).await;
+        let probe = match store.directory_probe().await {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(error = %format!("{e:#}"), "directory probe failed");
+                continue;
+            }
+        };
+        let Some(prev) = last.replace(probe) else { continue };
+        if prev == probe {
+            continue;
+        }
+        // Rows changed at or after the newest change seen before (same-millisecond writes included).
+        let since = prev.newest_ms;
+        let read = async { Ok::<_, anyhow::Error>(DirectoryChanges { residents: store.residents_since(since).await?.into_iter().map(|r| r.entry).collect(), staff: store.staff_since(since).await?.into_iter().map(|r| r.entry).collect() }) };
+        match read.await {
+            Ok(changes) => {
+                if tx.send(changes).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                warn!(error = %format!("{e:#}"), "directory read failed");
+                last = Some(prev);
+            }
+        }
+    }
 }
 
 /// Wall-clock time as a `Timestamp`. The only place the live engine reads the clock.
@@ -73,7 +114,6 @@ impl Driver {
             contexts: FxHashMap::default(),
             last_now: Timestamp::from_millis(0),
             batch: Batch::default(),
-            directory_seen_ms: 0,
             store_failing: false,
         }
     }
@@ -115,29 +155,25 @@ impl Driver {
         Ok(n)
     }
 
-    /// Applies directory rows changed since the last look (imports, seeds) to the engine.
-    pub async fn refresh_directory(&mut self) -> Result<usize> {
-        let since = self.directory_seen_ms.saturating_sub(5_000);
-        let residents = self.store.residents_since(since).await?;
-        let staff = self.store.staff_since(since).await?;
+    /// Applies directory entries (imports, seeds) that differ from the engine's view.
+    /// Returns how many changed.
+    pub fn apply_directory(&mut self, changes: DirectoryChanges) -> usize {
         let mut changed = 0;
-        for row in residents {
-            self.directory_seen_ms = self.directory_seen_ms.max(row.updated_ms);
-            if self.engine.resident(&row.entry.id) != Some(&row.entry) {
+        for r in changes.residents {
+            if self.engine.resident(&r.id) != Some(&r) {
                 let now = self.now();
-                self.apply(Mode::Live, now, Input::UpsertResident(row.entry), None);
+                self.apply(Mode::Live, now, Input::UpsertResident(r), None);
                 changed += 1;
             }
         }
-        for row in staff {
-            self.directory_seen_ms = self.directory_seen_ms.max(row.updated_ms);
-            if self.engine.staff_member(&row.entry.id) != Some(&row.entry) {
+        for s in changes.staff {
+            if self.engine.staff_member(&s.id) != Some(&s) {
                 let now = self.now();
-                self.apply(Mode::Live, now, Input::UpsertStaff(row.entry), None);
+                self.apply(Mode::Live, now, Input::UpsertStaff(s), None);
                 changed += 1;
             }
         }
-        Ok(changed)
+        changed
     }
 
     /// Runs the timers due at `now` (logged as a tick, so a replay runs them at the same time).

@@ -55,7 +55,12 @@ pub async fn run(settings: Settings, config_dir: Option<&Path>) -> Result<()> {
     let mut driver = driver::Driver::new(Engine::new(config), store.clone(), metrics.clone(), settings.wire.limits());
     let started = std::time::Instant::now();
     let replayed = driver.recover().await?;
-    let changed = driver.refresh_directory().await?;
+    let probe = store.directory_probe().await?;
+    let everything = driver::DirectoryChanges {
+        residents: store.residents_since(i64::MIN).await?.into_iter().map(|r| r.entry).collect(),
+        staff: store.staff_since(i64::MIN).await?.into_iter().map(|r| r.entry).collect(),
+    };
+    let changed = driver.apply_directory(everything);
     let now = driver.now();
     driver.fire_due(now);
     let open = driver.engine().open_incident_count();
@@ -75,8 +80,8 @@ pub async fn run(settings: Settings, config_dir: Option<&Path>) -> Result<()> {
     info!("vakt is running");
 
     let mut signals = Signals::new()?;
-    let mut directory_tick = tokio::time::interval(Duration::from_secs(5));
-    directory_tick.tick().await;
+    let (dir_tx, mut directory) = tokio::sync::mpsc::channel(4);
+    let watcher = tokio::spawn(driver::watch_directory(store.clone(), Duration::from_secs(5), probe, dir_tx));
     let mut inbound = Vec::with_capacity(MAX_BATCH);
     let mut delivered = Vec::new();
     loop {
@@ -100,9 +105,10 @@ pub async fn run(settings: Settings, config_dir: Option<&Path>) -> Result<()> {
             n = channels.delivered.recv_many(&mut delivered, 50_000) => {
                 if n == 0 { warn!("MQTT client task ended"); break; }
             }
-            _ = directory_tick.tick() => {
-                if let Err(e) = driver.refresh_directory().await {
-                    warn!(error = %format!("{e:#}"), "directory refresh failed");
+            Some(changes) = directory.recv() => {
+                let n = driver.apply_directory(changes);
+                if n > 0 {
+                    info!(changes = n, "directory updated");
                 }
             }
         }
@@ -120,6 +126,7 @@ pub async fn run(settings: Settings, config_dir: Option<&Path>) -> Result<()> {
     }
     // Finish in-flight writes (the loop commits after every step), let the publishes and
     // acks already queued go out, then disconnect.
+    watcher.abort();
     let _ = ready_tx.send(false);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let _ = stop_tx.send(true);

@@ -86,6 +86,12 @@ pub struct Sequences {
     pub outbox: i64,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirectoryProbe {
+    pub rows: i64,
+    pub newest_ms: i64,
+}
+
 /// A directory entry as stored, with when it last changed.
 #[derive(Debug, Clone)]
 pub struct DirectoryRow<T> {
@@ -264,6 +270,18 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// A cheap fingerprint of the directory: row counts and the newest change.
+    pub async fn directory_probe(&self) -> Result<DirectoryProbe> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM residents), (SELECT COALESCE(MAX(updated_ms), 0) FROM residents), \
+             (SELECT COUNT(*) FROM staff), (SELECT COALESCE(MAX(updated_ms), 0) FROM staff)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let (rc, rm, sc, sm): (i64, i64, i64, i64) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
+        Ok(DirectoryProbe { rows: rc + sc, newest_ms: rm.max(sm) })
     }
 
     /// Residents changed at or after `since_ms`.
