@@ -255,7 +255,7 @@ fn main() {
     } else {
         let port = free_port();
         BROKER.set(port).unwrap();
-        Some(Mosquitto::start_with(&temp_dir("bench-broker"), port, "set_tcp_nodelay true\nmax_inflight_messages 1000"))
+        Some(Mosquitto::start_with(&temp_dir("bench-broker"), port, "set_tcp_nodelay true\nmax_inflight_messages 1000", false))
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     // `--step STORE:RATE`: one alarm → offer step of `step_secs`, for profiling.

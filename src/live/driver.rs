@@ -23,7 +23,7 @@ use super::metrics::Metrics;
 use super::outbound::{self, IncidentContext};
 use super::store::{Batch, EventRow, LogRow, OutboxRow, Sequences, Store};
 use super::wire::{self, WireLimits, WireReject};
-use crate::core::{Action, Actor, Engine, IncidentId, Input, Position, StaffId, StaffReply, Timestamp};
+use crate::core::{Action, Actor, Engine, IncidentId, Input, Position, RejectReason, StaffId, StaffReply, Timestamp};
 
 /// The log record for "the timers due at this time ran".
 const TICK: &str = "\"tick\"";
@@ -315,7 +315,13 @@ impl Driver {
                 warn!(topic, reason = reason.code(), detail = %reason, "input refused by the engine");
                 match (by, &cause.reply) {
                     (Some(Actor::Staff(s)), Some((_, inc, reply))) => {
-                        self.metrics.rejected.with_label_values(&[reason.code()]).inc();
+                        // The app is told on its own topic; an unknown staff member is
+                        // also a matter for operations.
+                        if matches!(reason, RejectReason::UnknownStaff) {
+                            self.reject(at, topic, reason.code(), &reason.to_string());
+                        } else {
+                            self.metrics.rejected.with_label_values(&[reason.code()]).inc();
+                        }
                         let msg = outbound::refused_message(incident.unwrap_or(*inc), reply, reason, at);
                         self.push_out(outbound::offers_topic(s), msg.to_string(), at);
                     }
@@ -356,8 +362,13 @@ impl Driver {
     /// Stores the pending batch in one transaction, retrying until the store takes it.
     /// Returns the outbox messages to publish. While the store is down nothing is
     /// acknowledged, so the broker keeps the inbound messages.
-    pub async fn commit(&mut self, ready: &tokio::sync::watch::Sender<bool>) -> Vec<OutboxRow> {
-        if self.batch.is_empty() {
+    ///
+    /// Deleting delivered outbox rows is not urgent (at worst a row is published again
+    /// after a crash), so a batch of deletes alone waits for the next batch with work in
+    /// it, or for `flush_deletes`: one fsync per alarm batch, not one per PUBACK.
+    pub async fn commit(&mut self, ready: &tokio::sync::watch::Sender<bool>, flush_deletes: bool) -> Vec<OutboxRow> {
+        let has_work = !(self.batch.log.is_empty() && self.batch.events.is_empty() && self.batch.outbox.is_empty());
+        if !has_work && !(flush_deletes && !self.batch.delivered.is_empty()) {
             return Vec::new();
         }
         let mut backoff = Duration::from_millis(50);
@@ -384,7 +395,9 @@ impl Driver {
             }
         }
         let batch = std::mem::take(&mut self.batch);
-        if let Ok(n) = self.store.outbox_len().await {
+        if batch.delivered.is_empty() {
+            self.metrics.outbox_pending.add(batch.outbox.len() as i64);
+        } else if let Ok(n) = self.store.outbox_len().await {
             self.metrics.outbox_pending.set(n);
         }
         batch.outbox

@@ -65,7 +65,7 @@ pub async fn run(settings: Settings, config_dir: Option<&Path>) -> Result<()> {
     driver.fire_due(now);
     let open = driver.engine().open_incident_count();
     info!(replayed, directory_changes = changed, open_incidents = open, ms = started.elapsed().as_millis() as u64, "state recovered");
-    driver.commit(&ready_tx).await;
+    driver.commit(&ready_tx, true).await;
 
     let opts = mqtt::options(&settings.mqtt, embedded)?;
     let (mqtt, mut channels, mqtt_task) = mqtt::spawn(opts, metrics.clone(), stop_rx.clone());
@@ -84,11 +84,13 @@ pub async fn run(settings: Settings, config_dir: Option<&Path>) -> Result<()> {
     let watcher = tokio::spawn(driver::watch_directory(store.clone(), Duration::from_secs(5), probe, dir_tx));
     let mut inbound = Vec::with_capacity(MAX_BATCH);
     let mut delivered = Vec::new();
+    let mut flush_tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         let sleep_until = driver.next_deadline().map(|t| {
             let wait = t.as_millis().saturating_sub(driver::wall_clock().as_millis()).max(0) as u64;
             tokio::time::Instant::now() + Duration::from_millis(wait)
         });
+        let mut flush = false;
         tokio::select! {
             _ = signals.recv() => {
                 info!("stopping: no more input is taken");
@@ -105,6 +107,7 @@ pub async fn run(settings: Settings, config_dir: Option<&Path>) -> Result<()> {
             n = channels.delivered.recv_many(&mut delivered, 50_000) => {
                 if n == 0 { warn!("MQTT client task ended"); break; }
             }
+            _ = flush_tick.tick() => flush = true,
             Some(changes) = directory.recv() => {
                 let n = driver.apply_directory(changes);
                 if n > 0 {
@@ -116,7 +119,7 @@ pub async fn run(settings: Settings, config_dir: Option<&Path>) -> Result<()> {
             delivered.push(id);
         }
         driver.delivered(&mut delivered);
-        let out = driver.commit(&ready_tx).await;
+        let out = driver.commit(&ready_tx, flush).await;
         for p in inbound.drain(..) {
             mqtt.ack(&p);
         }
@@ -124,9 +127,14 @@ pub async fn run(settings: Settings, config_dir: Option<&Path>) -> Result<()> {
             mqtt.publish(mqtt::OutMsg { id: row.id, topic: row.topic, payload: row.payload });
         }
     }
-    // Finish in-flight writes (the loop commits after every step), let the publishes and
-    // acks already queued go out, then disconnect.
+    // In-flight writes are done (the loop commits after every step); store the last
+    // deletes, let the publishes and acks already queued go out, then disconnect.
     watcher.abort();
+    while let Ok(id) = channels.delivered.try_recv() {
+        delivered.push(id);
+    }
+    driver.delivered(&mut delivered);
+    driver.commit(&ready_tx, true).await;
     let _ = ready_tx.send(false);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let _ = stop_tx.send(true);

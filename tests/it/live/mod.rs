@@ -24,13 +24,17 @@ async fn reply(c: &Client, staff: &str, incident: u64, action: &str) {
 }
 
 async fn wait_metric(v: &Vakt, name: &str, want: f64) {
+    wait_metric_until(v, name, &format!("= {want}"), |x| x == want).await;
+}
+
+async fn wait_metric_until(v: &Vakt, name: &str, what: &str, pred: impl Fn(f64) -> bool) {
     for _ in 0..300 {
-        if v.metric(name) == want {
+        if pred(v.metric(name)) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("{name} never reached {want} (now {})\n{}", v.metric(name), v.log());
+    panic!("{name} never became {what} (now {})\n{}", v.metric(name), v.log());
 }
 
 /// alarm → offer to the nearest → decline → offer to the next → decline → everyone →
@@ -148,6 +152,7 @@ async fn bad_input_is_rejected_with_a_reason_and_the_good_goes_through() {
         (alarms, json!({ "alarm_id": "x8", "resident_id": "r1", "kind": "fall", "raised_at": "1999-01-01T00:00:00Z" }).to_string().into_bytes(), "absurd_timestamp"),
         (alarms, vec![0xff, 0xfe, 0x00], "not_utf8"),
         ("vakt/v1/staff/near/replies", json!({ "incident_id": "one", "action": "accept" }).to_string().into_bytes(), "invalid_field"),
+        ("vakt/v1/staff/ghost/replies", json!({ "incident_id": 1, "action": "accept" }).to_string().into_bytes(), "unknown_staff"),
     ];
     for (i, (topic, payload, _)) in bad.iter().enumerate() {
         device.publish(topic, payload.clone()).await;
@@ -162,9 +167,10 @@ async fn bad_input_is_rejected_with_a_reason_and_the_good_goes_through() {
         let want = format!("good-{i}");
         ops.expect("vakt/v1/incidents/fjord", "a good alarm raised", |e| e["type"] == "raised" && e["alarm_id"] == want.as_str()).await;
     }
-    for reason in ["malformed_json", "unknown_kind", "unknown_municipality", "unknown_resident", "unknown_staff", "payload_too_large", "absurd_timestamp", "not_utf8"] {
+    for reason in ["malformed_json", "unknown_kind", "unknown_municipality", "unknown_resident", "payload_too_large", "absurd_timestamp", "not_utf8"] {
         assert_eq!(v.metric(&format!("vakt_messages_rejected_total{{reason=\"{reason}\"}}")), 1.0, "{reason}");
     }
+    assert_eq!(v.metric("vakt_messages_rejected_total{reason=\"unknown_staff\"}"), 2.0, "a status and a reply");
     assert_eq!(v.metric("vakt_messages_rejected_total{reason=\"invalid_field\"}"), 2.0);
     assert_eq!(v.metric("vakt_open_incidents"), bad.len() as f64);
     assert_eq!(http_get(v.http, "/readyz").unwrap().0, 200, "still running and ready");
@@ -263,6 +269,33 @@ async fn broker_restart_under_load_loses_nothing() {
     assert_eq!(store.outbox_len().await.unwrap(), 0, "every stored message reached the broker");
     assert!(v.metric("vakt_mqtt_connection_errors_total") >= 1.0, "the restart was noticed");
     store.close().await;
+}
+
+/// A broker without persistence restarts: it forgets vakt's session and subscriptions.
+/// vakt must notice (session not present), subscribe again and republish what the broker
+/// had not acknowledged, so alarms published after the restart are handled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_lost_the_session_gets_subscribed_again() {
+    let dir = temp_dir("session-lost");
+    let port = free_port();
+    let mut broker = Mosquitto::start_with(&dir, port, "", false);
+    let backend = Backend::sqlite_on(port, &dir);
+    let v = Vakt::start(&backend, &dir);
+    {
+        let mut ops = Client::connect(port, OPS).await;
+        let device = Client::connect(port, &[]).await;
+        device.publish_json("vakt/v1/alarms/fjord", alarm("s-0", "r1", "fall")).await;
+        ops.expect("vakt/v1/incidents/fjord", "raised before the restart", |e| e["type"] == "raised" && e["alarm_id"] == "s-0").await;
+    }
+    broker.restart();
+    wait_metric_until(&v, "vakt_mqtt_connection_errors_total", ">= 1", |x| x >= 1.0).await;
+    wait_metric(&v, "vakt_mqtt_connected", 1.0).await;
+    let mut ops = Client::connect(port, OPS).await;
+    let device = Client::connect(port, &[]).await;
+    device.publish_json("vakt/v1/alarms/fjord", alarm("s-1", "r2", "fall")).await;
+    ops.expect("vakt/v1/incidents/fjord", "raised after the restart", |e| e["type"] == "raised" && e["alarm_id"] == "s-1").await;
+    wait_metric(&v, "vakt_outbox_pending", 0.0).await;
+    assert!(v.log().contains("session_present=false"), "the lost session was noticed");
 }
 
 /// The database goes away (connections refused and cut) while alarms arrive: nothing is

@@ -355,17 +355,18 @@ pub struct Mosquitto {
 
 impl Mosquitto {
     pub fn start(dir: &std::path::Path, port: u16) -> Mosquitto {
-        Self::start_with(dir, port, "")
+        Self::start_with(dir, port, "", true)
     }
 
-    /// With extra configuration lines (e.g. `set_tcp_nodelay true`).
-    pub fn start_with(dir: &std::path::Path, port: u16, extra: &str) -> Mosquitto {
+    /// With extra configuration lines (e.g. `set_tcp_nodelay true`); `persistent: false`
+    /// forgets every session and queued message when it restarts.
+    pub fn start_with(dir: &std::path::Path, port: u16, extra: &str, persistent: bool) -> Mosquitto {
         let data = dir.join("mosquitto");
         std::fs::create_dir_all(&data).unwrap();
         // Mosquitto started as root drops to its own user: it must be able to write here.
         std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
         let conf = dir.join("mosquitto.conf");
-        std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nmax_queued_messages 0\n{extra}\n", data.display()))
+        std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence {persistent}\npersistence_location {}/\nmax_queued_messages 0\n{extra}\n", data.display()))
             .unwrap();
         let child = Self::spawn(&conf, port);
         Mosquitto { child, conf }
