@@ -368,7 +368,8 @@ impl Driver {
     /// it, or for `flush_deletes`: one fsync per alarm batch, not one per PUBACK.
     pub async fn commit(&mut self, ready: &tokio::sync::watch::Sender<bool>, flush_deletes: bool) -> Vec<OutboxRow> {
         let has_work = !(self.batch.log.is_empty() && self.batch.events.is_empty() && self.batch.outbox.is_empty());
-        if !has_work && !(flush_deletes && !self.batch.delivered.is_empty()) {
+        let deletes_due = flush_deletes && !self.batch.delivered.is_empty();
+        if !has_work && !deletes_due {
             return Vec::new();
         }
         let mut backoff = Duration::from_millis(50);
