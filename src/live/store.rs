@@ -444,7 +444,7 @@ async fn insert_rows_with(backend: Backend, tx: &mut sqlx::Transaction<'_, sqlx:
         let mut q = sqlx::query(&sql);
         for row in chunk {
             for v in row {
-                q = bind(q, v.clone());
+                q = bind(q, *v);
             }
         }
         q.execute(&mut **tx).await?;
