@@ -23,6 +23,16 @@ async fn reply(c: &Client, staff: &str, incident: u64, action: &str) {
     c.publish_json(&staff_topic(staff, "replies"), json!({ "incident_id": incident, "action": action })).await;
 }
 
+/// vakt on the embedded defaults, an operations console and a device.
+async fn embedded_with_clients(name: &str) -> (std::path::PathBuf, Backend, Vakt, Client, Client) {
+    let dir = temp_dir(name);
+    let backend = Backend::embedded(&dir);
+    let v = Vakt::start(&backend, &dir);
+    let ops = Client::connect(backend.mqtt_port(), OPS).await;
+    let device = Client::connect(backend.mqtt_port(), &[]).await;
+    (dir, backend, v, ops, device)
+}
+
 async fn wait_metric(v: &Vakt, name: &str, want: f64) {
     wait_metric_until(v, name, &format!("= {want}"), |x| x == want).await;
 }
@@ -134,11 +144,7 @@ async fn full_incident_on_mosquitto_and_postgresql() {
 /// good alarms around it are handled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_rejected_with_a_reason_and_the_good_goes_through() {
-    let dir = temp_dir("bad-input");
-    let backend = Backend::embedded(&dir);
-    let v = Vakt::start(&backend, &dir);
-    let mut ops = Client::connect(backend.mqtt_port(), OPS).await;
-    let device = Client::connect(backend.mqtt_port(), &[]).await;
+    let (_dir, _backend, v, mut ops, device) = embedded_with_clients("bad-input").await;
     let now = vakt::live::driver::wall_clock().to_string();
     let alarms = "vakt/v1/alarms/fjord";
     let bad: Vec<(&str, Vec<u8>, &str)> = vec![
@@ -347,11 +353,7 @@ async fn database_outage_holds_alarms_until_it_is_back() {
 /// is refused whole with its bad lines.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_fills_the_directory_of_a_running_engine() {
-    let dir = temp_dir("import");
-    let backend = Backend::embedded(&dir);
-    let v = Vakt::start(&backend, &dir);
-    let mut ops = Client::connect(backend.mqtt_port(), OPS).await;
-    let device = Client::connect(backend.mqtt_port(), &[]).await;
+    let (dir, _backend, v, mut ops, device) = embedded_with_clients("import").await;
     let import = |what: &str, file: &std::path::Path| {
         std::process::Command::new(env!("CARGO_BIN_EXE_vakt")).args(["import", what]).arg(file).arg("--config").arg(&v.config).output().unwrap()
     };
