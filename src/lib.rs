@@ -11,3 +11,4 @@ pub mod core;
 pub mod demo;
 pub mod live;
 pub mod settings;
+pub mod sim;

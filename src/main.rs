@@ -11,6 +11,9 @@ Usage:
                                                store, /metrics /healthz /readyz; stop with Ctrl-C
   vakt import residents|staff FILE.csv [--config FILE]
                                                fill the directory (columns: README.md)
+  vakt simulate --scenario FILE [--alarms HISTORY.csv] [--seed N] [--out DIR]
+                                               replay a year of alarms through the response
+                                               models (docs/simulation.md)
   vakt demo [--config FILE]                    play a scripted demo morning through the core engine
   vakt check-config FILE                       validate a configuration file and summarise it
   vakt help                                    this text
@@ -70,6 +73,25 @@ fn run(args: &[String]) -> Result<(), String> {
                 Ok(())
             })
             .map_err(|e| format!("{e:#}"))
+        }
+        "simulate" => {
+            let mut opts = vakt::sim::Options { scenario: PathBuf::new(), alarms: None, seed: None, out: None };
+            let mut it = rest.iter();
+            while let Some(flag) = it.next() {
+                let value = it.next().ok_or_else(|| format!("{flag} needs a value\n\n{USAGE}"))?;
+                match flag.as_str() {
+                    "--scenario" => opts.scenario = PathBuf::from(value),
+                    "--alarms" => opts.alarms = Some(PathBuf::from(value)),
+                    "--seed" => opts.seed = Some(value.parse().map_err(|_| format!("--seed {value:?} is not a number"))?),
+                    "--out" => opts.out = Some(PathBuf::from(value)),
+                    other => return Err(format!("simulate does not take {other}\n\n{USAGE}")),
+                }
+            }
+            if opts.scenario.as_os_str().is_empty() {
+                return Err(format!("simulate needs --scenario FILE\n\n{USAGE}"));
+            }
+            let stdout = std::io::stdout();
+            vakt::sim::run_cli(opts, &mut stdout.lock())
         }
         "demo" => {
             let config = match rest {

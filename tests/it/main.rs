@@ -4,4 +4,5 @@ mod core_is_pure;
 mod harness;
 mod live;
 mod properties;
+mod simulate;
 mod traces;
