@@ -101,4 +101,8 @@ pub(crate) struct Dispatch {
     pub backup_done: bool,
     /// With nobody to offer to: look again at this time.
     pub retry_at: Option<Timestamp>,
+    /// When the current broadcast round began. Staff who declined the broadcast are
+    /// asked again in the next round (`alert_repeat` later), so a team that said no
+    /// once is not shut out of the incident for good.
+    pub round_started: Option<Timestamp>,
 }

@@ -33,6 +33,7 @@ impl Engine {
             broadcast: false,
             backup_done: !has_backup,
             retry_at: None,
+            round_started: None,
         });
     }
 
@@ -102,13 +103,27 @@ impl Engine {
                 None => {}
             }
         }
-        if inc.dispatch.as_ref().expect("still dispatching").broadcast {
+        let d = inc.dispatch.as_mut().expect("still dispatching");
+        if d.broadcast {
+            // A new round: nobody holds it, and the last round began `alert_repeat` ago.
+            match d.round_started {
+                None => d.round_started = Some(now),
+                Some(r) if d.live.is_empty() && now >= r + ladder.alert_repeat => {
+                    d.round_started = Some(now);
+                    d.declined_broadcast.clear();
+                }
+                Some(_) => {}
+            }
             self.offer_everyone(inc, now);
         }
 
-        // 5. Nothing live: look again soon (logins also trigger a look).
+        // 5. Nothing live: look again soon (logins also trigger a look); in the
+        //    broadcast everyone on duty has been asked, so at the next round.
         let d = inc.dispatch.as_mut().expect("still dispatching");
-        d.retry_at = d.live.is_empty().then(|| now + ladder.retry_interval);
+        d.retry_at = d.live.is_empty().then(|| match (d.broadcast, d.round_started) {
+            (true, Some(r)) if !d.declined_broadcast.is_empty() => (r + ladder.alert_repeat).max(now + ladder.retry_interval),
+            _ => now + ladder.retry_interval,
+        });
     }
 
     /// Nobody in any of the ladder's teams is on duty (the backup's "at once" case).

@@ -26,38 +26,52 @@ pub struct Options {
     pub out: Option<PathBuf>,
 }
 
-/// Runs every model and replication of a scenario and builds the report.
+/// Runs every model and replication of a scenario and builds the report. The runs are
+/// independent (each has its own engine and keyed randomness), so they run on all
+/// cores; the report does not depend on the order they finish in.
 /// `progress` gets one line per finished run.
-pub fn simulate(sc: &Scenario, name: &str, alarms: Option<&Path>, mut progress: impl FnMut(&str)) -> Result<Report, String> {
-    let mut runs = Vec::new();
+pub fn simulate(sc: &Scenario, name: &str, alarms: Option<&Path>, progress: impl FnMut(&str) + Send) -> Result<Report, String> {
     let models = sc.models();
-    let reps = sc.file.simulation.replications;
-    for (mi, model) in models.iter().enumerate() {
-        let mut per_model = Vec::new();
-        for rep in 0..reps {
-            let started = Instant::now();
-            let result = match alarms {
-                Some(path) => {
-                    let mut it = history::read(path, sc.start)?;
-                    world::run(sc, *model, rep, world::AlarmSource::History(&mut it))?
+    let reps = sc.file.simulation.replications as usize;
+    let jobs: Vec<(usize, u32)> = (0..models.len()).flat_map(|m| (0..reps as u32).map(move |r| (m, r))).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results = std::sync::Mutex::new(Vec::with_capacity(jobs.len()));
+    let progress = std::sync::Mutex::new(progress);
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len()).max(1);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(&(mi, rep)) = jobs.get(i) else { break };
+                    let model = models[mi];
+                    let started = Instant::now();
+                    let result = match alarms {
+                        Some(path) => history::read(path, sc.start).and_then(|mut it| world::run(sc, model, rep, world::AlarmSource::History(&mut it))),
+                        None => world::run(sc, model, rep, world::AlarmSource::Synthetic),
+                    };
+                    if let Ok(r) = &result {
+                        let line = format!(
+                            "{} replication {}/{}: {} alarms, {} events in {:.2} s",
+                            model.map_or("configured", |m| m.as_str()),
+                            rep + 1,
+                            reps,
+                            r.kpi.total().alarms,
+                            r.stats.events,
+                            started.elapsed().as_secs_f64()
+                        );
+                        (progress.lock().expect("progress"))(&line);
+                    }
+                    results.lock().expect("results").push((i, result));
                 }
-                None => world::run(sc, *model, rep, world::AlarmSource::Synthetic)?,
-            };
-            let secs = started.elapsed().as_secs_f64();
-            progress(&format!(
-                "[{}/{}] {} replication {}/{}: {} alarms, {} events in {:.2} s",
-                mi * reps as usize + rep as usize + 1,
-                models.len() * reps as usize,
-                model.map_or("configured", |m| m.as_str()),
-                rep + 1,
-                reps,
-                result.kpi.total().alarms,
-                result.stats.events,
-                secs
-            ));
-            per_model.push(result);
+            });
         }
-        runs.push(per_model);
+    });
+    let mut results = results.into_inner().expect("results");
+    results.sort_by_key(|(i, _)| *i);
+    let mut runs: Vec<Vec<world::RunResult>> = (0..models.len()).map(|_| Vec::new()).collect();
+    for (i, r) in results {
+        runs[jobs[i].0].push(r?);
     }
     Ok(report::build(sc, name, &runs))
 }

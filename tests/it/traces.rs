@@ -220,6 +220,44 @@ fn no_backup_keeps_looking_and_alerts_until_someone_logs_in() {
     assert_eq!(w.kpi.total().answered_within_target, 0);
 }
 
+/// Everyone on duty declines the broadcast: they are asked again in the next round
+/// (alert_repeat later), not shut out of the incident for good.
+#[test]
+fn broadcast_decliners_are_asked_again_in_the_next_round() {
+    let mut w = World::new(CONFIG);
+    w.staff("solo1", "solo", &[Role::Nurse], Some((60.905, 7.19)));
+    w.staff("solo2", "solo", &[Role::HealthWorker], Some((60.92, 7.20)));
+    w.resident("r9", "solo", (60.91, 7.18), &[]);
+    w.take_trace();
+    let alarm = w.alarm("a9", "r9", "solo", AlarmKind::Safety);
+    w.at(0.0, alarm);
+    w.at(3.0, reply("solo1", 1, StaffReply::Decline));
+    w.at(6.0, reply("solo2", 1, StaffReply::Decline));
+    w.at(8.0, reply("solo1", 1, StaffReply::Decline));
+    w.at(9.0, reply("solo2", 1, StaffReply::Decline));
+    w.run_until(100.0);
+    w.at(100.0, reply("solo2", 1, StaffReply::Accept));
+    let trace = w.take_trace();
+    expect![[r#"
+        [    0.0] I1 raised: alarm a9 (safety, high) from r9 in solo under mobile_guard_room
+        [    0.0] I1 offered to solo1 (eta 83.8s, expires in 15.0s)
+        [    3.0] I1 revoked from solo1: Declined
+        [    3.0] I1 offered to solo2 (eta 167.5s, expires in 15.0s)
+        [    6.0] I1 revoked from solo2: Declined
+        [    6.0] I1 escalated: offered to everyone on duty
+        [    6.0] I1 offered to solo1 (eta 83.8s, broadcast)
+        [    6.0] I1 offered to solo2 (eta 167.5s, broadcast)
+        [    8.0] I1 revoked from solo1: Declined
+        [    9.0] I1 revoked from solo2: Declined
+        [   60.0] I1 ALERT Unanswered: waiting 60.0s
+        [   66.0] I1 offered to solo1 (eta 83.8s, broadcast)
+        [   66.0] I1 offered to solo2 (eta 167.5s, broadcast)
+        [  100.0] I1 answered by staff solo2 after 100.0s
+        [  100.0] I1 accepted by solo2 (100.0s after dispatch)
+        [  100.0] I1 revoked from solo1: TakenByOther
+    "#]].assert_eq(&trace);
+}
+
 #[test]
 fn shared_centre_answer_resolve_forward_overflow_and_outage() {
     let mut w = World::new(CONFIG);
