@@ -74,6 +74,9 @@ fn load_chart(r: &Report) -> String {
         let _ = write!(s, "<text x=\"{:.1}\" y=\"{}\" font-size=\"11\">{hh:02}</text>", pad + hh as f64 * bw * ms.len() as f64, h - pad + 14.0);
     }
     let _ = write!(s, "<text x=\"{pad}\" y=\"{}\" font-size=\"11\">max {max:.2} per day in one hour</text>", pad - 10.0);
+    for (i, m) in ms.iter().enumerate() {
+        let _ = write!(s, "<text x=\"{}\" y=\"{}\" font-size=\"12\" fill=\"{}\">{}</text>", w - pad - 150.0, pad + 15.0 * i as f64, COLOURS[i % COLOURS.len()], esc(m));
+    }
     s + "</svg>"
 }
 
@@ -92,17 +95,33 @@ fn cost_chart(r: &Report) -> String {
         })
         .collect();
     let max_cost = pts.iter().map(|p| p.1).filter(|c| c.is_finite()).fold(1.0f64, f64::max);
-    let x = |c: f64| pad + c / max_cost * (w - 2.0 * pad);
-    let y = |share: f64| h - pad - share * (h - 2.0 * pad);
+    // The share axis spans what the models reach (at least 90 %..100 %), so close results stay apart.
+    let lo = pts.iter().map(|p| p.2).filter(|v| v.is_finite()).fold(0.9f64, f64::min) - 0.01;
+    let x = |c: f64| pad + c / max_cost * (w - 2.0 * pad - 160.0);
+    let y = |share: f64| h - pad - (share - lo) / (1.0 - lo) * (h - 2.0 * pad);
     let mut s = format!("<svg viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" role=\"img\" aria-label=\"cost and compliance\">");
-    let _ = write!(s, "<line x1=\"{pad}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#bbb\" stroke-dasharray=\"2\"/><text x=\"{pad}\" y=\"{}\" font-size=\"11\">95 % within target</text>", y(0.95), w - pad, y(0.95), y(0.95) - 3.0);
+    if lo < 0.95 {
+        let _ = write!(s, "<line x1=\"{pad}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#bbb\" stroke-dasharray=\"2\"/><text x=\"{pad}\" y=\"{}\" font-size=\"11\">95 % within target</text>", y(0.95), w - pad, y(0.95), y(0.95) - 3.0);
+    }
+    let _ = write!(s, "<text x=\"{pad}\" y=\"{}\" font-size=\"11\">{:.0} %</text><text x=\"{pad}\" y=\"{}\" font-size=\"11\">100 %</text>", h - pad + 14.0, lo * 100.0, pad - 4.0);
     let _ = write!(s, "<text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\">yearly cost, all municipalities (max {:.1} MNOK)</text>", w / 2.0, h - 10.0, max_cost / 1e6);
     for (i, (m, c, share)) in pts.iter().enumerate() {
         if !(c.is_finite() && share.is_finite()) {
             continue;
         }
         let colour = COLOURS[i % COLOURS.len()];
-        let _ = write!(s, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"6\" fill=\"{colour}\"/><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\">{} ({:.1} %)</text>", x(*c), y(*share), x(*c) + 8.0, y(*share) + 4.0, esc(m), share * 100.0);
+        // Labels stacked per model, so points that coincide stay readable.
+        let _ = write!(
+            s,
+            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"6\" fill=\"{colour}\"/><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\" fill=\"{colour}\">{}: {:.1} %, {:.2} MNOK</text>",
+            x(*c),
+            y(*share),
+            x(*c) + 8.0,
+            y(*share) + 4.0 + 14.0 * i as f64,
+            esc(m),
+            share * 100.0,
+            c / 1e6
+        );
     }
     s + "</svg>"
 }
