@@ -38,7 +38,26 @@ pub fn simulate(sc: &Scenario, name: &str, alarms: Option<&Path>, progress: impl
     let results = std::sync::Mutex::new(Vec::with_capacity(jobs.len()));
     let progress = std::sync::Mutex::new(progress);
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len()).max(1);
+    let days_done = std::sync::atomic::AtomicU64::new(0);
+    let runs_done = std::sync::atomic::AtomicUsize::new(0);
+    let total_days = sc.file.simulation.days as u64 * jobs.len() as u64;
+    let day_done = || {
+        days_done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    };
     std::thread::scope(|scope| {
+        // A progress bar on a terminal, redrawn five times a second.
+        if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            scope.spawn(|| {
+                while runs_done.load(std::sync::atomic::Ordering::Relaxed) < jobs.len() {
+                    let done = days_done.load(std::sync::atomic::Ordering::Relaxed).min(total_days);
+                    let width = 40;
+                    let filled = (done * width / total_days.max(1)) as usize;
+                    eprint!("\r[{}{}] {:>3} % simulated days", "#".repeat(filled), ".".repeat(width as usize - filled), done * 100 / total_days.max(1));
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                eprint!("\r{}\r", " ".repeat(70));
+            });
+        }
         for _ in 0..workers {
             scope.spawn(|| {
                 loop {
@@ -47,8 +66,8 @@ pub fn simulate(sc: &Scenario, name: &str, alarms: Option<&Path>, progress: impl
                     let model = models[mi];
                     let started = Instant::now();
                     let result = match alarms {
-                        Some(path) => history::read(path, sc.start).and_then(|mut it| world::run(sc, model, rep, world::AlarmSource::History(&mut it))),
-                        None => world::run(sc, model, rep, world::AlarmSource::Synthetic),
+                        Some(path) => history::read(path, sc.start).and_then(|mut it| world::run_with_progress(sc, model, rep, world::AlarmSource::History(&mut it), &day_done)),
+                        None => world::run_with_progress(sc, model, rep, world::AlarmSource::Synthetic, &day_done),
                     };
                     if let Ok(r) = &result {
                         let line = format!(
@@ -63,6 +82,7 @@ pub fn simulate(sc: &Scenario, name: &str, alarms: Option<&Path>, progress: impl
                         (progress.lock().expect("progress"))(&line);
                     }
                     results.lock().expect("results").push((i, result));
+                    runs_done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             });
         }
@@ -84,7 +104,7 @@ pub fn run_cli(opts: Options, out: &mut impl Write) -> Result<(), String> {
     }
     let name = opts.scenario.file_stem().map_or_else(|| "scenario".into(), |s| s.to_string_lossy().into_owned());
     let started = Instant::now();
-    let report = simulate(&sc, &name, opts.alarms.as_deref(), |line| eprintln!("{line}"))?;
+    let report = simulate(&sc, &name, opts.alarms.as_deref(), |line| eprintln!("\r{line:<70}"))?;
     let elapsed = started.elapsed().as_secs_f64();
     let w = |e: std::io::Error| e.to_string();
     writeln!(

@@ -105,7 +105,10 @@ fn default_radius() -> f64 {
 #[serde(deny_unknown_fields)]
 pub struct AlarmsMunicipality {
     pub id: MunicipalityId,
+    /// Alarms a year on average; or `per_hour` (one of the two).
+    #[serde(default)]
     pub per_year: f64,
+    pub per_hour: Option<f64>,
     /// Alarm users (residents with a device).
     pub users: u32,
 }
@@ -225,6 +228,13 @@ pub fn default_kind_mix() -> BTreeMap<AlarmKind, f64> {
         .collect()
 }
 
+impl AlarmsMunicipality {
+    /// The mean rate, alarms a year.
+    pub fn yearly(&self) -> f64 {
+        self.per_hour.map_or(self.per_year, |h| h * 24.0 * 365.0)
+    }
+}
+
 impl Scenario {
     pub fn load(path: &Path) -> Result<Scenario, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -266,8 +276,11 @@ impl Scenario {
             if base.municipality_index(&m.id).is_none() {
                 return Err(format!("alarms.municipality {}: not in the engine configuration", m.id));
             }
-            if m.users == 0 || !(m.per_year.is_finite() && m.per_year >= 0.0) {
-                return Err(format!("alarms.municipality {}: users ≥ 1 and per_year ≥ 0", m.id));
+            if m.users == 0 || !(m.per_year.is_finite() && m.per_year >= 0.0) || m.per_hour.is_some_and(|h| !(h.is_finite() && h >= 0.0)) {
+                return Err(format!("alarms.municipality {}: users ≥ 1 and per_year (or per_hour) ≥ 0", m.id));
+            }
+            if m.per_hour.is_some() && m.per_year != 0.0 {
+                return Err(format!("alarms.municipality {}: give per_year or per_hour, not both", m.id));
             }
         }
         for m in &s.staff.municipalities {

@@ -136,6 +136,7 @@ struct IncidentInfo {
 
 struct World<'s> {
     sc: &'s Scenario,
+    day_done: &'s dyn Fn(),
     k: Keyed,
     engine: Engine,
     kpi: KpiCollector,
@@ -184,6 +185,11 @@ fn shift_of_hour(h: u32) -> usize {
 
 /// Runs one replication of the scenario under `model` (`None`: as configured).
 pub fn run(sc: &Scenario, model: Option<ResponseModel>, replication: u32, source: AlarmSource<'_>) -> Result<RunResult, String> {
+    run_with_progress(sc, model, replication, source, &|| {})
+}
+
+/// As [`run`], calling `day_done` once per simulated day.
+pub fn run_with_progress(sc: &Scenario, model: Option<ResponseModel>, replication: u32, source: AlarmSource<'_>, day_done: &dyn Fn()) -> Result<RunResult, String> {
     let config = sc.config_for(model)?;
     let seed = sc.file.simulation.seed.wrapping_add(replication as u64 * 0x9E37_79B9);
     let k = Keyed { seed };
@@ -200,6 +206,7 @@ pub fn run(sc: &Scenario, model: Option<ResponseModel>, replication: u32, source
     let end = sc.start + Duration::from_secs(sc.file.simulation.days as u64 * 86_400);
     let mut w = World {
         sc,
+        day_done,
         k,
         kpi: KpiCollector::new(config.target_answer),
         engine: Engine::new(config.clone()),
@@ -333,7 +340,12 @@ impl World<'_> {
                     }
                 }
             }
-            Ev::Shift(n) => self.shift(now, n),
+            Ev::Shift(n) => {
+                if n % 3 == 2 {
+                    (self.day_done)();
+                }
+                self.shift(now, n)
+            }
             Ev::Reply { staff, incident, reply } => self.engine.handle_input(now, Input::StaffReply { staff, incident, reply }),
             Ev::OperatorTake { centre, incident } => {
                 let c = &self.centres[centre];
@@ -386,7 +398,7 @@ impl World<'_> {
         let mut batch = Vec::new();
         for spec in &self.sc.file.alarms.municipalities {
             let Some(mi) = self.munis.iter().position(|m| *m == spec.id) else { continue };
-            let lambda = spec.per_year / (365.0 * 24.0) * factor;
+            let lambda = spec.yearly() / (365.0 * 24.0) * factor;
             let mk = key(spec.id.as_str());
             let n = poisson(lambda, &self.k, Stream::AlarmCount, h as u64, mk);
             for i in 0..n as u64 {

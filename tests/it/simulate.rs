@@ -57,7 +57,7 @@ heavy_user_share = 0.0
 heavy_user_alarm_share = 0.0
 [[alarms.municipality]]
 id = "m"
-per_year = {}
+per_hour = {}
 users = 20000
 
 [staff]
@@ -76,7 +76,7 @@ answer_delay = {{ constant = 0 }}
 talk_time = {{ exponential = {talk_mean} }}
 resolve_share = 1.0
 "#,
-        per_day * 365.0
+        per_day / 24.0
     );
     Scenario::from_toml(&scenario, dir).unwrap()
 }
