@@ -34,6 +34,13 @@ pub enum Action {
     /// Nobody has it yet and the configured time has passed: operations must know.
     Alert { at: Timestamp, incident: IncidentId, kind: AlertKind, waiting: Duration },
 
+    /// An operator sent it to a named staff member (the offer follows).
+    AssignedByOperator { at: Timestamp, incident: IncidentId, operator: OperatorId, staff: StaffId },
+    /// An operator escalated it to everyone on duty (the broadcast follows).
+    EscalatedByOperator { at: Timestamp, incident: IncidentId, operator: OperatorId },
+    /// A note on the incident, for the record.
+    NoteAdded { at: Timestamp, incident: IncidentId, by: Actor, note: String },
+
     /// A human has it: the answer clock stops. `answer_time` counts from arrival.
     Answered { at: Timestamp, incident: IncidentId, by: Responder, answer_time: Duration },
     /// The operator resolved it on the phone.
@@ -65,6 +72,9 @@ impl Action {
             | Action::Broadcast { at, .. }
             | Action::ForwardedToBackup { at, .. }
             | Action::Alert { at, .. }
+            | Action::AssignedByOperator { at, .. }
+            | Action::EscalatedByOperator { at, .. }
+            | Action::NoteAdded { at, .. }
             | Action::Answered { at, .. }
             | Action::ResolvedByCentre { at, .. }
             | Action::ForwardedToHomeCare { at, .. }
@@ -87,6 +97,9 @@ impl Action {
             | Action::Broadcast { incident, .. }
             | Action::ForwardedToBackup { incident, .. }
             | Action::Alert { incident, .. }
+            | Action::AssignedByOperator { incident, .. }
+            | Action::EscalatedByOperator { incident, .. }
+            | Action::NoteAdded { incident, .. }
             | Action::Answered { incident, .. }
             | Action::ResolvedByCentre { incident, .. }
             | Action::ForwardedToHomeCare { incident, .. }
@@ -253,6 +266,9 @@ impl std::fmt::Display for Action {
                 super::config::Backup::Team(t) => write!(f, "{incident} forwarded to backup team {t}"),
             },
             Action::Alert { incident, kind, waiting, .. } => write!(f, "{incident} ALERT {kind:?}: waiting {}", secs(waiting)),
+            Action::AssignedByOperator { incident, operator, staff, .. } => write!(f, "{incident} assigned to {staff} by operator {operator}"),
+            Action::EscalatedByOperator { incident, operator, .. } => write!(f, "{incident} escalated by operator {operator}"),
+            Action::NoteAdded { incident, by, note, .. } => write!(f, "{incident} note from {by}: {note:?}"),
             Action::Answered { incident, by, answer_time, .. } => write!(f, "{incident} answered by {by} after {}", secs(answer_time)),
             Action::ResolvedByCentre { incident, operator, .. } => write!(f, "{incident} resolved by operator {operator}"),
             Action::ForwardedToHomeCare { incident, operator, .. } => write!(f, "{incident} forwarded to home care by operator {operator}"),

@@ -121,6 +121,9 @@ impl Engine {
             Input::OperatorAnswer { centre, operator, incident } => self.on_operator_answer(now, centre, operator, incident),
             Input::OperatorResolve { operator, incident, note } => self.on_operator_resolve(now, operator, incident, note),
             Input::OperatorForward { operator, incident } => self.on_operator_forward(now, operator, incident),
+            Input::OperatorAssign { operator, incident, staff } => self.on_operator_assign(now, operator, incident, staff),
+            Input::OperatorEscalate { operator, incident } => self.on_operator_escalate(now, operator, incident),
+            Input::OperatorNote { operator, incident, note } => self.on_operator_note(now, operator, incident, note),
             Input::CentreStaffing { centre, operators_on_duty } => self.on_centre_staffing(now, centre, operators_on_duty),
             Input::UpsertResident(r) => self.on_upsert_resident(now, r),
             Input::UpsertStaff(s) => self.on_upsert_staff(now, s),
@@ -650,6 +653,54 @@ impl Engine {
             engine.start_dispatch(inc, now, false, team);
             engine.advance(inc, now);
         });
+    }
+
+    /// For the operator actions on a running staff ladder: the incident, or the reason not.
+    fn with_ladder_incident(&mut self, now: Timestamp, operator: OperatorId, id: IncidentId, f: impl FnOnce(&mut Engine, &mut Incident)) {
+        let by = Some(Actor::Operator(operator.clone()));
+        let found = self.with_incident(id, |engine, inc| {
+            if inc.dispatch.is_none() {
+                // Waiting at a centre (answer or forward it first), or already accepted.
+                return engine.reject(now, by, Some(id), RejectReason::WrongState { state: inc.stage.as_str() });
+            }
+            f(engine, inc);
+        });
+        if !found {
+            self.reject(now, Some(Actor::Operator(operator)), Some(id), RejectReason::UnknownIncident);
+        }
+    }
+
+    fn on_operator_assign(&mut self, now: Timestamp, operator: OperatorId, id: IncidentId, staff: StaffId) {
+        let Some(&s) = self.staff_index.get(&staff) else {
+            return self.reject(now, Some(Actor::Operator(operator)), Some(id), RejectReason::UnknownStaff);
+        };
+        self.with_ladder_incident(now, operator.clone(), id, |engine, inc| {
+            let by = Some(Actor::Operator(operator.clone()));
+            if !engine.staff[s].on_duty {
+                return engine.reject(now, by, Some(id), RejectReason::OffDuty);
+            }
+            if inc.dispatch.as_ref().is_some_and(|d| d.live.contains_key(&s)) {
+                return engine.reject(now, by, Some(id), RejectReason::WrongState { state: "already offered to them" });
+            }
+            engine.push(Action::AssignedByOperator { at: now, incident: id, operator, staff });
+            engine.offer_directed(inc, s, now);
+            engine.advance(inc, now);
+        });
+    }
+
+    fn on_operator_escalate(&mut self, now: Timestamp, operator: OperatorId, id: IncidentId) {
+        self.with_ladder_incident(now, operator.clone(), id, |engine, inc| {
+            engine.push(Action::EscalatedByOperator { at: now, incident: id, operator });
+            engine.escalate_now(inc, now);
+            engine.advance(inc, now);
+        });
+    }
+
+    fn on_operator_note(&mut self, now: Timestamp, operator: OperatorId, id: IncidentId, note: String) {
+        if !self.incidents.contains_key(&id) {
+            return self.reject(now, Some(Actor::Operator(operator)), Some(id), RejectReason::UnknownIncident);
+        }
+        self.push(Action::NoteAdded { at: now, incident: id, by: Actor::Operator(operator), note });
     }
 
     fn on_centre_staffing(&mut self, now: Timestamp, centre: CentreId, operators: u32) {

@@ -31,6 +31,14 @@ pub enum Input {
     OperatorResolve { operator: OperatorId, incident: IncidentId, note: Option<String> },
     /// The operator sends it to home care: the staff ladder starts with its own clock.
     OperatorForward { operator: OperatorId, incident: IncidentId },
+    /// An operator sends the incident to a named staff member (a personal offer, with the
+    /// usual expiry), while the staff ladder runs.
+    OperatorAssign { operator: OperatorId, incident: IncidentId, staff: StaffId },
+    /// An operator escalates now: the staff ladder goes to everyone on duty at once (or
+    /// starts a new round of asking everyone, if it already had).
+    OperatorEscalate { operator: OperatorId, incident: IncidentId },
+    /// An operator writes a note on an open incident, for the record.
+    OperatorNote { operator: OperatorId, incident: IncidentId, note: String },
     /// How many operators a centre has on duty; zero is an outage (queue goes to backup).
     CentreStaffing { centre: CentreId, operators_on_duty: u32 },
 

@@ -181,6 +181,29 @@ impl Engine {
         Some(helper.unwrap_or(best))
     }
 
+    /// An operator's choice: a personal offer to staff member `s`, with the usual expiry.
+    pub(crate) fn offer_directed(&mut self, inc: &mut Incident, s: usize, now: Timestamp) {
+        let timeout = self.config.municipalities[inc.muni].ladder.offer_timeout;
+        let c = Candidate { staff: s, eta: self.eta(inc, s) };
+        self.offer(inc, c, Some(now + timeout), now);
+        // The operator's choice is not one of the ladder's tries: it does not bring the broadcast nearer.
+        let d = inc.dispatch.as_mut().expect("offered above");
+        d.personal_offers = d.personal_offers.saturating_sub(1);
+    }
+
+    /// An operator's escalation: everyone on duty now, or a new round of it.
+    pub(crate) fn escalate_now(&mut self, inc: &mut Incident, now: Timestamp) {
+        let d = inc.dispatch.as_mut().expect("escalation needs a dispatch");
+        if d.broadcast {
+            d.declined_broadcast.clear();
+            d.round_started = Some(now);
+        } else {
+            d.broadcast = true;
+            self.push(Action::Broadcast { at: now, incident: inc.id });
+        }
+        self.offer_everyone(inc, now);
+    }
+
     fn offer(&mut self, inc: &mut Incident, c: Candidate, expires_at: Option<Timestamp>, now: Timestamp) {
         let d = inc.dispatch.as_mut().expect("offers need a dispatch");
         d.live.insert(c.staff, expires_at);

@@ -55,6 +55,9 @@ pub fn event_kind(action: &Action) -> &'static str {
         Action::Broadcast { .. } => "broadcast",
         Action::ForwardedToBackup { .. } => "forwarded_to_backup",
         Action::Alert { .. } => "alert",
+        Action::AssignedByOperator { .. } => "assigned_by_operator",
+        Action::EscalatedByOperator { .. } => "escalated_by_operator",
+        Action::NoteAdded { .. } => "note_added",
         Action::Answered { .. } => "answered",
         Action::ResolvedByCentre { .. } => "resolved_by_centre",
         Action::ForwardedToHomeCare { .. } => "forwarded_to_home_care",
@@ -120,6 +123,9 @@ pub fn incident_event(seq: i64, action: &Action, ctx: &IncidentContext) -> Optio
             Backup::Team(t) => json!({ "backup_team": t.as_str() }),
         },
         Action::Alert { kind, waiting, .. } => json!({ "alert": format!("{kind:?}").to_lowercase(), "waiting_secs": secs(*waiting) }),
+        Action::AssignedByOperator { operator, staff, .. } => json!({ "operator_id": operator.as_str(), "staff_id": staff.as_str() }),
+        Action::EscalatedByOperator { operator, .. } => json!({ "operator_id": operator.as_str() }),
+        Action::NoteAdded { by, note, .. } => json!({ "by": by.to_string(), "note": note }),
         Action::Answered { by, answer_time, .. } => {
             let who = match by {
                 Responder::Staff(s) => json!({ "staff_id": s.as_str() }),

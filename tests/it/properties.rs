@@ -28,6 +28,9 @@ enum Op {
     Answer { centre: usize, incident: u64 },
     Resolve { incident: u64 },
     Forward { incident: u64 },
+    Assign { incident: u64, staff: usize },
+    Escalate { incident: u64 },
+    Note { incident: u64 },
     Staffing { centre: usize, operators: u32 },
 }
 
@@ -46,6 +49,9 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..CENTRES.len(), 1..12u64).prop_map(|(centre, incident)| Op::Answer { centre, incident }),
         1 => (1..12u64).prop_map(|incident| Op::Resolve { incident }),
         1 => (1..12u64).prop_map(|incident| Op::Forward { incident }),
+        1 => (1..12u64, 0..STAFF.len()).prop_map(|(incident, staff)| Op::Assign { incident, staff }),
+        1 => (1..12u64).prop_map(|incident| Op::Escalate { incident }),
+        1 => (1..12u64).prop_map(|incident| Op::Note { incident }),
         1 => (0..CENTRES.len(), 0..3u32).prop_map(|(centre, operators)| Op::Staffing { centre, operators }),
     ]
 }
@@ -81,6 +87,9 @@ fn input(w: &World, op: &Op) -> Input {
         Op::Answer { centre, incident } => Input::OperatorAnswer { centre: id(CENTRES[*centre]), operator: id("op"), incident: IncidentId(*incident) },
         Op::Resolve { incident } => Input::OperatorResolve { operator: id("op"), incident: IncidentId(*incident), note: None },
         Op::Forward { incident } => Input::OperatorForward { operator: id("op"), incident: IncidentId(*incident) },
+        Op::Assign { incident, staff } => Input::OperatorAssign { operator: id("op"), incident: IncidentId(*incident), staff: id(STAFF[*staff].0) },
+        Op::Escalate { incident } => Input::OperatorEscalate { operator: id("op"), incident: IncidentId(*incident) },
+        Op::Note { incident } => Input::OperatorNote { operator: id("op"), incident: IncidentId(*incident), note: "note".into() },
         Op::Staffing { centre, operators } => Input::CentreStaffing { centre: id(CENTRES[*centre]), operators_on_duty: *operators },
     }
 }

@@ -258,6 +258,61 @@ fn broadcast_decliners_are_asked_again_in_the_next_round() {
     "#]].assert_eq(&trace);
 }
 
+/// The dashboard's actions on a running ladder: a note, an assignment to a named staff
+/// member, an escalation to everyone; and what they may not do.
+#[test]
+fn operators_note_assign_and_escalate() {
+    let mut w = fjord();
+    let alarm = w.alarm("a1", "r1", "fjord", AlarmKind::Fall);
+    w.at(0.0, alarm);
+    let op = || id::<OperatorId>("o1");
+    w.at(2.0, Input::OperatorNote { operator: op(), incident: IncidentId(1), note: "Dottera er på veg".into() });
+    w.at(3.0, Input::OperatorAssign { operator: op(), incident: IncidentId(1), staff: id("far") });
+    w.at(4.0, Input::OperatorAssign { operator: op(), incident: IncidentId(1), staff: id("nobody") });
+    w.at(5.0, Input::OperatorEscalate { operator: op(), incident: IncidentId(1) });
+    w.at(6.0, Input::OperatorEscalate { operator: op(), incident: IncidentId(9) });
+    w.at(7.0, reply("far", 1, StaffReply::Accept));
+    w.at(8.0, Input::OperatorEscalate { operator: op(), incident: IncidentId(1) });
+    w.at(9.0, Input::OperatorNote { operator: op(), incident: IncidentId(1), note: "Kari er framme".into() });
+    w.at(10.0, Input::OperatorNote { operator: op(), incident: IncidentId(7), note: "?".into() });
+    // Waiting at a centre: answer and forward it first.
+    w.resident("rd", "dal", (61.10, 7.48), &[]);
+    let alarm = w.alarm("a2", "rd", "dal", AlarmKind::Safety);
+    w.at(11.0, alarm);
+    w.at(12.0, Input::OperatorAssign { operator: op(), incident: IncidentId(2), staff: id("near") });
+    w.at(12.0, Input::StaffOffDuty { staff: id("mid") });
+    w.at(13.0, Input::OperatorAnswer { centre: id("sentral"), operator: op(), incident: IncidentId(2) });
+    w.at(14.0, Input::OperatorForward { operator: op(), incident: IncidentId(2) });
+    w.at(15.0, Input::OperatorAssign { operator: op(), incident: IncidentId(2), staff: id("mid") });
+    let trace = w.take_trace();
+    expect![[r#"
+        [    0.0] I1 raised: alarm a1 (fall, critical) from r1 in fjord under mobile_guard_room
+        [    0.0] I1 offered to near (eta 20.0s, expires in 15.0s)
+        [    2.0] I1 note from operator o1: "Dottera er på veg"
+        [    3.0] I1 assigned to far by operator o1
+        [    3.0] I1 offered to far (eta 1013.2s, expires in 15.0s)
+        [    4.0] rejected input from operator o1 about I1: unknown staff member
+        [    5.0] I1 escalated by operator o1
+        [    5.0] I1 escalated: offered to everyone on duty
+        [    5.0] I1 offered to mid (eta 160.4s, broadcast)
+        [    6.0] rejected input from operator o1 about I9: no open incident with that id
+        [    7.0] I1 answered by staff far after 7.0s
+        [    7.0] I1 accepted by far (7.0s after dispatch)
+        [    7.0] I1 revoked from near: TakenByOther
+        [    7.0] I1 revoked from mid: TakenByOther
+        [    8.0] rejected input from operator o1 about I1: not possible while the incident is accepted
+        [    9.0] I1 note from operator o1: "Kari er framme"
+        [   10.0] rejected input from operator o1 about I7: no open incident with that id
+        [   11.0] I2 raised: alarm a2 (safety, high) from rd in dal under shared_centre
+        [   11.0] I2 queued at sentral
+        [   12.0] rejected input from operator o1 about I2: not possible while the incident is awaiting answer
+        [   13.0] I2 left the queue at sentral
+        [   13.0] I2 answered by operator o1 at sentral after 2.0s
+        [   14.0] I2 forwarded to home care by operator o1
+        [   15.0] rejected input from operator o1 about I2: log in (go on duty) first
+    "#]].assert_eq(&trace);
+}
+
 #[test]
 fn shared_centre_answer_resolve_forward_overflow_and_outage() {
     let mut w = World::new(CONFIG);
