@@ -69,11 +69,14 @@ impl Default for MqttSection {
 pub struct DatabaseSection {
     /// `sqlite://FILE` (created if missing) or `postgres://user@host/db`.
     pub url: String,
+    /// After this many input log records, the next quiet moment (no incident open)
+    /// stores a snapshot of the engine and cuts the log: restarts replay from there.
+    pub checkpoint_every: u64,
 }
 
 impl Default for DatabaseSection {
     fn default() -> Self {
-        Self { url: "sqlite://vakt.sqlite".into() }
+        Self { url: "sqlite://vakt.sqlite".into(), checkpoint_every: 10_000 }
     }
 }
 

@@ -71,10 +71,10 @@ pub struct Engine {
     /// a B-tree shifts its values inline (unboxed, that memmove was 48 % of a simulation).
     pub(crate) incidents: BTreeMap<IncidentId, Box<Incident>>,
     open_by_resident: FxHashMap<ResidentId, IncidentId>,
-    seen_alarms: FxHashMap<AlarmId, Timestamp>,
-    seen_order: VecDeque<(Timestamp, AlarmId)>,
+    pub(crate) seen_alarms: FxHashMap<AlarmId, Timestamp>,
+    pub(crate) seen_order: VecDeque<(Timestamp, AlarmId)>,
     timers: BTreeSet<(Timestamp, IncidentId)>,
-    next_incident: u64,
+    pub(crate) next_incident: u64,
     pub(crate) actions: VecDeque<Action>,
 }
 
@@ -485,7 +485,7 @@ impl Engine {
         self.residents.insert(r.id.clone(), r);
     }
 
-    fn join_tree(&mut self, s: usize) {
+    pub(crate) fn join_tree(&mut self, s: usize) {
         let st = &mut self.staff[s];
         let at = st.position.unwrap_or(self.config.municipalities[st.team].centre);
         let p = point(s, at);

@@ -19,6 +19,7 @@ pub mod kpi;
 mod ladder;
 pub mod people;
 mod routing;
+pub mod snapshot;
 pub mod time;
 
 pub use action::{Action, Actor, AlertKind, RejectReason, Responder, RevokeReason};
@@ -31,4 +32,5 @@ pub use incident::Stage;
 pub use input::{Input, Outcome, StaffReply};
 pub use kpi::{KpiCollector, Kpis};
 pub use people::{Resident, Role, Roles, Staff};
+pub use snapshot::{Snapshot, StaffSnapshot};
 pub use time::Timestamp;

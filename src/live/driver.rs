@@ -52,6 +52,9 @@ pub struct Driver {
     last_now: Timestamp,
     batch: Batch,
     store_failing: bool,
+    /// The log record the last checkpoint covers, and how often to take one.
+    checkpoint_seq: i64,
+    pub checkpoint_every: u64,
 }
 
 /// Residents and staff read from the store, to be compared with the engine's view.
@@ -115,6 +118,8 @@ impl Driver {
             last_now: Timestamp::from_millis(0),
             batch: Batch::default(),
             store_failing: false,
+            checkpoint_seq: 0,
+            checkpoint_every: 10_000,
         }
     }
 
@@ -128,10 +133,20 @@ impl Driver {
         self.last_now
     }
 
-    /// Rebuilds the engine from the stored input log. Returns the number of records.
+    /// Rebuilds the engine from the newest checkpoint and the input log after it.
+    /// Returns the number of log records replayed.
     pub async fn recover(&mut self) -> Result<u64> {
         self.seq = self.store.sequences().await?;
         let mut after = 0;
+        if let Some((log_seq, at_ms, state)) = self.store.latest_checkpoint().await? {
+            let snapshot: crate::core::Snapshot = serde_json::from_str(&state).with_context(|| format!("checkpoint at log record {log_seq} is unreadable"))?;
+            self.engine = Engine::from_snapshot(self.engine.config().clone(), snapshot)
+                .map_err(|e| anyhow::anyhow!("the checkpoint at log record {log_seq} does not fit this configuration: {e}"))?;
+            self.last_now = self.last_now.max(Timestamp::from_millis(at_ms));
+            self.checkpoint_seq = log_seq;
+            after = log_seq;
+            info!(log_seq, "restored the engine from its checkpoint");
+        }
         let mut n = 0u64;
         loop {
             let page = self.store.log_page(after, 5_000).await?;
@@ -396,12 +411,32 @@ impl Driver {
             }
         }
         let batch = std::mem::take(&mut self.batch);
+        self.maybe_checkpoint().await;
         if batch.delivered.is_empty() {
             self.metrics.outbox_pending.add(batch.outbox.len() as i64);
         } else if let Ok(n) = self.store.outbox_len().await {
             self.metrics.outbox_pending.set(n);
         }
         batch.outbox
+    }
+}
+
+impl Driver {
+    /// At a quiet moment, after enough log records: store a snapshot and cut the log.
+    /// A failure is logged and tried again after the next batch; nothing depends on it.
+    async fn maybe_checkpoint(&mut self) {
+        if self.seq.log - self.checkpoint_seq < self.checkpoint_every as i64 {
+            return;
+        }
+        let Some(snapshot) = self.engine.snapshot() else { return };
+        let state = serde_json::to_string(&snapshot).expect("snapshots serialize");
+        match self.store.write_checkpoint(self.seq.log, self.last_now.as_millis(), &state).await {
+            Ok(()) => {
+                info!(log_seq = self.seq.log, bytes = state.len(), "checkpoint stored; input log cut");
+                self.checkpoint_seq = self.seq.log;
+            }
+            Err(e) => warn!(error = %format!("{e:#}"), "checkpoint failed; the input log stays whole"),
+        }
     }
 }
 

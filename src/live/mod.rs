@@ -53,6 +53,7 @@ pub async fn run(settings: Settings, config_dir: Option<&Path>) -> Result<()> {
     seed(&store, &settings, config_dir).await?;
 
     let mut driver = driver::Driver::new(Engine::new(config), store.clone(), metrics.clone(), settings.wire.limits());
+    driver.checkpoint_every = settings.database.checkpoint_every.max(1);
     let started = std::time::Instant::now();
     let replayed = driver.recover().await?;
     let probe = store.directory_probe().await?;

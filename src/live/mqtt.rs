@@ -150,7 +150,7 @@ pub fn spawn(opts: MqttOptions, metrics: Arc<Metrics>, stop: watch::Receiver<boo
     let (in_tx, in_rx) = mpsc::channel(50_000);
     let (out_tx, out_rx) = mpsc::unbounded_channel();
     let (del_tx, del_rx) = mpsc::unbounded_channel();
-    let task = ClientTask { client: client.clone(), in_tx, out_rx, del_tx, metrics, fifo: VecDeque::new(), inflight: FxHashMap::default(), unacked: BTreeMap::new() };
+    let task = ClientTask { client: client.clone(), in_tx, out_rx, del_tx, metrics, fifo: VecDeque::new(), inflight: FxHashMap::default(), unacked: BTreeMap::new(), subscribed: false };
     let join = tokio::spawn(task.run(eventloop, stop));
     (MqttHandle { client, out: out_tx }, Channels { inbound: in_rx, delivered: del_rx }, join)
 }
@@ -167,6 +167,8 @@ struct ClientTask {
     inflight: FxHashMap<u16, i64>,
     /// Every message not yet acknowledged, to republish if the broker lost our session.
     unacked: BTreeMap<i64, OutMsg>,
+    /// A SUBACK has come back in this process: the broker's session has our subscriptions.
+    subscribed: bool,
 }
 
 impl ClientTask {
@@ -217,12 +219,18 @@ impl ClientTask {
             Event::Incoming(Packet::ConnAck(ack)) => {
                 self.metrics.mqtt_connected.set(1);
                 info!(session_present = ack.session_present, "MQTT connected");
-                if !ack.session_present {
+                // Subscribe when the broker has no session for us, and also when this process
+                // has not seen a SUBACK yet: a connection can drop between the broker creating
+                // the session and us receiving its CONNACK, and then "session present" holds
+                // a session without our subscriptions.
+                if !ack.session_present || !self.subscribed {
                     for topic in SUBSCRIPTIONS {
                         if let Err(e) = self.client.try_subscribe(*topic, QoS::AtLeastOnce) {
                             warn!(error = %e, topic, "subscribe failed");
                         }
                     }
+                }
+                if !ack.session_present {
                     // The broker forgot what was in flight (rumqttc dropped its copies too):
                     // send every unacknowledged message again.
                     self.fifo.clear();
@@ -242,6 +250,7 @@ impl ClientTask {
                     warn!("engine stopped; inbound message left unacknowledged for redelivery");
                 }
             }
+            Event::Incoming(Packet::SubAck(_)) => self.subscribed = true,
             Event::Incoming(Packet::PubAck(ack)) => {
                 if let Some(id) = self.inflight.remove(&ack.pkid) {
                     self.unacked.remove(&id);

@@ -156,11 +156,14 @@ impl Store {
 
     pub async fn sequences(&self) -> Result<Sequences> {
         let row = sqlx::query(
-            "SELECT (SELECT COALESCE(MAX(seq), 0) FROM input_log), (SELECT COALESCE(MAX(seq), 0) FROM events), (SELECT COALESCE(MAX(id), 0) FROM outbox)",
+            "SELECT (SELECT COALESCE(MAX(seq), 0) FROM input_log), (SELECT COALESCE(MAX(seq), 0) FROM events), (SELECT COALESCE(MAX(id), 0) FROM outbox), \
+             (SELECT COALESCE(MAX(log_seq), 0) FROM checkpoints)",
         )
         .fetch_one(&self.pool)
         .await?;
-        Ok(Sequences { log: row.try_get(0)?, events: row.try_get(1)?, outbox: row.try_get(2)? })
+        let (log, checkpoint): (i64, i64) = (row.try_get(0)?, row.try_get(3)?);
+        // After a checkpoint cut the whole log, numbering continues after the checkpoint.
+        Ok(Sequences { log: log.max(checkpoint), events: row.try_get(1)?, outbox: row.try_get(2)? })
     }
 
     /// Stores a batch in one transaction: all of it or nothing.
@@ -233,6 +236,26 @@ impl Store {
         }
         q.execute(&self.pool).await?;
         Ok(())
+    }
+
+    /// The newest checkpoint: (log_seq, at_ms, state JSON).
+    pub async fn latest_checkpoint(&self) -> Result<Option<(i64, i64, String)>> {
+        let row = sqlx::query("SELECT log_seq, at_ms, state FROM checkpoints ORDER BY log_seq DESC LIMIT 1").fetch_optional(&self.pool).await?;
+        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).transpose()
+    }
+
+    /// Stores a checkpoint and cuts the input log (and older checkpoints) up to it, in one transaction.
+    pub async fn write_checkpoint(&self, log_seq: i64, at_ms: i64, state: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO checkpoints (log_seq, at_ms, state) VALUES ($1, $2, $3)").bind(log_seq).bind(at_ms).bind(state).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM input_log WHERE seq <= $1").bind(log_seq).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM checkpoints WHERE log_seq < $1").bind(log_seq).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn log_len(&self) -> Result<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) FROM input_log").fetch_one(&self.pool).await?.try_get(0)?)
     }
 
     /// The input log after `after_seq`, at most `limit` rows, in order.

@@ -5,4 +5,5 @@ mod harness;
 mod live;
 mod properties;
 mod simulate;
+mod snapshot;
 mod traces;

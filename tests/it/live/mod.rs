@@ -33,6 +33,16 @@ async fn embedded_with_clients(name: &str) -> (std::path::PathBuf, Backend, Vakt
     (dir, backend, v, ops, device)
 }
 
+/// An operations console, a device, and staff member `near` on duty with their app.
+async fn clients_with_near_on_duty(v: &Vakt, port: u16) -> (Client, Client, Client) {
+    let ops = Client::connect(port, OPS).await;
+    let device = Client::connect(port, &[]).await;
+    let near = Client::connect(port, &[&staff_topic("near", "offers")]).await;
+    on_duty(&near, "near", 61.2302, 7.1003).await;
+    wait_metric(v, "vakt_staff_on_duty", 1.0).await;
+    (ops, device, near)
+}
+
 async fn wait_metric(v: &Vakt, name: &str, want: f64) {
     wait_metric_until(v, name, &format!("= {want}"), |x| x == want).await;
 }
@@ -192,11 +202,7 @@ async fn killed_mid_escalation_it_carries_on_and_loses_nothing() {
     let backend = Backend::external(1883).await;
     let mut v = Vakt::start(&backend, &dir);
     let port = backend.mqtt_port();
-    let mut ops = Client::connect(port, OPS).await;
-    let device = Client::connect(port, &[]).await;
-    let mut near = Client::connect(port, &[&staff_topic("near", "offers")]).await;
-    on_duty(&near, "near", 61.2302, 7.1003).await;
-    wait_metric(&v, "vakt_staff_on_duty", 1.0).await;
+    let (mut ops, device, mut near) = clients_with_near_on_duty(&v, port).await;
     device.publish_json("vakt/v1/alarms/fjord", alarm("k-0", "r1", "fall")).await;
     let offer = near.expect(&staff_topic("near", "offers"), "the offer", |m| m["type"] == "offer").await;
     let id = offer["incident_id"].as_u64().unwrap();
@@ -429,4 +435,53 @@ async fn tls_and_password_to_an_external_broker() {
     drop(v);
     let _ = broker.kill();
     let _ = broker.wait();
+}
+
+/// With a checkpoint after every few records, the input log is cut at quiet moments; a
+/// SIGKILL and restart recovers from the checkpoint: staff still on duty where they were,
+/// old alarm ids still known, incident numbers continued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_cut_the_log_and_recovery_starts_from_them() {
+    let dir = temp_dir("checkpoint");
+    let mut backend = Backend::embedded(&dir);
+    backend.checkpoint_every = Some(5);
+    let mut v = Vakt::start(&backend, &dir);
+    let port = backend.mqtt_port();
+    let (mut ops, device, mut near) = clients_with_near_on_duty(&v, port).await;
+    for (i, alarm_id) in ["c-1", "c-2"].into_iter().enumerate() {
+        let incident = i as u64 + 1;
+        device.publish_json("vakt/v1/alarms/fjord", alarm(alarm_id, "r1", "fall")).await;
+        near.expect(&staff_topic("near", "offers"), "the offer", |m| is(m, "offer", incident)).await;
+        reply(&near, "near", incident, "accept").await;
+        near.publish_json(&staff_topic("near", "replies"), json!({ "incident_id": incident, "action": "close", "outcome": "helped" })).await;
+        ops.expect("vakt/v1/incidents/fjord", "closed", |e| is(e, "closed", incident)).await;
+    }
+    wait_metric(&v, "vakt_open_incidents", 0.0).await;
+    let store = v.store().await;
+    let mut cut = false;
+    for _ in 0..100 {
+        if store.latest_checkpoint().await.unwrap().is_some() && store.log_len().await.unwrap() < 5 {
+            cut = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(cut, "a checkpoint was stored and the log cut:\n{}", v.log());
+    v.kill9();
+    v.restart();
+    assert!(v.log().contains("restored the engine from its checkpoint"), "{}", v.log());
+    assert_eq!(v.metric("vakt_staff_on_duty"), 1.0, "near is still on duty");
+    // The embedded broker restarted with vakt: the clients connect again.
+    let mut ops = Client::connect(port, OPS).await;
+    let device = Client::connect(port, &[]).await;
+    let mut near = Client::connect(port, &[&staff_topic("near", "offers")]).await;
+    // c-1 again is a redelivery; c-3 is new, offered to near as incident 3.
+    device.publish_json("vakt/v1/alarms/fjord", alarm("c-1", "r1", "fall")).await;
+    device.publish_json("vakt/v1/alarms/fjord", alarm("c-3", "r1", "fall")).await;
+    let raised = ops.expect("vakt/v1/incidents/fjord", "c-3 raised", |e| e["type"] == "raised" && e["alarm_id"] == "c-3").await;
+    assert_eq!(raised["incident_id"], 3);
+    near.expect(&staff_topic("near", "offers"), "the offer after the restart", |m| is(m, "offer", 3)).await;
+    let raised_total = store.event_counts().await.unwrap().into_iter().find(|(k, _)| k == "raised").map_or(0, |c| c.1);
+    assert_eq!(raised_total, 3, "c-1's redelivery raised nothing");
+    store.close().await;
 }

@@ -1,0 +1,72 @@
+//! A quiet engine's snapshot restores an engine that behaves exactly the same.
+
+use vakt::core::*;
+
+use crate::harness::{World, id};
+use crate::traces::CONFIG;
+
+fn reply(staff: &str, incident: u64, reply: StaffReply) -> Input {
+    Input::StaffReply { staff: id(staff), incident: IncidentId(incident), reply }
+}
+
+/// What happens after the snapshot, played on both engines.
+fn later(w: &mut World) {
+    let dup = w.alarm("a1", "r1", "fjord", AlarmKind::Fall);
+    w.at(200.0, dup); // a redelivery of an alarm from before the snapshot
+    let a = w.alarm("a2", "r2", "fjord", AlarmKind::Medication);
+    w.at(201.0, a);
+    w.at(205.0, reply("mid", 2, StaffReply::Decline));
+    w.run_until(260.0);
+    w.at(261.0, Input::StaffOffDuty { staff: id("far") });
+    w.at(262.0, Input::StaffOnDuty { staff: id("far"), position: None });
+    let d = w.alarm("a3", "rd", "dal", AlarmKind::Safety);
+    w.at(263.0, d);
+    w.run_until(400.0);
+}
+
+#[test]
+fn a_restored_snapshot_behaves_exactly_like_the_engine_it_came_from() {
+    let mut w = World::new(CONFIG);
+    w.staff("near", "fjord", &[Role::HealthWorker], Some((61.232, 7.102)));
+    w.staff("mid", "fjord", &[Role::Nurse], Some((61.24, 7.12)));
+    w.staff("far", "fjord", &[Role::Nurse], Some((61.30, 7.20)));
+    w.staff("d1", "dal", &[Role::Nurse], None);
+    w.resident("r1", "fjord", (61.2305, 7.1005), &["far"]);
+    w.resident("r2", "fjord", (61.25, 7.13), &[]);
+    w.resident("rd", "dal", (61.10, 7.48), &[]);
+    w.at(0.0, Input::CentreStaffing { centre: id("sentral"), operators_on_duty: 1 });
+    let a = w.alarm("a1", "r1", "fjord", AlarmKind::Fall);
+    w.at(1.0, a);
+    assert!(w.engine.snapshot().is_none(), "not while an incident is open");
+    w.at(5.0, reply("near", 1, StaffReply::Accept));
+    w.at(6.0, Input::StaffPosition { staff: id("mid"), position: vakt::core::Position::new(61.26, 7.15).unwrap() });
+    w.at(100.0, reply("near", 1, StaffReply::Close { outcome: Outcome::Helped, note: None }));
+    let snap = w.engine.snapshot().expect("quiet now");
+    // It survives storage.
+    let text = serde_json::to_string(&snap).unwrap();
+    let back: Snapshot = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, snap);
+
+    let mut restored = World::new(CONFIG);
+    restored.engine = Engine::from_snapshot(w.engine.config().clone(), back).unwrap();
+    restored.now = w.now;
+    assert_eq!(restored.engine.snapshot().unwrap(), snap, "the same state, read back");
+    w.actions.clear();
+    w.take_trace();
+    later(&mut w);
+    later(&mut restored);
+    assert!(w.actions.iter().any(|a| matches!(a, Action::DuplicateIgnored { .. })), "the old alarm id is still known");
+    assert!(w.actions.len() > 8, "{}", w.trace);
+    assert_eq!(w.actions, restored.actions, "{}\n---\n{}", w.trace, restored.trace);
+}
+
+#[test]
+fn a_snapshot_that_no_longer_fits_the_configuration_is_refused() {
+    let mut w = World::new(CONFIG);
+    w.staff("n1", "nabo", &[Role::Nurse], None);
+    let snap = w.engine.snapshot().unwrap();
+    let smaller = CONFIG.replace("\"nabo\"", "\"nabo2\"");
+    let config = vakt::settings::Settings::from_toml(&smaller).unwrap().engine_config().unwrap();
+    let e = Engine::from_snapshot(config, snap).err().unwrap();
+    assert!(e.contains("n1") && e.contains("nabo"), "{e}");
+}
