@@ -10,7 +10,7 @@ use super::action::{Action, Responder, RevokeReason};
 use super::config::Backup;
 use super::engine::Engine;
 use super::incident::{Dispatch, Incident, Stage};
-use super::routing::Candidate;
+use super::routing::{Candidate, StaffPoint};
 use super::time::Timestamp;
 
 impl Engine {
@@ -156,12 +156,24 @@ impl Engine {
         let target = inc.position.unit_vector();
         let mut best: Option<Candidate> = None;
         for &team in &d.pool {
-            // Within a team the walk is in travel-time order: the first that fits is the team's best.
-            if let Some(p) = self.teams[team].on_duty.nearest_neighbor_iter(&target).find(|p| fits(p.staff)) {
-                let c = Candidate { staff: p.staff, eta: self.eta(inc, p.staff) };
-                if best.is_none_or(|b| c.beats(&b)) {
-                    best = Some(c);
+            // Within a team the walk is in travel-time order: the first that fits is the
+            // team's best, except that among equally near staff the lowest index wins
+            // (the tree's order of equals depends on its history; a restored snapshot's
+            // tree is built in another order and must choose the same).
+            let mut walk = self.teams[team].on_duty.nearest_neighbor_iter(&target).filter(|p| fits(p.staff));
+            let Some(first) = walk.next() else { continue };
+            let d2 = |p: &StaffPoint| p.xyz.iter().zip(&target).map(|(a, b)| (a - b) * (a - b)).sum::<f64>();
+            let nearest = d2(first);
+            let mut pick = first.staff;
+            for p in walk {
+                if d2(p) > nearest {
+                    break;
                 }
+                pick = pick.min(p.staff);
+            }
+            let c = Candidate { staff: pick, eta: self.eta(inc, pick) };
+            if best.is_none_or(|b| c.beats(&b)) {
+                best = Some(c);
             }
         }
         let best = best?;

@@ -163,6 +163,46 @@ proptest! {
         }
     }
 
+    /// At the last quiet moment of a random run (no incident open), the engine's snapshot,
+    /// stored and restored, carries on exactly as the engine it came from.
+    #[test]
+    fn a_restored_snapshot_carries_on_exactly_the_same(steps in proptest::collection::vec((0..40u32, op()), 1..120)) {
+        let mut w = world();
+        let mut t = 0.0;
+        let mut last_quiet = None;
+        for (i, (gap, op)) in steps.iter().enumerate() {
+            t += *gap as f64;
+            let inp = input(&w, op);
+            w.at(t, inp);
+            if w.engine.snapshot().is_some() {
+                last_quiet = Some(i);
+            }
+        }
+        let Some(k) = last_quiet else { return Ok(()) };
+        let mut a = world();
+        let mut t = 0.0;
+        for (gap, op) in &steps[..=k] {
+            t += *gap as f64;
+            let inp = input(&a, op);
+            a.at(t, inp);
+        }
+        let text = serde_json::to_string(&a.engine.snapshot().expect("quiet here in the first pass")).unwrap();
+        let mut b = world();
+        b.engine = Engine::from_snapshot(a.engine.config().clone(), serde_json::from_str(&text).unwrap()).unwrap();
+        b.now = a.now;
+        a.actions.clear();
+        for (gap, op) in &steps[k + 1..] {
+            t += *gap as f64;
+            let ia = input(&a, op);
+            a.at(t, ia);
+            let ib = input(&b, op);
+            b.at(t, ib);
+        }
+        a.run_until(t + 600.0);
+        b.run_until(t + 600.0);
+        prop_assert_eq!(&a.actions, &b.actions);
+    }
+
     #[test]
     fn with_staff_who_always_accept_every_alarm_is_answered(alarms in proptest::collection::vec((0..RESIDENTS.len(), 0..AlarmKind::ALL.len(), 0..120u32), 1..40)) {
         // Everyone on duty accepts whatever is offered; operators answer and forward.
