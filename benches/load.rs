@@ -1,7 +1,8 @@
 //! Load benchmark for the live engine (issue 3), through Mosquitto.
 //!
 //! `cargo bench --bench load` (add `-- --quick` for 5 s steps, `-- --stores sqlite`,
-//! `-- --machine-broker` for the machine's Mosquitto on 1883 with its default settings).
+//! `-- --machine-broker` for the machine's Mosquitto on 1883 with its default settings,
+//! `-- --embedded` for vakt's own defaults: its in-process broker and SQLite).
 //!
 //! By default the broker is a Mosquitto of the bench's own (the machine's binary) with
 //! `set_tcp_nodelay true` and `max_inflight_messages 1000`, the settings docs/mqtt.md
@@ -185,6 +186,11 @@ async fn start_vakt(store: &str, residents: u64) -> (Vakt, AsyncClient) {
     let dir = temp_dir("bench-load");
     let backend = match store {
         "sqlite" => Backend::sqlite_on(broker_port(), &dir),
+        "embedded" => {
+            let mut b = Backend::embedded(&dir);
+            b.mqtt_port = broker_port();
+            b
+        }
         _ => Backend::external(broker_port()).await,
     };
     let mut csv = String::from("resident_id,municipality,lat,lon,address,notes,regular_helpers\n");
@@ -249,8 +255,13 @@ fn main() {
     let stores: Vec<String> = args.iter().position(|a| a == "--stores").and_then(|i| args.get(i + 1)).map_or(vec!["sqlite".into(), "postgres".into()], |s| s.split(',').map(String::from).collect());
     let secs = if quick { 5 } else { 30 };
     let step_secs = if quick { 3 } else { 10 };
+    let embedded = args.iter().any(|a| a == "--embedded");
+    let stores = if embedded { vec!["embedded".to_owned()] } else { stores };
     let _own_broker = if args.iter().any(|a| a == "--machine-broker") {
         BROKER.set(1883).unwrap();
+        None
+    } else if embedded {
+        BROKER.set(free_port()).unwrap();
         None
     } else {
         let port = free_port();
@@ -266,15 +277,24 @@ fn main() {
         return;
     }
     rt.block_on(async {
-        let broker = if _own_broker.is_some() { "the bench's own Mosquitto (set_tcp_nodelay, max_inflight_messages 1000)" } else { "the machine's Mosquitto, default settings" };
+        let broker = match (&_own_broker, embedded) {
+            (Some(_), _) => "the bench's own Mosquitto (set_tcp_nodelay, max_inflight_messages 1000)",
+            (None, true) => "vakt's embedded broker (rumqttd), SQLite,",
+            (None, false) => "the machine's Mosquitto, default settings",
+        };
         println!("\n## vakt load benchmark: {secs} s per rate, {broker} on 127.0.0.1:{}, vakt as a separate process\n", broker_port());
         println!("| path | received / sent | p50 | p99 | p99.9 |");
         println!("|---|---|---|---|---|");
         let mut floor = Vec::new();
+        // The embedded broker lives in a vakt process: the floor is measured through it.
+        let host = if embedded { Some(start_vakt("embedded", 10).await) } else { None };
         for rate in [100, 1000] {
             let a = one_hop(rate, secs).await;
             row(&format!("(a) one hop, {rate}/s"), &a);
             floor.push((rate, a));
+        }
+        if let Some((mut v, _)) = host {
+            let _ = v.stop();
         }
         let mut ratios = Vec::new();
         for store in &stores {
