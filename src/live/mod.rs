@@ -78,7 +78,12 @@ pub async fn run(settings: Settings, config_dir: Option<&Path>) -> Result<()> {
         mqtt.publish(mqtt::OutMsg { id: row.id, topic: row.topic, payload: row.payload });
     }
     let _ = ready_tx.send(true);
-    info!("vakt is running");
+    let mqtt_at = match (&settings.mqtt.url, embedded) {
+        (Some(url), _) => store::redact(url),
+        (None, Some(addr)) => format!("mqtt://{addr} (embedded)"),
+        (None, None) => String::new(),
+    };
+    info!(mqtt = %mqtt_at, http = %http_addr, database = %store::redact(&settings.database.url), "vakt is running; alarms on vakt/v1/alarms/{{municipality}}");
 
     let mut signals = Signals::new()?;
     let (dir_tx, mut directory) = tokio::sync::mpsc::channel(4);
