@@ -150,7 +150,7 @@ pub fn spawn(opts: MqttOptions, metrics: Arc<Metrics>, stop: watch::Receiver<boo
     let (in_tx, in_rx) = mpsc::channel(50_000);
     let (out_tx, out_rx) = mpsc::unbounded_channel();
     let (del_tx, del_rx) = mpsc::unbounded_channel();
-    let task = ClientTask { client: client.clone(), in_tx, out_rx, del_tx, metrics, fifo: VecDeque::new(), inflight: FxHashMap::default(), unacked: BTreeMap::new(), subscribed: false };
+    let task = ClientTask { client: client.clone(), in_tx, out_rx, del_tx, metrics, fifo: VecDeque::new(), inflight: FxHashMap::default(), unacked: BTreeMap::new(), subscribed: false, backlog: VecDeque::new() };
     let join = tokio::spawn(task.run(eventloop, stop));
     (MqttHandle { client, out: out_tx }, Channels { inbound: in_rx, delivered: del_rx }, join)
 }
@@ -169,6 +169,8 @@ struct ClientTask {
     unacked: BTreeMap<i64, OutMsg>,
     /// A SUBACK has come back in this process: the broker's session has our subscriptions.
     subscribed: bool,
+    /// Messages waiting for room in rumqttc's request queue, in order.
+    backlog: VecDeque<OutMsg>,
 }
 
 impl ClientTask {
@@ -192,6 +194,9 @@ impl ClientTask {
                     Ok(ev) => {
                         backoff = Duration::from_millis(100);
                         self.on_event(ev).await;
+                        if !self.backlog.is_empty() {
+                            self.flush_backlog();
+                        }
                     }
                     Err(e) => {
                         self.metrics.mqtt_connected.set(0);
@@ -206,12 +211,23 @@ impl ClientTask {
         }
     }
 
+    /// Hands a message to rumqttc, in order; what its request queue cannot take now
+    /// waits in `backlog` (a long outbox after an outage is bigger than the queue).
     fn send(&mut self, msg: OutMsg) {
-        match self.client.try_publish(msg.topic.clone(), QoS::AtLeastOnce, false, msg.payload.clone().into_bytes()) {
-            Ok(()) => self.fifo.push_back(msg.id),
-            Err(e) => warn!(error = %e, id = msg.id, "publish queue full; will resend after reconnect"),
+        self.unacked.insert(msg.id, msg.clone());
+        self.backlog.push_back(msg);
+        self.flush_backlog();
+    }
+
+    fn flush_backlog(&mut self) {
+        while let Some(msg) = self.backlog.front() {
+            if self.client.try_publish(msg.topic.clone(), QoS::AtLeastOnce, false, msg.payload.clone().into_bytes()).is_err() {
+                break; // full: the event loop drains it, and we come back after its next event
+            }
+            let id = msg.id;
+            self.backlog.pop_front();
+            self.fifo.push_back(id);
         }
-        self.unacked.insert(msg.id, msg);
     }
 
     async fn on_event(&mut self, ev: Event) {
@@ -235,6 +251,7 @@ impl ClientTask {
                     // send every unacknowledged message again.
                     self.fifo.clear();
                     self.inflight.clear();
+                    self.backlog.clear();
                     let again: Vec<OutMsg> = std::mem::take(&mut self.unacked).into_values().collect();
                     if !again.is_empty() {
                         info!(messages = again.len(), "republishing unacknowledged messages");
