@@ -109,7 +109,7 @@ pub fn options(section: &MqttSection, embedded: Option<SocketAddr>) -> Result<Mq
         .set_clean_session(false)
         .set_manual_acks(true)
         .set_inflight(1000)
-        .set_request_channel_capacity(100_000)
+        .set_request_channel_capacity(section.request_queue.max(10))
         .set_max_packet_size(1 << 20, 1 << 20);
     Ok(opts)
 }
@@ -142,7 +142,8 @@ pub struct Channels {
 
 /// Spawns the client task. `stop` ends it (after a clean DISCONNECT).
 pub fn spawn(opts: MqttOptions, metrics: Arc<Metrics>, stop: watch::Receiver<bool>) -> (MqttHandle, Channels, tokio::task::JoinHandle<()>) {
-    let (client, mut eventloop) = AsyncClient::new(opts, 100_000);
+    let capacity = opts.request_channel_capacity();
+    let (client, mut eventloop) = AsyncClient::new(opts, capacity);
     // Small messages (acks, offers) go out at once, not after the previous one's TCP ACK.
     let mut net = rumqttc::NetworkOptions::new();
     net.set_tcp_nodelay(true);

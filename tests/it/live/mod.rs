@@ -485,3 +485,38 @@ async fn checkpoints_cut_the_log_and_recovery_starts_from_them() {
     assert_eq!(raised_total, 3, "c-1's redelivery raised nothing");
     store.close().await;
 }
+
+/// While the broker is down, escalations keep producing messages, more than the MQTT
+/// client's request queue holds. When it is back, every one of them goes out: none waits
+/// for another reconnect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_outbound_messages_than_the_client_queue_all_go_out() {
+    let dir = temp_dir("backlog");
+    let port = free_port();
+    let mut broker = Mosquitto::start(&dir, port);
+    let mut backend = Backend::sqlite_on(port, &dir);
+    backend.request_queue = Some(10);
+    let v = Vakt::start(&backend, &dir);
+    let (_ops, device, _near) = clients_with_near_on_duty(&v, port).await;
+    for i in 1..=20 {
+        device.publish_json("vakt/v1/alarms/fjord", alarm(&format!("q-{i}"), &format!("r{i}"), "safety")).await;
+    }
+    wait_metric(&v, "vakt_open_incidents", 20.0).await;
+    wait_metric(&v, "vakt_outbox_pending", 0.0).await;
+    broker.stop();
+    // Offers expire after 2 s: revokes, broadcasts, offers and events pile up meanwhile.
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let store = v.store().await;
+    let piled = store.outbox_len().await.unwrap();
+    assert!(piled > 40, "only {piled} messages waiting: the test needs more than the queue of 10");
+    broker.start_again();
+    wait_metric(&v, "vakt_mqtt_connected", 1.0).await;
+    for _ in 0..200 {
+        if store.outbox_len().await.unwrap() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(store.outbox_len().await.unwrap(), 0, "{piled} messages were waiting; all must reach the broker\n{}", v.log());
+    store.close().await;
+}

@@ -45,6 +45,8 @@ pub struct Backend {
     pub env: Vec<(String, String)>,
     /// `database.checkpoint_every`, if not the default.
     pub checkpoint_every: Option<u64>,
+    /// `mqtt.request_queue`, if not the default.
+    pub request_queue: Option<usize>,
 }
 
 #[derive(Clone, Debug)]
@@ -57,7 +59,7 @@ pub enum Db {
 impl Backend {
     /// The embedded defaults: in-process broker on a free port, an SQLite file.
     pub fn embedded(dir: &std::path::Path) -> Backend {
-        Backend { mqtt_port: free_port(), embedded_broker: true, db: Db::Sqlite(dir.join("vakt.sqlite")), mqtt_url: None, env: Vec::new(), checkpoint_every: None }
+        Backend { mqtt_port: free_port(), embedded_broker: true, db: Db::Sqlite(dir.join("vakt.sqlite")), mqtt_url: None, env: Vec::new(), checkpoint_every: None, request_queue: None }
     }
 
     /// An external broker on `mqtt_port` and a fresh PostgreSQL database.
@@ -65,12 +67,12 @@ impl Backend {
         let name = unique("vakt_it").replace('-', "_");
         let mut admin = postgres_admin().await;
         sqlx::Executor::execute(&mut admin, format!("CREATE DATABASE {name}").as_str()).await.expect("create test database");
-        Backend { mqtt_port, embedded_broker: false, db: Db::Postgres(name), mqtt_url: None, env: Vec::new(), checkpoint_every: None }
+        Backend { mqtt_port, embedded_broker: false, db: Db::Postgres(name), mqtt_url: None, env: Vec::new(), checkpoint_every: None, request_queue: None }
     }
 
     /// An external broker on `mqtt_port` and an SQLite file.
     pub fn sqlite_on(mqtt_port: u16, dir: &std::path::Path) -> Backend {
-        Backend { mqtt_port, embedded_broker: false, db: Db::Sqlite(dir.join("vakt.sqlite")), mqtt_url: None, env: Vec::new(), checkpoint_every: None }
+        Backend { mqtt_port, embedded_broker: false, db: Db::Sqlite(dir.join("vakt.sqlite")), mqtt_url: None, env: Vec::new(), checkpoint_every: None, request_queue: None }
     }
 
     pub fn mqtt_port(&self) -> u16 {
@@ -91,8 +93,9 @@ impl Backend {
             (None, false) => format!("url = \"mqtt://127.0.0.1:{}\"", self.mqtt_port),
         };
         let checkpoint = self.checkpoint_every.map_or(String::new(), |n| format!("checkpoint_every = {n}\n"));
+        let queue = self.request_queue.map_or(String::new(), |n| format!("request_queue = {n}\n"));
         format!(
-            "[mqtt]\n{mqtt}\nclient_id = \"{client_id}\"\nkeep_alive_secs = 2\n\n[database]\nurl = \"{}\"\n{checkpoint}\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n",
+            "[mqtt]\n{mqtt}\n{queue}client_id = \"{client_id}\"\nkeep_alive_secs = 2\n\n[database]\nurl = \"{}\"\n{checkpoint}\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n",
             self.database_url()
         )
     }
@@ -390,10 +393,20 @@ impl Mosquitto {
 
     /// SIGTERM (Mosquitto saves its persistence file), then start again on the same port.
     pub fn restart(&mut self) {
-        let port = std::fs::read_to_string(&self.conf).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+        self.stop();
+        std::thread::sleep(Duration::from_millis(300));
+        self.start_again();
+    }
+
+    /// SIGTERM, and wait for it to exit.
+    pub fn stop(&mut self) {
         std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
         self.child.wait().unwrap();
-        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    /// Start again on the same port, after `stop`.
+    pub fn start_again(&mut self) {
+        let port = std::fs::read_to_string(&self.conf).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
         self.child = Self::spawn(&self.conf, port);
     }
 }
