@@ -17,7 +17,7 @@ use crate::core::{
 /// The configuration shipped in the binary: `config/default.toml`, a small demo municipality.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     #[serde(default)]
@@ -136,7 +136,7 @@ pub fn parse_role(s: &str) -> Result<Role, ConfigError> {
     Role::ALL.into_iter().find(|r| r.as_str() == s.trim()).ok_or_else(|| ConfigError(format!("unknown role {s:?} (nurse, health_worker, assistant, technician)")))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineSection {
     pub target_answer_secs: u64,
@@ -149,7 +149,7 @@ impl Default for EngineSection {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DefaultsSection {
     pub ladder: LadderSection,
@@ -201,7 +201,7 @@ impl TravelSection {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KindSection {
     pub priority: Option<Priority>,
@@ -209,7 +209,7 @@ pub struct KindSection {
     pub required_roles: Vec<Role>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CentreSection {
     pub id: CentreId,
@@ -229,7 +229,7 @@ fn default_overflow() -> u64 {
     40
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MunicipalitySection {
     pub id: MunicipalityId,
@@ -245,7 +245,7 @@ pub struct MunicipalitySection {
     pub travel: TravelSection,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DrivingTimeSection {
     pub between: [MunicipalityId; 2],

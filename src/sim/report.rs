@@ -103,12 +103,15 @@ pub fn yearly_cost(sc: &Scenario, model: ResponseModel, m: &MunicipalityId) -> f
 pub fn build(sc: &Scenario, scenario_name: &str, runs: &[Vec<RunResult>]) -> Report {
     let target = sc.base.target_answer;
     let mut rows = Vec::new();
+    let mut munis: Vec<MunicipalityId> = sc.base.municipalities.iter().map(|m| m.id.clone()).collect();
+    munis.sort();
     for reps in runs {
         let model = reps[0].model;
-        let mut munis: Vec<MunicipalityId> = sc.base.municipalities.iter().map(|m| m.id.clone()).collect();
-        munis.sort();
-        for m in munis {
-            let per_rep: Vec<(Kpis, &RunResult)> = reps.iter().map(|r| (r.kpi.by_municipality().get(&m).cloned().unwrap_or_default(), r)).collect();
+        let cfg = sc.config_for(model).expect("checked at load");
+        let by_muni: Vec<BTreeMap<MunicipalityId, Kpis>> = reps.iter().map(|r| r.kpi.by_municipality()).collect();
+        for m in &munis {
+            let m = m.clone();
+            let per_rep: Vec<(Kpis, &RunResult)> = reps.iter().zip(&by_muni).map(|(r, k)| (k.get(&m).cloned().unwrap_or_default(), r)).collect();
             let col = |f: &dyn Fn(&Kpis, &RunResult) -> f64| -> Vec<f64> { per_rep.iter().map(|(k, r)| f(k, r)).collect() };
             let days = reps[0].stats.days;
             let (share, share_ci) = mean_ci(&col(&|k, _| k.share_within_target().unwrap_or(f64::NAN)));
@@ -116,7 +119,6 @@ pub fn build(sc: &Scenario, scenario_name: &str, runs: &[Vec<RunResult>]) -> Rep
             let (hc, hc_ci) = mean_ci(&col(&|_, r| r.stats.home_care.get(&m).copied().unwrap_or(0) as f64 / days));
             let mean = |f: &dyn Fn(&Kpis, &RunResult) -> f64| mean_ci(&col(f)).0;
             let mi = sc.base.municipality_index(&m).expect("configured");
-            let cfg = sc.config_for(model).expect("checked at load");
             let centre = match (&cfg.municipalities[mi].response_centre, &cfg.municipalities[mi].backup) {
                 (Some(c), _) => Some(c.clone()),
                 (None, Some(Backup::Centre(c))) => Some(c.clone()),

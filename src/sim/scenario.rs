@@ -320,7 +320,7 @@ impl Scenario {
     /// The engine configuration with every municipality under `model` (or as configured).
     pub fn config_for(&self, model: Option<ResponseModel>) -> Result<EngineConfig, String> {
         let Some(model) = model else { return Ok(self.base.clone()) };
-        let mut settings = Settings::from_file(&self.dir.join(&self.file.simulation.config)).map_err(|e| e.0)?;
+        let mut settings = self.settings.clone();
         let m = &self.file.models;
         let centre = |c: &Option<CentreId>, key: &str| c.clone().ok_or_else(|| format!("[models] {key} is needed to compare the models"));
         for muni in &mut settings.municipalities {

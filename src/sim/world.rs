@@ -40,7 +40,6 @@ pub enum AlarmSource<'a> {
 /// What one run measured, beyond the engine's KPIs.
 #[derive(Debug, Clone, Default)]
 pub struct RunStats {
-    pub kpi_total_events: u64,
     /// Incidents that reached home-care staff (the ladder offered them), per municipality.
     pub home_care: BTreeMap<MunicipalityId, u64>,
     /// The same, by hour of day (UTC).
@@ -260,7 +259,6 @@ pub fn run_with_progress(sc: &Scenario, model: Option<ResponseModel>, replicatio
         w.drain(now);
     }
     w.close_books(end);
-    w.stats.kpi_total_events = w.stats.events;
     Ok(RunResult { model, kpi: w.kpi, stats: w.stats })
 }
 
@@ -390,8 +388,8 @@ impl World<'_> {
     }
 
     fn generate_hour(&mut self, h: u32, start: Timestamp) {
-        let (_, weekday) = start.utc_time_of_day_and_weekday();
-        let hod = (start.utc_time_of_day_and_weekday().0 / 3600) as usize;
+        let (secs_of_day, weekday) = start.utc_time_of_day_and_weekday();
+        let hod = (secs_of_day / 3600) as usize;
         let factor = self.hourly[hod] * self.weekday[weekday as usize];
         let heavy_share = self.sc.file.alarms.heavy_user_share;
         let heavy_alarms = self.sc.file.alarms.heavy_user_alarm_share;
@@ -467,11 +465,9 @@ impl World<'_> {
             if t > now.as_millis() { t } else { t + 86_400_000 }
         });
         let next = Timestamp::from_millis(next_start.min().expect("three shifts"));
-        let length = next.since(now).as_secs_f64();
         // Book the coming shift's duty time (staff and operators).
         let end_cut = self.end.as_millis().min(next.as_millis());
         let booked = (end_cut - now.as_millis()).max(0) as f64 / 1000.0;
-        let _ = length;
         for mi in 0..self.munis.len() {
             *self.stats.staff_duty_secs.entry(self.munis[mi].clone()).or_default() += self.staff[mi][current].len() as f64 * booked;
         }
