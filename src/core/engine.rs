@@ -38,6 +38,13 @@ pub(crate) struct StaffState {
     pub live_offers: Vec<IncidentId>,
 }
 
+impl StaffState {
+    /// Registered, off duty, idle.
+    pub(crate) fn new(info: Staff, team: usize, position: Option<Position>) -> StaffState {
+        StaffState { info, team, on_duty: false, position, point: None, busy: 0, live_offers: Vec::new() }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct CentreState {
     pub operators_on_duty: u32,
@@ -473,7 +480,7 @@ impl Engine {
             }
             None => {
                 self.staff_index.insert(info.id.clone(), self.staff.len());
-                self.staff.push(StaffState { info, team, on_duty: false, position: None, point: None, busy: 0, live_offers: Vec::new() });
+                self.staff.push(StaffState::new(info, team, None));
             }
         }
     }

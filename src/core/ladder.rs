@@ -6,11 +6,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use rstar::PointDistance;
+
 use super::action::{Action, Responder, RevokeReason};
 use super::config::Backup;
 use super::engine::Engine;
 use super::incident::{Dispatch, Incident, Stage};
-use super::routing::{Candidate, StaffPoint};
+use super::routing::Candidate;
 use super::time::Timestamp;
 
 impl Engine {
@@ -94,7 +96,10 @@ impl Engine {
         let d = inc.dispatch.as_ref().expect("still dispatching");
         if !d.broadcast && d.live.is_empty() {
             match self.best_candidate(inc, ladder.skip_busy_staff, ladder.regular_helper_extra) {
-                Some(c) => self.offer(inc, c, Some(now + ladder.offer_timeout), now),
+                Some(c) => {
+                    self.offer(inc, c, Some(now + ladder.offer_timeout), now);
+                    inc.dispatch.as_mut().expect("offered above").personal_offers += 1;
+                }
                 None if !self.nobody_on_duty(d) => {
                     // Staff are on duty but none fits a personal offer (busy, or all tried): everyone.
                     inc.dispatch.as_mut().expect("still dispatching").broadcast = true;
@@ -162,11 +167,10 @@ impl Engine {
             // tree is built in another order and must choose the same).
             let mut walk = self.teams[team].on_duty.nearest_neighbor_iter(&target).filter(|p| fits(p.staff));
             let Some(first) = walk.next() else { continue };
-            let d2 = |p: &StaffPoint| p.xyz.iter().zip(&target).map(|(a, b)| (a - b) * (a - b)).sum::<f64>();
-            let nearest = d2(first);
+            let nearest = first.distance_2(&target);
             let mut pick = first.staff;
             for p in walk {
-                if d2(p) > nearest {
+                if p.distance_2(&target) > nearest {
                     break;
                 }
                 pick = pick.min(p.staff);
@@ -197,10 +201,8 @@ impl Engine {
     pub(crate) fn offer_directed(&mut self, inc: &mut Incident, s: usize, now: Timestamp) {
         let timeout = self.config.municipalities[inc.muni].ladder.offer_timeout;
         let c = Candidate { staff: s, eta: self.eta(inc, s) };
+        // Not one of the ladder's own tries: it does not count toward the broadcast.
         self.offer(inc, c, Some(now + timeout), now);
-        // The operator's choice is not one of the ladder's tries: it does not bring the broadcast nearer.
-        let d = inc.dispatch.as_mut().expect("offered above");
-        d.personal_offers = d.personal_offers.saturating_sub(1);
     }
 
     /// An operator's escalation: everyone on duty now, or a new round of it.
@@ -220,9 +222,6 @@ impl Engine {
         let d = inc.dispatch.as_mut().expect("offers need a dispatch");
         d.live.insert(c.staff, expires_at);
         d.tried.insert(c.staff);
-        if expires_at.is_some() {
-            d.personal_offers += 1;
-        }
         self.staff[c.staff].live_offers.push(inc.id);
         self.push(Action::Offered { at: now, incident: inc.id, staff: self.staff[c.staff].info.id.clone(), eta: c.eta, expires_at });
     }

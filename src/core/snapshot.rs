@@ -78,7 +78,7 @@ impl Engine {
             };
             let i = e.staff.len();
             e.staff_index.insert(s.info.id.clone(), i);
-            e.staff.push(StaffState { info: s.info, team, on_duty: false, position: s.position, point: None, busy: 0, live_offers: Vec::new() });
+            e.staff.push(StaffState::new(s.info, team, s.position));
             if s.on_duty {
                 e.staff[i].on_duty = true;
                 e.join_tree(i);
