@@ -64,6 +64,14 @@ pub struct DirectoryChanges {
     pub staff: Vec<crate::core::Staff>,
 }
 
+/// The residents and staff changed at or after `since_ms` (`i64::MIN`: all of them).
+pub async fn read_directory(store: &Store, since_ms: i64) -> Result<DirectoryChanges> {
+    Ok(DirectoryChanges {
+        residents: store.residents_since(since_ms).await?.into_iter().map(|r| r.entry).collect(),
+        staff: store.staff_since(since_ms).await?.into_iter().map(|r| r.entry).collect(),
+    })
+}
+
 /// Watches the directory tables off the engine's path: a cheap (count, newest change)
 /// probe every `every`, and a read of the changed rows only when the probe moves.
 /// The engine task then applies what differs.
@@ -85,8 +93,7 @@ pub async fn watch_directory(store: Store, every: Duration, seen: super::store::
         }
         // Rows changed at or after the newest change seen before (same-millisecond writes included).
         let since = prev.newest_ms;
-        let read = async { Ok::<_, anyhow::Error>(DirectoryChanges { residents: store.residents_since(since).await?.into_iter().map(|r| r.entry).collect(), staff: store.staff_since(since).await?.into_iter().map(|r| r.entry).collect() }) };
-        match read.await {
+        match read_directory(&store, since).await {
             Ok(changes) => {
                 if tx.send(changes).await.is_err() {
                     return;
@@ -200,9 +207,13 @@ impl Driver {
         }
     }
 
-    /// The broker acknowledged these outbox messages: deleted with the next commit.
-    pub fn delivered(&mut self, ids: &mut Vec<i64>) {
-        self.batch.delivered.append(ids);
+    /// The broker acknowledged these outbox messages (those in `received`, and any
+    /// waiting on `rx`): deleted with the next commit.
+    pub fn delivered(&mut self, received: &mut Vec<i64>, rx: &mut tokio::sync::mpsc::UnboundedReceiver<i64>) {
+        while let Ok(id) = rx.try_recv() {
+            received.push(id);
+        }
+        self.batch.delivered.append(received);
     }
 
     pub fn next_deadline(&self) -> Option<Timestamp> {

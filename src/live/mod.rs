@@ -57,11 +57,7 @@ pub async fn run(settings: Settings, config_dir: Option<&Path>) -> Result<()> {
     let started = std::time::Instant::now();
     let replayed = driver.recover().await?;
     let probe = store.directory_probe().await?;
-    let everything = driver::DirectoryChanges {
-        residents: store.residents_since(i64::MIN).await?.into_iter().map(|r| r.entry).collect(),
-        staff: store.staff_since(i64::MIN).await?.into_iter().map(|r| r.entry).collect(),
-    };
-    let changed = driver.apply_directory(everything);
+    let changed = driver.apply_directory(driver::read_directory(&store, i64::MIN).await?);
     let now = driver.now();
     driver.fire_due(now);
     let open = driver.engine().open_incident_count();
@@ -75,7 +71,7 @@ pub async fn run(settings: Settings, config_dir: Option<&Path>) -> Result<()> {
     let pending = store.pending_outbox().await?;
     metrics.outbox_pending.set(pending.len() as i64);
     for row in pending {
-        mqtt.publish(mqtt::OutMsg { id: row.id, topic: row.topic, payload: row.payload });
+        mqtt.publish(row.into());
     }
     let _ = ready_tx.send(true);
     let mqtt_at = match (&settings.mqtt.url, embedded) {
@@ -121,25 +117,19 @@ pub async fn run(settings: Settings, config_dir: Option<&Path>) -> Result<()> {
                 }
             }
         }
-        while let Ok(id) = channels.delivered.try_recv() {
-            delivered.push(id);
-        }
-        driver.delivered(&mut delivered);
+        driver.delivered(&mut delivered, &mut channels.delivered);
         let out = driver.commit(&ready_tx, flush).await;
         for p in inbound.drain(..) {
             mqtt.ack(&p);
         }
         for row in out {
-            mqtt.publish(mqtt::OutMsg { id: row.id, topic: row.topic, payload: row.payload });
+            mqtt.publish(row.into());
         }
     }
     // In-flight writes are done (the loop commits after every step); store the last
     // deletes, let the publishes and acks already queued go out, then disconnect.
     watcher.abort();
-    while let Ok(id) = channels.delivered.try_recv() {
-        delivered.push(id);
-    }
-    driver.delivered(&mut delivered);
+    driver.delivered(&mut delivered, &mut channels.delivered);
     driver.commit(&ready_tx, true).await;
     let _ = ready_tx.send(false);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -171,15 +161,16 @@ async fn open_store_with_retry(url: &str) -> Result<store::Store> {
 /// Imports the configured sample residents and staff into an empty directory.
 async fn seed(store: &store::Store, settings: &Settings, config_dir: Option<&Path>) -> Result<()> {
     let now = driver::wall_clock().as_millis();
+    let counts = store.directory_probe().await?;
     if let Some(src) = &settings.seed.residents {
-        if store.residents_since(i64::MIN).await?.is_empty() {
+        if counts.residents == 0 {
             let rows = directory::parse_residents(&directory::read_source(src, config_dir)?).with_context(|| format!("seed residents {src}"))?;
             info!(count = rows.len(), source = %src, "seeding sample residents");
             store.upsert_residents(&rows, now).await?;
         }
     }
     if let Some(src) = &settings.seed.staff {
-        if store.staff_since(i64::MIN).await?.is_empty() {
+        if counts.staff == 0 {
             let rows = directory::parse_staff(&directory::read_source(src, config_dir)?).with_context(|| format!("seed staff {src}"))?;
             info!(count = rows.len(), source = %src, "seeding sample staff");
             store.upsert_staff(&rows, now).await?;

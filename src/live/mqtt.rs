@@ -34,6 +34,12 @@ pub struct OutMsg {
     pub payload: String,
 }
 
+impl From<super::store::OutboxRow> for OutMsg {
+    fn from(row: super::store::OutboxRow) -> OutMsg {
+        OutMsg { id: row.id, topic: row.topic, payload: row.payload }
+    }
+}
+
 /// Starts rumqttd in its own threads, listening on `listen`. Fails clearly if the
 /// port is taken (checked by binding it first: rumqttd would only log the error).
 pub fn start_embedded_broker(listen: &str, max_payload_bytes: usize) -> Result<SocketAddr> {

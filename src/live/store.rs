@@ -88,7 +88,8 @@ pub struct Sequences {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DirectoryProbe {
-    pub rows: i64,
+    pub residents: i64,
+    pub staff: i64,
     pub newest_ms: i64,
 }
 
@@ -173,17 +174,9 @@ impl Store {
             return self.append_in_one_statement(batch).await;
         }
         let mut tx = self.pool.begin().await?;
-        let log: Vec<Vec<Val>> = batch.log.iter().map(|r| vec![Val::I64(r.seq), Val::I64(r.at_ms), Val::Text(&r.record)]).collect();
-        insert_rows(self.backend, &mut tx, "input_log", &["seq", "at_ms", "record"], &log).await?;
-        let events: Vec<Vec<Val>> = batch
-            .events
-            .iter()
-            .map(|e| vec![Val::I64(e.seq), Val::I64(e.at_ms), Val::OptI64(e.incident), Val::OptText(e.municipality.as_deref()), Val::Text(e.kind), Val::Text(&e.body)])
-            .collect();
-        insert_rows(self.backend, &mut tx, "events", &["seq", "at_ms", "incident", "municipality", "kind", "body"], &events).await?;
-        let outbox: Vec<Vec<Val>> =
-            batch.outbox.iter().map(|o| vec![Val::I64(o.id), Val::Text(&o.topic), Val::Text(&o.payload), Val::I64(o.created_ms)]).collect();
-        insert_rows(self.backend, &mut tx, "outbox", &["id", "topic", "payload", "created_ms"], &outbox).await?;
+        for (table, columns, rows) in batch_tables(batch) {
+            insert_rows(self.backend, &mut tx, table, columns, &rows).await?;
+        }
         for (first, last) in ranges(&batch.delivered) {
             sqlx::query("DELETE FROM outbox WHERE id >= $1 AND id <= $2").bind(first).bind(last).execute(&mut *tx).await?;
         }
@@ -209,16 +202,9 @@ impl Store {
             parts.push(format!("INSERT INTO {table} ({}) VALUES {}", columns.join(", "), tuples.join(", ")));
             vals.extend(rows.into_iter().flatten());
         }
-        let log = batch.log.iter().map(|r| vec![Val::I64(r.seq), Val::I64(r.at_ms), Val::Text(&r.record)]).collect();
-        insert("input_log", &["seq", "at_ms", "record"], log, &mut n, &mut parts, &mut vals);
-        let events = batch
-            .events
-            .iter()
-            .map(|e| vec![Val::I64(e.seq), Val::I64(e.at_ms), Val::OptI64(e.incident), Val::OptText(e.municipality.as_deref()), Val::Text(e.kind), Val::Text(&e.body)])
-            .collect();
-        insert("events", &["seq", "at_ms", "incident", "municipality", "kind", "body"], events, &mut n, &mut parts, &mut vals);
-        let outbox = batch.outbox.iter().map(|o| vec![Val::I64(o.id), Val::Text(&o.topic), Val::Text(&o.payload), Val::I64(o.created_ms)]).collect();
-        insert("outbox", &["id", "topic", "payload", "created_ms"], outbox, &mut n, &mut parts, &mut vals);
+        for (table, columns, rows) in batch_tables(batch) {
+            insert(table, columns, rows, &mut n, &mut parts, &mut vals);
+        }
         for (first, last) in ranges(&batch.delivered) {
             parts.push(format!("DELETE FROM outbox WHERE id >= ${} AND id <= ${}", n, n + 1));
             n += 2;
@@ -356,7 +342,7 @@ impl Store {
         .fetch_one(&self.pool)
         .await?;
         let (rc, rm, sc, sm): (i64, i64, i64, i64) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
-        Ok(DirectoryProbe { rows: rc + sc, newest_ms: rm.max(sm) })
+        Ok(DirectoryProbe { residents: rc, staff: sc, newest_ms: rm.max(sm) })
     }
 
     /// Residents changed at or after `since_ms`.
@@ -403,6 +389,31 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// (table, columns, rows).
+type TableRows<'a> = (&'static str, &'static [&'static str], Vec<Vec<Val<'a>>>);
+
+/// A batch's rows for each table it inserts into: (table, columns, rows), the same for
+/// both ways of writing a batch.
+fn batch_tables(batch: &Batch) -> [TableRows<'_>; 3] {
+    [
+        ("input_log", &["seq", "at_ms", "record"], batch.log.iter().map(|r| vec![Val::I64(r.seq), Val::I64(r.at_ms), Val::Text(&r.record)]).collect()),
+        (
+            "events",
+            &["seq", "at_ms", "incident", "municipality", "kind", "body"],
+            batch
+                .events
+                .iter()
+                .map(|e| vec![Val::I64(e.seq), Val::I64(e.at_ms), Val::OptI64(e.incident), Val::OptText(e.municipality.as_deref()), Val::Text(e.kind), Val::Text(&e.body)])
+                .collect(),
+        ),
+        (
+            "outbox",
+            &["id", "topic", "payload", "created_ms"],
+            batch.outbox.iter().map(|o| vec![Val::I64(o.id), Val::Text(&o.topic), Val::Text(&o.payload), Val::I64(o.created_ms)]).collect(),
+        ),
+    ]
 }
 
 /// Sorted, contiguous runs of ids: acknowledgements come mostly in order, so a batch's
