@@ -40,7 +40,8 @@ fn broker_port() -> u16 {
     *BROKER.get().expect("broker chosen")
 }
 
-const ENGINE: &str = r#"
+/// Offers that do not expire during a step: the alarm → offer path only.
+const LADDER: &str = r#"
 [defaults.ladder]
 offer_timeout_secs = 600
 broadcast_after_offers = 3
@@ -51,20 +52,6 @@ alert_repeat_secs = 600
 
 [engine]
 target_answer_secs = 1800
-
-[[centre]]
-id = "backup-centre"
-name = "Backup centre"
-kind = "private"
-operators_on_duty = 1
-
-[[municipality]]
-id = "fjord"
-name = "Fjord"
-population = 5000
-centre = { lat = 61.2297, lon = 7.1006 }
-model = "mobile_guard_room"
-backup = { centre = "backup-centre" }
 "#;
 
 const STAFF: usize = 50;
@@ -201,7 +188,7 @@ async fn start_vakt(store: &str, residents: u64) -> (Vakt, AsyncClient) {
     for s in 0..STAFF {
         staff.push_str(&format!("s{s},fjord,Staff {s},nurse\n"));
     }
-    let v = Vakt::start_with(&backend, &dir, ENGINE, &csv, &staff);
+    let v = Vakt::start_with(&backend, &dir, &format!("{LADDER}{}", support::FJORD_TOML), &csv, &staff);
     let mut opts = MqttOptions::new(unique("bench-staff"), "127.0.0.1", broker_port());
     opts.set_keep_alive(Duration::from_secs(30));
     let (client, mut el) = AsyncClient::new(opts, 1000);

@@ -108,14 +108,17 @@ pub async fn postgres_admin() -> sqlx::PgConnection {
 
 /// The engine configuration for the live tests: one municipality, a fast ladder
 /// (offers expire after 2 s, everyone after 2 offers), a backup centre.
-pub const ENGINE_TOML: &str = r#"
+pub const LADDER_TOML: &str = r#"
 [defaults.ladder]
 offer_timeout_secs = 2
 broadcast_after_offers = 2
 broadcast_after_secs = 30
 backup_after_secs = 45
 alert_after_secs = 60
+"#;
 
+/// Fjord and its backup centre, for any ladder.
+pub const FJORD_TOML: &str = r#"
 [[centre]]
 id = "backup-centre"
 name = "Backup centre"
@@ -154,7 +157,7 @@ pub struct Vakt {
 impl Vakt {
     /// Writes the configuration and the sample directory, starts vakt, waits for /readyz.
     pub fn start(backend: &Backend, dir: &std::path::Path) -> Vakt {
-        Self::start_with(backend, dir, ENGINE_TOML, &residents_csv(), STAFF_CSV)
+        Self::start_with(backend, dir, &format!("{LADDER_TOML}{FJORD_TOML}"), &residents_csv(), STAFF_CSV)
     }
 
     /// With an engine configuration and a directory of the caller's.
