@@ -11,6 +11,11 @@ Usage:
                                                store, /metrics /healthz /readyz; stop with Ctrl-C
   vakt import residents|staff FILE.csv [--config FILE]
                                                fill the directory (columns: README.md)
+  vakt user add USERNAME --role operator|staff|planner|admin [--staff STAFF_ID]
+                [--centre CENTRE_ID] [--replace] [--config FILE]
+                                               add a web user (asks for the password; or pipe
+                                               it in on one line); --replace changes one
+  vakt user list [--config FILE]               list the web users
   vakt simulate --scenario FILE [--alarms HISTORY.csv] [--seed N] [--out DIR]
                                                replay a year of alarms through the response
                                                models (docs/simulation.md)
@@ -74,6 +79,7 @@ fn run(args: &[String]) -> Result<(), String> {
             })
             .map_err(|e| format!("{e:#}"))
         }
+        "user" => user_command(rest),
         "simulate" => {
             let mut opts = vakt::sim::Options { scenario: PathBuf::new(), alarms: None, seed: None, out: None };
             let mut it = rest.iter();
@@ -129,6 +135,100 @@ fn run(args: &[String]) -> Result<(), String> {
         }
         other => Err(format!("unknown command {other:?}\n\n{USAGE}")),
     }
+}
+
+fn user_command(rest: &[String]) -> Result<(), String> {
+    use vakt::live::accounts::{Role, User};
+    let (sub, args) = rest.split_first().ok_or_else(|| format!("user takes add or list\n\n{USAGE}"))?;
+    let mut username = None;
+    let (mut role, mut staff, mut centre, mut config, mut replace) = (None, None, None, None, false);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = || it.next().cloned().ok_or_else(|| format!("{a} needs a value\n\n{USAGE}"));
+        match a.as_str() {
+            "--role" => role = Some(value()?),
+            "--staff" => staff = Some(value()?),
+            "--centre" => centre = Some(value()?),
+            "--config" => config = Some(PathBuf::from(value()?)),
+            "--replace" => replace = true,
+            s if !s.starts_with("--") && username.is_none() && sub == "add" => username = Some(s.to_owned()),
+            other => return Err(format!("user {sub} does not take {other}\n\n{USAGE}")),
+        }
+    }
+    let settings = load_settings(config.as_deref())?;
+    let url = settings.database.url.clone();
+    match sub.as_str() {
+        "list" => runtime()?.block_on(async move {
+            let store = vakt::live::store::Store::open(&url).await?;
+            for u in store.users().await? {
+                let link = u.staff_id.map(|s| format!(" staff {s}")).or(u.centre.map(|c| format!(" centre {c}"))).unwrap_or_default();
+                println!("{} {}{link}", u.username, u.role.as_str());
+            }
+            store.close().await;
+            Ok::<(), anyhow::Error>(())
+        }),
+        "add" => {
+            let username = username.ok_or_else(|| format!("user add needs a USERNAME\n\n{USAGE}"))?;
+            let role = Role::parse(role.as_deref().ok_or("user add needs --role operator|staff|planner|admin")?).map_err(|e| e.to_string())?;
+            let user = User {
+                username,
+                role,
+                staff_id: staff.map(|s| vakt::core::StaffId::parse(&s)).transpose().map_err(|e| e.to_string())?,
+                centre: centre.map(|c| vakt::core::CentreId::parse(&c)).transpose().map_err(|e| e.to_string())?,
+            };
+            user.validate().map_err(|e| e.to_string())?;
+            let engine = settings.engine_config().map_err(|e| format!("{e:#}"))?;
+            if let Some(c) = &user.centre {
+                if engine.centre_index(c).is_none() {
+                    let known: Vec<&str> = engine.centres.iter().map(|c| c.id.as_str()).collect();
+                    return Err(format!("no centre {c} in this configuration (centres: {})", known.join(", ")));
+                }
+            }
+            let password = read_password(&user.username)?;
+            let hash = vakt::live::accounts::hash_password(&password).map_err(|e| e.to_string())?;
+            runtime()?.block_on(async move {
+                let store = vakt::live::store::Store::open(&url).await?;
+                let now = vakt::live::driver::wall_clock().as_millis();
+                store.put_user(&user, &hash, now, replace).await?;
+                println!("{} user {} ({}) in {}", if replace { "stored" } else { "added" }, user.username, user.role.as_str(), vakt::live::store::redact(&url));
+                store.close().await;
+                Ok::<(), anyhow::Error>(())
+            })
+        }
+        other => return Err(format!("user {other}? add or list\n\n{USAGE}")),
+    }
+    .map_err(|e| format!("{e:#}"))
+}
+
+/// The password: asked for twice without echo on a terminal, else one line from stdin.
+fn read_password(username: &str) -> Result<String, String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let read_line = || -> Result<String, String> {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).map_err(|e| format!("reading the password: {e}"))?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+    };
+    if !std::io::stdin().is_terminal() {
+        return read_line();
+    }
+    let echo = |on: bool| {
+        let _ = std::process::Command::new("stty").arg(if on { "echo" } else { "-echo" }).stdin(std::process::Stdio::inherit()).status();
+    };
+    let ask = |prompt: &str| -> Result<String, String> {
+        eprint!("{prompt}");
+        let _ = std::io::stderr().flush();
+        echo(false);
+        let r = read_line();
+        echo(true);
+        eprintln!();
+        r
+    };
+    let first = ask(&format!("password for {username} (at least {} characters): ", vakt::live::accounts::MIN_PASSWORD_LEN))?;
+    let second = ask("again: ")?;
+    if first != second {
+        return Err("the passwords differ".into());
+    }
+    Ok(first)
 }
 
 fn config_flag(rest: &[String], command: &str) -> Result<Option<PathBuf>, String> {

@@ -19,7 +19,8 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Row};
 
-use crate::core::{MunicipalityId, Position, Resident, ResidentId, Roles, Staff, StaffId};
+use crate::live::accounts::{Role, User};
+use crate::core::{CentreId, MunicipalityId, Position, Resident, ResidentId, Roles, Staff, StaffId};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
@@ -70,11 +71,26 @@ pub struct Batch {
     pub outbox: Vec<OutboxRow>,
     /// Outbox ids the broker has acknowledged: deleted in the same transaction.
     pub delivered: Vec<i64>,
+    /// What people did through the web side, stored with the inputs it became.
+    pub audit: Vec<AuditRow>,
+}
+
+/// One line of the audit trail: who did what, when, and whether it was done.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AuditRow {
+    pub at_ms: i64,
+    pub username: String,
+    pub role: &'static str,
+    pub action: String,
+    pub incident: Option<i64>,
+    pub detail: String,
+    /// `ok`, or the code of the reason it was refused.
+    pub outcome: String,
 }
 
 impl Batch {
     pub fn is_empty(&self) -> bool {
-        self.log.is_empty() && self.events.is_empty() && self.outbox.is_empty() && self.delivered.is_empty()
+        self.log.is_empty() && self.events.is_empty() && self.outbox.is_empty() && self.delivered.is_empty() && self.audit.is_empty()
     }
 }
 
@@ -169,7 +185,7 @@ impl Store {
 
     /// Stores a batch in one transaction: all of it or nothing.
     pub async fn append(&self, batch: &Batch) -> Result<()> {
-        let params = batch.log.len() * 3 + batch.events.len() * 6 + batch.outbox.len() * 4 + batch.delivered.len() * 2;
+        let params = batch.log.len() * 3 + batch.events.len() * 6 + batch.outbox.len() * 4 + batch.delivered.len() * 2 + batch.audit.len() * 7;
         if self.backend == Backend::Postgres && params <= 60_000 {
             return self.append_in_one_statement(batch).await;
         }
@@ -313,6 +329,128 @@ impl Store {
         Ok(())
     }
 
+    /// Every line of the audit trail about an incident, oldest first.
+    pub async fn incident_audit(&self, incident: i64) -> Result<Vec<AuditRow>> {
+        let rows = sqlx::query("SELECT at_ms, username, role, action, incident, detail, outcome FROM audit WHERE incident = $1 ORDER BY seq").bind(incident).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                let role: String = r.try_get(2)?;
+                Ok(AuditRow {
+                    at_ms: r.try_get(0)?,
+                    username: r.try_get(1)?,
+                    role: crate::live::accounts::Role::parse(&role)?.as_str(),
+                    action: r.try_get(3)?,
+                    incident: r.try_get(4)?,
+                    detail: r.try_get(5)?,
+                    outcome: r.try_get(6)?,
+                })
+            })
+            .collect()
+    }
+
+    /// One audit line written on its own (logins, logouts); engine actions go with their batch.
+    pub async fn audit(&self, row: &AuditRow) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_rows(self.backend, &mut tx, "audit", &AUDIT_COLUMNS, &[audit_values(row)]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The `answered` events since `since_ms`, as (at_ms, municipality, body), for the KPIs.
+    pub async fn answered_since(&self, since_ms: i64) -> Result<Vec<(i64, String, String)>> {
+        let rows = sqlx::query("SELECT at_ms, municipality, body FROM events WHERE kind = 'answered' AND at_ms >= $1 ORDER BY seq").bind(since_ms).fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get::<Option<String>, _>(1)?.unwrap_or_default(), r.try_get(2)?))).collect()
+    }
+
+    /// Incidents closed since `since_ms`, newest first (at most `limit`): their ids.
+    pub async fn closed_since(&self, since_ms: i64, limit: i64) -> Result<Vec<i64>> {
+        let rows = sqlx::query("SELECT incident FROM events WHERE kind = 'closed' AND at_ms >= $1 AND incident IS NOT NULL ORDER BY seq DESC LIMIT $2")
+            .bind(since_ms)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
+    /// Staff names by id, for the dashboard.
+    pub async fn staff_names(&self) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query("SELECT id, name FROM staff ORDER BY id").fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    }
+
+    /// Adds a user, or with `replace` changes an existing one (new password, role, links).
+    pub async fn put_user(&self, user: &User, password_hash: &str, now_ms: i64, replace: bool) -> Result<()> {
+        user.validate()?;
+        let sql = if replace {
+            "INSERT INTO users (username, password_hash, role, staff_id, centre, created_ms) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash, role = excluded.role, staff_id = excluded.staff_id, centre = excluded.centre"
+        } else {
+            "INSERT INTO users (username, password_hash, role, staff_id, centre, created_ms) VALUES ($1, $2, $3, $4, $5, $6)"
+        };
+        let r = sqlx::query(sql)
+            .bind(user.username.as_str())
+            .bind(password_hash)
+            .bind(user.role.as_str())
+            .bind(user.staff_id.as_ref().map(|s| s.as_str().to_owned()))
+            .bind(user.centre.as_ref().map(|c| c.as_str().to_owned()))
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await;
+        match r {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => bail!("user {:?} exists (use --replace to change it)", user.username),
+            r => {
+                r?;
+            }
+        }
+        if replace {
+            // A changed password or role ends every session the user had.
+            sqlx::query("DELETE FROM sessions WHERE username = $1").bind(user.username.as_str()).execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
+    /// The user and their password hash.
+    pub async fn user(&self, username: &str) -> Result<Option<(User, String)>> {
+        let row = sqlx::query("SELECT username, role, staff_id, centre, password_hash FROM users WHERE username = $1").bind(username).fetch_optional(&self.pool).await?;
+        row.map(|r| Ok((user_from_row(&r)?, r.try_get(4)?))).transpose()
+    }
+
+    pub async fn users(&self) -> Result<Vec<User>> {
+        let rows = sqlx::query("SELECT username, role, staff_id, centre FROM users ORDER BY username").fetch_all(&self.pool).await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    pub async fn create_session(&self, digest: &str, username: &str, csrf: &str, now_ms: i64, expires_ms: i64) -> Result<()> {
+        // Expired sessions go when new ones come.
+        sqlx::query("DELETE FROM sessions WHERE expires_ms < $1").bind(now_ms).execute(&self.pool).await?;
+        sqlx::query("INSERT INTO sessions (token_digest, username, csrf, created_ms, expires_ms) VALUES ($1, $2, $3, $4, $5)")
+            .bind(digest)
+            .bind(username)
+            .bind(csrf)
+            .bind(now_ms)
+            .bind(expires_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The user of a live session, and its CSRF token.
+    pub async fn session(&self, digest: &str, now_ms: i64) -> Result<Option<(User, String)>> {
+        let row = sqlx::query(
+            "SELECT u.username, u.role, u.staff_id, u.centre, s.csrf FROM sessions s JOIN users u ON u.username = s.username WHERE s.token_digest = $1 AND s.expires_ms > $2",
+        )
+        .bind(digest)
+        .bind(now_ms)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((user_from_row(&r)?, r.try_get(4)?))).transpose()
+    }
+
+    pub async fn delete_session(&self, digest: &str) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE token_digest = $1").bind(digest).execute(&self.pool).await?;
+        Ok(())
+    }
+
     pub async fn upsert_staff(&self, staff: &[(Staff, String)], now_ms: i64) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for (s, name) in staff {
@@ -396,7 +534,13 @@ type TableRows<'a> = (&'static str, &'static [&'static str], Vec<Vec<Val<'a>>>);
 
 /// A batch's rows for each table it inserts into: (table, columns, rows), the same for
 /// both ways of writing a batch.
-fn batch_tables(batch: &Batch) -> [TableRows<'_>; 3] {
+const AUDIT_COLUMNS: [&str; 7] = ["at_ms", "username", "role", "action", "incident", "detail", "outcome"];
+
+fn audit_values(a: &AuditRow) -> Vec<Val<'_>> {
+    vec![Val::I64(a.at_ms), Val::Text(&a.username), Val::Text(a.role), Val::Text(&a.action), Val::OptI64(a.incident), Val::Text(&a.detail), Val::Text(&a.outcome)]
+}
+
+fn batch_tables(batch: &Batch) -> [TableRows<'_>; 4] {
     [
         ("input_log", &["seq", "at_ms", "record"], batch.log.iter().map(|r| vec![Val::I64(r.seq), Val::I64(r.at_ms), Val::Text(&r.record)]).collect()),
         (
@@ -413,6 +557,7 @@ fn batch_tables(batch: &Batch) -> [TableRows<'_>; 3] {
             &["id", "topic", "payload", "created_ms"],
             batch.outbox.iter().map(|o| vec![Val::I64(o.id), Val::Text(&o.topic), Val::Text(&o.payload), Val::I64(o.created_ms)]).collect(),
         ),
+        ("audit", &AUDIT_COLUMNS, batch.audit.iter().map(audit_values).collect()),
     ]
 }
 
@@ -455,6 +600,18 @@ fn bind<'q>(q: AnyQuery<'q>, v: Val<'q>) -> AnyQuery<'q> {
 }
 
 /// Multi-row INSERT in chunks (one round trip per chunk, not per row).
+fn user_from_row(r: &sqlx::any::AnyRow) -> Result<User> {
+    let role: String = r.try_get(1)?;
+    let staff: Option<String> = r.try_get(2)?;
+    let centre: Option<String> = r.try_get(3)?;
+    Ok(User {
+        username: r.try_get(0)?,
+        role: Role::parse(&role)?,
+        staff_id: staff.map(|s| StaffId::parse(&s)).transpose()?,
+        centre: centre.map(|c| CentreId::parse(&c)).transpose()?,
+    })
+}
+
 async fn insert_rows(backend: Backend, tx: &mut sqlx::Transaction<'_, sqlx::Any>, table: &str, columns: &[&str], rows: &[Vec<Val<'_>>]) -> Result<()> {
     insert_rows_with(backend, tx, table, columns, rows, "").await
 }
