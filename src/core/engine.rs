@@ -580,7 +580,14 @@ impl Engine {
                 }
                 StaffReply::EnRoute | StaffReply::OnSite | StaffReply::Close { .. } => {
                     if inc.assigned != Some(s) {
-                        let reason = if inc.assigned.is_some() { RejectReason::NotAssigned } else { RejectReason::WrongState { state: inc.stage.as_str() } };
+                        // Somebody else's; or offered to them but not accepted yet; or
+                        // nothing to do with them at all.
+                        let offered = inc.dispatch.as_ref().is_some_and(|d| d.live.contains_key(&s));
+                        let reason = match (inc.assigned, offered) {
+                            (Some(_), _) => RejectReason::NotAssigned,
+                            (None, true) => RejectReason::WrongState { state: inc.stage.as_str() },
+                            (None, false) => RejectReason::NotOffered,
+                        };
                         return refuse(engine, reason);
                     }
                     match (reply, inc.stage) {
