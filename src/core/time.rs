@@ -80,6 +80,16 @@ impl Timestamp {
         Ok(Self(secs * 1000 + millis))
     }
 
+    /// The start of the local day in Norway (CET, CEST under the EU summer-time rule:
+    /// from 01:00 UTC on the last Sunday of March to 01:00 UTC on the last Sunday of
+    /// October), for "today" on the dashboard.
+    pub fn norway_midnight(self) -> Timestamp {
+        const DAY: i64 = 86_400_000;
+        let local_day = (self.0 + norway_offset_ms(self.0)).div_euclid(DAY);
+        let guess = local_day * DAY - norway_offset_ms(self.0);
+        Timestamp(local_day * DAY - norway_offset_ms(guess))
+    }
+
     /// Seconds since midnight UTC and day of the week (0 = Monday).
     pub fn utc_time_of_day_and_weekday(self) -> (u32, u32) {
         let days = self.0.div_euclid(86_400_000);
@@ -133,6 +143,16 @@ impl fmt::Display for TimeError {
 }
 
 impl std::error::Error for TimeError {}
+
+fn norway_offset_ms(utc_ms: i64) -> i64 {
+    let (y, _, _) = civil_from_days(utc_ms.div_euclid(86_400_000));
+    let last_sunday = |m: i64| {
+        let last = days_from_civil(y, m, days_in_month(y, m));
+        let weekday = (last + 3).rem_euclid(7); // 0 = Monday, 6 = Sunday
+        (last - (weekday + 1) % 7) * 86_400_000 + 3_600_000
+    };
+    if utc_ms >= last_sunday(3) && utc_ms < last_sunday(10) { 2 * 3_600_000 } else { 3_600_000 }
+}
 
 fn is_leap(y: i64) -> bool {
     (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
@@ -194,6 +214,18 @@ mod tests {
             assert!(!e.reason.is_empty(), "{bad}");
         }
         assert!(Timestamp::parse_rfc3339("2024-02-29T00:00:00Z").is_ok());
+    }
+
+    #[test]
+    fn norwegian_midnight_in_winter_summer_and_on_the_switch_days() {
+        let m = |s: &str| Timestamp::parse_rfc3339(s).unwrap().norway_midnight().to_string();
+        assert_eq!(m("2026-01-15T12:00:00Z"), "2026-01-14T23:00:00.000Z");
+        assert_eq!(m("2026-01-15T23:30:00Z"), "2026-01-15T23:00:00.000Z", "00:30 local is the next day");
+        assert_eq!(m("2026-07-01T21:59:00Z"), "2026-06-30T22:00:00.000Z");
+        assert_eq!(m("2026-07-01T22:00:00Z"), "2026-07-01T22:00:00.000Z");
+        // 2026-03-29 and 2026-10-25 are the switch Sundays: midnight is before the switch.
+        assert_eq!(m("2026-03-29T12:00:00Z"), "2026-03-28T23:00:00.000Z");
+        assert_eq!(m("2026-10-25T12:00:00Z"), "2026-10-24T22:00:00.000Z");
     }
 
     #[test]
