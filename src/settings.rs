@@ -86,13 +86,23 @@ impl Default for DatabaseSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpSection {
-    /// `/metrics`, `/healthz`, `/readyz`.
+    /// The dashboard, the staff app, the HTTP API, `/metrics`, `/healthz`, `/readyz`.
     pub listen: String,
+    /// Map tiles for the dashboard, as a URL template with `{z}`, `{x}`, `{y}` (for
+    /// example a municipality's own tile server). Unset: positions on a plain background.
+    pub tiles: Option<String>,
+    /// Attribution shown under the map when `tiles` is set.
+    pub tiles_attribution: String,
+    /// Mark session cookies `Secure` (only sent over HTTPS). Set it when vakt is behind
+    /// a TLS-terminating proxy; plain HTTP on localhost needs it off.
+    pub secure_cookies: bool,
+    /// Failed logins allowed per username (and per client address) within 5 minutes.
+    pub login_attempts: u32,
 }
 
 impl Default for HttpSection {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:8080".into() }
+        Self { listen: "127.0.0.1:8080".into(), tiles: None, tiles_attribution: String::new(), secure_cookies: false, login_attempts: 5 }
     }
 }
 

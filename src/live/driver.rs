@@ -21,7 +21,8 @@ use tracing::{debug, info, warn};
 
 use super::metrics::Metrics;
 use super::outbound::{self, IncidentContext};
-use super::store::{Batch, EventRow, LogRow, OutboxRow, Sequences, Store};
+use super::accounts::{Role, User};
+use super::store::{AuditRow, Batch, EventRow, LogRow, OutboxRow, Sequences, Store};
 use super::wire::{self, WireLimits, WireReject};
 use crate::core::{Action, Actor, Engine, IncidentId, Input, Position, RejectReason, StaffId, StaffReply, Timestamp};
 
@@ -55,6 +56,60 @@ pub struct Driver {
     /// The log record the last checkpoint covers, and how often to take one.
     checkpoint_seq: i64,
     pub checkpoint_every: u64,
+    /// While a web action is applied: the actions it produced, to answer the request.
+    capture: Option<Vec<Action>>,
+}
+
+/// A request from the web side to the engine task. Acts go through the same core
+/// inputs as MQTT and are stored (with their audit line) before they are answered;
+/// reads run between batches, on committed state.
+pub enum EngineRequest {
+    Act(WebAct, tokio::sync::oneshot::Sender<ActOutcome>),
+    Read(Box<dyn FnOnce(&Driver) + Send>),
+}
+
+pub struct WebAct {
+    pub who: User,
+    pub what: WebAction,
+}
+
+pub enum WebAction {
+    /// An operator's (or admin's) action on an incident.
+    Operator { incident: IncidentId, act: OperatorAct },
+    /// A staff member's input, built by the MQTT contract's parsers for the user's own id.
+    Staff(Input),
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum OperatorAct {
+    Answer,
+    Resolve { note: Option<String> },
+    ForwardToHomeCare,
+    Assign { staff_id: StaffId },
+    Escalate,
+    Note { note: String },
+}
+
+impl OperatorAct {
+    pub fn name(&self) -> &'static str {
+        match self {
+            OperatorAct::Answer => "answer",
+            OperatorAct::Resolve { .. } => "resolve",
+            OperatorAct::ForwardToHomeCare => "forward_to_home_care",
+            OperatorAct::Assign { .. } => "assign",
+            OperatorAct::Escalate => "escalate",
+            OperatorAct::Note { .. } => "note",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ActOutcome {
+    /// Applied and stored: the incident events it produced.
+    Done { events: Vec<serde_json::Value> },
+    /// Not applied; nothing changed. `code` is stable (docs/api.md).
+    Refused { code: &'static str, detail: String },
 }
 
 /// Residents and staff read from the store, to be compared with the engine's view.
@@ -127,11 +182,112 @@ impl Driver {
             store_failing: false,
             checkpoint_seq: 0,
             checkpoint_every: 10_000,
+            capture: None,
         }
     }
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// What the driver remembers about an open incident (alarm, address, position).
+    pub fn context(&self, incident: IncidentId) -> Option<&IncidentContext> {
+        self.contexts.get(&incident)
+    }
+
+    /// May this user act on (and see) incidents of this municipality (`accounts::may_see`)?
+    pub fn in_scope(&self, user: &User, municipality: usize) -> bool {
+        super::accounts::may_see(self.engine.config(), user, municipality)
+    }
+
+    /// Applies a web action (after the checks only the engine can make) and notes it in
+    /// the audit trail. Answered after the next commit.
+    pub fn act(&mut self, act: WebAct) -> ActOutcome {
+        let now = self.now();
+        self.fire_due(now);
+        let WebAct { who, what } = act;
+        let (name, incident, detail, input) = match what {
+            WebAction::Staff(input) => {
+                let (name, incident, detail) = match &input {
+                    Input::StaffReply { incident, reply, .. } => {
+                        let detail = match reply {
+                            StaffReply::Close { outcome, note } => format!("{outcome}{}", note.as_ref().map(|n| format!(": {n}")).unwrap_or_default()),
+                            _ => String::new(),
+                        };
+                        (outbound::reply_name(reply), Some(*incident), detail)
+                    }
+                    Input::StaffOnDuty { .. } => ("on_duty", None, String::new()),
+                    Input::StaffOffDuty { .. } => ("off_duty", None, String::new()),
+                    Input::StaffPosition { .. } => ("position", None, String::new()),
+                    _ => ("input", None, String::new()),
+                };
+                (name, incident, detail, Ok(input))
+            }
+            WebAction::Operator { incident, act } => {
+                let detail = match &act {
+                    OperatorAct::Assign { staff_id } => staff_id.to_string(),
+                    OperatorAct::Resolve { note: Some(n) } | OperatorAct::Note { note: n } => n.clone(),
+                    _ => String::new(),
+                };
+                (act.name(), Some(incident), detail, self.operator_input(&who, incident, act))
+            }
+        };
+        let outcome = match input {
+            Err(refused) => refused,
+            Ok(input) => {
+                let first_event = self.batch.events.len();
+                self.capture = Some(Vec::new());
+                self.apply(Mode::Live, now, input, Some("(web)"));
+                let actions = self.capture.take().unwrap_or_default();
+                match actions.iter().find_map(|a| if let Action::Rejected { reason, .. } = a { Some(reason) } else { None }) {
+                    Some(reason) => ActOutcome::Refused { code: reason.code(), detail: reason.to_string() },
+                    None => ActOutcome::Done { events: self.batch.events[first_event..].iter().filter_map(|e| serde_json::from_str(&e.body).ok()).collect() },
+                }
+            }
+        };
+        let result = match &outcome {
+            ActOutcome::Done { .. } => "ok".to_owned(),
+            ActOutcome::Refused { code, .. } => (*code).to_owned(),
+        };
+        // Refusals before the engine (scope, unknown incident) are audited too; nothing
+        // else about them is stored.
+        self.batch.audit.push(AuditRow { at_ms: now.as_millis(), username: who.username, role: who.role.as_str(), action: name.to_owned(), incident: incident.map(|i| i.0 as i64), detail, outcome: result });
+        outcome
+    }
+
+    fn operator_input(&self, who: &User, incident: IncidentId, act: OperatorAct) -> Result<Input, ActOutcome> {
+        let refused = |code: &'static str, detail: String| ActOutcome::Refused { code, detail };
+        let view = self.engine.incident(incident).ok_or_else(|| refused("unknown_incident", format!("no open incident {}", incident.0)))?;
+        if !matches!(who.role, Role::Operator | Role::Admin) {
+            return Err(refused("forbidden", format!("a {} does not act on incidents", who.role.as_str())));
+        }
+        if !self.in_scope(who, view.municipality) {
+            let m = &self.engine.config().municipalities[view.municipality].id;
+            return Err(refused("not_your_centre", format!("incident {} is in {m}, which your centre does not answer for", incident.0)));
+        }
+        let operator = crate::core::OperatorId::parse(&who.username).map_err(|e| refused("bad_user", e.to_string()))?;
+        Ok(match act {
+            OperatorAct::Answer => {
+                // The centre it is queued at (an admin answers for that centre); an
+                // operator answers for their own, and the engine refuses if it is elsewhere.
+                let centre = match (&who.centre, view.queued_at) {
+                    (Some(c), _) => c.clone(),
+                    (None, Some(c)) => c,
+                    (None, None) => return Err(refused("wrong_state", format!("incident {} is not queued at a centre", incident.0))),
+                };
+                Input::OperatorAnswer { centre, operator, incident }
+            }
+            OperatorAct::Resolve { note } => Input::OperatorResolve { operator, incident, note },
+            OperatorAct::ForwardToHomeCare => Input::OperatorForward { operator, incident },
+            OperatorAct::Assign { staff_id } => Input::OperatorAssign { operator, incident, staff: staff_id },
+            OperatorAct::Escalate => Input::OperatorEscalate { operator, incident },
+            OperatorAct::Note { note } => {
+                if note.trim().is_empty() {
+                    return Err(refused("empty_note", "a note has some text".into()));
+                }
+                Input::OperatorNote { operator, incident, note }
+            }
+        })
     }
 
     /// Time never runs backwards for the engine, even if the wall clock does.
@@ -303,6 +459,9 @@ impl Driver {
                     ctx.priority = *p;
                 }
             }
+            if let (Mode::Live, Some(c)) = (mode, &mut self.capture) {
+                c.push(action.clone());
+            }
             if mode == Mode::Live {
                 if let Action::Rejected { by: Some(Actor::Staff(_)), .. } = &action {
                     refused = true;
@@ -393,7 +552,7 @@ impl Driver {
     /// after a crash), so a batch of deletes alone waits for the next batch with work in
     /// it, or for `flush_deletes`: one fsync per alarm batch, not one per PUBACK.
     pub async fn commit(&mut self, ready: &tokio::sync::watch::Sender<bool>, flush_deletes: bool) -> Vec<OutboxRow> {
-        let has_work = !(self.batch.log.is_empty() && self.batch.events.is_empty() && self.batch.outbox.is_empty());
+        let has_work = !(self.batch.log.is_empty() && self.batch.events.is_empty() && self.batch.outbox.is_empty() && self.batch.audit.is_empty());
         let deletes_due = flush_deletes && !self.batch.delivered.is_empty();
         if !has_work && !deletes_due {
             return Vec::new();

@@ -42,11 +42,11 @@ async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// Binds `listen` and serves until `stop` turns true. Returns the bound address.
-pub async fn serve(listen: &str, metrics: Arc<Metrics>, ready: watch::Receiver<bool>, mut stop: watch::Receiver<bool>) -> Result<SocketAddr> {
+/// Binds `listen` and serves `app` until `stop` turns true. Returns the bound address.
+pub async fn serve(listen: &str, app: Router, mut stop: watch::Receiver<bool>) -> Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen for HTTP on {listen} (set http.listen)"))?;
     let addr = listener.local_addr()?;
-    let app = router(metrics, ready);
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move {
         let shutdown = async move {
             let _ = stop.wait_for(|s| *s).await;

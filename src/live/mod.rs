@@ -5,9 +5,11 @@
 //! - `store`: SQLite or PostgreSQL through sqlx (input log, events, outbox, directory).
 //! - `driver`: owns the engine; batches, stores, then acknowledges and publishes.
 //! - `mqtt`: the embedded broker (rumqttd) and the engine's client (rumqttc).
-//! - `http`: `/metrics`, `/healthz`, `/readyz`.
+//! - `http`: `/metrics`, `/healthz`, `/readyz`, and the HTTP server.
+//! - `web`: the dashboard, the staff app and the HTTP API (accounts in `accounts`).
 //! - `directory`: residents and staff from CSV (`vakt import`, sample data).
 
+pub mod accounts;
 pub mod directory;
 pub mod driver;
 pub mod http;
@@ -15,6 +17,7 @@ pub mod metrics;
 pub mod mqtt;
 pub mod outbound;
 pub mod store;
+pub mod web;
 pub mod wire;
 
 use std::path::Path;
@@ -33,14 +36,39 @@ const MAX_BATCH: usize = 2_000;
 
 /// Runs until SIGINT or SIGTERM. `config_dir` resolves relative seed paths.
 pub async fn run(settings: Settings, config_dir: Option<&Path>) -> Result<()> {
+    let mut signals = Signals::new()?;
+    let running = start(settings, config_dir).await?;
+    signals.recv().await;
+    info!("stopping: no more input is taken");
+    running.stop().await
+}
+
+/// A started engine: its HTTP address, its web application (for tests that call it
+/// without a socket), and the handle that stops it.
+pub struct Running {
+    pub http_addr: std::net::SocketAddr,
+    pub app: axum::Router,
+    pub mqtt_addr: Option<std::net::SocketAddr>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<()>>,
+}
+
+impl Running {
+    /// Stops taking input, finishes the writes, disconnects.
+    pub async fn stop(self) -> Result<()> {
+        let _ = self.stop.send(true);
+        self.task.await.context("engine task")?
+    }
+}
+
+/// Starts everything and returns once state is recovered and the engine task runs.
+pub async fn start(settings: Settings, config_dir: Option<&Path>) -> Result<Running> {
     let config = settings.engine_config()?;
     let metrics = Arc::new(metrics::Metrics::new());
     let (ready_tx, ready_rx) = watch::channel(false);
     let (stop_tx, stop_rx) = watch::channel(false);
-
-    // HTTP first, so /healthz answers (and /readyz says "not yet") during recovery.
-    let http_addr = http::serve(&settings.http.listen, metrics.clone(), ready_rx.clone(), stop_rx.clone()).await?;
-    info!(%http_addr, "HTTP: /metrics /healthz /readyz");
+    let (engine_tx, engine_rx) = tokio::sync::mpsc::channel(1024);
+    let (live_tx, _) = tokio::sync::broadcast::channel(4096);
 
     // The embedded broker starts first: a taken port is reported before anything else happens.
     let embedded = match &settings.mqtt.url {
@@ -51,6 +79,12 @@ pub async fn run(settings: Settings, config_dir: Option<&Path>) -> Result<()> {
     let store = open_store_with_retry(&settings.database.url).await?;
     info!(backend = ?store.backend, url = %store::redact(&settings.database.url), "store open, migrations applied");
     seed(&store, &settings, config_dir).await?;
+
+    // HTTP before recovery, so /healthz answers (and /readyz says "not yet") meanwhile.
+    let web = web::AppState::new(&settings, store.clone(), metrics.clone(), ready_rx.clone(), engine_tx, live_tx.clone(), &config);
+    let app = web::router(web);
+    let http_addr = http::serve(&settings.http.listen, app.clone(), stop_rx.clone()).await?;
+    info!(%http_addr, "HTTP: dashboard /, staff app /app, API /api, /metrics /healthz /readyz");
 
     let mut driver = driver::Driver::new(Engine::new(config), store.clone(), metrics.clone(), settings.wire.limits());
     driver.checkpoint_every = settings.database.checkpoint_every.max(1);
@@ -65,7 +99,7 @@ pub async fn run(settings: Settings, config_dir: Option<&Path>) -> Result<()> {
     driver.commit(&ready_tx, true).await;
 
     let opts = mqtt::options(&settings.mqtt, embedded)?;
-    let (mqtt, mut channels, mqtt_task) = mqtt::spawn(opts, metrics.clone(), stop_rx.clone());
+    let (mqtt, channels, mqtt_task) = mqtt::spawn(opts, metrics.clone(), stop_rx.clone());
     // Whatever the broker had not acknowledged before the restart goes out first
     // (with what recovery itself just stored).
     let pending = store.pending_outbox().await?;
@@ -81,11 +115,35 @@ pub async fn run(settings: Settings, config_dir: Option<&Path>) -> Result<()> {
     };
     info!(mqtt = %mqtt_at, http = %http_addr, database = %store::redact(&settings.database.url), "vakt is running; alarms on vakt/v1/alarms/{{municipality}}");
 
-    let mut signals = Signals::new()?;
+    let (stop_req_tx, stop_req) = watch::channel(false);
+    let parts = LoopParts { driver, store, mqtt, channels, mqtt_task, probe, ready_tx, stop_tx, stop_req, engine_rx, live_tx };
+    let task = tokio::spawn(main_loop(parts));
+    Ok(Running { http_addr, app, mqtt_addr: embedded, stop: stop_req_tx, task })
+}
+
+struct LoopParts {
+    driver: driver::Driver,
+    store: store::Store,
+    mqtt: mqtt::MqttHandle,
+    channels: mqtt::Channels,
+    mqtt_task: tokio::task::JoinHandle<()>,
+    probe: store::DirectoryProbe,
+    ready_tx: watch::Sender<bool>,
+    stop_tx: watch::Sender<bool>,
+    stop_req: watch::Receiver<bool>,
+    engine_rx: tokio::sync::mpsc::Receiver<driver::EngineRequest>,
+    live_tx: tokio::sync::broadcast::Sender<web::LiveMessage>,
+}
+
+/// The engine task: one step at a time (a batch of messages, due timers, web actions),
+/// each stored before it is acknowledged, answered or published.
+async fn main_loop(p: LoopParts) -> Result<()> {
+    let LoopParts { mut driver, store, mqtt, mut channels, mqtt_task, probe, ready_tx, stop_tx, mut stop_req, mut engine_rx, live_tx } = p;
     let (dir_tx, mut directory) = tokio::sync::mpsc::channel(4);
     let watcher = tokio::spawn(driver::watch_directory(store.clone(), Duration::from_secs(5), probe, dir_tx));
     let mut inbound = Vec::with_capacity(MAX_BATCH);
     let mut delivered = Vec::new();
+    let mut answers = Vec::new();
     let mut flush_tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         let sleep_until = driver.next_deadline().map(|t| {
@@ -94,10 +152,7 @@ pub async fn run(settings: Settings, config_dir: Option<&Path>) -> Result<()> {
         });
         let mut flush = false;
         tokio::select! {
-            _ = signals.recv() => {
-                info!("stopping: no more input is taken");
-                break;
-            }
+            _ = stop_req.wait_for(|s| *s) => break,
             n = channels.inbound.recv_many(&mut inbound, MAX_BATCH) => {
                 if n == 0 { warn!("MQTT client task ended"); break; }
                 for p in &inbound { driver.on_message(p); }
@@ -116,13 +171,31 @@ pub async fn run(settings: Settings, config_dir: Option<&Path>) -> Result<()> {
                     info!(changes = n, "directory updated");
                 }
             }
+            Some(req) = engine_rx.recv() => {
+                // Everything queued from the web side in one step (one commit).
+                let mut next = Some(req);
+                while let Some(req) = next {
+                    match req {
+                        driver::EngineRequest::Act(act, reply) => answers.push((reply, driver.act(act))),
+                        driver::EngineRequest::Read(read) => read(&driver),
+                    }
+                    next = engine_rx.try_recv().ok();
+                }
+            }
         }
         driver.delivered(&mut delivered, &mut channels.delivered);
         let out = driver.commit(&ready_tx, flush).await;
         for p in inbound.drain(..) {
             mqtt.ack(&p);
         }
+        for (reply, outcome) in answers.drain(..) {
+            let _ = reply.send(outcome);
+        }
+        let watching = live_tx.receiver_count() > 0;
         for row in out {
+            if watching {
+                let _ = live_tx.send(Arc::new((row.topic.clone(), row.payload.clone())));
+            }
             mqtt.publish(row.into());
         }
     }

@@ -1,0 +1,211 @@
+//! The web side: the operators' dashboard (`/`), the staff app (`/app`), and the JSON
+//! API under `/api` that both use (docs/api.md; OpenAPI at `/api/openapi.json`).
+//!
+//! It drives the same core through the same inputs as MQTT: actions go to the engine
+//! task as `EngineRequest::Act` and are answered only after they are stored (with their
+//! audit line); reads run on the engine task between batches. Live updates are the
+//! MQTT contract's own messages (incident events, offers), pushed as server-sent events.
+//!
+//! Security: argon2id password hashes; sessions in an HttpOnly, SameSite=Strict cookie
+//! (or a bearer token for API clients); a CSRF token on every state-changing request
+//! made with the cookie; failed logins limited per username and client address;
+//! operators see and act on their centre's municipalities only, staff on what is
+//! offered to them only (the engine decides that, as for MQTT).
+
+pub mod api;
+mod assets;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use super::accounts::{self, LoginLimiter, Role, User};
+use super::driver::{ActOutcome, Driver, EngineRequest, WebAct};
+use super::metrics::Metrics;
+use super::store::Store;
+use crate::core::EngineConfig;
+use crate::settings::HttpSection;
+
+/// An outbound message as published on MQTT: (topic, payload).
+pub type LiveMessage = Arc<(String, String)>;
+
+pub const SESSION_COOKIE: &str = "vakt_session";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) store: Store,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) ready: watch::Receiver<bool>,
+    engine: mpsc::Sender<EngineRequest>,
+    pub(crate) live: broadcast::Sender<LiveMessage>,
+    pub(crate) limiter: Arc<LoginLimiter>,
+    pub(crate) config: Arc<EngineConfig>,
+    pub(crate) http: Arc<HttpSection>,
+    pub(crate) limits: super::wire::WireLimits,
+}
+
+impl AppState {
+    pub fn new(
+        settings: &crate::settings::Settings,
+        store: Store,
+        metrics: Arc<Metrics>,
+        ready: watch::Receiver<bool>,
+        engine: mpsc::Sender<EngineRequest>,
+        live: broadcast::Sender<LiveMessage>,
+        config: &EngineConfig,
+    ) -> AppState {
+        let http = &settings.http;
+        AppState {
+            store,
+            metrics,
+            ready,
+            engine,
+            live,
+            limiter: Arc::new(LoginLimiter::new(http.login_attempts.max(1) as usize, Duration::from_secs(300))),
+            config: Arc::new(config.clone()),
+            http: Arc::new(http.clone()),
+            limits: settings.wire.limits(),
+        }
+    }
+
+    /// Runs `f` on the engine task, on committed state.
+    pub(crate) async fn read<T: Send + 'static>(&self, f: impl FnOnce(&Driver) -> T + Send + 'static) -> Result<T, ApiError> {
+        let (tx, rx) = oneshot::channel();
+        let req = EngineRequest::Read(Box::new(move |d: &Driver| {
+            let _ = tx.send(f(d));
+        }));
+        self.engine.send(req).await.map_err(|_| ApiError::unavailable())?;
+        rx.await.map_err(|_| ApiError::unavailable())
+    }
+
+    /// Applies an action on the engine task; answers once it is stored.
+    pub(crate) async fn act(&self, act: WebAct) -> Result<ActOutcome, ApiError> {
+        let (tx, rx) = oneshot::channel();
+        self.engine.send(EngineRequest::Act(act, tx)).await.map_err(|_| ApiError::unavailable())?;
+        rx.await.map_err(|_| ApiError::unavailable())
+    }
+}
+
+/// The dashboard, the staff app, their files, the API and the operations endpoints.
+pub fn router(state: AppState) -> Router {
+    let ops = super::http::router(state.metrics.clone(), state.ready.clone());
+    Router::new().merge(api::routes()).merge(assets::routes()).with_state(state).merge(ops)
+}
+
+/// A JSON error: `{"error": code, "message": text}` with its status.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub retry_after: Option<Duration>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, code, message: message.into(), retry_after: None }
+    }
+    fn unavailable() -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "engine_unavailable", "the engine is stopping or not running")
+    }
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+    pub fn internal(e: anyhow::Error) -> ApiError {
+        tracing::error!(error = %format!("{e:#}"), "HTTP request failed");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "something went wrong; see the engine's log")
+    }
+    /// The status for an engine's (or driver's) refusal code.
+    pub fn refused(code: &'static str, detail: String) -> ApiError {
+        let status = match code {
+            "unknown_incident" => StatusCode::NOT_FOUND,
+            "not_offered" | "not_assigned" | "not_your_centre" | "not_at_this_centre" | "forbidden" => StatusCode::FORBIDDEN,
+            "already_taken" | "wrong_state" | "off_duty" | "nothing_to_cancel" => StatusCode::CONFLICT,
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        ApiError::new(status, code, detail)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = axum::Json(serde_json::json!({ "error": self.code, "message": self.message }));
+        let mut r = (self.status, body).into_response();
+        if let Some(wait) = self.retry_after {
+            r.headers_mut().insert(header::RETRY_AFTER, wait.as_secs().max(1).to_string().parse().expect("digits"));
+        }
+        r
+    }
+}
+
+/// The signed-in user of a request. Extracting it checks the session (cookie or
+/// bearer token) and, for a state-changing request made with the cookie, the CSRF token.
+pub struct Authed {
+    pub user: User,
+    /// The CSRF token of a cookie session (`None` for bearer tokens).
+    pub csrf: Option<String>,
+    pub digest: String,
+}
+
+impl Authed {
+    pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
+        if roles.contains(&self.user.role) {
+            Ok(())
+        } else {
+            let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+            Err(ApiError::forbidden(format!("this needs the role {}; you are {}", names.join(" or "), self.user.role.as_str())))
+        }
+    }
+}
+
+pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|kv| {
+        let (k, v) = kv.trim().split_once('=')?;
+        (k == name).then_some(v)
+    })
+}
+
+impl FromRequestParts<AppState> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let bearer = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        let (token, via_cookie) = match (bearer, cookie_value(&parts.headers, SESSION_COOKIE)) {
+            (Some(t), _) => (t, false),
+            (None, Some(t)) => (t, true),
+            (None, None) => return Err(ApiError::new(StatusCode::UNAUTHORIZED, "login_required", "log in first")),
+        };
+        let digest = accounts::token_digest(token);
+        let now = super::driver::wall_clock().as_millis();
+        let (user, csrf) = state.store.session(&digest, now).await.map_err(ApiError::internal)?.ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "session_expired", "the session has ended; log in again"))?;
+        let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+        if via_cookie && !safe {
+            let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+            if sent != Some(csrf.as_str()) {
+                return Err(ApiError::new(StatusCode::FORBIDDEN, "csrf", "missing or wrong X-CSRF-Token header (GET /api/me gives it)"));
+            }
+        }
+        Ok(Authed { user, csrf: via_cookie.then_some(csrf), digest })
+    }
+}
+
+/// The client's address, where the server knows it (not in tests without a socket).
+pub struct ClientAddr(pub Option<SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)))
+    }
+}
