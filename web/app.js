@@ -1,0 +1,169 @@
+// The staff app (installable): duty on and off, position, offers with a sound and a
+// countdown, accept or decline, on my way, on site, close with an outcome and a note.
+// It sends the MQTT app contract's own messages (docs/mqtt.md) through the HTTP API.
+import { api, whoami, logout, live, debounce, el, mmss, kindName } from '/assets/common.js';
+
+let me = null;
+let state = { on_duty: false, incidents: [] };
+let seen = new Set();
+let audio = null;
+let watchId = null;
+const status = document.getElementById('app-status');
+
+function say(text, error = false) {
+  status.textContent = text;
+  status.className = error ? 'action-status error' : 'action-status';
+}
+
+// Sound needs a user gesture first: the duty button unlocks it.
+function unlockAudio() {
+  if (!audio) audio = new (window.AudioContext || window.webkitAudioContext)();
+  if (audio.state === 'suspended') audio.resume();
+}
+
+function alertSound() {
+  if (navigator.vibrate) navigator.vibrate([300, 150, 300]);
+  if (!audio) return;
+  const t = audio.currentTime;
+  for (const [i, f] of [880, 660, 880].entries()) {
+    const o = audio.createOscillator(), g = audio.createGain();
+    o.frequency.value = f;
+    g.gain.setValueAtTime(0.25, t + i * 0.25);
+    g.gain.exponentialRampToValueAtTime(0.001, t + i * 0.25 + 0.22);
+    o.connect(g).connect(audio.destination);
+    o.start(t + i * 0.25);
+    o.stop(t + i * 0.25 + 0.23);
+  }
+}
+
+async function send(path, body, label) {
+  try {
+    await api(path, { method: 'POST', body });
+    say(`${label}: done`);
+  } catch (err) {
+    say(`${label}: ${err.message}`, true);
+  }
+  await load();
+}
+
+const reply = (incident_id, action, extra = {}, label = action) => send('/api/staff/me/replies', { incident_id, action, ...extra }, label);
+
+function renderDuty() {
+  document.getElementById('duty-state').textContent = state.on_duty ? 'On duty' : 'Off duty';
+  document.getElementById('duty-state').className = `duty-state ${state.on_duty ? 'on' : 'off'}`;
+  const b = document.getElementById('duty-toggle');
+  b.textContent = state.on_duty ? 'Go off duty' : 'Go on duty';
+  b.className = state.on_duty ? 'big' : 'primary big';
+  document.getElementById('position-state').textContent = state.position ? `${state.position.lat.toFixed(4)}, ${state.position.lon.toFixed(4)}` : 'not shared';
+}
+
+function offerCard(i) {
+  const mine = i.mine;
+  const kids = [
+    el('div', { class: 'offer-head' }, el('strong', {}, kindName(i.kind)), i.priority !== 'normal' ? el('span', { class: 'badge state-unanswered' }, i.priority) : null, i.expires_at && !mine ? el('span', { class: 'countdown', 'data-expires': i.expires_at }, '') : null),
+    el('p', { class: 'address' }, i.address || i.resident_id),
+    i.notes ? el('p', { class: 'small' }, i.notes) : null,
+    i.text ? el('p', { class: 'small muted' }, i.text) : null,
+    i.position ? el('p', { class: 'small' }, el('a', { href: `geo:${i.position.lat},${i.position.lon}` }, 'Open in maps')) : null,
+  ];
+  if (!mine) {
+    kids.push(el('div', { class: 'button-row' },
+      el('button', { type: 'button', class: 'primary big', 'data-action': 'accept', onclick: () => reply(i.incident_id, 'accept', {}, 'Accept') }, 'Accept'),
+      el('button', { type: 'button', class: 'big', 'data-action': 'decline', onclick: () => reply(i.incident_id, 'decline', {}, 'Decline') }, 'Decline')));
+  } else {
+    const outcome = el('select', { 'data-field': 'outcome' },
+      el('option', { value: 'helped' }, 'Helped'), el('option', { value: 'false_alarm' }, 'False alarm'),
+      el('option', { value: 'referred_to_health_service' }, 'Referred to the health service'), el('option', { value: 'technical_fixed' }, 'Technical, fixed'));
+    const note = el('textarea', { rows: 2, 'data-field': 'note', placeholder: 'Note' });
+    kids.push(el('p', { class: 'small stage' }, `Yours: ${i.stage.replaceAll('_', ' ')}`));
+    kids.push(el('div', { class: 'button-row' },
+      el('button', { type: 'button', class: 'big', 'data-action': 'en_route', disabled: i.stage !== 'accepted', onclick: () => reply(i.incident_id, 'en_route', {}, 'On my way') }, 'On my way'),
+      el('button', { type: 'button', class: 'big', 'data-action': 'on_site', disabled: i.stage === 'on_site', onclick: () => reply(i.incident_id, 'on_site', {}, 'On site') }, 'On site')));
+    kids.push(el('div', { class: 'close-box' }, outcome, note,
+      el('button', { type: 'button', class: 'primary big', 'data-action': 'close', onclick: () => reply(i.incident_id, 'close', { outcome: outcome.value, note: note.value || undefined }, 'Close') }, 'Close')));
+  }
+  return el('li', { class: `offer card${mine ? ' mine' : ''}`, 'data-id': i.incident_id }, ...kids);
+}
+
+function render() {
+  renderDuty();
+  const list = document.getElementById('offers');
+  list.replaceChildren(...state.incidents.map(offerCard));
+  document.getElementById('no-offers').hidden = state.incidents.length > 0;
+  tick();
+}
+
+function tick() {
+  for (const c of document.querySelectorAll('.countdown')) {
+    const left = (Date.parse(c.dataset.expires) - Date.now()) / 1000;
+    c.textContent = left > 0 ? `${mmss(left)} to answer` : 'passing on…';
+    c.classList.toggle('urgent', left < 5);
+  }
+}
+setInterval(tick, 500);
+
+async function load() {
+  state = await api('/api/staff/me');
+  const fresh = state.incidents.filter((i) => !i.mine && !seen.has(i.incident_id));
+  for (const i of state.incidents) seen.add(i.incident_id);
+  if (fresh.length) alertSound();
+  render();
+}
+
+function sharePosition(on) {
+  if (!on) {
+    if (watchId !== null) navigator.geolocation.clearWatch(watchId);
+    watchId = null;
+    return;
+  }
+  if (!('geolocation' in navigator)) { document.getElementById('position-box').open = true; return; }
+  let last = 0;
+  watchId = navigator.geolocation.watchPosition(
+    (p) => {
+      if (Date.now() - last < 15000) return; // at most every 15 s
+      last = Date.now();
+      api('/api/staff/me/status', { method: 'POST', body: { position: { lat: p.coords.latitude, lon: p.coords.longitude } } }).then(load).catch(() => {});
+    },
+    () => { document.getElementById('position-box').open = true; },
+    { enableHighAccuracy: true, maximumAge: 10000 },
+  );
+}
+
+function manualPosition() {
+  const lat = Number(document.getElementById('lat').value.replace(',', '.'));
+  const lon = Number(document.getElementById('lon').value.replace(',', '.'));
+  if (!Number.isFinite(lat) || !Number.isFinite(lon)) { say('Position: give latitude and longitude as numbers', true); return null; }
+  return { lat, lon };
+}
+
+async function main() {
+  me = await whoami();
+  if (me.user.role !== 'staff') { location.href = '/dashboard'; return; }
+  document.getElementById('who').textContent = me.user.staff_id;
+  document.getElementById('logout').addEventListener('click', logout);
+  document.getElementById('duty-toggle').addEventListener('click', async () => {
+    unlockAudio();
+    const on = !state.on_duty;
+    const manual = document.getElementById('lat').value ? manualPosition() : null;
+    const body = on ? { state: 'on_duty', ...(manual ? { position: manual } : {}) } : { state: 'off_duty' };
+    await send('/api/staff/me/status', body, on ? 'On duty' : 'Off duty');
+    sharePosition(on && !manual);
+  });
+  document.getElementById('position-send').addEventListener('click', () => {
+    const p = manualPosition();
+    if (p) { sharePosition(false); send('/api/staff/me/status', { position: p }, 'Position'); }
+  });
+  await load();
+  if (state.on_duty) sharePosition(true);
+  const reload = debounce(load, 100);
+  const liveState = document.getElementById('live-state');
+  const es = live('/api/staff/me/stream', {
+    open: () => { liveState.className = 'live-state on'; reload(); },
+    offer: () => reload(),
+    lagged: () => reload(),
+  });
+  es.onerror = () => { liveState.className = 'live-state off'; };
+  if ('serviceWorker' in navigator) navigator.serviceWorker.register('/app-sw.js', { scope: '/app' }).catch(() => {});
+}
+
+main().catch((e) => say(e.message, true));

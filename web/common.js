@@ -1,0 +1,94 @@
+// Shared by the dashboard, the staff app and the login page: the API client.
+// The session is an HttpOnly cookie; state-changing requests carry the CSRF token
+// from GET /api/me in the X-CSRF-Token header (docs/api.md).
+
+let csrf = null;
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    super((body && body.message) || `HTTP ${status}`);
+    this.status = status;
+    this.code = body && body.error;
+  }
+}
+
+export async function api(path, { method = 'GET', body } = {}) {
+  const headers = { Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (method !== 'GET' && csrf) headers['X-CSRF-Token'] = csrf;
+  const r = await fetch(path, { method, headers, credentials: 'same-origin', body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await r.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!r.ok) {
+    if (r.status === 401 && !path.startsWith('/api/login')) {
+      location.href = '/login?next=' + encodeURIComponent(location.pathname);
+    }
+    throw new ApiError(r.status, data);
+  }
+  return data;
+}
+
+// Who is signed in; sends to the login page if nobody is.
+export async function whoami() {
+  const me = await api('/api/me');
+  csrf = me.csrf_token;
+  return me;
+}
+
+export async function logout() {
+  try { await api('/api/logout', { method: 'POST' }); } finally { location.href = '/login'; }
+}
+
+// A server-sent event stream that reconnects; `onopen` runs on every (re)connect, so
+// the page reloads its state after a gap.
+export function live(path, handlers) {
+  const es = new EventSource(path);
+  es.onopen = () => handlers.open && handlers.open();
+  for (const [name, fn] of Object.entries(handlers)) {
+    if (name !== 'open') es.addEventListener(name, (e) => fn(e.data ? safeJson(e.data) : null));
+  }
+  return es;
+}
+
+function safeJson(s) {
+  try { return JSON.parse(s); } catch { return s; }
+}
+
+// Runs fn at most once per `ms`, the last call winning.
+export function debounce(fn, ms) {
+  let t = null;
+  return (...args) => { clearTimeout(t); t = setTimeout(() => fn(...args), ms); };
+}
+
+export function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else if (k === 'class') e.className = v;
+    else e.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
+export function mmss(secs) {
+  const s = Math.max(0, Math.floor(secs));
+  const m = Math.floor(s / 60);
+  return m >= 60 ? `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}` : `${m}:${String(s % 60).padStart(2, '0')}`;
+}
+
+export function clock(iso) {
+  return iso ? new Date(iso).toLocaleTimeString('nb-NO', { hour: '2-digit', minute: '2-digit', second: '2-digit' }) : '';
+}
+
+export const KIND_NAMES = {
+  safety: 'Safety alarm', fall: 'Fall', man_down: 'Man down', door: 'Door', wandering: 'Wandering (GPS)',
+  bed: 'Bed sensor', smoke: 'Smoke', medication: 'Medication', assistance: 'Assistance',
+  battery_low: 'Battery low', power_failure: 'Power failure', heartbeat_missed: 'Heartbeat missed',
+  connection_lost: 'Connection lost',
+};
+export const kindName = (k) => KIND_NAMES[k] || k;
