@@ -1,5 +1,7 @@
 //! One integration-test binary (rust-analyzer's advice: one link step, not many).
 
+mod api;
+mod browser;
 mod core_is_pure;
 mod harness;
 mod live;

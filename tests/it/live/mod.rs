@@ -2,7 +2,7 @@
 //! Against the embedded defaults (rumqttd + SQLite) and the machine's Mosquitto and
 //! PostgreSQL (started by .ci/run).
 
-mod support;
+pub mod support;
 
 use std::time::Duration;
 

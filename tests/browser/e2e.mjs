@@ -1,0 +1,125 @@
+// The real-browser test (run by tests/it/browser.rs, which starts vakt and sends the
+// alarm over MQTT when this script prints READY):
+//   an operator logs in and watches the dashboard; the staff app, in a second browser
+//   context, logs in and goes on duty; the alarm arrives live on the dashboard (red);
+//   the app gets the offer and accepts it (the dashboard turns yellow); the staff member
+//   goes on the way, on site and closes it (green). Screenshots go to $VAKT_ARTIFACTS.
+// Debian's Chromium, driven by playwright-core: no downloaded browser.
+import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+const base = process.env.VAKT_URL;
+const artifacts = process.env.VAKT_ARTIFACTS || 'artifacts';
+const [opsUser, opsPass, staffUser, staffPass] = (process.env.VAKT_USERS || '').split(',');
+if (!base || !staffPass) {
+  console.error('VAKT_URL and VAKT_USERS=ops,pass,staff,pass are needed');
+  process.exit(2);
+}
+mkdirSync(artifacts, { recursive: true });
+const shot = (page, name) => page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
+const step = (s) => console.log(`step: ${s}`);
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'],
+});
+let failed = false;
+try {
+  const errors = [];
+  const watch = (page, who) => {
+    page.on('pageerror', (e) => errors.push(`${who}: ${e.stack || e.message}`));
+    page.on('console', (m) => m.type() === 'error' && !/Failed to load resource/.test(m.text()) && errors.push(`${who} console: ${m.text()}`));
+  };
+
+  // The operator.
+  const ops = await (await browser.newContext({ viewport: { width: 1400, height: 950 } })).newPage();
+  watch(ops, 'dashboard');
+  await ops.goto(`${base}/dashboard`);
+  await ops.waitForURL(/\/login/);
+  await ops.fill('#username', opsUser);
+  await ops.fill('#password', 'wrong password');
+  await ops.click('#login-button');
+  await ops.waitForSelector('#login-error:not([hidden])');
+  step('wrong password refused on the login page');
+  await ops.fill('#password', opsPass);
+  await ops.click('#login-button');
+  await ops.waitForURL(/\/dashboard$/);
+  await ops.waitForSelector('#live-state.on');
+  let navigations = 0;
+  ops.on('framenavigated', (f) => { if (f === ops.mainFrame()) navigations++; });
+  step('operator logged in, live stream open');
+
+  // The staff member, on a phone-sized screen.
+  const appCtx = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  const app = await appCtx.newPage();
+  watch(app, 'app');
+  await app.goto(`${base}/app`);
+  await app.waitForURL(/\/login/);
+  await app.fill('#username', staffUser);
+  await app.fill('#password', staffPass);
+  await app.click('#login-button');
+  await app.waitForURL(/\/app$/);
+  await app.click('#position-box summary');
+  await app.fill('#lat', '61.2301');
+  await app.fill('#lon', '7.1002');
+  await app.click('#duty-toggle');
+  await app.waitForFunction(() => document.getElementById('duty-state').textContent === 'On duty');
+  await app.waitForSelector('#live-state.on');
+  await shot(app, 'app-1-on-duty');
+  step('staff on duty in the app');
+
+  console.log('READY'); // the harness sends the alarm now
+  const red = ops.locator('.incident[data-state="unanswered"]');
+  await red.first().waitFor({ timeout: 20000 });
+  const id = await red.first().getAttribute('data-id');
+  await ops.waitForSelector(`.marker.incident[data-id="${id}"]`, { timeout: 15000 });
+  await shot(ops, 'dashboard-1-alarm-red');
+  step(`incident ${id} arrived on the dashboard, red, and on the map`);
+
+  const offer = app.locator(`.offer[data-id="${id}"]`);
+  await offer.locator('[data-action="accept"]').waitFor({ timeout: 15000 });
+  await shot(app, 'app-2-offer');
+  await offer.locator('[data-action="accept"]').click();
+  await offer.locator('[data-action="en_route"]:not([disabled])').waitFor();
+  step('offer received and accepted in the app');
+
+  await ops.locator(`.incident[data-id="${id}"][data-state="progress"]`).waitFor({ timeout: 15000 });
+  await shot(ops, 'dashboard-2-accepted-yellow');
+  step('dashboard turned yellow');
+
+  await offer.locator('[data-action="en_route"]').click();
+  await offer.locator('[data-action="on_site"]:not([disabled])').waitFor();
+  await app.waitForFunction((i) => document.querySelector(`.offer[data-id="${i}"] p.stage`)?.textContent.includes('en route'), id);
+  await offer.locator('[data-action="on_site"]').click();
+  await app.waitForFunction((i) => document.querySelector(`.offer[data-id="${i}"] p.stage`)?.textContent.includes('on site'), id);
+  await offer.locator('[data-field="outcome"]').selectOption('helped');
+  await offer.locator('[data-field="note"]').fill('Helped up, no injury');
+  await offer.locator('[data-action="close"]').click();
+  await app.waitForSelector(`.offer[data-id="${id}"]`, { state: 'detached' });
+  await shot(app, 'app-3-closed');
+  step('on the way, on site, closed in the app');
+
+  await ops.locator(`.incident[data-id="${id}"][data-state="done"]`).waitFor({ timeout: 15000 });
+  await ops.click(`.incident[data-id="${id}"]`);
+  await ops.waitForFunction(() => /Closed: helped/.test(document.getElementById('timeline')?.textContent || ''));
+  const timeline = await ops.textContent('#timeline');
+  for (const want of ['Accepted by near', 'near is on the way', 'near on site', 'Helped up, no injury']) {
+    if (!timeline.includes(want)) throw new Error(`the timeline lacks "${want}":\n${timeline}`);
+  }
+  await shot(ops, 'dashboard-3-closed-green');
+  step('dashboard turned green; the timeline has every step');
+
+  if (navigations !== 0) throw new Error(`the dashboard navigated ${navigations} times: it must update without a reload`);
+  if (errors.length) throw new Error(`errors in the pages:\n${errors.join('\n')}`);
+  console.log('PASS');
+} catch (e) {
+  failed = true;
+  console.error(`FAIL: ${e.stack || e}`);
+  for (const [i, ctx] of browser.contexts().entries()) {
+    for (const [j, p] of ctx.pages().entries()) await p.screenshot({ path: join(artifacts, `failure-${i}-${j}.png`), fullPage: true }).catch(() => {});
+  }
+} finally {
+  await browser.close();
+}
+process.exit(failed ? 1 : 0);

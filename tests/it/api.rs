@@ -1,0 +1,360 @@
+//! The HTTP API without a socket: the engine runs in this process (embedded broker,
+//! SQLite file) and requests go straight into its axum application with `oneshot`.
+//! Alarms still come the real way, over MQTT.
+//!
+//! Refusals are checked for their status and code, and for leaving nothing changed.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode, header};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use crate::live::support::{Client, STAFF_CSV, alarm, free_port, residents_csv, temp_dir};
+use vakt::live::accounts::{Role, User, hash_password};
+
+/// Fjord (mobile guard room, backed up by `backup-centre`) and Dal (a shared centre of its own).
+const CONFIG: &str = r#"
+[defaults.ladder]
+offer_timeout_secs = 30
+broadcast_after_secs = 40
+backup_after_secs = 45
+alert_after_secs = 60
+
+[[centre]]
+id = "backup-centre"
+name = "Backup centre"
+kind = "private"
+operators_on_duty = 1
+
+[[centre]]
+id = "dal-centre"
+name = "Dal centre"
+kind = "shared"
+operators_on_duty = 1
+
+[[municipality]]
+id = "fjord"
+name = "Fjord"
+population = 5000
+centre = { lat = 61.2297, lon = 7.1006 }
+model = "mobile_guard_room"
+backup = { centre = "backup-centre" }
+
+[[municipality]]
+id = "dal"
+name = "Dal"
+population = 3000
+centre = { lat = 61.10, lon = 7.40 }
+model = "shared_centre"
+response_centre = "dal-centre"
+"#;
+
+const PASSWORD: &str = "a long password";
+
+struct Api {
+    app: Router,
+    running: Option<vakt::live::Running>,
+    store: vakt::live::store::Store,
+    mqtt_port: u16,
+}
+
+impl Api {
+    async fn start() -> Api {
+        let dir = temp_dir("api");
+        std::fs::write(dir.join("residents.csv"), format!("{}d1,dal,61.1000,7.4000,Dalvegen 1,,\n", residents_csv())).unwrap();
+        std::fs::write(dir.join("staff.csv"), format!("{STAFF_CSV}dalstaff,dal,Dal Staff,nurse\n")).unwrap();
+        let mqtt_port = free_port();
+        let db = format!("sqlite://{}", dir.join("vakt.sqlite").display());
+        let text = format!(
+            "{CONFIG}\n[mqtt]\nlisten = \"127.0.0.1:{mqtt_port}\"\n[database]\nurl = \"{db}\"\n[http]\nlisten = \"127.0.0.1:0\"\nlogin_attempts = 3\n[seed]\nresidents = \"residents.csv\"\nstaff = \"staff.csv\"\n"
+        );
+        let path = dir.join("vakt.toml");
+        std::fs::write(&path, text).unwrap();
+        let (settings, _) = vakt::settings::load(Some(&path)).unwrap();
+        let running = vakt::live::start(settings, Some(&dir)).await.expect("engine starts");
+        let store = vakt::live::store::Store::open(&db).await.unwrap();
+        let hash = hash_password(PASSWORD).unwrap();
+        let users = [
+            ("ops", Role::Operator, None, Some("backup-centre")),
+            ("dalops", Role::Operator, None, Some("dal-centre")),
+            ("kari", Role::Staff, Some("near"), None),
+            ("ola", Role::Staff, Some("middle"), None),
+            ("plan", Role::Planner, None, None),
+            ("admin", Role::Admin, None, None),
+        ];
+        for (name, role, staff, centre) in users {
+            let user = User { username: name.into(), role, staff_id: staff.map(|s| vakt::core::StaffId::parse(s).unwrap()), centre: centre.map(|c| vakt::core::CentreId::parse(c).unwrap()) };
+            store.put_user(&user, &hash, 0, false).await.unwrap();
+        }
+        Api { app: running.app.clone(), running: Some(running), store, mqtt_port }
+    }
+
+    async fn stop(mut self) {
+        self.running.take().unwrap().stop().await.unwrap();
+    }
+
+    async fn call(&self, method: &str, path: &str, auth: &Auth, body: Option<Value>) -> (StatusCode, HeaderMap, Value) {
+        let mut req = Request::builder().method(method).uri(path);
+        match auth {
+            Auth::None => {}
+            Auth::Cookie { cookie, csrf } => {
+                req = req.header(header::COOKIE, cookie.as_str());
+                if let Some(c) = csrf {
+                    req = req.header("x-csrf-token", c.as_str());
+                }
+            }
+            Auth::Bearer(t) => req = req.header(header::AUTHORIZATION, format!("Bearer {t}")),
+        }
+        let req = match body {
+            Some(b) => req.header(header::CONTENT_TYPE, "application/json").body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        }
+        .unwrap();
+        let res = self.app.clone().oneshot(req).await.unwrap();
+        let (status, headers) = (res.status(), res.headers().clone());
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 22).await.unwrap();
+        (status, headers, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    /// A cookie session with its CSRF token.
+    async fn login(&self, user: &str) -> Auth {
+        let (status, headers, body) = self.call("POST", "/api/login", &Auth::None, Some(json!({ "username": user, "password": PASSWORD }))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let set = headers.get(header::SET_COOKIE).unwrap().to_str().unwrap().to_owned();
+        for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+            assert!(set.contains(attr), "cookie without {attr}: {set}");
+        }
+        Auth::Cookie { cookie: set.split(';').next().unwrap().to_owned(), csrf: Some(body["csrf_token"].as_str().unwrap().to_owned()) }
+    }
+
+    async fn incident(&self, id: u64) -> Value {
+        let admin = self.login("admin").await;
+        let (status, _, body) = self.call("GET", &format!("/api/incidents/{id}"), &admin, None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// Raises an alarm over MQTT and waits until the engine has it open.
+    async fn alarm(&self, id: &str, resident: &str, municipality: &str) {
+        let device = Client::connect(self.mqtt_port, &[]).await;
+        device.publish_json(&format!("vakt/v1/alarms/{municipality}"), alarm(id, resident, "fall")).await;
+        let admin = self.login("admin").await;
+        for _ in 0..200 {
+            let (_, _, body) = self.call("GET", "/api/incidents", &admin, None).await;
+            if body["incidents"].as_array().unwrap().iter().any(|i| i["alarm_id"] == id) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("alarm {id} never became an incident");
+    }
+
+    async fn log_len(&self) -> i64 {
+        self.store.log_len().await.unwrap()
+    }
+}
+
+enum Auth {
+    None,
+    Cookie { cookie: String, csrf: Option<String> },
+    Bearer(String),
+}
+
+impl Auth {
+    fn without_csrf(&self) -> Auth {
+        match self {
+            Auth::Cookie { cookie, .. } => Auth::Cookie { cookie: cookie.clone(), csrf: None },
+            _ => panic!("a cookie session"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_passwords_are_refused_then_rate_limited() {
+    let api = Api::start().await;
+    let wrong = json!({ "username": "ops", "password": "not the password" });
+    for _ in 0..3 {
+        let (status, headers, body) = api.call("POST", "/api/login", &Auth::None, Some(wrong.clone())).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("wrong_credentials")));
+        assert!(headers.get(header::SET_COOKIE).is_none());
+    }
+    // An unknown user gets the same answer as a wrong password.
+    let (status, _, body) = api.call("POST", "/api/login", &Auth::None, Some(json!({ "username": "nobody", "password": "x" }))).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("wrong_credentials")));
+    // The limit (3 in 5 minutes here) holds even for the right password.
+    let (status, headers, body) = api.call("POST", "/api/login", &Auth::None, Some(json!({ "username": "ops", "password": PASSWORD }))).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("too_many_attempts")));
+    assert!(headers.get(header::RETRY_AFTER).is_some());
+    assert!(headers.get(header::SET_COOKIE).is_none());
+    // Other users are not locked out; nothing without a session.
+    api.login("kari").await;
+    let (status, _, body) = api.call("GET", "/api/me", &Auth::None, None).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("login_required")));
+    let (status, _, _) = api.call("GET", "/api/me", &Auth::Cookie { cookie: "vakt_session=forged".into(), csrf: None }, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_csrf_token_is_refused_and_changes_nothing() {
+    let api = Api::start().await;
+    let kari = api.login("kari").await;
+    let before = api.log_len().await;
+    let on_duty = json!({ "state": "on_duty", "position": { "lat": 61.23, "lon": 7.10 } });
+    let (status, _, body) = api.call("POST", "/api/staff/me/status", &kari.without_csrf(), Some(on_duty.clone())).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::FORBIDDEN, Some("csrf")));
+    let wrong = Auth::Cookie { cookie: match &kari { Auth::Cookie { cookie, .. } => cookie.clone(), _ => unreachable!() }, csrf: Some("0".repeat(64)) };
+    let (status, _, _) = api.call("POST", "/api/staff/me/status", &wrong, Some(on_duty.clone())).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, _, me) = api.call("GET", "/api/staff/me", &kari, None).await;
+    assert_eq!(me["on_duty"], false);
+    assert_eq!(api.log_len().await, before, "nothing reached the engine");
+    // With the token it works; a bearer token (API clients) needs none.
+    let (status, _, body) = api.call("POST", "/api/staff/me/status", &kari, Some(on_duty)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, _, me) = api.call("GET", "/api/staff/me", &kari, None).await;
+    assert_eq!(me["on_duty"], true);
+    let (status, headers, body) = api.call("POST", "/api/login", &Auth::None, Some(json!({ "username": "ola", "password": PASSWORD, "client": "token" }))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers.get(header::SET_COOKIE).is_none());
+    let ola = Auth::Bearer(body["token"].as_str().unwrap().to_owned());
+    let (status, _, body) = api.call("POST", "/api/staff/me/status", &ola, Some(json!({ "state": "on_duty" }))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Logging out ends the session.
+    let (status, _, _) = api.call("POST", "/api/logout", &kari, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = api.call("GET", "/api/staff/me", &kari, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn staff_act_only_on_what_is_offered_to_them() {
+    let api = Api::start().await;
+    let kari = api.login("kari").await;
+    let ola = api.login("ola").await;
+    for (who, pos) in [(&kari, json!({ "lat": 61.2301, "lon": 7.1001 })), (&ola, json!({ "lat": 61.25, "lon": 7.20 }))] {
+        let (status, _, body) = api.call("POST", "/api/staff/me/status", who, Some(json!({ "state": "on_duty", "position": pos }))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    api.alarm("a1", "r1", "fjord").await;
+    let (_, _, me) = api.call("GET", "/api/staff/me", &kari, None).await;
+    assert_eq!(me["incidents"][0]["incident_id"], 1, "the nearest, kari, has the offer: {me}");
+    let (_, _, theirs) = api.call("GET", "/api/staff/me", &ola, None).await;
+    assert_eq!(theirs["incidents"], json!([]));
+
+    let before = api.incident(1).await;
+    let (status, _, body) = api.call("POST", "/api/staff/me/replies", &ola, Some(json!({ "incident_id": 1, "action": "accept" }))).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::FORBIDDEN, Some("not_offered")), "{body}");
+    let (status, _, body) = api.call("POST", "/api/staff/me/replies", &ola, Some(json!({ "incident_id": 1, "action": "close", "outcome": "helped" }))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let after = api.incident(1).await;
+    assert_eq!(before["incident"], after["incident"], "nothing changed");
+    // The history gains the two refusals (as for MQTT replies), nothing else.
+    let changes = |v: &Value| v["events"].as_array().unwrap().iter().filter(|e| e["type"] != "rejected").cloned().collect::<Vec<_>>();
+    assert_eq!(changes(&before), changes(&after));
+    assert_eq!(after["events"].as_array().unwrap().len(), changes(&after).len() + 2);
+    // Both refusals are in the audit trail, with who.
+    let audit: Vec<(String, String)> = after["audit"].as_array().unwrap().iter().map(|a| (a["username"].as_str().unwrap().to_owned(), a["outcome"].as_str().unwrap().to_owned())).collect();
+    assert_eq!(audit, [("ola".to_owned(), "not_offered".to_owned()), ("ola".to_owned(), "not_offered".to_owned())]);
+
+    // A malformed reply is refused with the MQTT contract's reason.
+    let (status, _, body) = api.call("POST", "/api/staff/me/replies", &kari, Some(json!({ "incident_id": 1, "action": "dance" }))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _, body) = api.call("POST", "/api/staff/me/replies", &kari, Some(json!({ "incident_id": 1, "action": "accept" }))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["events"].as_array().unwrap().iter().any(|e| e["type"] == "accepted"), "{body}");
+    let now = api.incident(1).await;
+    assert_eq!(now["incident"]["stage"], "accepted");
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn roles_and_centres_that_may_not_are_refused_and_change_nothing() {
+    let api = Api::start().await;
+    api.alarm("f1", "r1", "fjord").await; // incident 1, Fjord
+    api.alarm("d1", "d1", "dal").await; // incident 2, Dal (queued at dal-centre)
+    let (plan, kari, ops, dalops) = (api.login("plan").await, api.login("kari").await, api.login("ops").await, api.login("dalops").await);
+    let before = (api.incident(1).await, api.incident(2).await, api.log_len().await);
+
+    // A planner reads but may not act; staff may not use the dashboard; operators have no staff app.
+    let note = json!({ "action": "note", "note": "hello" });
+    let (status, _, body) = api.call("POST", "/api/incidents/1/actions", &plan, Some(note.clone())).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")));
+    let (status, _, _) = api.call("GET", "/api/incidents", &plan, None).await;
+    assert_eq!(status, StatusCode::OK);
+    for path in ["/api/incidents", "/api/kpis", "/api/map", "/api/incidents/1"] {
+        let (status, _, _) = api.call("GET", path, &kari, None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "staff on {path}");
+    }
+    let (status, _, _) = api.call("POST", "/api/incidents/1/actions", &kari, Some(note.clone())).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = api.call("POST", "/api/staff/me/status", &ops, Some(json!({ "state": "on_duty" }))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // Operators see and act on their centre's municipalities only.
+    let (_, _, list) = api.call("GET", "/api/incidents", &dalops, None).await;
+    let ids: Vec<u64> = list["incidents"].as_array().unwrap().iter().map(|i| i["incident_id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, [2]);
+    let (status, _, body) = api.call("POST", "/api/incidents/1/actions", &dalops, Some(json!({ "action": "escalate" }))).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::FORBIDDEN, Some("not_your_centre")));
+    let (status, _, _) = api.call("GET", "/api/incidents/1", &dalops, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, body) = api.call("POST", "/api/incidents/2/actions", &ops, Some(json!({ "action": "answer" }))).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::FORBIDDEN, Some("not_your_centre")));
+    let (status, _, body) = api.call("POST", "/api/incidents/99/actions", &ops, Some(note.clone())).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::NOT_FOUND, Some("unknown_incident")));
+
+    let after = (api.incident(1).await, api.incident(2).await, api.log_len().await);
+    assert_eq!(before.0["events"], after.0["events"], "incident 1 unchanged");
+    assert_eq!(before.1["events"], after.1["events"], "incident 2 unchanged");
+    assert_eq!(before.0["incident"], after.0["incident"]);
+    assert_eq!(before.2, after.2, "no input reached the engine");
+
+    // What they may do works, and the audit trail says who.
+    let (status, _, body) = api.call("POST", "/api/incidents/2/actions", &dalops, Some(json!({ "action": "answer" }))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _, body) = api.call("POST", "/api/incidents/2/actions", &dalops, Some(json!({ "action": "note", "note": "Rang back, all well" }))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _, body) = api.call("POST", "/api/incidents/2/actions", &dalops, Some(json!({ "action": "resolve", "note": "Pressed by mistake" }))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _, body) = api.call("POST", "/api/incidents/1/actions", &ops, Some(json!({ "action": "escalate" }))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let two = api.incident(2).await;
+    let types: Vec<&str> = two["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    for want in ["answered", "note_added", "resolved_by_centre", "closed"] {
+        assert!(types.contains(&want), "no {want}: {types:?}");
+    }
+    assert_eq!(two["incident"]["open"], false);
+    // Every attempt is in the audit trail, refused ones with their reason.
+    let audit: Vec<(&str, &str, &str)> = two["audit"].as_array().unwrap().iter().map(|a| (a["username"].as_str().unwrap(), a["action"].as_str().unwrap(), a["outcome"].as_str().unwrap())).collect();
+    assert_eq!(audit, [("ops", "answer", "not_your_centre"), ("dalops", "answer", "ok"), ("dalops", "note", "ok"), ("dalops", "resolve", "ok")]);
+    let one = api.incident(1).await;
+    let outcomes: Vec<(&str, &str)> = one["audit"].as_array().unwrap().iter().map(|a| (a["username"].as_str().unwrap(), a["outcome"].as_str().unwrap())).collect();
+    assert_eq!(outcomes, [("dalops", "not_your_centre"), ("ops", "ok")]);
+
+    // The answer counts in the KPIs: one answered in Dal today, within the target.
+    let (_, _, k) = api.call("GET", "/api/kpis", &plan, None).await;
+    let today = &k["periods"][0];
+    assert_eq!(today["period"], "today");
+    let dal = today["municipalities"].as_array().unwrap().iter().find(|r| r["municipality"] == "dal").unwrap();
+    assert_eq!((dal["answered"].as_u64(), dal["within_target"].as_u64(), dal["model"].as_str()), (Some(1), Some(1), Some("shared_centre")));
+    api.stop().await;
+}
+
+#[test]
+fn the_openapi_document_lists_every_route_and_no_other() {
+    let doc: Value = serde_json::from_str(vakt::live::web::api::OPENAPI).expect("docs/openapi.json is JSON");
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys().filter(|k| ["get", "post", "put", "delete", "patch"].contains(&k.as_str())) {
+            documented.push((method.clone(), path.clone()));
+        }
+    }
+    documented.sort();
+    let mut served: Vec<(String, String)> = vakt::live::web::api::ROUTES.iter().map(|(m, p)| ((*m).to_owned(), (*p).to_owned())).collect();
+    served.sort();
+    assert_eq!(documented, served);
+}

@@ -1,0 +1,110 @@
+//! The real-browser test: Debian's Chromium driven by playwright-core
+//! (`tests/browser/e2e.mjs`), against the real `vakt` binary on its embedded defaults.
+//! The script logs an operator and a staff member in, in two browser contexts; this
+//! side sends the alarm over MQTT when the script says READY; the script follows it
+//! through the staff app and the dashboard. Screenshots: target/browser-artifacts/.
+//!
+//! Needs `chromium` (Debian's package) and `npm ci` in tests/browser; `.ci/run` installs
+//! both. Under CI (`CI` set) their absence fails the test; elsewhere it is skipped with a
+//! message saying how to install them.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::live::support::{Backend, Client, FJORD_TOML, STAFF_CSV, Vakt, alarm, residents_csv, temp_dir};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+fn browser_tools() -> bool {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let have = Path::new(CHROMIUM).exists() && root.join("node_modules/playwright-core").exists() && Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !have {
+        let how = "install Debian's chromium (apt-get install chromium) and run `npm ci` in tests/browser (.ci/run does both)";
+        assert!(std::env::var_os("CI").is_none(), "the browser test needs its tools under CI: {how}");
+        eprintln!("SKIPPED the browser test: {how}");
+    }
+    have
+}
+
+pub fn add_user(v: &Vakt, name: &str, password: &str, args: &[&str]) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vakt"))
+        .args(["user", "add", name])
+        .args(args)
+        .arg("--config")
+        .arg(&v.config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), format!("{password}\n").as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "vakt user add {name}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A ladder slow enough for a person (or a browser) to answer.
+pub const HUMAN_LADDER_TOML: &str = "[defaults.ladder]\noffer_timeout_secs = 40\nbroadcast_after_secs = 50\nbackup_after_secs = 55\nalert_after_secs = 60\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn operator_sees_the_alarm_live_and_the_staff_app_takes_it() {
+    if !browser_tools() {
+        return;
+    }
+    let dir = temp_dir("browser");
+    let backend = Backend::embedded(&dir);
+    let v = Vakt::start_with(&backend, &dir, &format!("{HUMAN_LADDER_TOML}{FJORD_TOML}"), &residents_csv(), STAFF_CSV);
+    add_user(&v, "ops", "operator-password", &["--role", "operator", "--centre", "backup-centre"]);
+    add_user(&v, "kari", "staff-password", &["--role", "staff", "--staff", "near"]);
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-artifacts");
+    let _ = std::fs::remove_dir_all(&artifacts);
+
+    let mut node = Command::new("node")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/e2e.mjs"))
+        .env("VAKT_URL", format!("http://{}", v.http))
+        .env("VAKT_USERS", "ops,operator-password,kari,staff-password")
+        .env("VAKT_ARTIFACTS", &artifacts)
+        .env("CHROMIUM", CHROMIUM)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node");
+    let stdout = node.stdout.take().unwrap();
+    let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut said = Vec::new();
+    let device = Client::connect(backend.mqtt_port(), &[]).await;
+    let run = async {
+        while let Some(line) = lines.recv().await {
+            if line == "READY" {
+                device.publish_json("vakt/v1/alarms/fjord", alarm("browser-1", "r1", "fall")).await;
+            }
+            said.push(line);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(180), run).await.expect("the browser test finished within 180 s");
+    // stdout is closed: the script has ended (or is ending).
+    let out = node.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the browser test failed:\n{}\n{stderr}\n--- vakt log ---\n{}", said.join("\n"), v.log());
+    assert_eq!(said.last().map(String::as_str), Some("PASS"), "{}", said.join("\n"));
+    for shot in ["dashboard-1-alarm-red", "app-2-offer", "dashboard-2-accepted-yellow", "dashboard-3-closed-green"] {
+        let len = std::fs::metadata(artifacts.join(format!("{shot}.png"))).map(|m| m.len()).unwrap_or(0);
+        assert!(len > 1000, "screenshot {shot}.png missing or empty");
+    }
+
+    // What the browser did is in the store: the engine's events and the audit trail.
+    let store = v.store().await;
+    let kinds: Vec<String> = store.incident_events(1).await.unwrap().into_iter().map(|(k, _)| k).collect();
+    for want in ["raised", "offered", "answered", "accepted", "en_route", "on_site", "closed"] {
+        assert!(kinds.iter().any(|k| k == want), "no {want} event: {kinds:?}");
+    }
+    let audit: Vec<(String, String, String)> = store.incident_audit(1).await.unwrap().into_iter().map(|a| (a.username, a.action, a.outcome)).collect();
+    let expected: Vec<(String, String, String)> = ["accept", "en_route", "on_site", "close"].iter().map(|a| ("kari".to_owned(), (*a).to_owned(), "ok".to_owned())).collect();
+    assert_eq!(audit, expected);
+}
