@@ -159,15 +159,19 @@ function actionPanel(i, status) {
   };
   const note = el('textarea', { id: 'note-text', rows: 2, placeholder: 'Note (for the record, or with Resolve)' });
   const pick = el('select', { id: 'assign-staff' }, ...staff.filter((s) => s.on_duty).map((s) => el('option', { value: s.staff_id }, `${s.name || s.staff_id}${s.busy ? ' (busy)' : ''}`)));
-  const b = (id, label, fn, cls) => el('button', { type: 'button', id, class: cls, onclick: fn }, label);
+  const b = (id, label, fn, cls, enabled = true) => el('button', { type: 'button', id, class: cls, onclick: fn, disabled: !enabled, title: enabled ? null : 'Not in this state' }, label);
+  // What the engine would take in this state (it has the last word: a refusal shows its reason).
+  const queued = Boolean(i.queued_at) && i.stage === 'awaiting_answer';
+  const withOperator = i.stage === 'with_operator';
+  const ladder = i.stage === 'awaiting_staff' || (i.stage === 'awaiting_answer' && (!i.queued_at || i.live_offers.length > 0));
   return el('div', { class: 'actions' },
     el('div', { class: 'button-row' },
-      b('act-answer', 'Answer', () => act({ action: 'answer' }, 'Answer'), 'primary'),
-      b('act-resolve', 'Resolve', () => act({ action: 'resolve', note: note.value || null }, 'Resolve')),
-      b('act-forward', 'Forward to home care', () => act({ action: 'forward_to_home_care' }, 'Forward')),
-      b('act-escalate', 'Escalate to all', () => act({ action: 'escalate' }, 'Escalate'), 'warn'),
+      b('act-answer', 'Answer', () => act({ action: 'answer' }, 'Answer'), 'primary', queued),
+      b('act-resolve', 'Resolve', () => act({ action: 'resolve', note: note.value || null }, 'Resolve'), '', withOperator),
+      b('act-forward', 'Forward to home care', () => act({ action: 'forward_to_home_care' }, 'Forward'), '', withOperator),
+      b('act-escalate', 'Escalate to all', () => act({ action: 'escalate' }, 'Escalate'), 'warn', ladder),
     ),
-    el('div', { class: 'button-row' }, pick, b('act-assign', 'Assign', () => pick.value && act({ action: 'assign', staff_id: pick.value }, 'Assign'))),
+    el('div', { class: 'button-row' }, pick, b('act-assign', 'Assign', () => pick.value && act({ action: 'assign', staff_id: pick.value }, 'Assign'), '', ladder)),
     el('div', { class: 'button-row' }, note, b('act-note', 'Add note', () => note.value.trim() && act({ action: 'note', note: note.value }, 'Note'))),
   );
 }

@@ -77,6 +77,14 @@ try {
   await shot(ops, 'dashboard-1-alarm-red');
   step(`incident ${id} arrived on the dashboard, red, and on the map`);
 
+  // The operator opens it and writes a note (a state-changing request from the page:
+  // session cookie plus CSRF token).
+  await ops.click(`#queue .incident[data-id="${id}"]`);
+  await ops.fill('#note-text', 'Daughter informed by phone');
+  await ops.click('#act-note');
+  await ops.waitForFunction(() => /Note by operator ops: Daughter informed by phone/.test(document.getElementById('timeline')?.textContent || ''));
+  step('operator added a note from the dashboard');
+
   const offer = app.locator(`.offer[data-id="${id}"]`);
   await offer.locator('[data-action="accept"]').waitFor({ timeout: 15000 });
   await shot(app, 'app-2-offer');
@@ -101,12 +109,13 @@ try {
   step('on the way, on site, closed in the app');
 
   await ops.locator(`.incident[data-id="${id}"][data-state="done"]`).waitFor({ timeout: 15000 });
-  await ops.click(`.incident[data-id="${id}"]`);
   await ops.waitForFunction(() => /Closed: helped/.test(document.getElementById('timeline')?.textContent || ''));
   const timeline = await ops.textContent('#timeline');
-  for (const want of ['Accepted by near', 'near is on the way', 'near on site', 'Helped up, no injury']) {
+  for (const want of ['Note by operator ops: Daughter informed by phone', 'ops (operator): note', 'Accepted by near', 'near is on the way', 'near on site', 'Helped up, no injury']) {
     if (!timeline.includes(want)) throw new Error(`the timeline lacks "${want}":\n${timeline}`);
   }
+  // The answer (within the target) counts in today's KPI without a reload.
+  await ops.waitForFunction(() => document.getElementById('kpi-today').textContent === '100.0 %', null, { timeout: 15000 });
   await shot(ops, 'dashboard-3-closed-green');
   step('dashboard turned green; the timeline has every step');
 

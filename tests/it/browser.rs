@@ -105,6 +105,7 @@ async fn operator_sees_the_alarm_live_and_the_staff_app_takes_it() {
         assert!(kinds.iter().any(|k| k == want), "no {want} event: {kinds:?}");
     }
     let audit: Vec<(String, String, String)> = store.incident_audit(1).await.unwrap().into_iter().map(|a| (a.username, a.action, a.outcome)).collect();
-    let expected: Vec<(String, String, String)> = ["accept", "en_route", "on_site", "close"].iter().map(|a| ("kari".to_owned(), (*a).to_owned(), "ok".to_owned())).collect();
+    let expected: Vec<(String, String, String)> =
+        [("ops", "note"), ("kari", "accept"), ("kari", "en_route"), ("kari", "on_site"), ("kari", "close")].iter().map(|(u, a)| ((*u).to_owned(), (*a).to_owned(), "ok".to_owned())).collect();
     assert_eq!(audit, expected);
 }
