@@ -66,6 +66,11 @@ try {
   await app.click('#duty-toggle');
   await app.waitForFunction(() => document.getElementById('duty-state').textContent === 'On duty');
   await app.waitForSelector('#live-state.on');
+  // Installable: the manifest is linked and the service worker controls the app.
+  const scope = await app.evaluate(() => navigator.serviceWorker.ready.then((r) => r.scope));
+  if (!scope.endsWith('/app')) throw new Error(`service worker scope ${scope}`);
+  const manifest = await app.evaluate(() => fetch(document.querySelector('link[rel=manifest]').href).then((r) => r.json()));
+  if (manifest.start_url !== '/app' || manifest.display !== 'standalone') throw new Error(`manifest ${JSON.stringify(manifest)}`);
   await shot(app, 'app-1-on-duty');
   step('staff on duty in the app');
 

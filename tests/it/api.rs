@@ -10,11 +10,12 @@ use axum::http::{HeaderMap, Request, StatusCode, header};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use crate::live::support::{Client, STAFF_CSV, alarm, free_port, residents_csv, temp_dir};
+use crate::live::support::{Client, FJORD_TOML, STAFF_CSV, alarm, free_port, residents_csv, temp_dir};
 use vakt::live::accounts::{Role, User, hash_password};
 
-/// Fjord (mobile guard room, backed up by `backup-centre`) and Dal (a shared centre of its own).
-const CONFIG: &str = r#"
+/// A ladder slow enough that nothing escalates during a test, and Dal: a shared centre of
+/// its own (Fjord, from the live tests, is a mobile guard room backed up by `backup-centre`).
+const LADDER_AND_DAL: &str = r#"
 [defaults.ladder]
 offer_timeout_secs = 30
 broadcast_after_secs = 40
@@ -22,24 +23,10 @@ backup_after_secs = 45
 alert_after_secs = 60
 
 [[centre]]
-id = "backup-centre"
-name = "Backup centre"
-kind = "private"
-operators_on_duty = 1
-
-[[centre]]
 id = "dal-centre"
 name = "Dal centre"
 kind = "shared"
 operators_on_duty = 1
-
-[[municipality]]
-id = "fjord"
-name = "Fjord"
-population = 5000
-centre = { lat = 61.2297, lon = 7.1006 }
-model = "mobile_guard_room"
-backup = { centre = "backup-centre" }
 
 [[municipality]]
 id = "dal"
@@ -67,7 +54,7 @@ impl Api {
         let mqtt_port = free_port();
         let db = format!("sqlite://{}", dir.join("vakt.sqlite").display());
         let text = format!(
-            "{CONFIG}\n[mqtt]\nlisten = \"127.0.0.1:{mqtt_port}\"\n[database]\nurl = \"{db}\"\n[http]\nlisten = \"127.0.0.1:0\"\nlogin_attempts = 3\n[seed]\nresidents = \"residents.csv\"\nstaff = \"staff.csv\"\n"
+            "{LADDER_AND_DAL}{FJORD_TOML}\n[mqtt]\nlisten = \"127.0.0.1:{mqtt_port}\"\n[database]\nurl = \"{db}\"\n[http]\nlisten = \"127.0.0.1:0\"\nlogin_attempts = 3\n[seed]\nresidents = \"residents.csv\"\nstaff = \"staff.csv\"\n"
         );
         let path = dir.join("vakt.toml");
         std::fs::write(&path, text).unwrap();
