@@ -134,45 +134,71 @@ fn hex(bytes: &[u8]) -> String {
 pub const SESSION_TTL: Duration = Duration::from_secs(13 * 3600);
 
 /// Login attempts per key (the username, and the client address where known): at most
-/// `max_failures` failures within `window`; after that, refused until the oldest ages out.
+/// a key's limit of failures within `window`; after that, refused until the oldest ages
+/// out. A client address gets `per_address` failures (an office behind one address has
+/// many users); a username gets `per_user`.
 pub struct LoginLimiter {
-    max_failures: usize,
+    per_user: usize,
+    per_address: usize,
     window: Duration,
     failures: Mutex<HashMap<String, Vec<Instant>>>,
 }
 
+/// What a limiter counts failures by.
+pub enum LimitKey<'a> {
+    User(&'a str),
+    Address(std::net::IpAddr),
+}
+
+impl LimitKey<'_> {
+    fn key(&self) -> String {
+        match self {
+            // Bounded, so a flood of long made-up names cannot grow the map's keys.
+            LimitKey::User(u) => format!("user:{}", u.chars().take(64).collect::<String>()),
+            LimitKey::Address(a) => format!("ip:{a}"),
+        }
+    }
+}
+
 impl LoginLimiter {
-    pub fn new(max_failures: usize, window: Duration) -> LoginLimiter {
-        LoginLimiter { max_failures, window, failures: Mutex::new(HashMap::new()) }
+    pub fn new(per_user: usize, per_address: usize, window: Duration) -> LoginLimiter {
+        LoginLimiter { per_user, per_address, window, failures: Mutex::new(HashMap::new()) }
     }
 
     /// `Err(wait)` if any key is over its limit.
-    pub fn check(&self, keys: &[&str], now: Instant) -> Result<(), Duration> {
+    pub fn check(&self, keys: &[LimitKey<'_>], now: Instant) -> Result<(), Duration> {
         let mut map = self.failures.lock().expect("limiter lock");
+        if map.len() > 10_000 {
+            // Forget what has aged out everywhere, so made-up usernames do not pile up.
+            map.retain(|_, v| v.last().is_some_and(|t| now.duration_since(*t) < self.window));
+        }
         let mut wait = None;
         for k in keys {
-            if let Some(v) = map.get_mut(*k) {
+            let limit = match k {
+                LimitKey::User(_) => self.per_user,
+                LimitKey::Address(_) => self.per_address,
+            };
+            if let Some(v) = map.get_mut(&k.key()) {
                 v.retain(|t| now.duration_since(*t) < self.window);
-                if v.len() >= self.max_failures {
-                    let until = v[0] + self.window;
+                if v.len() >= limit {
+                    let until = v[v.len() - limit] + self.window;
                     wait = Some(wait.unwrap_or(Duration::ZERO).max(until.duration_since(now)));
                 }
             }
         }
-        // Forget keys with nothing left, so the map cannot grow without bound.
-        map.retain(|_, v| !v.is_empty());
         wait.map_or(Ok(()), Err)
     }
 
-    pub fn failed(&self, keys: &[&str], now: Instant) {
+    pub fn failed(&self, keys: &[LimitKey<'_>], now: Instant) {
         let mut map = self.failures.lock().expect("limiter lock");
         for k in keys {
-            map.entry((*k).to_owned()).or_default().push(now);
+            map.entry(k.key()).or_default().push(now);
         }
     }
 
+    /// A good login clears the user's failures (not the address's).
     pub fn succeeded(&self, username: &str) {
-        self.failures.lock().expect("limiter lock").remove(username);
+        self.failures.lock().expect("limiter lock").remove(&LimitKey::User(username).key());
     }
 }
 
@@ -194,16 +220,25 @@ mod tests {
 
     #[test]
     fn limiter_refuses_after_failures_and_forgets_after_the_window() {
-        let l = LoginLimiter::new(3, Duration::from_secs(60));
+        let l = LoginLimiter::new(3, 5, Duration::from_secs(60));
         let t0 = Instant::now();
+        let ip: std::net::IpAddr = "10.0.0.1".parse().unwrap();
         for i in 0..3 {
-            assert!(l.check(&["ola"], t0).is_ok(), "attempt {i}");
-            l.failed(&["ola"], t0);
+            assert!(l.check(&[LimitKey::User("ola"), LimitKey::Address(ip)], t0).is_ok(), "attempt {i}");
+            l.failed(&[LimitKey::User("ola"), LimitKey::Address(ip)], t0);
         }
-        let wait = l.check(&["ola"], t0 + Duration::from_secs(10)).unwrap_err();
+        let wait = l.check(&[LimitKey::User("ola")], t0 + Duration::from_secs(10)).unwrap_err();
         assert_eq!(wait, Duration::from_secs(50));
-        assert!(l.check(&["kari"], t0).is_ok(), "other users are not affected");
-        assert!(l.check(&["ola"], t0 + Duration::from_secs(61)).is_ok());
+        // Another user from the same office address still has two tries before the address is blocked.
+        for _ in 0..2 {
+            assert!(l.check(&[LimitKey::User("kari"), LimitKey::Address(ip)], t0).is_ok());
+            l.failed(&[LimitKey::User("kari"), LimitKey::Address(ip)], t0);
+        }
+        assert!(l.check(&[LimitKey::User("per"), LimitKey::Address(ip)], t0).is_err(), "the address is over its limit");
+        assert!(l.check(&[LimitKey::User("per")], t0).is_ok(), "per from elsewhere is not");
+        assert!(l.check(&[LimitKey::User("ola")], t0 + Duration::from_secs(61)).is_ok());
+        l.succeeded("kari");
+        assert!(l.check(&[LimitKey::User("kari")], t0).is_ok());
     }
 
     #[test]

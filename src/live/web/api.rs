@@ -20,7 +20,7 @@ use tokio::sync::broadcast;
 
 use super::{ApiError, AppState, Authed, ClientAddr, LiveMessage, SESSION_COOKIE};
 use crate::core::{IncidentId, IncidentView, Stage, Timestamp};
-use crate::live::accounts::{self, Role, User};
+use crate::live::accounts::{self, LimitKey, Role, User};
 use crate::live::driver::{ActOutcome, Driver, OperatorAct, WebAct, WebAction, wall_clock};
 use crate::live::outbound;
 use crate::live::store::AuditRow;
@@ -87,11 +87,11 @@ struct LoginBody {
 
 async fn login(State(s): State<AppState>, ClientAddr(addr): ClientAddr, b: Result<Json<LoginBody>, JsonRejection>) -> Result<Response, ApiError> {
     let b = body(b)?;
-    let ip = addr.map(|a| format!("ip:{}", a.ip()));
-    let user_key = format!("user:{}", b.username);
-    let keys: Vec<&str> = std::iter::once(user_key.as_str()).chain(ip.as_deref()).collect();
+    let keys: Vec<LimitKey> = std::iter::once(LimitKey::User(&b.username)).chain(addr.map(|a| LimitKey::Address(a.ip()))).collect();
+    // The audit keeps at most 64 characters of a name that does not exist.
+    let claimed: String = b.username.chars().take(64).collect();
     if let Err(wait) = s.limiter.check(&keys, Instant::now()) {
-        let _ = s.store.audit(&audit_line(&b.username, "unknown", "login", "rate_limited")).await;
+        let _ = s.store.audit(&audit_line(&claimed, "unknown", "login", "rate_limited")).await;
         let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", format!("too many failed logins; try again in {} s", wait.as_secs().max(1)));
         e.retry_after = Some(wait);
         return Err(e);
@@ -106,10 +106,10 @@ async fn login(State(s): State<AppState>, ClientAddr(addr): ClientAddr, b: Resul
     let ok = tokio::task::spawn_blocking(move || accounts::verify_password(&hash, &password)).await.unwrap_or(false);
     let Some(user) = user.filter(|_| ok) else {
         s.limiter.failed(&keys, Instant::now());
-        let _ = s.store.audit(&audit_line(&b.username, "unknown", "login", "wrong_credentials")).await;
+        let _ = s.store.audit(&audit_line(&claimed, "unknown", "login", "wrong_credentials")).await;
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong_credentials", "wrong username or password"));
     };
-    s.limiter.succeeded(&user_key);
+    s.limiter.succeeded(&user.username);
     let token = accounts::new_token();
     let csrf = accounts::new_token();
     let now = wall_clock().as_millis();

@@ -69,7 +69,7 @@ impl AppState {
             ready,
             engine,
             live,
-            limiter: Arc::new(LoginLimiter::new(http.login_attempts.max(1) as usize, Duration::from_secs(300))),
+            limiter: Arc::new(LoginLimiter::new(http.login_attempts.max(1) as usize, 4 * http.login_attempts.max(1) as usize, Duration::from_secs(300))),
             config: Arc::new(config.clone()),
             http: Arc::new(http.clone()),
             limits: settings.wire.limits(),
