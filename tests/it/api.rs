@@ -345,3 +345,39 @@ fn the_openapi_document_lists_every_route_and_no_other() {
     served.sort();
     assert_eq!(documented, served);
 }
+
+/// The account and audit tables on PostgreSQL (the other tests run on SQLite): a user,
+/// a session, a batch with an audit line and events, and the reads the API makes.
+#[tokio::test(flavor = "multi_thread")]
+async fn accounts_sessions_and_audit_on_postgresql() {
+    use vakt::live::store::{AuditRow, Batch, EventRow, LogRow, OutboxRow, Store};
+    let backend = crate::live::support::Backend::external(1883).await;
+    let store = Store::open(&backend.database_url()).await.unwrap();
+    let user = User { username: "ops".into(), role: Role::Operator, staff_id: None, centre: Some(vakt::core::CentreId::parse("c1").unwrap()) };
+    store.put_user(&user, "hash", 1, false).await.unwrap();
+    assert!(store.put_user(&user, "hash", 1, false).await.unwrap_err().to_string().contains("exists"));
+    assert_eq!(store.user("ops").await.unwrap(), Some((user.clone(), "hash".to_owned())));
+    store.create_session("digest", "ops", "csrf", 10, 20).await.unwrap();
+    assert_eq!(store.session("digest", 15).await.unwrap(), Some((user.clone(), "csrf".to_owned())));
+    assert_eq!(store.session("digest", 25).await.unwrap(), None, "expired");
+    let answered = r#"{"type":"answered","answer_secs":12.5}"#;
+    let batch = Batch {
+        log: vec![LogRow { seq: 1, at_ms: 100, record: "\"tick\"".into() }],
+        events: vec![
+            EventRow { seq: 1, at_ms: 100, incident: Some(7), municipality: Some("fjord".into()), kind: "answered", body: answered.into() },
+            EventRow { seq: 2, at_ms: 101, incident: Some(7), municipality: Some("fjord".into()), kind: "closed", body: "{}".into() },
+        ],
+        outbox: vec![OutboxRow { id: 1, topic: "t".into(), payload: "it's \"quoted\" ø".into(), created_ms: 100 }],
+        delivered: vec![],
+        audit: vec![AuditRow { at_ms: 100, username: "ops".into(), role: "operator", action: "note".into(), incident: Some(7), detail: "Dotter's key; \"nøkkel\"".into(), outcome: "ok".into() }],
+    };
+    store.append(&batch).await.unwrap();
+    assert_eq!(store.incident_audit(7).await.unwrap(), batch.audit);
+    assert_eq!(store.answered_since(0).await.unwrap(), [(100, "fjord".to_owned(), answered.to_owned())]);
+    assert_eq!(store.closed_since(0, 10).await.unwrap(), [7]);
+    assert_eq!(store.pending_outbox().await.unwrap()[0].payload, "it's \"quoted\" ø");
+    // Deleting what the broker has, in the next batch.
+    store.append(&Batch { delivered: vec![1], ..Batch::default() }).await.unwrap();
+    assert_eq!(store.outbox_len().await.unwrap(), 0);
+    store.close().await;
+}
