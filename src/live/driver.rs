@@ -11,6 +11,7 @@
 //! open incidents, pending timers and staff state come back exactly; then the timers
 //! that fell due while vakt was down fire at once.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,7 @@ use tracing::{debug, info, warn};
 use super::metrics::Metrics;
 use super::outbound::{self, IncidentContext};
 use super::accounts::{Role, User};
+use super::mqtt::{OutMsg, Stored};
 use super::store::{AuditRow, Batch, EventRow, LogRow, OutboxRow, Sequences, Store};
 use super::wire::{self, WireLimits, WireReject};
 use crate::core::{Action, Actor, Engine, IncidentId, Input, Position, RejectReason, StaffId, StaffReply, Timestamp};
@@ -58,6 +60,14 @@ pub struct Driver {
     pub checkpoint_every: u64,
     /// While a web action is applied: the actions it produced, to answer the request.
     capture: Option<Vec<Action>>,
+    /// What to publish after the next commit, in the order it was made: outbox rows
+    /// (`None`: the next row of `batch.outbox`) and incident events.
+    out: Vec<Option<OutMsg>>,
+    /// Incident events: every one up to `events_acked` is with the broker (or is not
+    /// published); those acknowledged beyond it wait for the gap to close.
+    events_acked: i64,
+    acked_beyond: BTreeSet<i64>,
+    events_acked_stored: i64,
 }
 
 /// A request from the web side to the engine task. Acts go through the same core
@@ -183,6 +193,10 @@ impl Driver {
             checkpoint_seq: 0,
             checkpoint_every: 10_000,
             capture: None,
+            out: Vec::new(),
+            events_acked: 0,
+            acked_beyond: BTreeSet::new(),
+            events_acked_stored: 0,
         }
     }
 
@@ -300,6 +314,8 @@ impl Driver {
     /// Returns the number of log records replayed.
     pub async fn recover(&mut self) -> Result<u64> {
         self.seq = self.store.sequences().await?;
+        self.events_acked = self.store.events_acked_through().await?;
+        self.events_acked_stored = self.events_acked;
         let mut after = 0;
         if let Some((log_seq, at_ms, state)) = self.store.latest_checkpoint().await? {
             let snapshot: crate::core::Snapshot = serde_json::from_str(&state).with_context(|| format!("checkpoint at log record {log_seq} is unreadable"))?;
@@ -363,13 +379,49 @@ impl Driver {
         }
     }
 
-    /// The broker acknowledged these outbox messages (those in `received`, and any
-    /// waiting on `rx`): deleted with the next commit.
-    pub fn delivered(&mut self, received: &mut Vec<i64>, rx: &mut tokio::sync::mpsc::UnboundedReceiver<i64>) {
-        while let Ok(id) = rx.try_recv() {
-            received.push(id);
+    /// The broker acknowledged these messages (those in `received`, and any waiting on
+    /// `rx`): outbox rows are deleted with the next commit, and the incident events'
+    /// mark moves on over every event acknowledged without a gap.
+    pub fn delivered(&mut self, received: &mut Vec<Stored>, rx: &mut tokio::sync::mpsc::UnboundedReceiver<Stored>) {
+        while let Ok(m) = rx.try_recv() {
+            received.push(m);
         }
-        self.batch.delivered.append(received);
+        for m in received.drain(..) {
+            match m {
+                Stored::Outbox(id) => self.batch.delivered.push(id),
+                Stored::Event(seq) => self.event_done(seq),
+            }
+        }
+    }
+
+    /// An incident event needs publishing no more (acknowledged, or never published).
+    fn event_done(&mut self, seq: i64) {
+        if seq <= self.events_acked {
+            return;
+        }
+        self.acked_beyond.insert(seq);
+        while self.acked_beyond.first() == Some(&(self.events_acked + 1)) {
+            self.acked_beyond.pop_first();
+            self.events_acked += 1;
+        }
+    }
+
+    /// What the broker has not acknowledged, to publish at start (after `recover`): the
+    /// outbox, and the incident events after the stored mark, in order.
+    pub async fn unpublished(&mut self) -> Result<Vec<OutMsg>> {
+        let mut out: Vec<OutMsg> = self.store.pending_outbox().await?.into_iter().map(OutMsg::from).collect();
+        for (seq, kind, municipality, body) in self.store.events_after(self.events_acked).await? {
+            if self.acked_beyond.contains(&seq) {
+                continue;
+            }
+            let topic = municipality.as_deref().and_then(|m| crate::core::MunicipalityId::parse(m).ok()).map(|m| outbound::incidents_topic(&m));
+            match topic {
+                Some(topic) if kind != "rejected" => out.push(OutMsg { stored: Stored::Event(seq), topic, payload: body }),
+                _ => self.event_done(seq),
+            }
+        }
+        self.metrics.outbox_pending.set(out.len() as i64);
+        Ok(out)
     }
 
     pub fn next_deadline(&self) -> Option<Timestamp> {
@@ -410,6 +462,7 @@ impl Driver {
     fn push_out(&mut self, topic: String, payload: String, now: Timestamp) {
         self.seq.outbox += 1;
         self.batch.outbox.push(OutboxRow { id: self.seq.outbox, topic, payload, created_ms: now.as_millis() });
+        self.out.push(None);
     }
 
     fn apply(&mut self, mode: Mode, now: Timestamp, input: Input, topic: Option<&str>) {
@@ -525,17 +578,22 @@ impl Driver {
         let published = body.is_some();
         let body = body.unwrap_or_else(|| serde_json::json!({ "v": 1, "seq": seq, "incident_id": incident.0, "at": at.to_string(), "type": outbound::event_kind(action), "detail": action.to_string() }));
         let text = body.to_string();
+        // A published event goes out from the events row itself (no outbox copy); the
+        // broker's acknowledgement moves `events_acked` on.
+        if published {
+            let topic = outbound::incidents_topic(&ctx.municipality);
+            self.out.push(Some(OutMsg { stored: Stored::Event(seq), topic, payload: text.clone() }));
+        }
         self.batch.events.push(EventRow {
             seq,
             at_ms: at.as_millis(),
             incident: Some(incident.0 as i64),
             municipality: Some(ctx.municipality.as_str().to_owned()),
             kind: outbound::event_kind(action),
-            body: text.clone(),
+            body: text,
         });
-        if published {
-            let topic = outbound::incidents_topic(&ctx.municipality);
-            self.push_out(topic, text, at);
+        if !published {
+            self.event_done(seq);
         }
     }
 
@@ -551,12 +609,14 @@ impl Driver {
     /// Deleting delivered outbox rows is not urgent (at worst a row is published again
     /// after a crash), so a batch of deletes alone waits for the next batch with work in
     /// it, or for `flush_deletes`: one fsync per alarm batch, not one per PUBACK.
-    pub async fn commit(&mut self, ready: &tokio::sync::watch::Sender<bool>, flush_deletes: bool) -> Vec<OutboxRow> {
+    pub async fn commit(&mut self, ready: &tokio::sync::watch::Sender<bool>, flush_deletes: bool) -> Vec<OutMsg> {
         let has_work = !(self.batch.log.is_empty() && self.batch.events.is_empty() && self.batch.outbox.is_empty() && self.batch.audit.is_empty());
-        let deletes_due = flush_deletes && !self.batch.delivered.is_empty();
+        let mark_moved = self.events_acked != self.events_acked_stored;
+        let deletes_due = flush_deletes && (!self.batch.delivered.is_empty() || mark_moved);
         if !has_work && !deletes_due {
             return Vec::new();
         }
+        self.batch.events_acked_through = mark_moved.then_some(self.events_acked);
         let mut backoff = Duration::from_millis(50);
         loop {
             let started = Instant::now();
@@ -581,13 +641,18 @@ impl Driver {
             }
         }
         let batch = std::mem::take(&mut self.batch);
+        if let Some(mark) = batch.events_acked_through {
+            self.events_acked_stored = mark;
+        }
         self.maybe_checkpoint().await;
         if batch.delivered.is_empty() {
             self.metrics.outbox_pending.add(batch.outbox.len() as i64);
         } else if let Ok(n) = self.store.outbox_len().await {
             self.metrics.outbox_pending.set(n);
         }
-        batch.outbox
+        self.metrics.events_unacknowledged.set(self.seq.events - self.events_acked);
+        let mut rows = batch.outbox.into_iter();
+        std::mem::take(&mut self.out).into_iter().filter_map(|m| m.or_else(|| rows.next().map(OutMsg::from))).collect()
     }
 }
 

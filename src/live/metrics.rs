@@ -23,6 +23,7 @@ pub struct Metrics {
     pub store_write_seconds: Histogram,
     pub store_write_failures: IntCounter,
     pub outbox_pending: IntGauge,
+    pub events_unacknowledged: IntGauge,
     pub replayed_records: IntCounter,
 }
 
@@ -74,7 +75,8 @@ impl Metrics {
             mqtt_connected: gauge(&r, "mqtt_connected", "1 while connected to the MQTT broker"),
             mqtt_disconnects: counter(&r, "mqtt_connection_errors_total", "MQTT connection losses and failed connection attempts"),
             store_write_failures: counter(&r, "store_write_failures_total", "Failed store writes (retried until they succeed)"),
-            outbox_pending: gauge(&r, "outbox_pending", "Stored messages the broker has not acknowledged"),
+            outbox_pending: gauge(&r, "outbox_pending", "Outbox messages (offers, revokes, answers, rejects) the broker has not acknowledged"),
+            events_unacknowledged: gauge(&r, "incident_events_unacknowledged", "Incident events not yet acknowledged by the broker (published from the events table)"),
             replayed_records: counter(&r, "replayed_records_total", "Input log records replayed at start"),
             answer_time,
             store_write_seconds,

@@ -102,10 +102,8 @@ pub async fn start(settings: Settings, config_dir: Option<&Path>) -> Result<Runn
     let (mqtt, channels, mqtt_task) = mqtt::spawn(opts, metrics.clone(), stop_rx.clone());
     // Whatever the broker had not acknowledged before the restart goes out first
     // (with what recovery itself just stored).
-    let pending = store.pending_outbox().await?;
-    metrics.outbox_pending.set(pending.len() as i64);
-    for row in pending {
-        mqtt.publish(row.into());
+    for msg in driver.unpublished().await? {
+        mqtt.publish(msg);
     }
     let _ = ready_tx.send(true);
     let mqtt_at = match (&settings.mqtt.url, embedded) {
@@ -192,11 +190,11 @@ async fn main_loop(p: LoopParts) -> Result<()> {
             let _ = reply.send(outcome);
         }
         let watching = live_tx.receiver_count() > 0;
-        for row in out {
+        for msg in out {
             if watching {
-                let _ = live_tx.send(Arc::new((row.topic.clone(), row.payload.clone())));
+                let _ = live_tx.send(Arc::new((msg.topic.clone(), msg.payload.clone())));
             }
-            mqtt.publish(row.into());
+            mqtt.publish(msg);
         }
     }
     // In-flight writes are done (the loop commits after every step); store the last

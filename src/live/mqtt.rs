@@ -26,17 +26,26 @@ use crate::settings::MqttSection;
 /// What the engine subscribes to.
 pub const SUBSCRIPTIONS: &[&str] = &["vakt/v1/alarms/+", "vakt/v1/staff/+/status", "vakt/v1/staff/+/replies"];
 
+/// Which stored message an outbound message is: reported back once the broker has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// A row of `outbox` (offers, revokes, answers to staff, rejects): deleted then.
+    Outbox(i64),
+    /// An incident event (`events.seq`), published from the events table itself.
+    Event(i64),
+}
+
 /// One stored message to publish.
 #[derive(Debug, Clone)]
 pub struct OutMsg {
-    pub id: i64,
+    pub stored: Stored,
     pub topic: String,
     pub payload: String,
 }
 
 impl From<super::store::OutboxRow> for OutMsg {
     fn from(row: super::store::OutboxRow) -> OutMsg {
-        OutMsg { id: row.id, topic: row.topic, payload: row.payload }
+        OutMsg { stored: Stored::Outbox(row.id), topic: row.topic, payload: row.payload }
     }
 }
 
@@ -128,7 +137,7 @@ pub struct MqttHandle {
 }
 
 impl MqttHandle {
-    /// Publish a stored message; its id comes back on the delivered channel once the broker has it.
+    /// Publish a stored message; it comes back on the delivered channel once the broker has it.
     pub fn publish(&self, msg: OutMsg) {
         let _ = self.out.send(msg);
     }
@@ -143,7 +152,7 @@ impl MqttHandle {
 
 pub struct Channels {
     pub inbound: mpsc::Receiver<Publish>,
-    pub delivered: mpsc::UnboundedReceiver<i64>,
+    pub delivered: mpsc::UnboundedReceiver<Stored>,
 }
 
 /// Spawns the client task. `stop` ends it (after a clean DISCONNECT).
@@ -157,7 +166,7 @@ pub fn spawn(opts: MqttOptions, metrics: Arc<Metrics>, stop: watch::Receiver<boo
     let (in_tx, in_rx) = mpsc::channel(50_000);
     let (out_tx, out_rx) = mpsc::unbounded_channel();
     let (del_tx, del_rx) = mpsc::unbounded_channel();
-    let task = ClientTask { client: client.clone(), in_tx, out_rx, del_tx, metrics, fifo: VecDeque::new(), inflight: FxHashMap::default(), unacked: BTreeMap::new(), subscribed: false, backlog: VecDeque::new() };
+    let task = ClientTask { client: client.clone(), in_tx, out_rx, del_tx, metrics, fifo: VecDeque::new(), inflight: FxHashMap::default(), unacked: BTreeMap::new(), next_key: 0, subscribed: false, backlog: VecDeque::new() };
     let join = tokio::spawn(task.run(eventloop, stop));
     (MqttHandle { client, out: out_tx }, Channels { inbound: in_rx, delivered: del_rx }, join)
 }
@@ -166,18 +175,21 @@ struct ClientTask {
     client: AsyncClient,
     in_tx: mpsc::Sender<Publish>,
     out_rx: mpsc::UnboundedReceiver<OutMsg>,
-    del_tx: mpsc::UnboundedSender<i64>,
+    del_tx: mpsc::UnboundedSender<Stored>,
     metrics: Arc<Metrics>,
-    /// Outbox ids handed to rumqttc, waiting for their packet id (assigned in order).
-    fifo: VecDeque<i64>,
-    /// Packet id → outbox id, for publishes on the wire awaiting PUBACK.
-    inflight: FxHashMap<u16, i64>,
-    /// Every message not yet acknowledged, to republish if the broker lost our session.
-    unacked: BTreeMap<i64, OutMsg>,
+    /// Keys (send order) of messages handed to rumqttc, waiting for their packet id
+    /// (assigned in order).
+    fifo: VecDeque<u64>,
+    /// Packet id → key, for publishes on the wire awaiting PUBACK.
+    inflight: FxHashMap<u16, u64>,
+    /// Every message not yet acknowledged, by key (so in the order sent), to republish
+    /// if the broker lost our session.
+    unacked: BTreeMap<u64, OutMsg>,
+    next_key: u64,
     /// A SUBACK has come back in this process: the broker's session has our subscriptions.
     subscribed: bool,
     /// Messages waiting for room in rumqttc's request queue, in order.
-    backlog: VecDeque<OutMsg>,
+    backlog: VecDeque<(u64, OutMsg)>,
 }
 
 impl ClientTask {
@@ -221,19 +233,21 @@ impl ClientTask {
     /// Hands a message to rumqttc, in order; what its request queue cannot take now
     /// waits in `backlog` (a long outbox after an outage is bigger than the queue).
     fn send(&mut self, msg: OutMsg) {
-        self.unacked.insert(msg.id, msg.clone());
-        self.backlog.push_back(msg);
+        let key = self.next_key;
+        self.next_key += 1;
+        self.unacked.insert(key, msg.clone());
+        self.backlog.push_back((key, msg));
         self.flush_backlog();
     }
 
     fn flush_backlog(&mut self) {
-        while let Some(msg) = self.backlog.front() {
+        while let Some((key, msg)) = self.backlog.front() {
             if self.client.try_publish(msg.topic.clone(), QoS::AtLeastOnce, false, msg.payload.clone().into_bytes()).is_err() {
                 break; // full: the event loop drains it, and we come back after its next event
             }
-            let id = msg.id;
+            let key = *key;
             self.backlog.pop_front();
-            self.fifo.push_back(id);
+            self.fifo.push_back(key);
         }
     }
 
@@ -276,15 +290,14 @@ impl ClientTask {
             }
             Event::Incoming(Packet::SubAck(_)) => self.subscribed = true,
             Event::Incoming(Packet::PubAck(ack)) => {
-                if let Some(id) = self.inflight.remove(&ack.pkid) {
-                    self.unacked.remove(&id);
-                    let _ = self.del_tx.send(id);
+                if let Some(msg) = self.inflight.remove(&ack.pkid).and_then(|key| self.unacked.remove(&key)) {
+                    let _ = self.del_tx.send(msg.stored);
                 }
             }
-            // A retransmission keeps its packet id; a new publish takes the next outbox id.
+            // A retransmission keeps its packet id; a new publish takes the next key.
             Event::Outgoing(Outgoing::Publish(pkid)) if pkid != 0 && !self.inflight.contains_key(&pkid) => {
-                if let Some(id) = self.fifo.pop_front() {
-                    self.inflight.insert(pkid, id);
+                if let Some(key) = self.fifo.pop_front() {
+                    self.inflight.insert(pkid, key);
                 }
             }
             _ => {}

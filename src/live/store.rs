@@ -73,6 +73,8 @@ pub struct Batch {
     pub delivered: Vec<i64>,
     /// What people did through the web side, stored with the inputs it became.
     pub audit: Vec<AuditRow>,
+    /// The broker has every published incident event up to this `events.seq`.
+    pub events_acked_through: Option<i64>,
 }
 
 /// One line of the audit trail: who did what, when, and whether it was done.
@@ -90,7 +92,7 @@ pub struct AuditRow {
 
 impl Batch {
     pub fn is_empty(&self) -> bool {
-        self.log.is_empty() && self.events.is_empty() && self.outbox.is_empty() && self.delivered.is_empty() && self.audit.is_empty()
+        self.log.is_empty() && self.events.is_empty() && self.outbox.is_empty() && self.delivered.is_empty() && self.audit.is_empty() && self.events_acked_through.is_none()
     }
 }
 
@@ -196,6 +198,9 @@ impl Store {
         for (first, last) in ranges(&batch.delivered) {
             sqlx::query("DELETE FROM outbox WHERE id >= $1 AND id <= $2").bind(first).bind(last).execute(&mut *tx).await?;
         }
+        if let Some(seq) = batch.events_acked_through {
+            sqlx::query("UPDATE event_feed SET acked_through = $1 WHERE id = 1").bind(seq).execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -226,6 +231,10 @@ impl Store {
             n += 2;
             vals.push(Val::I64(first));
             vals.push(Val::I64(last));
+        }
+        if let Some(seq) = batch.events_acked_through {
+            parts.push(format!("UPDATE event_feed SET acked_through = ${n} WHERE id = 1"));
+            vals.push(Val::I64(seq));
         }
         if parts.is_empty() {
             return Ok(());
@@ -270,6 +279,17 @@ impl Store {
     pub async fn pending_outbox(&self) -> Result<Vec<OutboxRow>> {
         let rows = sqlx::query("SELECT id, topic, payload, created_ms FROM outbox ORDER BY id").fetch_all(&self.pool).await?;
         rows.iter().map(|r| Ok(OutboxRow { id: r.try_get(0)?, topic: r.try_get(1)?, payload: r.try_get(2)?, created_ms: r.try_get(3)? })).collect()
+    }
+
+    /// The broker has every published incident event up to this seq.
+    pub async fn events_acked_through(&self) -> Result<i64> {
+        Ok(sqlx::query("SELECT acked_through FROM event_feed WHERE id = 1").fetch_one(&self.pool).await?.try_get(0)?)
+    }
+
+    /// The events after `seq`, oldest first: (seq, kind, municipality, body).
+    pub async fn events_after(&self, seq: i64) -> Result<Vec<(i64, String, Option<String>, String)>> {
+        let rows = sqlx::query("SELECT seq, kind, municipality, body FROM events WHERE seq > $1 ORDER BY seq").bind(seq).fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?))).collect()
     }
 
     pub async fn outbox_len(&self) -> Result<i64> {

@@ -370,8 +370,12 @@ async fn accounts_sessions_and_audit_on_postgresql() {
         outbox: vec![OutboxRow { id: 1, topic: "t".into(), payload: "it's \"quoted\" ø".into(), created_ms: 100 }],
         delivered: vec![],
         audit: vec![AuditRow { at_ms: 100, username: "ops".into(), role: "operator", action: "note".into(), incident: Some(7), detail: "Dotter's key; \"nøkkel\"".into(), outcome: "ok".into() }],
+        events_acked_through: Some(1),
     };
+    assert_eq!(store.events_acked_through().await.unwrap(), 0);
     store.append(&batch).await.unwrap();
+    assert_eq!(store.events_acked_through().await.unwrap(), 1);
+    assert_eq!(store.events_after(1).await.unwrap(), [(2, "closed".to_owned(), Some("fjord".to_owned()), "{}".to_owned())]);
     assert_eq!(store.incident_audit(7).await.unwrap(), batch.audit);
     assert_eq!(store.answered_since(0).await.unwrap(), [(100, "fjord".to_owned(), answered.to_owned())]);
     assert_eq!(store.closed_since(0, 10).await.unwrap(), [7]);

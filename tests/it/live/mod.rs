@@ -503,20 +503,70 @@ async fn more_outbound_messages_than_the_client_queue_all_go_out() {
     }
     wait_metric(&v, "vakt_open_incidents", 20.0).await;
     wait_metric(&v, "vakt_outbox_pending", 0.0).await;
+    wait_metric(&v, "vakt_incident_events_unacknowledged", 0.0).await;
     broker.stop();
     // Offers expire after 2 s: revokes, broadcasts, offers and events pile up meanwhile.
     tokio::time::sleep(Duration::from_millis(3000)).await;
     let store = v.store().await;
-    let piled = store.outbox_len().await.unwrap();
+    // Outbox rows, and incident events after the stored mark of what the broker has.
+    let waiting = async || store.outbox_len().await.unwrap() + store.events_after(store.events_acked_through().await.unwrap()).await.unwrap().len() as i64;
+    let piled = waiting().await;
     assert!(piled > 40, "only {piled} messages waiting: the test needs more than the queue of 10");
     broker.start_again();
     wait_metric(&v, "vakt_mqtt_connected", 1.0).await;
     for _ in 0..200 {
-        if store.outbox_len().await.unwrap() == 0 {
+        if waiting().await == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(store.outbox_len().await.unwrap(), 0, "{piled} messages were waiting; all must reach the broker\n{}", v.log());
+    assert_eq!(waiting().await, 0, "{piled} messages were waiting; all must reach the broker\n{}", v.log());
+    store.close().await;
+}
+
+/// Incident events go out from the events table, not from outbox copies. Events stored
+/// while the broker was down, by an engine then killed, are published after the restart,
+/// in order and each once; afterwards the stored mark has caught up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incident_events_stored_while_the_broker_was_down_go_out_after_a_crash() {
+    let dir = temp_dir("event-feed");
+    let port = free_port();
+    let mut broker = Mosquitto::start(&dir, port);
+    let backend = Backend::sqlite_on(port, &dir);
+    let mut v = Vakt::start(&backend, &dir);
+    let (mut ops, device, _near) = clients_with_near_on_duty(&v, port).await;
+    device.publish_json("vakt/v1/alarms/fjord", alarm("e-1", "r1", "fall")).await;
+    let offered = ops.expect("vakt/v1/incidents/fjord", "the first offer", |e| is(e, "offered", 1)).await;
+    wait_metric(&v, "vakt_incident_events_unacknowledged", 0.0).await;
+    broker.stop();
+    // The offer expires after 2 s: the revoke, the broadcast and its offer are stored, not published.
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    let store = v.store().await;
+    let stored: Vec<i64> = store.events_after(offered["seq"].as_i64().unwrap()).await.unwrap().into_iter().map(|(seq, ..)| seq).collect();
+    assert!(stored.len() >= 2, "events stored while the broker was down: {stored:?}");
+    v.kill9();
+    broker.start_again();
+    let mut ops = Client::connect(port, OPS).await;
+    v.restart();
+    let mut got = Vec::new();
+    for seq in &stored {
+        let e = ops.expect("vakt/v1/incidents/fjord", &format!("event {seq}"), |e| e["seq"] == *seq).await;
+        got.push(e["type"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(got.first().map(String::as_str), Some("revoked"), "{got:?}");
+    // Everything up to the newest event is marked as with the broker (stored within 500 ms).
+    wait_metric(&v, "vakt_incident_events_unacknowledged", 0.0).await;
+    for _ in 0..100 {
+        if store.events_after(store.events_acked_through().await.unwrap()).await.unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(store.events_after(store.events_acked_through().await.unwrap()).await.unwrap(), []);
+    // Each event once: nothing more arrives for the events already seen.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for seq in &stored {
+        assert!(ops.try_take(|t, e| t == "vakt/v1/incidents/fjord" && e["seq"] == *seq).is_none(), "event {seq} came twice");
+    }
     store.close().await;
 }

@@ -321,6 +321,15 @@ impl Client {
         self.publish(topic, v.to_string()).await;
     }
 
+    /// A message already received for which `pred` holds, if any (without waiting).
+    pub fn try_take(&mut self, pred: impl Fn(&str, &Value) -> bool) -> Option<(String, Value)> {
+        while let Ok(m) = self.rx.try_recv() {
+            self.seen.push(m);
+        }
+        let i = self.seen.iter().position(|(t, v)| pred(t, v))?;
+        Some(self.seen.remove(i))
+    }
+
     /// Waits for the first message on `topic` for which `pred` holds; keeps the others.
     pub async fn expect(&mut self, topic: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
         if let Some(i) = self.seen.iter().position(|(t, v)| t == topic && pred(v)) {
