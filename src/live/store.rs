@@ -8,6 +8,9 @@
 //!   restart recovers open incidents, pending timers and staff state.
 //! - `events`: the incident history, one row per action.
 //! - `outbox`: messages for the broker, deleted once the broker has acknowledged them.
+//! - `event_feed`: how far the broker has acknowledged the incident events (published
+//!   from `events` itself).
+//! - `users`, `sessions`, `audit`: the web side's accounts and who did what.
 //! - `residents`, `staff`: the directory, filled by `vakt import`.
 //!
 //! One engine writes a database at a time; it numbers log, event and outbox rows itself.
@@ -187,7 +190,7 @@ impl Store {
 
     /// Stores a batch in one transaction: all of it or nothing.
     pub async fn append(&self, batch: &Batch) -> Result<()> {
-        let params = batch.log.len() * 3 + batch.events.len() * 6 + batch.outbox.len() * 4 + batch.delivered.len() * 2 + batch.audit.len() * 7;
+        let params = batch.log.len() * 3 + batch.events.len() * 6 + batch.outbox.len() * 4 + batch.delivered.len() * 2 + batch.audit.len() * 7 + 1;
         if self.backend == Backend::Postgres && params <= 60_000 {
             return self.append_in_one_statement(batch).await;
         }
