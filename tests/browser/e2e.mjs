@@ -51,7 +51,10 @@ try {
   step('operator logged in, live stream open');
 
   // The staff member, on a phone-sized screen.
-  const appCtx = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  const appCtx = await browser.newContext({
+    viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true,
+    permissions: ['geolocation'], geolocation: { latitude: 61.2301, longitude: 7.1002 },
+  });
   const app = await appCtx.newPage();
   watch(app, 'app');
   await app.goto(`${base}/app`);
@@ -60,11 +63,20 @@ try {
   await app.fill('#password', staffPass);
   await app.click('#login-button');
   await app.waitForURL(/\/app$/);
-  await app.click('#position-box summary');
-  await app.fill('#lat', '61.2301');
-  await app.fill('#lon', '7.1002');
+  // On duty: the position comes from the phone's location.
   await app.click('#duty-toggle');
   await app.waitForFunction(() => document.getElementById('duty-state').textContent === 'On duty');
+  await app.waitForFunction(() => document.getElementById('position-state').textContent === '61.2301, 7.1002');
+  step('on duty, position from geolocation');
+  // The manual fallback: typed in (here: a step along the road, then back).
+  await app.click('#position-box summary');
+  for (const [lat, lon] of [['61.2310', '7.1010'], ['61.2301', '7.1002']]) {
+    await app.fill('#lat', lat);
+    await app.fill('#lon', lon);
+    await app.click('#position-send');
+    await app.waitForFunction((want) => document.getElementById('position-state').textContent === want, `${lat}, ${lon}`);
+  }
+  step('position typed in by hand');
   await app.waitForSelector('#live-state.on');
   // Installable: the manifest is linked and the service worker controls the app.
   const scope = await app.evaluate(() => navigator.serviceWorker.ready.then((r) => r.scope));

@@ -249,9 +249,23 @@ async fn staff_act_only_on_what_is_offered_to_them() {
     // A malformed reply is refused with the MQTT contract's reason.
     let (status, _, body) = api.call("POST", "/api/staff/me/replies", &kari, Some(json!({ "incident_id": 1, "action": "dance" }))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // The operator sends it to Ola by name as well: now Ola may take it too.
+    let ops = api.login("ops").await;
+    let (status, _, body) = api.call("POST", "/api/incidents/1/actions", &ops, Some(json!({ "action": "assign", "staff_id": "middle" }))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let types: Vec<&str> = body["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["assigned_by_operator", "offered"]);
+    let (_, _, theirs) = api.call("GET", "/api/staff/me", &ola, None).await;
+    assert_eq!(theirs["incidents"][0]["incident_id"], 1, "{theirs}");
+    let (status, _, body) = api.call("POST", "/api/incidents/1/actions", &ops, Some(json!({ "action": "assign", "staff_id": "nobody" }))).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("unknown_staff")));
+    // Kari is first; Ola's offer is withdrawn and his accept is too late.
     let (status, _, body) = api.call("POST", "/api/staff/me/replies", &kari, Some(json!({ "incident_id": 1, "action": "accept" }))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body["events"].as_array().unwrap().iter().any(|e| e["type"] == "accepted"), "{body}");
+    assert!(body["events"].as_array().unwrap().iter().any(|e| e["type"] == "revoked" && e["staff_id"] == "middle"), "{body}");
+    let (status, _, body) = api.call("POST", "/api/staff/me/replies", &ola, Some(json!({ "incident_id": 1, "action": "accept" }))).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::CONFLICT, Some("already_taken")));
     let now = api.incident(1).await;
     assert_eq!(now["incident"]["stage"], "accepted");
     api.stop().await;
@@ -308,6 +322,15 @@ async fn roles_and_centres_that_may_not_are_refused_and_change_nothing() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let (status, _, body) = api.call("POST", "/api/incidents/1/actions", &ops, Some(json!({ "action": "escalate" }))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    // A second Dal alarm: answered, then forwarded to home care (the staff ladder starts).
+    api.alarm("d2", "d1", "dal").await;
+    let (status, _, body) = api.call("POST", "/api/incidents/3/actions", &dalops, Some(json!({ "action": "forward_to_home_care" }))).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::CONFLICT, Some("wrong_state")), "answer first");
+    for action in ["answer", "forward_to_home_care"] {
+        let (status, _, body) = api.call("POST", "/api/incidents/3/actions", &dalops, Some(json!({ "action": action }))).await;
+        assert_eq!(status, StatusCode::OK, "{action}: {body}");
+    }
+    assert_eq!(api.incident(3).await["incident"]["stage"], "awaiting_staff");
     let two = api.incident(2).await;
     let types: Vec<&str> = two["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
     for want in ["answered", "note_added", "resolved_by_centre", "closed"] {
@@ -321,12 +344,12 @@ async fn roles_and_centres_that_may_not_are_refused_and_change_nothing() {
     let outcomes: Vec<(&str, &str)> = one["audit"].as_array().unwrap().iter().map(|a| (a["username"].as_str().unwrap(), a["outcome"].as_str().unwrap())).collect();
     assert_eq!(outcomes, [("dalops", "not_your_centre"), ("ops", "ok")]);
 
-    // The answer counts in the KPIs: one answered in Dal today, within the target.
+    // The answers count in the KPIs: two answered in Dal today, within the target.
     let (_, _, k) = api.call("GET", "/api/kpis", &plan, None).await;
     let today = &k["periods"][0];
     assert_eq!(today["period"], "today");
     let dal = today["municipalities"].as_array().unwrap().iter().find(|r| r["municipality"] == "dal").unwrap();
-    assert_eq!((dal["answered"].as_u64(), dal["within_target"].as_u64(), dal["model"].as_str()), (Some(1), Some(1), Some("shared_centre")));
+    assert_eq!((dal["answered"].as_u64(), dal["within_target"].as_u64(), dal["model"].as_str()), (Some(2), Some(2), Some("shared_centre")));
     api.stop().await;
 }
 
