@@ -104,6 +104,7 @@ setInterval(tick, 500);
 
 async function load() {
   state = await api('/api/staff/me');
+  document.getElementById('who').textContent = state.name || state.staff_id;
   const fresh = state.incidents.filter((i) => !i.mine && !seen.has(i.incident_id));
   for (const i of state.incidents) seen.add(i.incident_id);
   if (fresh.length) alertSound();

@@ -81,8 +81,14 @@ async function select(id) {
   await loadDetail();
 }
 
+// A staff member's name from the directory (the map's staff list), or the id.
+function nameOf(id) {
+  const s = staff.find((x) => x.staff_id === id);
+  return s && s.name ? s.name : id;
+}
+
 function describe(e) {
-  const who = e.staff_id ? ` ${e.staff_id}` : e.operator_id ? ` ${e.operator_id}` : '';
+  const who = e.staff_id ? ` ${nameOf(e.staff_id)}` : e.operator_id ? ` ${e.operator_id}` : '';
   switch (e.type) {
     case 'raised': return `Alarm ${e.alarm_id} (${kindName(e.kind)}, ${e.priority}) from ${e.resident_id}, model ${e.model}`;
     case 'queued': return `Queued at ${e.centre_id}`;
@@ -92,15 +98,15 @@ function describe(e) {
     case 'broadcast': return 'Offered to everyone on duty';
     case 'forwarded_to_backup': return `Forwarded to the backup ${e.backup_centre || e.backup_team}`;
     case 'alert': return `Alert: nobody has it after ${mmss(e.waiting_secs)}`;
-    case 'assigned_by_operator': return `Assigned by${e.operator_id ? ' ' + e.operator_id : ''} to ${e.staff_id}`;
+    case 'assigned_by_operator': return `Assigned by ${e.operator_id} to ${nameOf(e.staff_id)}`;
     case 'escalated_by_operator': return `Escalated by ${e.operator_id}`;
     case 'note_added': return `Note by ${e.by}: ${e.note}`;
-    case 'answered': return `Answered by ${e.by.staff_id || e.by.operator_id} in ${mmss(e.answer_secs)}`;
+    case 'answered': return `Answered by ${e.by.staff_id ? nameOf(e.by.staff_id) : e.by.operator_id} in ${mmss(e.answer_secs)}`;
     case 'resolved_by_centre': return `Resolved on the phone by ${e.operator_id}`;
     case 'forwarded_to_home_care': return `Forwarded to home care by ${e.operator_id}`;
     case 'accepted': return `Accepted by${who}`;
-    case 'en_route': return `${e.staff_id} is on the way`;
-    case 'on_site': return `${e.staff_id} on site, ${mmss(e.since_raised_secs)} after the alarm`;
+    case 'en_route': return `${nameOf(e.staff_id)} is on the way`;
+    case 'on_site': return `${nameOf(e.staff_id)} on site, ${mmss(e.since_raised_secs)} after the alarm`;
     case 'closed': return `Closed: ${(e.outcome || '').replaceAll('_', ' ')}${e.note ? ` (${e.note})` : ''}`;
     case 'attached': return `Another alarm joined: ${e.alarm_id}`;
     case 'rejected': return `Refused: ${e.detail}`;
@@ -134,8 +140,8 @@ async function loadDetail() {
       el('dt', {}, 'Municipality'), el('dd', {}, `${i.municipality} (${(i.model || '').replaceAll('_', ' ')})`),
       el('dt', {}, 'Received'), el('dd', {}, clock(i.received_at)),
       i.answered_at ? [el('dt', {}, 'Answered'), el('dd', {}, `${clock(i.answered_at)} (${mmss(ageSecs(i))})`)] : null,
-      i.live_offers && i.live_offers.length ? [el('dt', {}, 'Offered to'), el('dd', {}, i.live_offers.join(', '))] : null,
-      i.assigned ? [el('dt', {}, 'Staff'), el('dd', {}, i.assigned)] : null,
+      i.live_offers && i.live_offers.length ? [el('dt', {}, 'Offered to'), el('dd', {}, i.live_offers.map(nameOf).join(', '))] : null,
+      i.assigned ? [el('dt', {}, 'Staff'), el('dd', {}, nameOf(i.assigned))] : null,
     ),
     actions,
     status,

@@ -85,6 +85,9 @@ pub async fn start(settings: Settings, config_dir: Option<&Path>) -> Result<Runn
     let app = web::router(web);
     let http_addr = http::serve(&settings.http.listen, app.clone(), stop_rx.clone()).await?;
     info!(%http_addr, "HTTP: dashboard /, staff app /app, API /api, /metrics /healthz /readyz");
+    if store.users().await?.is_empty() {
+        warn!("no web users yet: create the first with `vakt user add NAME --role admin` (same --config), then log in at http://{http_addr}/");
+    }
 
     let mut driver = driver::Driver::new(Engine::new(config), store.clone(), metrics.clone(), settings.wire.limits());
     driver.checkpoint_every = settings.database.checkpoint_every.max(1);

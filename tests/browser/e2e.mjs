@@ -128,7 +128,7 @@ try {
   await ops.locator(`.incident[data-id="${id}"][data-state="done"]`).waitFor({ timeout: 15000 });
   await ops.waitForFunction(() => /Closed: helped/.test(document.getElementById('timeline')?.textContent || ''));
   const timeline = await ops.textContent('#timeline');
-  for (const want of ['Note by operator ops: Daughter informed by phone', 'ops (operator): note', 'Accepted by near', 'near is on the way', 'near on site', 'Helped up, no injury']) {
+  for (const want of ['Note by operator ops: Daughter informed by phone', 'ops (operator): note', 'Accepted by Kari Nær', 'Kari Nær is on the way', 'Kari Nær on site', 'kari (staff): close', 'Helped up, no injury']) {
     if (!timeline.includes(want)) throw new Error(`the timeline lacks "${want}":\n${timeline}`);
   }
   // The answer (within the target) counts in today's KPI without a reload.

@@ -405,6 +405,7 @@ fn my_staff_id(a: &Authed) -> Result<crate::core::StaffId, ApiError> {
 /// The signed-in staff member: duty state, position, and what is offered to or held by them.
 async fn staff_me(State(s): State<AppState>, a: Authed) -> Result<Json<Value>, ApiError> {
     let me = my_staff_id(&a)?;
+    let name = s.store.staff_names().await.map_err(ApiError::internal)?.into_iter().find(|(id, _)| id == me.as_str()).map(|(_, n)| n);
     let v = s
         .read(move |d| {
             let e = d.engine();
@@ -421,6 +422,7 @@ async fn staff_me(State(s): State<AppState>, a: Authed) -> Result<Json<Value>, A
                 .collect();
             json!({
                 "staff_id": me.as_str(),
+                "name": name,
                 "known": state.is_some(),
                 "on_duty": state.is_some_and(|s| s.on_duty),
                 "position": state.and_then(|s| s.position),
