@@ -189,8 +189,9 @@ async fn a_missing_csrf_token_is_refused_and_changes_nothing() {
     let kari = api.login("kari").await;
     let before = api.log_len().await;
     let on_duty = json!({ "state": "on_duty", "position": { "lat": 61.23, "lon": 7.10 } });
-    let (status, _, body) = api.call("POST", "/api/staff/me/status", &kari.without_csrf(), Some(on_duty.clone())).await;
+    let (status, headers, body) = api.call("POST", "/api/staff/me/status", &kari.without_csrf(), Some(on_duty.clone())).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::FORBIDDEN, Some("csrf")));
+    assert_eq!(headers.get("x-content-type-options").map(|v| v.to_str().unwrap()), Some("nosniff"));
     let wrong = Auth::Cookie { cookie: match &kari { Auth::Cookie { cookie, .. } => cookie.clone(), _ => unreachable!() }, csrf: Some("0".repeat(64)) };
     let (status, _, _) = api.call("POST", "/api/staff/me/status", &wrong, Some(on_duty.clone())).await;
     assert_eq!(status, StatusCode::FORBIDDEN);

@@ -97,7 +97,21 @@ impl AppState {
 /// The dashboard, the staff app, their files, the API and the operations endpoints.
 pub fn router(state: AppState) -> Router {
     let ops = super::http::router(state.metrics.clone(), state.ready.clone());
-    Router::new().merge(api::routes()).merge(assets::routes()).with_state(state).merge(ops)
+    Router::new().merge(api::routes()).merge(assets::routes()).with_state(state).merge(ops).layer(axum::middleware::map_response(security_headers))
+}
+
+/// On every response: no content-type sniffing, no referrer to other sites, no framing.
+async fn security_headers(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, header::HeaderValue::from_static("same-origin"));
+    h.insert(header::X_FRAME_OPTIONS, header::HeaderValue::from_static("DENY"));
+    r
+}
+
+/// Compares secrets in time that does not depend on where they first differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// A JSON error: `{"error": code, "message": text}` with its status.
@@ -191,8 +205,8 @@ impl FromRequestParts<AppState> for Authed {
         let (user, csrf) = state.store.session(&digest, now).await.map_err(ApiError::internal)?.ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "session_expired", "the session has ended; log in again"))?;
         let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
         if via_cookie && !safe {
-            let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
-            if sent != Some(csrf.as_str()) {
+            let sent = parts.headers.get(CSRF_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
+            if !constant_time_eq(sent, csrf.as_bytes()) {
                 return Err(ApiError::new(StatusCode::FORBIDDEN, "csrf", "missing or wrong X-CSRF-Token header (GET /api/me gives it)"));
             }
         }
