@@ -370,13 +370,23 @@ fn the_openapi_document_lists_every_route_and_no_other() {
     assert_eq!(documented, served);
 }
 
-/// The account and audit tables on PostgreSQL (the other tests run on SQLite): a user,
-/// a session, a batch with an audit line and events, and the reads the API makes.
+/// The account and audit tables, and a batch written the way each backend writes one
+/// (PostgreSQL: one statement; SQLite: one query of several statements with their
+/// arguments bound across them): every value in its column.
 #[tokio::test(flavor = "multi_thread")]
-async fn accounts_sessions_and_audit_on_postgresql() {
-    use vakt::live::store::{AuditRow, Batch, EventRow, LogRow, OutboxRow, Store};
+async fn accounts_sessions_audit_and_batches_on_postgresql() {
     let backend = crate::live::support::Backend::external(1883).await;
-    let store = Store::open(&backend.database_url()).await.unwrap();
+    store_round_trip(&backend.database_url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn accounts_sessions_audit_and_batches_on_sqlite() {
+    store_round_trip(&format!("sqlite://{}", temp_dir("store").join("vakt.sqlite").display())).await;
+}
+
+async fn store_round_trip(url: &str) {
+    use vakt::live::store::{AuditRow, Batch, EventRow, LogRow, OutboxRow, Store};
+    let store = Store::open(url).await.unwrap();
     let user = User { username: "ops".into(), role: Role::Operator, staff_id: None, centre: Some(vakt::core::CentreId::parse("c1").unwrap()) };
     store.put_user(&user, "hash", 1, false).await.unwrap();
     assert!(store.put_user(&user, "hash", 1, false).await.unwrap_err().to_string().contains("exists"));
@@ -399,13 +409,25 @@ async fn accounts_sessions_and_audit_on_postgresql() {
     assert_eq!(store.events_acked_through().await.unwrap(), 0);
     store.append(&batch).await.unwrap();
     assert_eq!(store.events_acked_through().await.unwrap(), 1);
+    let log = store.log_page(0, 10).await.unwrap();
+    assert_eq!(log.iter().map(|r| (r.seq, r.at_ms, r.record.as_str())).collect::<Vec<_>>(), [(1, 100, "\"tick\"")]);
     assert_eq!(store.events_after(1).await.unwrap(), [(2, "closed".to_owned(), Some("fjord".to_owned()), "{}".to_owned())]);
     assert_eq!(store.incident_audit(7).await.unwrap(), batch.audit);
     assert_eq!(store.answered_since(0).await.unwrap(), [(100, "fjord".to_owned(), answered.to_owned())]);
     assert_eq!(store.closed_since(0, 10).await.unwrap(), [7]);
     assert_eq!(store.pending_outbox().await.unwrap()[0].payload, "it's \"quoted\" ø");
-    // Deleting what the broker has, in the next batch.
-    store.append(&Batch { delivered: vec![1], ..Batch::default() }).await.unwrap();
-    assert_eq!(store.outbox_len().await.unwrap(), 0);
+    // Deleting what the broker has, in the next batch, with more rows of its own.
+    let more = Batch {
+        outbox: (2..=5).map(|id| OutboxRow { id, topic: format!("t{id}"), payload: format!("p{id}"), created_ms: id }).collect(),
+        delivered: vec![1],
+        events_acked_through: Some(2),
+        ..Batch::default()
+    };
+    store.append(&more).await.unwrap();
+    let left: Vec<(i64, String, String, i64)> = store.pending_outbox().await.unwrap().into_iter().map(|r| (r.id, r.topic, r.payload, r.created_ms)).collect();
+    assert_eq!(left, (2..=5).map(|id| (id, format!("t{id}"), format!("p{id}"), id)).collect::<Vec<_>>());
+    assert_eq!(store.events_acked_through().await.unwrap(), 2);
+    store.append(&Batch { delivered: vec![2, 3, 5], ..Batch::default() }).await.unwrap();
+    assert_eq!(store.pending_outbox().await.unwrap().into_iter().map(|r| r.id).collect::<Vec<_>>(), [4]);
     store.close().await;
 }
