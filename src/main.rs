@@ -16,6 +16,7 @@ Usage:
                                                add a web user (asks for the password; or pipe
                                                it in on one line); --replace changes one
   vakt user list [--config FILE]               list the web users
+  vakt user remove USERNAME [--config FILE]    remove a web user; their sessions end
   vakt simulate --scenario FILE [--alarms HISTORY.csv] [--seed N] [--out DIR]
                                                replay a year of alarms through the response
                                                models (docs/simulation.md)
@@ -139,7 +140,7 @@ fn run(args: &[String]) -> Result<(), String> {
 
 fn user_command(rest: &[String]) -> Result<(), String> {
     use vakt::live::accounts::{Role, User};
-    let (sub, args) = rest.split_first().ok_or_else(|| format!("user takes add or list\n\n{USAGE}"))?;
+    let (sub, args) = rest.split_first().ok_or_else(|| format!("user takes add, list or remove\n\n{USAGE}"))?;
     let mut username = None;
     let (mut role, mut staff, mut centre, mut config, mut replace) = (None, None, None, None, false);
     let mut it = args.iter();
@@ -151,7 +152,7 @@ fn user_command(rest: &[String]) -> Result<(), String> {
             "--centre" => centre = Some(value()?),
             "--config" => config = Some(PathBuf::from(value()?)),
             "--replace" => replace = true,
-            s if !s.starts_with("--") && username.is_none() && sub == "add" => username = Some(s.to_owned()),
+            s if !s.starts_with("--") && username.is_none() && (sub == "add" || sub == "remove") => username = Some(s.to_owned()),
             other => return Err(format!("user {sub} does not take {other}\n\n{USAGE}")),
         }
     }
@@ -195,7 +196,18 @@ fn user_command(rest: &[String]) -> Result<(), String> {
                 Ok::<(), anyhow::Error>(())
             })
         }
-        other => return Err(format!("user {other}? add or list\n\n{USAGE}")),
+        "remove" => {
+            let username = username.ok_or_else(|| format!("user remove needs a USERNAME\n\n{USAGE}"))?;
+            runtime()?.block_on(async move {
+                let store = vakt::live::store::Store::open(&url).await?;
+                let removed = store.remove_user(&username).await?;
+                store.close().await;
+                anyhow::ensure!(removed, "no user {username:?}");
+                println!("removed user {username}; their sessions have ended");
+                Ok(())
+            })
+        }
+        other => return Err(format!("user {other}? add, list or remove\n\n{USAGE}")),
     }
     .map_err(|e| format!("{e:#}"))
 }

@@ -438,6 +438,15 @@ impl Store {
         row.map(|r| Ok((user_from_row(&r)?, r.try_get(4)?))).transpose()
     }
 
+    /// Removes a user and ends their sessions. `false` if there was no such user.
+    pub async fn remove_user(&self, username: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM sessions WHERE username = $1").bind(username).execute(&mut *tx).await?;
+        let n = sqlx::query("DELETE FROM users WHERE username = $1").bind(username).execute(&mut *tx).await?.rows_affected();
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
     pub async fn users(&self) -> Result<Vec<User>> {
         let rows = sqlx::query("SELECT username, role, staff_id, centre FROM users ORDER BY username").fetch_all(&self.pool).await?;
         rows.iter().map(user_from_row).collect()

@@ -394,6 +394,12 @@ async fn store_round_trip(url: &str) {
     store.create_session("digest", "ops", "csrf", 10, 20).await.unwrap();
     assert_eq!(store.session("digest", 15).await.unwrap(), Some((user.clone(), "csrf".to_owned())));
     assert_eq!(store.session("digest", 25).await.unwrap(), None, "expired");
+    store.create_session("digest2", "ops", "csrf2", 10, 20).await.unwrap();
+    let other = User { username: "kari".into(), role: Role::Staff, staff_id: Some(vakt::core::StaffId::parse("near").unwrap()), centre: None };
+    store.put_user(&other, "hash", 1, false).await.unwrap();
+    assert!(store.remove_user("kari").await.unwrap());
+    assert!(!store.remove_user("kari").await.unwrap(), "gone already");
+    assert_eq!(store.users().await.unwrap(), [user.clone()]);
     let answered = r#"{"type":"answered","answer_secs":12.5}"#;
     let batch = Batch {
         log: vec![LogRow { seq: 1, at_ms: 100, record: "\"tick\"".into() }],
