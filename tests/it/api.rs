@@ -399,7 +399,7 @@ async fn store_round_trip(url: &str) {
     store.put_user(&other, "hash", 1, false).await.unwrap();
     assert!(store.remove_user("kari").await.unwrap());
     assert!(!store.remove_user("kari").await.unwrap(), "gone already");
-    assert_eq!(store.users().await.unwrap(), [user.clone()]);
+    assert_eq!(store.users().await.unwrap(), std::slice::from_ref(&user));
     let answered = r#"{"type":"answered","answer_secs":12.5}"#;
     let batch = Batch {
         log: vec![LogRow { seq: 1, at_ms: 100, record: "\"tick\"".into() }],
