@@ -53,7 +53,9 @@ async fn operator_sees_the_alarm_live_and_the_staff_app_takes_it() {
         return;
     }
     let dir = temp_dir("browser");
-    let backend = Backend::embedded(&dir);
+    let mut backend = Backend::embedded(&dir);
+    // A tile server that is not there: the map must still show the positions.
+    backend.http_extra = "tiles = \"http://127.0.0.1:9/{z}/{x}/{y}.png\"\ntiles_attribution = \"Tiles: the municipality's server\"".into();
     let v = Vakt::start_with(&backend, &dir, &format!("{HUMAN_LADDER_TOML}{FJORD_TOML}"), &residents_csv(), STAFF_CSV);
     add_user(&v, "ops", "operator-password", &["--role", "operator", "--centre", "backup-centre"]);
     add_user(&v, "kari", "staff-password", &["--role", "staff", "--staff", "near"]);
