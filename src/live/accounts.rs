@@ -90,6 +90,16 @@ pub fn may_see(config: &crate::core::EngineConfig, user: &User, municipality: us
     }
 }
 
+/// `may_see` by the municipality's id; an id not in the configuration is seen by nobody.
+pub fn may_see_id(config: &crate::core::EngineConfig, user: &User, municipality: &crate::core::MunicipalityId) -> bool {
+    config.municipality_index(municipality).is_some_and(|i| may_see(config, user, i))
+}
+
+/// The municipalities this user sees (`may_see`), in configuration order.
+pub fn visible_municipalities<'a>(config: &'a crate::core::EngineConfig, user: &'a User) -> impl Iterator<Item = &'a crate::core::MunicipalityConfig> + 'a {
+    config.municipalities.iter().enumerate().filter(move |(i, _)| may_see(config, user, *i)).map(|(_, m)| m)
+}
+
 pub const MIN_PASSWORD_LEN: usize = 10;
 
 /// An argon2id hash in PHC string format (salt and parameters included).

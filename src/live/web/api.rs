@@ -134,13 +134,7 @@ async fn logout(State(s): State<AppState>, a: Authed) -> Result<Response, ApiErr
 
 /// The municipalities this user sees, with their model: `[{id, name, model}]`.
 fn scope(s: &AppState, user: &User) -> Vec<Value> {
-    s.config
-        .municipalities
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| accounts::may_see(&s.config, user, *i))
-        .map(|(_, m)| json!({ "id": m.id.as_str(), "name": m.name, "model": m.model.as_str() }))
-        .collect()
+    accounts::visible_municipalities(&s.config, user).map(|m| json!({ "id": m.id.as_str(), "name": m.name, "model": m.model.as_str() })).collect()
 }
 
 async fn me(State(s): State<AppState>, a: Authed) -> Json<Value> {
@@ -233,7 +227,7 @@ async fn incidents(State(s): State<AppState>, a: Authed) -> Result<Json<Value>, 
 }
 
 fn municipality_visible(s: &AppState, user: &User, m: &Value) -> bool {
-    m.as_str().and_then(|m| crate::core::MunicipalityId::parse(m).ok()).and_then(|m| s.config.municipality_index(&m)).is_some_and(|i| accounts::may_see(&s.config, user, i))
+    m.as_str().and_then(|m| crate::core::MunicipalityId::parse(m).ok()).is_some_and(|m| accounts::may_see_id(&s.config, user, &m))
 }
 
 /// One incident: its state and its whole timeline (engine events and who did what).
@@ -277,8 +271,7 @@ async fn map(State(s): State<AppState>, a: Authed) -> Result<Json<Value>, ApiErr
     let v = s
         .read(move |d| {
             let e = d.engine();
-            let config = e.config();
-            let visible = |m: &crate::core::MunicipalityId| config.municipality_index(m).is_some_and(|i| d.in_scope(&user, i));
+            let visible = |m: &crate::core::MunicipalityId| accounts::may_see_id(e.config(), &user, m);
             let mut residents: Vec<Value> = e
                 .residents
                 .values()
@@ -331,8 +324,7 @@ async fn kpis(State(s): State<AppState>, a: Authed) -> Result<Json<Value>, ApiEr
     for (p, (name, since)) in periods.iter().enumerate() {
         let mut by_model: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
         let mut rows = Vec::new();
-        for (i, m) in s.config.municipalities.iter().enumerate().filter(|(i, _)| accounts::may_see(&s.config, &a.user, *i)) {
-            let _ = i;
+        for m in accounts::visible_municipalities(&s.config, &a.user) {
             let (n, w) = counts.get(&(p, m.id.as_str().to_owned())).copied().unwrap_or_default();
             let t = by_model.entry(m.model.as_str()).or_default();
             t.0 += n;
@@ -357,7 +349,7 @@ async fn kpis(State(s): State<AppState>, a: Authed) -> Result<Json<Value>, ApiEr
         .read(move |d| {
             let e = d.engine();
             let open = e.open_incidents().filter(|v| d.in_scope(&user, v.municipality)).count();
-            let on_duty = e.staff.iter().filter(|s| s.on_duty && e.config().municipality_index(&s.info.municipality).is_some_and(|i| d.in_scope(&user, i))).count();
+            let on_duty = e.staff.iter().filter(|s| s.on_duty && accounts::may_see_id(e.config(), &user, &s.info.municipality)).count();
             (open, on_duty)
         })
         .await?;
@@ -386,14 +378,7 @@ fn live_events(rx: broadcast::Receiver<LiveMessage>, keep: impl Fn(&str) -> Opti
 /// Every incident change in the user's scope, as on `vakt/v1/incidents/{m}`.
 async fn stream(State(s): State<AppState>, a: Authed) -> Result<impl IntoResponse, ApiError> {
     a.require(DASHBOARD)?;
-    let topics: Vec<String> = s
-        .config
-        .municipalities
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| accounts::may_see(&s.config, &a.user, *i))
-        .map(|(_, m)| outbound::incidents_topic(&m.id))
-        .collect();
+    let topics: Vec<String> = accounts::visible_municipalities(&s.config, &a.user).map(|m| outbound::incidents_topic(&m.id)).collect();
     Ok(live_events(s.live.subscribe(), move |t| topics.iter().any(|x| x == t).then_some("incident")))
 }
 
@@ -405,7 +390,7 @@ fn my_staff_id(a: &Authed) -> Result<crate::core::StaffId, ApiError> {
 /// The signed-in staff member: duty state, position, and what is offered to or held by them.
 async fn staff_me(State(s): State<AppState>, a: Authed) -> Result<Json<Value>, ApiError> {
     let me = my_staff_id(&a)?;
-    let name = s.store.staff_names().await.map_err(ApiError::internal)?.into_iter().find(|(id, _)| id == me.as_str()).map(|(_, n)| n);
+    let name = s.store.staff_name(me.as_str()).await.map_err(ApiError::internal)?;
     let v = s
         .read(move |d| {
             let e = d.engine();
