@@ -416,7 +416,7 @@ impl Driver {
             }
             let topic = municipality.as_deref().and_then(|m| crate::core::MunicipalityId::parse(m).ok()).map(|m| outbound::incidents_topic(&m));
             match topic {
-                Some(topic) if kind != "rejected" => out.push(OutMsg { stored: Stored::Event(seq), topic, payload: body }),
+                Some(topic) if outbound::is_published(&kind) => out.push(OutMsg { stored: Stored::Event(seq), topic, payload: body }),
                 _ => self.event_done(seq),
             }
         }

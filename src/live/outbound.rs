@@ -69,6 +69,12 @@ pub fn event_kind(action: &Action) -> &'static str {
     }
 }
 
+/// Is a stored event of this kind published on the incidents topic? All are but a
+/// refusal's (`incident_event` gives none for `Rejected`), which is stored for the record.
+pub fn is_published(kind: &str) -> bool {
+    kind != "rejected"
+}
+
 pub fn revoke_reason(r: RevokeReason) -> &'static str {
     match r {
         RevokeReason::Declined => "declined",
@@ -224,5 +230,8 @@ mod tests {
         let e = incident_event(3, &a, &ctx()).unwrap();
         assert_eq!((e["type"].as_str(), e["seq"].as_i64(), e["staff_id"].as_str()), (Some("offered"), Some(3), Some("s1")));
         assert!(incident_event(4, &Action::DuplicateIgnored { at, alarm: AlarmId::parse("a").unwrap() }, &ctx()).is_none());
+        let refused = Action::Rejected { at, by: None, incident: Some(IncidentId(7)), reason: RejectReason::NotOffered };
+        assert_eq!(incident_event(5, &refused, &ctx()).is_some(), is_published(event_kind(&refused)));
+        assert_eq!(incident_event(3, &a, &ctx()).is_some(), is_published(event_kind(&a)));
     }
 }

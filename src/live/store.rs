@@ -395,6 +395,12 @@ impl Store {
         rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
     }
 
+    /// A staff member's name from the directory.
+    pub async fn staff_name(&self, id: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT name FROM staff WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        row.map(|r| Ok(r.try_get(0)?)).transpose()
+    }
+
     /// Staff names by id, for the dashboard.
     pub async fn staff_names(&self) -> Result<Vec<(String, String)>> {
         let rows = sqlx::query("SELECT id, name FROM staff ORDER BY id").fetch_all(&self.pool).await?;
