@@ -29,10 +29,13 @@ function ageSecs(i) {
   return (end - start) / 1000;
 }
 
-// The share of the target used: set through the CSSOM (the pages allow no inline styles).
+// The share of the target used, as a bar's width.
+const barWidth = (age) => `${Math.min(100, (age / target()) * 100)}%`;
+
+// Set through the CSSOM: the pages allow no inline styles.
 function bar(age) {
   const b = el('span');
-  b.style.width = `${Math.min(100, (age / target()) * 100)}%`;
+  b.style.width = barWidth(age);
   return b;
 }
 
@@ -64,7 +67,7 @@ setInterval(() => {
     if (!i) continue;
     const age = ageSecs(i);
     li.querySelector('.age').textContent = mmss(age);
-    li.querySelector('.target-bar span').style.width = `${Math.min(100, (age / target()) * 100)}%`;
+    li.querySelector('.target-bar span').style.width = barWidth(age);
     li.classList.toggle('over-target', age > target());
   }
 }, 1000);

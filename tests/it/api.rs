@@ -41,6 +41,8 @@ const PASSWORD: &str = "a long password";
 
 struct Api {
     app: Router,
+    /// An admin's session, for looking at incidents.
+    admin: Auth,
     running: Option<vakt::live::Running>,
     store: vakt::live::store::Store,
     mqtt_port: u16,
@@ -74,7 +76,9 @@ impl Api {
             let user = User { username: name.into(), role, staff_id: staff.map(|s| vakt::core::StaffId::parse(s).unwrap()), centre: centre.map(|c| vakt::core::CentreId::parse(c).unwrap()) };
             store.put_user(&user, &hash, 0, false).await.unwrap();
         }
-        Api { app: running.app.clone(), running: Some(running), store, mqtt_port }
+        let mut api = Api { app: running.app.clone(), admin: Auth::None, running: Some(running), store, mqtt_port };
+        api.admin = api.login("admin").await;
+        api
     }
 
     async fn stop(mut self) {
@@ -116,8 +120,7 @@ impl Api {
     }
 
     async fn incident(&self, id: u64) -> Value {
-        let admin = self.login("admin").await;
-        let (status, _, body) = self.call("GET", &format!("/api/incidents/{id}"), &admin, None).await;
+        let (status, _, body) = self.call("GET", &format!("/api/incidents/{id}"), &self.admin, None).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body
     }
@@ -126,9 +129,8 @@ impl Api {
     async fn alarm(&self, id: &str, resident: &str, municipality: &str) {
         let device = Client::connect(self.mqtt_port, &[]).await;
         device.publish_json(&format!("vakt/v1/alarms/{municipality}"), alarm(id, resident, "fall")).await;
-        let admin = self.login("admin").await;
         for _ in 0..200 {
-            let (_, _, body) = self.call("GET", "/api/incidents", &admin, None).await;
+            let (_, _, body) = self.call("GET", "/api/incidents", &self.admin, None).await;
             if body["incidents"].as_array().unwrap().iter().any(|i| i["alarm_id"] == id) {
                 return;
             }
