@@ -385,14 +385,27 @@ impl Store {
         rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get::<Option<String>, _>(1)?.unwrap_or_default(), r.try_get(2)?))).collect()
     }
 
-    /// Incidents closed since `since_ms`, newest first (at most `limit`): their ids.
-    pub async fn closed_since(&self, since_ms: i64, limit: i64) -> Result<Vec<i64>> {
-        let rows = sqlx::query("SELECT incident FROM events WHERE kind = 'closed' AND at_ms >= $1 AND incident IS NOT NULL ORDER BY seq DESC LIMIT $2")
-            .bind(since_ms)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    /// Incidents closed since `since_ms`, newest first (at most `limit`), each with its
+    /// `raised`, `answered` and `closed` events as (kind, body): one query, not one per incident.
+    pub async fn closed_since(&self, since_ms: i64, limit: i64) -> Result<Vec<(i64, Vec<(String, String)>)>> {
+        let rows = sqlx::query(
+            "SELECT e.incident, e.kind, e.body FROM \
+             (SELECT incident, seq AS closed_seq FROM events WHERE kind = 'closed' AND at_ms >= $1 AND incident IS NOT NULL ORDER BY seq DESC LIMIT $2) c \
+             JOIN events e ON e.incident = c.incident WHERE e.kind IN ('raised', 'answered', 'closed') ORDER BY c.closed_seq DESC, e.seq",
+        )
+        .bind(since_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<(i64, Vec<(String, String)>)> = Vec::new();
+        for r in &rows {
+            let (incident, kind, body): (i64, String, String) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+            match out.last_mut() {
+                Some((i, events)) if *i == incident => events.push((kind, body)),
+                _ => out.push((incident, vec![(kind, body)])),
+            }
+        }
+        Ok(out)
     }
 
     /// A staff member's name from the directory.

@@ -422,7 +422,7 @@ async fn store_round_trip(url: &str) {
     assert_eq!(store.events_after(1).await.unwrap(), [(2, "closed".to_owned(), Some("fjord".to_owned()), "{}".to_owned())]);
     assert_eq!(store.incident_audit(7).await.unwrap(), batch.audit);
     assert_eq!(store.answered_since(0).await.unwrap(), [(100, "fjord".to_owned(), answered.to_owned())]);
-    assert_eq!(store.closed_since(0, 10).await.unwrap(), [7]);
+    assert_eq!(store.closed_since(0, 10).await.unwrap(), [(7, vec![("answered".to_owned(), answered.to_owned()), ("closed".to_owned(), "{}".to_owned())])]);
     assert_eq!(store.pending_outbox().await.unwrap()[0].payload, "it's \"quoted\" ø");
     // Deleting what the broker has, in the next batch, with more rows of its own.
     let more = Batch {

@@ -217,8 +217,7 @@ async fn incidents(State(s): State<AppState>, a: Authed) -> Result<Json<Value>, 
     let user = a.user.clone();
     let mut list = s.read(move |d| d.engine().open_incidents().filter(|v| d.in_scope(&user, v.municipality)).map(|v| incident_json(d, &v)).collect::<Vec<_>>()).await?;
     let since = wall_clock().as_millis() - 2 * 3600 * 1000;
-    for id in s.store.closed_since(since, 100).await.map_err(ApiError::internal)? {
-        let events = s.store.incident_events(id).await.map_err(ApiError::internal)?;
+    for (id, events) in s.store.closed_since(since, 100).await.map_err(ApiError::internal)? {
         if let Some(v) = closed_json(id, &events).filter(|v| municipality_visible(&s, &a.user, &v["municipality"])) {
             list.push(v);
         }
