@@ -264,7 +264,17 @@ async fn alarm_to_offer(store: &str, rate: u64, secs: u64) -> Stats {
     let writes = v.metric("vakt_store_write_seconds_count");
     let failures = v.metric("vakt_store_write_failures_total");
     assert_eq!(failures, 0.0, "store writes failed under load");
-    eprintln!("    [{store} {rate}/s: {writes} store transactions for {} alarms]", rate * secs);
+    let sum = v.metric("vakt_store_write_seconds_sum");
+    let share = |le: &str| 100.0 * v.metric(&format!("vakt_store_write_seconds_bucket{{le=\"{le}\"}}")) / writes.max(1.0);
+    eprintln!(
+        "    [{store} {rate}/s: {writes} store transactions for {} alarms; mean {:.3} ms; within 0.5 ms {:.1} %, 1 ms {:.1} %, 2 ms {:.1} %, 5 ms {:.2} %]",
+        rate * secs,
+        1000.0 * sum / writes.max(1.0),
+        share("0.0005"),
+        share("0.001"),
+        share("0.002"),
+        share("0.005")
+    );
     let _ = v.stop();
     stats
 }
