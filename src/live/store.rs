@@ -14,13 +14,16 @@
 //! - `residents`, `staff`: the directory, filled by `vakt import`.
 //!
 //! One engine writes a database at a time; it numbers log, event and outbox rows itself.
+//! Its batches go through a connection of its own (`append`), one round trip each;
+//! everything else uses the pool.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyConnection, AnyPool, Connection, Row};
 
 use crate::live::accounts::{Role, User};
 use crate::core::{CentreId, MunicipalityId, Position, Resident, ResidentId, Roles, Staff, StaffId};
@@ -37,6 +40,12 @@ pub enum Backend {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// The engine's own connection for its batches, outside the pool: no pool
+    /// bookkeeping or liveness pings on the alarm path, and web reads holding pooled
+    /// connections never make a batch wait. Dropped after any failed write, so the
+    /// next attempt starts on a fresh connection.
+    writer: Arc<tokio::sync::Mutex<Option<AnyConnection>>>,
+    url: Arc<str>,
     pub backend: Backend,
 }
 
@@ -157,7 +166,7 @@ impl Store {
             .connect(&url)
             .await
             .with_context(|| format!("cannot open the database {}", redact(&url)))?;
-        let store = Store { pool, backend };
+        let store = Store { pool, writer: Arc::default(), url: url.into(), backend };
         if backend == Backend::Sqlite {
             // Readers (vakt import, backups) do not block the engine's writes.
             sqlx::query("PRAGMA journal_mode=WAL").execute(&store.pool).await.context("enabling SQLite WAL")?;
@@ -190,66 +199,23 @@ impl Store {
 
     /// Stores a batch in one transaction: all of it or nothing.
     pub async fn append(&self, batch: &Batch) -> Result<()> {
+        let mut writer = self.writer.lock().await;
+        let conn = match &mut *writer {
+            Some(conn) => conn,
+            empty => empty.insert(AnyConnection::connect(&self.url).await.with_context(|| format!("cannot open the database {}", redact(&self.url)))?),
+        };
         let params = batch.log.len() * 3 + batch.events.len() * 6 + batch.outbox.len() * 4 + batch.delivered.len() * 2 + batch.audit.len() * 7 + 1;
-        if self.backend == Backend::Postgres && params <= 60_000 {
-            return self.append_in_one_statement(batch).await;
+        let result = match self.backend {
+            Backend::Sqlite => append_sqlite_in_one_query(conn, batch).await,
+            Backend::Postgres if params <= 60_000 => append_postgres_in_one_statement(conn, batch).await,
+            Backend::Postgres => append_in_statements(conn, batch).await,
+        };
+        if result.is_err() {
+            // Never reuse a connection in an unknown state (an open transaction, a
+            // broken socket): the retry connects afresh.
+            *writer = None;
         }
-        let mut tx = self.pool.begin().await?;
-        for (table, columns, rows) in batch_tables(batch) {
-            insert_rows(self.backend, &mut tx, table, columns, &rows).await?;
-        }
-        for (first, last) in ranges(&batch.delivered) {
-            sqlx::query("DELETE FROM outbox WHERE id >= $1 AND id <= $2").bind(first).bind(last).execute(&mut *tx).await?;
-        }
-        if let Some(seq) = batch.events_acked_through {
-            sqlx::query("UPDATE event_feed SET acked_through = $1 WHERE id = 1").bind(seq).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// PostgreSQL: the whole batch as one statement (data-modifying CTEs), so a batch
-    /// costs one round trip and one commit instead of five or more.
-    async fn append_in_one_statement(&self, batch: &Batch) -> Result<()> {
-        let mut parts: Vec<String> = Vec::new();
-        let mut vals: Vec<Val> = Vec::new();
-        let mut n = 1;
-        fn insert<'a>(table: &str, columns: &[&str], rows: Vec<Vec<Val<'a>>>, n: &mut usize, parts: &mut Vec<String>, vals: &mut Vec<Val<'a>>) {
-            if rows.is_empty() {
-                return;
-            }
-            let mut tuples = Vec::with_capacity(rows.len());
-            for _ in &rows {
-                tuples.push(format!("({})", placeholders(Backend::Postgres, *n, columns.len())));
-                *n += columns.len();
-            }
-            parts.push(format!("INSERT INTO {table} ({}) VALUES {}", columns.join(", "), tuples.join(", ")));
-            vals.extend(rows.into_iter().flatten());
-        }
-        for (table, columns, rows) in batch_tables(batch) {
-            insert(table, columns, rows, &mut n, &mut parts, &mut vals);
-        }
-        for (first, last) in ranges(&batch.delivered) {
-            parts.push(format!("DELETE FROM outbox WHERE id >= ${} AND id <= ${}", n, n + 1));
-            n += 2;
-            vals.push(Val::I64(first));
-            vals.push(Val::I64(last));
-        }
-        if let Some(seq) = batch.events_acked_through {
-            parts.push(format!("UPDATE event_feed SET acked_through = ${n} WHERE id = 1"));
-            vals.push(Val::I64(seq));
-        }
-        if parts.is_empty() {
-            return Ok(());
-        }
-        let ctes: Vec<String> = parts.iter().enumerate().map(|(i, p)| format!("w{i} AS ({p})")).collect();
-        let sql = format!("WITH {} SELECT 1", ctes.join(", "));
-        let mut q = sqlx::query(&sql);
-        for v in vals {
-            q = bind(q, v);
-        }
-        q.execute(&self.pool).await?;
-        Ok(())
+        result
     }
 
     /// The newest checkpoint: (log_seq, at_ms, state JSON).
@@ -576,8 +542,102 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        if let Some(conn) = self.writer.lock().await.take() {
+            let _ = conn.close().await;
+        }
         self.pool.close().await;
     }
+}
+
+/// SQLite: the whole transaction (BEGIN, every insert and delete, COMMIT) as one
+/// multi-statement query, so a batch costs one round trip to sqlx's connection
+/// thread instead of one per statement.
+async fn append_sqlite_in_one_query(conn: &mut AnyConnection, batch: &Batch) -> Result<()> {
+    let mut sql = String::from("BEGIN IMMEDIATE;\n");
+    let mut vals: Vec<Val> = Vec::new();
+    for (table, columns, rows) in batch_tables(batch) {
+        for chunk in rows.chunks((MAX_PARAMS / columns.len()).max(1)) {
+            sql.push_str(&insert_sql(Backend::Sqlite, table, columns, chunk.len()));
+            sql.push_str(";\n");
+            vals.extend(chunk.iter().flatten().copied());
+        }
+    }
+    for (first, last) in ranges(&batch.delivered) {
+        sql.push_str("DELETE FROM outbox WHERE id >= ? AND id <= ?;\n");
+        vals.push(Val::I64(first));
+        vals.push(Val::I64(last));
+    }
+    if let Some(seq) = batch.events_acked_through {
+        sql.push_str("UPDATE event_feed SET acked_through = ? WHERE id = 1;\n");
+        vals.push(Val::I64(seq));
+    }
+    sql.push_str("COMMIT;");
+    execute_bound(conn, &sql, vals).await
+}
+
+/// PostgreSQL: the whole batch as one statement (data-modifying CTEs), so a batch
+/// costs one round trip and one commit instead of five or more.
+async fn append_postgres_in_one_statement(conn: &mut AnyConnection, batch: &Batch) -> Result<()> {
+    let mut parts: Vec<String> = Vec::new();
+    let mut vals: Vec<Val> = Vec::new();
+    let mut n = 1;
+    fn insert<'a>(table: &str, columns: &[&str], rows: Vec<Vec<Val<'a>>>, n: &mut usize, parts: &mut Vec<String>, vals: &mut Vec<Val<'a>>) {
+        if rows.is_empty() {
+            return;
+        }
+        let mut tuples = Vec::with_capacity(rows.len());
+        for _ in &rows {
+            tuples.push(format!("({})", placeholders(Backend::Postgres, *n, columns.len())));
+            *n += columns.len();
+        }
+        parts.push(format!("INSERT INTO {table} ({}) VALUES {}", columns.join(", "), tuples.join(", ")));
+        vals.extend(rows.into_iter().flatten());
+    }
+    for (table, columns, rows) in batch_tables(batch) {
+        insert(table, columns, rows, &mut n, &mut parts, &mut vals);
+    }
+    for (first, last) in ranges(&batch.delivered) {
+        parts.push(format!("DELETE FROM outbox WHERE id >= ${} AND id <= ${}", n, n + 1));
+        n += 2;
+        vals.push(Val::I64(first));
+        vals.push(Val::I64(last));
+    }
+    if let Some(seq) = batch.events_acked_through {
+        parts.push(format!("UPDATE event_feed SET acked_through = ${n} WHERE id = 1"));
+        vals.push(Val::I64(seq));
+    }
+    if parts.is_empty() {
+        return Ok(());
+    }
+    let ctes: Vec<String> = parts.iter().enumerate().map(|(i, p)| format!("w{i} AS ({p})")).collect();
+    execute_bound(conn, &format!("WITH {} SELECT 1", ctes.join(", ")), vals).await
+}
+
+/// Runs `sql` with `vals` bound in order.
+async fn execute_bound(conn: &mut AnyConnection, sql: &str, vals: Vec<Val<'_>>) -> Result<()> {
+    let mut q = sqlx::query(sql);
+    for v in vals {
+        q = bind(q, v);
+    }
+    q.execute(conn).await?;
+    Ok(())
+}
+
+/// Larger batches than one statement may carry: a transaction of chunked statements.
+async fn append_in_statements(conn: &mut AnyConnection, batch: &Batch) -> Result<()> {
+    let backend = Backend::Postgres;
+    let mut tx = conn.begin().await?;
+    for (table, columns, rows) in batch_tables(batch) {
+        insert_rows(backend, &mut tx, table, columns, &rows).await?;
+    }
+    for (first, last) in ranges(&batch.delivered) {
+        sqlx::query("DELETE FROM outbox WHERE id >= $1 AND id <= $2").bind(first).bind(last).execute(&mut *tx).await?;
+    }
+    if let Some(seq) = batch.events_acked_through {
+        sqlx::query("UPDATE event_feed SET acked_through = $1 WHERE id = 1").bind(seq).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 /// (table, columns, rows).
@@ -663,6 +723,20 @@ fn user_from_row(r: &sqlx::any::AnyRow) -> Result<User> {
     })
 }
 
+/// `INSERT INTO table (columns) VALUES (...), (...)` for `rows` rows.
+fn insert_sql(backend: Backend, table: &str, columns: &[&str], rows: usize) -> String {
+    let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
+    for i in 0..rows {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        sql.push_str(&placeholders(backend, 1 + i * columns.len(), columns.len()));
+        sql.push(')');
+    }
+    sql
+}
+
 async fn insert_rows(backend: Backend, tx: &mut sqlx::Transaction<'_, sqlx::Any>, table: &str, columns: &[&str], rows: &[Vec<Val<'_>>]) -> Result<()> {
     insert_rows_with(backend, tx, table, columns, rows, "").await
 }
@@ -673,15 +747,7 @@ async fn insert_rows_with(backend: Backend, tx: &mut sqlx::Transaction<'_, sqlx:
     }
     let per_chunk = (MAX_PARAMS / columns.len()).max(1);
     for chunk in rows.chunks(per_chunk) {
-        let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
-        for (i, _) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('(');
-            sql.push_str(&placeholders(backend, 1 + i * columns.len(), columns.len()));
-            sql.push(')');
-        }
+        let mut sql = insert_sql(backend, table, columns, chunk.len());
         sql.push_str(suffix);
         let mut q = sqlx::query(&sql);
         for row in chunk {

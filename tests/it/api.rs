@@ -437,5 +437,18 @@ async fn store_round_trip(url: &str) {
     assert_eq!(store.events_acked_through().await.unwrap(), 2);
     store.append(&Batch { delivered: vec![2, 3, 5], ..Batch::default() }).await.unwrap();
     assert_eq!(store.pending_outbox().await.unwrap().into_iter().map(|r| r.id).collect::<Vec<_>>(), [4]);
+    // A batch that fails part-way (its event's number is taken) stores nothing, not even
+    // the rows before the failing one; the next batch goes through.
+    let clash = Batch {
+        log: vec![LogRow { seq: 2, at_ms: 200, record: "\"tick\"".into() }],
+        events: vec![EventRow { seq: 2, at_ms: 200, incident: Some(8), municipality: Some("fjord".into()), kind: "raised", body: "{}".into() }],
+        outbox: vec![OutboxRow { id: 6, topic: "t6".into(), payload: "p6".into(), created_ms: 200 }],
+        ..Batch::default()
+    };
+    assert!(store.append(&clash).await.is_err(), "event 2 exists");
+    assert_eq!(store.log_page(0, 10).await.unwrap().len(), 1, "the failed batch's log row was rolled back");
+    assert_eq!(store.pending_outbox().await.unwrap().into_iter().map(|r| r.id).collect::<Vec<_>>(), [4]);
+    store.append(&Batch { log: clash.log.clone(), ..Batch::default() }).await.unwrap();
+    assert_eq!(store.log_page(0, 10).await.unwrap().len(), 2);
     store.close().await;
 }
