@@ -541,6 +541,14 @@ impl Store {
         Ok(out)
     }
 
+    /// SQLite: a passive checkpoint (copies what it can of the write-ahead log into the
+    /// database file, without blocking the writer). Returns (frames in the log, frames
+    /// copied).
+    pub async fn checkpoint_wal(&self) -> Result<(i64, i64)> {
+        let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&self.pool).await?;
+        Ok((row.try_get(1)?, row.try_get(2)?))
+    }
+
     pub async fn close(&self) {
         if let Some(conn) = self.writer.lock().await.take() {
             let _ = conn.close().await;

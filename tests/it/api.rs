@@ -450,5 +450,10 @@ async fn store_round_trip(url: &str) {
     assert_eq!(store.pending_outbox().await.unwrap().into_iter().map(|r| r.id).collect::<Vec<_>>(), [4]);
     store.append(&Batch { log: clash.log.clone(), ..Batch::default() }).await.unwrap();
     assert_eq!(store.log_page(0, 10).await.unwrap().len(), 2);
+    if store.backend == vakt::live::store::Backend::Sqlite {
+        // The background checkpoint copies the whole write-ahead log into the database.
+        let (frames, copied) = store.checkpoint_wal().await.unwrap();
+        assert!(frames > 0 && copied == frames, "{copied} of {frames} frames copied");
+    }
     store.close().await;
 }
