@@ -8,6 +8,9 @@ let state = { on_duty: false, incidents: [] };
 let seen = new Set();
 let audio = null;
 let watchId = null;
+// incident id → { outcome, note }: what the user chose or typed in a card, kept across
+// re-renders (every offer, confirmation or position update re-renders the list).
+const drafts = new Map();
 const status = document.getElementById('app-status');
 
 function say(text, error = false) {
@@ -75,6 +78,11 @@ function offerCard(i) {
       el('option', { value: 'helped' }, 'Helped'), el('option', { value: 'false_alarm' }, 'False alarm'),
       el('option', { value: 'referred_to_health_service' }, 'Referred to the health service'), el('option', { value: 'technical_fixed' }, 'Technical, fixed'));
     const note = el('textarea', { rows: 2, 'data-field': 'note', placeholder: 'Note' });
+    const draft = drafts.get(i.incident_id);
+    if (draft) { outcome.value = draft.outcome; note.value = draft.note; }
+    const keep = () => drafts.set(i.incident_id, { outcome: outcome.value, note: note.value });
+    outcome.addEventListener('change', keep);
+    note.addEventListener('input', keep);
     kids.push(el('p', { class: 'small stage' }, `Yours: ${i.stage.replaceAll('_', ' ')}`));
     kids.push(el('div', { class: 'button-row' },
       el('button', { type: 'button', class: 'big', 'data-action': 'en_route', disabled: i.stage !== 'accepted', onclick: () => reply(i.incident_id, 'en_route', {}, 'On my way') }, 'On my way'),
@@ -88,7 +96,18 @@ function offerCard(i) {
 function render() {
   renderDuty();
   const list = document.getElementById('offers');
+  // The field being typed in keeps its focus and caret through the re-render.
+  const active = document.activeElement;
+  const card = active?.dataset?.field ? active.closest('.offer') : null;
+  const focus = card ? { id: card.dataset.id, field: active.dataset.field, start: active.selectionStart, end: active.selectionEnd } : null;
   list.replaceChildren(...state.incidents.map(offerCard));
+  if (focus) {
+    const again = list.querySelector(`.offer[data-id="${focus.id}"] [data-field="${focus.field}"]`);
+    if (again) {
+      again.focus();
+      if (again.setSelectionRange && focus.start !== null && focus.start !== undefined) again.setSelectionRange(focus.start, focus.end);
+    }
+  }
   document.getElementById('no-offers').hidden = state.incidents.length > 0;
   tick();
 }
@@ -107,6 +126,9 @@ async function load() {
   document.getElementById('who').textContent = state.name || state.staff_id;
   const fresh = state.incidents.filter((i) => !i.mine && !seen.has(i.incident_id));
   for (const i of state.incidents) seen.add(i.incident_id);
+  for (const id of drafts.keys()) {
+    if (!state.incidents.some((i) => i.incident_id === id)) drafts.delete(id);
+  }
   if (fresh.length) alertSound();
   render();
 }

@@ -122,15 +122,22 @@ try {
   await app.waitForFunction((i) => document.querySelector(`.offer[data-id="${i}"] p.stage`)?.textContent.includes('en route'), id);
   await offer.locator('[data-action="on_site"]').click();
   await app.waitForFunction((i) => document.querySelector(`.offer[data-id="${i}"] p.stage`)?.textContent.includes('on site'), id);
-  await offer.locator('[data-field="outcome"]').selectOption('helped');
+  // What is chosen and typed survives the re-renders that offers, confirmations and
+  // position updates cause (a position sent from the form re-renders the list here).
+  await offer.locator('[data-field="outcome"]').selectOption('referred_to_health_service');
   await offer.locator('[data-field="note"]').fill('Helped up, no injury');
+  await app.evaluate(() => { window.cardBefore = document.querySelector('#offers .offer'); });
+  await app.click('#position-send');
+  await app.waitForFunction(() => document.querySelector('#offers .offer') !== window.cardBefore, null, { timeout: 15000 });
+  const kept = await offer.evaluate((c) => [c.querySelector('[data-field="outcome"]').value, c.querySelector('[data-field="note"]').value]);
+  if (kept[0] !== 'referred_to_health_service' || kept[1] !== 'Helped up, no injury') throw new Error(`a re-render lost the close form: ${kept}`);
   await offer.locator('[data-action="close"]').click();
   await app.waitForSelector(`.offer[data-id="${id}"]`, { state: 'detached' });
   await shot(app, 'app-3-closed');
   step('on the way, on site, closed in the app');
 
   await ops.locator(`.incident[data-id="${id}"][data-state="done"]`).waitFor({ timeout: 15000 });
-  await ops.waitForFunction(() => /Closed: helped/.test(document.getElementById('timeline')?.textContent || ''));
+  await ops.waitForFunction(() => /Closed: referred to health service/.test(document.getElementById('timeline')?.textContent || ''));
   const timeline = await ops.textContent('#timeline');
   for (const want of ['Note by operator ops: Daughter informed by phone', 'ops (operator): note', 'Accepted by Kari Nær', 'Kari Nær is on the way', 'Kari Nær on site', 'kari (staff): close', 'Helped up, no injury']) {
     if (!timeline.includes(want)) throw new Error(`the timeline lacks "${want}":\n${timeline}`);
