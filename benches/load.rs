@@ -2,7 +2,7 @@
 //!
 //! `cargo bench --bench load` (add `-- --quick` for 5 s steps, `-- --stores sqlite`,
 //! `-- --machine-broker` for the machine's Mosquitto on 1883 with its default settings,
-//! `-- --embedded` for vakt's own defaults: its in-process broker and SQLite).
+//! `-- --embedded` for vakt's own broker, in-process, with SQLite and with PostgreSQL).
 //!
 //! By default the broker is a Mosquitto of the bench's own (the machine's binary) with
 //! `set_tcp_nodelay true` and `max_inflight_messages 1000`, the settings docs/mqtt.md
@@ -221,6 +221,11 @@ async fn start_vakt(store: &str, residents: u64) -> (Vakt, AsyncClient) {
             b.mqtt_port = broker_port();
             b
         }
+        "embedded-postgres" => {
+            let mut b = Backend::external(broker_port()).await;
+            b.embedded_broker = true;
+            b
+        }
         _ => Backend::external(broker_port()).await,
     };
     let mut csv = String::from("resident_id,municipality,lat,lon,address,notes,regular_helpers\n");
@@ -296,7 +301,7 @@ fn main() {
     let secs = if quick { 5 } else { 30 };
     let step_secs = if quick { 3 } else { 10 };
     let embedded = args.iter().any(|a| a == "--embedded");
-    let stores = if embedded { vec!["embedded".to_owned()] } else { stores };
+    let stores = if embedded { vec!["embedded".to_owned(), "embedded-postgres".to_owned()] } else { stores };
     let _own_broker = if args.iter().any(|a| a == "--machine-broker") {
         BROKER.set(1883).unwrap();
         None
@@ -319,7 +324,7 @@ fn main() {
     rt.block_on(async {
         let broker = match (&_own_broker, embedded) {
             (Some(_), _) => "the bench's own Mosquitto (set_tcp_nodelay, max_inflight_messages 1000)",
-            (None, true) => "vakt's embedded broker (rumqttd), SQLite,",
+            (None, true) => "vakt's embedded broker (rumqttd), with SQLite (embedded) and PostgreSQL (embedded-postgres),",
             (None, false) => "the machine's Mosquitto, default settings",
         };
         println!("\n## vakt load benchmark: {secs} s per rate, {broker} on 127.0.0.1:{}, vakt as a separate process\n", broker_port());
