@@ -5,7 +5,8 @@
 //! 1. take a batch of inbound messages (and any timers that are due),
 //! 2. apply them to the engine, collecting log rows, events and outbox messages,
 //! 3. store all of it in one transaction, retrying until the store takes it,
-//! 4. only then acknowledge the inbound messages to the broker and publish the outbox.
+//! 4. only then publish the outbox (before the batch's incident events) and acknowledge
+//!    the inbound messages to the broker.
 //!
 //! A restart replays `input_log` through a fresh engine (the core is deterministic), so
 //! open incidents, pending timers and staff state come back exactly; then the timers
@@ -652,7 +653,13 @@ impl Driver {
         }
         self.metrics.events_unacknowledged.set(self.seq.events - self.events_acked);
         let mut rows = batch.outbox.into_iter();
-        std::mem::take(&mut self.out).into_iter().filter_map(|m| m.or_else(|| rows.next().map(OutMsg::from))).collect()
+        let made = std::mem::take(&mut self.out).into_iter().filter_map(|m| m.or_else(|| rows.next().map(OutMsg::from)));
+        // Offers, revokes and answers to staff (the outbox) go out before the incident
+        // events for dashboards; each kind keeps its own order. MQTT orders messages per
+        // topic only, and these are on different topics.
+        let (mut first, events): (Vec<OutMsg>, Vec<OutMsg>) = made.partition(|m| matches!(m.stored, Stored::Outbox(_)));
+        first.extend(events);
+        first
     }
 }
 

@@ -187,9 +187,6 @@ async fn main_loop(p: LoopParts) -> Result<()> {
         }
         driver.delivered(&mut delivered, &mut channels.delivered);
         let out = driver.commit(&ready_tx, flush).await;
-        for p in inbound.drain(..) {
-            mqtt.ack(&p);
-        }
         for (reply, outcome) in answers.drain(..) {
             let _ = reply.send(outcome);
         }
@@ -199,6 +196,11 @@ async fn main_loop(p: LoopParts) -> Result<()> {
                 let _ = live_tx.send(Arc::new((msg.topic.clone(), msg.payload.clone())));
             }
             mqtt.publish(msg);
+        }
+        // The acknowledgements after the messages people act on: the broker keeps an
+        // alarm a few microseconds longer, the offer leaves first.
+        for p in inbound.drain(..) {
+            mqtt.ack(&p);
         }
     }
     // In-flight writes are done (the loop commits after every step); store the last
