@@ -564,8 +564,8 @@ async fn append_sqlite_in_one_query(conn: &mut AnyConnection, batch: &Batch) -> 
     let mut sql = String::from("BEGIN IMMEDIATE;\n");
     let mut vals: Vec<Val> = Vec::new();
     for (table, columns, rows) in batch_tables(batch) {
-        for chunk in rows.chunks((MAX_PARAMS / columns.len()).max(1)) {
-            sql.push_str(&insert_sql(Backend::Sqlite, table, columns, chunk.len()));
+        for chunk in rows.chunks(rows_per_statement(columns)) {
+            sql.push_str(&insert_sql(Backend::Sqlite, table, columns, chunk.len(), 1));
             sql.push_str(";\n");
             vals.extend(chunk.iter().flatten().copied());
         }
@@ -589,20 +589,13 @@ async fn append_postgres_in_one_statement(conn: &mut AnyConnection, batch: &Batc
     let mut parts: Vec<String> = Vec::new();
     let mut vals: Vec<Val> = Vec::new();
     let mut n = 1;
-    fn insert<'a>(table: &str, columns: &[&str], rows: Vec<Vec<Val<'a>>>, n: &mut usize, parts: &mut Vec<String>, vals: &mut Vec<Val<'a>>) {
-        if rows.is_empty() {
-            return;
-        }
-        let mut tuples = Vec::with_capacity(rows.len());
-        for _ in &rows {
-            tuples.push(format!("({})", placeholders(Backend::Postgres, *n, columns.len())));
-            *n += columns.len();
-        }
-        parts.push(format!("INSERT INTO {table} ({}) VALUES {}", columns.join(", "), tuples.join(", ")));
-        vals.extend(rows.into_iter().flatten());
-    }
     for (table, columns, rows) in batch_tables(batch) {
-        insert(table, columns, rows, &mut n, &mut parts, &mut vals);
+        if rows.is_empty() {
+            continue;
+        }
+        parts.push(insert_sql(Backend::Postgres, table, columns, rows.len(), n));
+        n += rows.len() * columns.len();
+        vals.extend(rows.into_iter().flatten());
     }
     for (first, last) in ranges(&batch.delivered) {
         parts.push(format!("DELETE FROM outbox WHERE id >= ${} AND id <= ${}", n, n + 1));
@@ -731,18 +724,24 @@ fn user_from_row(r: &sqlx::any::AnyRow) -> Result<User> {
     })
 }
 
-/// `INSERT INTO table (columns) VALUES (...), (...)` for `rows` rows.
-fn insert_sql(backend: Backend, table: &str, columns: &[&str], rows: usize) -> String {
+/// `INSERT INTO table (columns) VALUES (...), (...)` for `rows` rows, its parameters
+/// numbered from `first` (PostgreSQL; SQLite's are anonymous).
+fn insert_sql(backend: Backend, table: &str, columns: &[&str], rows: usize, first: usize) -> String {
     let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
     for i in 0..rows {
         if i > 0 {
             sql.push_str(", ");
         }
         sql.push('(');
-        sql.push_str(&placeholders(backend, 1 + i * columns.len(), columns.len()));
+        sql.push_str(&placeholders(backend, first + i * columns.len(), columns.len()));
         sql.push(')');
     }
     sql
+}
+
+/// How many rows one INSERT may carry within `MAX_PARAMS`.
+fn rows_per_statement(columns: &[&str]) -> usize {
+    (MAX_PARAMS / columns.len()).max(1)
 }
 
 async fn insert_rows(backend: Backend, tx: &mut sqlx::Transaction<'_, sqlx::Any>, table: &str, columns: &[&str], rows: &[Vec<Val<'_>>]) -> Result<()> {
@@ -753,9 +752,8 @@ async fn insert_rows_with(backend: Backend, tx: &mut sqlx::Transaction<'_, sqlx:
     if rows.is_empty() {
         return Ok(());
     }
-    let per_chunk = (MAX_PARAMS / columns.len()).max(1);
-    for chunk in rows.chunks(per_chunk) {
-        let mut sql = insert_sql(backend, table, columns, chunk.len());
+    for chunk in rows.chunks(rows_per_statement(columns)) {
+        let mut sql = insert_sql(backend, table, columns, chunk.len(), 1);
         sql.push_str(suffix);
         let mut q = sqlx::query(&sql);
         for row in chunk {
