@@ -257,6 +257,7 @@ async fn start_vakt(store: &str, residents: u64) -> (Vakt, AsyncClient) {
 
 async fn alarm_to_offer(store: &str, rate: u64, secs: u64) -> Stats {
     let (mut v, _staff) = start_vakt(store, rate * secs).await;
+    let (vakt_cpu, machine_cpu) = (process_cpu_secs(v.child.id()), machine_busy_secs());
     let stats = run_load(
         broker_port(),
         rate,
@@ -272,6 +273,15 @@ async fn alarm_to_offer(store: &str, rate: u64, secs: u64) -> Stats {
         },
     )
     .await;
+    // CPU per alarm: what the engine costs, and what the whole path costs this machine
+    // (broker, engine, database, and the bench's own clients), over the step and its drain.
+    let vakt_cpu = process_cpu_secs(v.child.id()) - vakt_cpu;
+    let machine_cpu = machine_busy_secs() - machine_cpu;
+    eprintln!(
+        "    [{store} {rate}/s: CPU per alarm: vakt {:.0} µs, whole machine {:.0} µs]",
+        1e6 * vakt_cpu / (rate * secs) as f64,
+        1e6 * machine_cpu / (rate * secs) as f64
+    );
     let writes = v.metric("vakt_store_write_seconds_count");
     let failures = v.metric("vakt_store_write_failures_total");
     assert_eq!(failures, 0.0, "store writes failed under load");
@@ -288,6 +298,24 @@ async fn alarm_to_offer(store: &str, rate: u64, secs: u64) -> Stats {
     );
     let _ = v.stop();
     stats
+}
+
+/// CPU time (user + system) a process has used so far, from /proc (Linux).
+fn process_cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
+    // utime and stime are the 14th and 15th fields of the line, in clock ticks (100 per second).
+    if f.len() > 13 { (f[11] + f[12]) / 100.0 } else { f64::NAN }
+}
+
+/// The whole machine's busy CPU time so far (every core, all but idle and iowait), from /proc/stat.
+fn machine_busy_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<f64> = stat.lines().next().unwrap_or("").split_whitespace().skip(1).map(|x| x.parse().unwrap_or(0.0)).collect();
+    if f.len() < 8 { return f64::NAN; }
+    (f.iter().take(8).sum::<f64>() - f[3] - f[4]) / 100.0
 }
 
 fn row(what: &str, s: &Stats) {
