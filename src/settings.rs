@@ -56,14 +56,14 @@ pub struct MqttSection {
     /// The engine's MQTT client id: one engine per id (its persistent session).
     pub client_id: String,
     pub keep_alive_secs: u64,
-    /// Messages handed to the MQTT client ahead of the network; beyond it they wait in
-    /// vakt's own queue, in order.
-    pub request_queue: usize,
+    /// Messages published and not yet acknowledged by the broker, at most (1 to 65535);
+    /// more wait in vakt's own queue, in order, until PUBACKs make room.
+    pub inflight: u16,
 }
 
 impl Default for MqttSection {
     fn default() -> Self {
-        Self { url: None, listen: "127.0.0.1:1883".into(), client_id: "vakt-engine".into(), keep_alive_secs: 10, request_queue: 100_000 }
+        Self { url: None, listen: "127.0.0.1:1883".into(), client_id: "vakt-engine".into(), keep_alive_secs: 10, inflight: 1000 }
     }
 }
 

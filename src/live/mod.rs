@@ -105,9 +105,7 @@ pub async fn start(settings: Settings, config_dir: Option<&Path>) -> Result<Runn
     let (mqtt, channels, mqtt_task) = mqtt::spawn(opts, metrics.clone(), stop_rx.clone());
     // Whatever the broker had not acknowledged before the restart goes out first
     // (with what recovery itself just stored).
-    for msg in driver.unpublished().await? {
-        mqtt.publish(msg);
-    }
+    mqtt.send(driver.unpublished().await?, Vec::new());
     let _ = ready_tx.send(true);
     let mqtt_at = match (&settings.mqtt.url, embedded) {
         (Some(url), _) => store::redact(url),
@@ -190,18 +188,14 @@ async fn main_loop(p: LoopParts) -> Result<()> {
         for (reply, outcome) in answers.drain(..) {
             let _ = reply.send(outcome);
         }
-        let watching = live_tx.receiver_count() > 0;
-        for msg in out {
-            if watching {
+        if live_tx.receiver_count() > 0 {
+            for msg in &out {
                 let _ = live_tx.send(Arc::new((msg.topic.clone(), msg.payload.clone())));
             }
-            mqtt.publish(msg);
         }
         // The acknowledgements after the messages people act on: the broker keeps an
-        // alarm a few microseconds longer, the offer leaves first.
-        for p in inbound.drain(..) {
-            mqtt.ack(&p);
-        }
+        // alarm a few microseconds longer, the offer leaves first. All in one write.
+        mqtt.send(out, std::mem::take(&mut inbound));
     }
     // In-flight writes are done (the loop commits after every step); store the last
     // deletes, let the publishes and acks already queued go out, then disconnect.

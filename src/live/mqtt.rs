@@ -6,6 +6,12 @@
 //!   only after the batch it belongs to is stored;
 //! - publishes the driver's stored outbox messages (QoS 1) and reports each one the
 //!   broker acknowledged (PUBACK), so the driver can delete it from the outbox;
+//! - writes what one commit sends (its messages, then its acknowledgements) onto the
+//!   connection together and flushes once: one send to the broker per commit, where
+//!   rumqttc's request queue flushes every request with a send of its own. It writes
+//!   through rumqttc's own connection state (packet ids, in-flight window), so rumqttc
+//!   still retransmits after a reconnect; while the window is full, the connection is
+//!   down or rumqttc is resending, messages wait in order;
 //! - reconnects with backoff; when the broker has lost the session it subscribes again
 //!   and republishes every message not yet acknowledged.
 
@@ -15,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS};
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, PubAck, PubRec, Publish, QoS, Request, StateError};
 use rustc_hash::FxHashMap;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
@@ -123,29 +129,32 @@ pub fn options(section: &MqttSection, embedded: Option<SocketAddr>) -> Result<Mq
     opts.set_keep_alive(Duration::from_secs(section.keep_alive_secs.max(1)))
         .set_clean_session(false)
         .set_manual_acks(true)
-        .set_inflight(1000)
-        .set_request_channel_capacity(section.request_queue.max(10))
+        .set_inflight(section.inflight.max(1))
+        // Subscriptions and the disconnect; publishes and acks are written by `ClientTask`.
+        .set_request_channel_capacity(64)
         .set_max_packet_size(1 << 20, 1 << 20);
     Ok(opts)
+}
+
+/// What one commit sends: its stored messages, then the inbound messages it stored, to
+/// acknowledge. Written onto the connection together.
+struct Sends {
+    msgs: Vec<OutMsg>,
+    acks: Vec<Publish>,
 }
 
 /// The driver's handle on the client task.
 #[derive(Clone)]
 pub struct MqttHandle {
-    pub client: AsyncClient,
-    out: mpsc::UnboundedSender<OutMsg>,
+    out: mpsc::UnboundedSender<Sends>,
 }
 
 impl MqttHandle {
-    /// Publish a stored message; it comes back on the delivered channel once the broker has it.
-    pub fn publish(&self, msg: OutMsg) {
-        let _ = self.out.send(msg);
-    }
-
-    /// Acknowledge an inbound message to the broker (after it is stored).
-    pub fn ack(&self, publish: &Publish) {
-        if let Err(e) = self.client.try_ack(publish) {
-            warn!(error = %e, "could not queue an MQTT ack; the broker will redeliver");
+    /// After a commit: publish its stored messages (each comes back on the delivered
+    /// channel once the broker has it), then acknowledge the inbound messages it stored.
+    pub fn send(&self, msgs: Vec<OutMsg>, acks: Vec<Publish>) {
+        if !msgs.is_empty() || !acks.is_empty() {
+            let _ = self.out.send(Sends { msgs, acks });
         }
     }
 }
@@ -166,19 +175,19 @@ pub fn spawn(opts: MqttOptions, metrics: Arc<Metrics>, stop: watch::Receiver<boo
     let (in_tx, in_rx) = mpsc::channel(50_000);
     let (out_tx, out_rx) = mpsc::unbounded_channel();
     let (del_tx, del_rx) = mpsc::unbounded_channel();
-    let task = ClientTask { client: client.clone(), in_tx, out_rx, del_tx, metrics, fifo: VecDeque::new(), inflight: FxHashMap::default(), unacked: BTreeMap::new(), next_key: 0, subscribed: false, backlog: VecDeque::new() };
+    let task = ClientTask { client, in_tx, out_rx, del_tx, metrics, fifo: VecDeque::new(), inflight: FxHashMap::default(), unacked: BTreeMap::new(), next_key: 0, subscribed: false, backlog: VecDeque::new() };
     let join = tokio::spawn(task.run(eventloop, stop));
-    (MqttHandle { client, out: out_tx }, Channels { inbound: in_rx, delivered: del_rx }, join)
+    (MqttHandle { out: out_tx }, Channels { inbound: in_rx, delivered: del_rx }, join)
 }
 
 struct ClientTask {
     client: AsyncClient,
     in_tx: mpsc::Sender<Publish>,
-    out_rx: mpsc::UnboundedReceiver<OutMsg>,
+    out_rx: mpsc::UnboundedReceiver<Sends>,
     del_tx: mpsc::UnboundedSender<Stored>,
     metrics: Arc<Metrics>,
-    /// Keys (send order) of messages handed to rumqttc, waiting for their packet id
-    /// (assigned in order).
+    /// Keys (send order) of messages written, waiting for rumqttc's event with their
+    /// packet id (assigned in order).
     fifo: VecDeque<u64>,
     /// Packet id → key, for publishes on the wire awaiting PUBACK.
     inflight: FxHashMap<u16, u64>,
@@ -188,8 +197,16 @@ struct ClientTask {
     next_key: u64,
     /// A SUBACK has come back in this process: the broker's session has our subscriptions.
     subscribed: bool,
-    /// Messages waiting for room in rumqttc's request queue, in order.
+    /// Messages not yet written, in order.
     backlog: VecDeque<(u64, OutMsg)>,
+}
+
+/// After a lost connection: drops rumqttc's not yet seen announcements of publishes
+/// written on it. They would come after the next CONNACK and be taken for messages of the
+/// new connection. rumqttc announces each again when it resends it (the session is still
+/// there), or we republish them all (the session is gone).
+fn forget_unseen_publishes(el: &mut EventLoop) {
+    el.state.events.retain(|e| !matches!(e, Event::Outgoing(Outgoing::Publish(_))));
 }
 
 impl ClientTask {
@@ -214,10 +231,11 @@ impl ClientTask {
                         backoff = Duration::from_millis(100);
                         self.on_event(ev).await;
                         if !self.backlog.is_empty() {
-                            self.flush_backlog();
+                            self.write(&mut eventloop, Vec::new()).await;
                         }
                     }
                     Err(e) => {
+                        forget_unseen_publishes(&mut eventloop);
                         self.metrics.mqtt_connected.set(0);
                         self.metrics.mqtt_disconnects.inc();
                         warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "MQTT connection lost or refused");
@@ -225,30 +243,96 @@ impl ClientTask {
                         backoff = (backoff * 2).min(Duration::from_secs(10));
                     }
                 },
-                Some(msg) = self.out_rx.recv() => self.send(msg),
+                Some(first) = self.out_rx.recv() => {
+                    // What several commits sent while we were busy goes out together.
+                    let mut acks = Vec::new();
+                    let mut next = Some(first);
+                    let mut commits = 0;
+                    while let Some(sends) = next.take() {
+                        for msg in sends.msgs {
+                            self.queue(msg);
+                        }
+                        acks.extend(sends.acks);
+                        commits += 1;
+                        if commits < 64 {
+                            next = self.out_rx.try_recv().ok();
+                        }
+                    }
+                    self.write(&mut eventloop, acks).await;
+                }
             }
         }
     }
 
-    /// Hands a message to rumqttc, in order; what its request queue cannot take now
-    /// waits in `backlog` (a long outbox after an outage is bigger than the queue).
-    fn send(&mut self, msg: OutMsg) {
+    /// Queues a message to publish, in order, remembering it until the broker has it.
+    fn queue(&mut self, msg: OutMsg) {
         let key = self.next_key;
         self.next_key += 1;
         self.unacked.insert(key, msg.clone());
         self.backlog.push_back((key, msg));
-        self.flush_backlog();
     }
 
-    fn flush_backlog(&mut self) {
-        while let Some((key, msg)) = self.backlog.front() {
-            if self.client.try_publish(msg.topic.clone(), QoS::AtLeastOnce, false, msg.payload.clone().into_bytes()).is_err() {
-                break; // full: the event loop drains it, and we come back after its next event
+    /// Publishes the backlog, then acknowledges `acks`: written onto the connection, in
+    /// order, and flushed once.
+    async fn write(&mut self, el: &mut EventLoop, acks: Vec<Publish>) {
+        let timeout = Duration::from_secs(el.network_options().connection_timeout().max(1));
+        match tokio::time::timeout(timeout, self.write_direct(el, acks)).await {
+            Ok(Ok(())) => {}
+            failed => {
+                let error = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "timed out".to_owned(),
+                };
+                warn!(error, "MQTT write failed; reconnecting");
+                self.metrics.mqtt_connected.set(0);
+                // As rumqttc does on a failed connection: what was in flight is sent again
+                // on the next one (or, if the broker lost the session, republished by us).
+                el.clean();
+                forget_unseen_publishes(el);
             }
-            let key = *key;
-            self.backlog.pop_front();
-            self.fifo.push_back(key);
         }
+    }
+
+    async fn write_direct(&mut self, el: &mut EventLoop, acks: Vec<Publish>) -> Result<(), StateError> {
+        let mut wrote = false;
+        // Messages wait in order while there is no connection, while rumqttc resends what
+        // was in flight before a reconnect or holds a publish whose packet id is taken, and
+        // while the in-flight window is full. Each of those ends with an event of the event
+        // loop (a connection, a resend, a PUBACK), after which we come back here.
+        while let Some(network) = el.network.as_mut() {
+            if self.backlog.is_empty() || !el.pending.is_empty() || el.state.collision.is_some() || el.state.inflight() >= el.mqtt_options.inflight() {
+                break;
+            }
+            let (key, msg) = self.backlog.pop_front().expect("checked");
+            let publish = Publish::new(msg.topic, QoS::AtLeastOnce, msg.payload.into_bytes());
+            // Its packet id becomes known with rumqttc's outgoing-publish event, which comes
+            // in order with the PUBACKs it has read: mapping ids there keeps a reused id
+            // apart from its previous message, whose PUBACK may still be among the events.
+            self.fifo.push_back(key);
+            // None: its packet id is still in flight (the broker acknowledged out of order);
+            // rumqttc holds it and sends it when the id is free.
+            if let Some(packet) = el.state.handle_outgoing_packet(Request::Publish(publish))? {
+                network.write(packet).await?;
+                wrote = true;
+            }
+        }
+        for p in acks {
+            let ack = match p.qos {
+                QoS::AtMostOnce => continue,
+                QoS::AtLeastOnce => Request::PubAck(PubAck::new(p.pkid)),
+                QoS::ExactlyOnce => Request::PubRec(PubRec::new(p.pkid)),
+            };
+            // Not connected: the broker delivers the message again, and it is acknowledged then.
+            let Some(network) = el.network.as_mut() else { continue };
+            if let Some(packet) = el.state.handle_outgoing_packet(ack)? {
+                network.write(packet).await?;
+                wrote = true;
+            }
+        }
+        if wrote {
+            el.network.as_mut().expect("wrote on it").flush().await?;
+        }
+        Ok(())
     }
 
     async fn on_event(&mut self, ev: Event) {
@@ -278,7 +362,7 @@ impl ClientTask {
                         info!(messages = again.len(), "republishing unacknowledged messages");
                     }
                     for msg in again {
-                        self.send(msg);
+                        self.queue(msg); // written by the caller, after this event
                     }
                 }
             }
