@@ -411,6 +411,7 @@ impl Driver {
     /// outbox, and the incident events after the stored mark, in order.
     pub async fn unpublished(&mut self) -> Result<Vec<OutMsg>> {
         let mut out: Vec<OutMsg> = self.store.pending_outbox().await?.into_iter().map(OutMsg::from).collect();
+        self.metrics.outbox_pending.set(out.len() as i64);
         for (seq, kind, municipality, body) in self.store.events_after(self.events_acked).await? {
             if self.acked_beyond.contains(&seq) {
                 continue;
@@ -421,7 +422,6 @@ impl Driver {
                 _ => self.event_done(seq),
             }
         }
-        self.metrics.outbox_pending.set(out.len() as i64);
         Ok(out)
     }
 
@@ -646,11 +646,13 @@ impl Driver {
             self.events_acked_stored = mark;
         }
         self.maybe_checkpoint().await;
-        if batch.delivered.is_empty() {
-            self.metrics.outbox_pending.add(batch.outbox.len() as i64);
-        } else if let Ok(n) = self.store.outbox_len().await {
-            self.metrics.outbox_pending.set(n);
-        }
+        // Counted here, not in the database: a count query after every commit that
+        // deleted rows held each batch's offers back by a round trip to the database.
+        // Each stored row is reported delivered once (the client task forgets it then).
+        let mut deleted = batch.delivered.clone();
+        deleted.sort_unstable();
+        deleted.dedup();
+        self.metrics.outbox_pending.add(batch.outbox.len() as i64 - deleted.len() as i64);
         self.metrics.events_unacknowledged.set(self.seq.events - self.events_acked);
         let mut rows = batch.outbox.into_iter();
         let made = std::mem::take(&mut self.out).into_iter().filter_map(|m| m.or_else(|| rows.next().map(OutMsg::from)));
