@@ -15,7 +15,10 @@
 //!
 //! One engine writes a database at a time; it numbers log, event and outbox rows itself.
 //! Its batches go through a connection of its own (`append`), one round trip each;
-//! everything else uses the pool.
+//! everything else uses the pool. That connection is the one place below the store's
+//! interface where the backends differ in kind: SQLite's goes through the `Any` driver,
+//! PostgreSQL's is sqlx's own PostgreSQL connection, which binds arrays, so that every
+//! batch is the same statement.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,9 +47,17 @@ pub struct Store {
     /// bookkeeping or liveness pings on the alarm path, and web reads holding pooled
     /// connections never make a batch wait. Dropped after any failed write, so the
     /// next attempt starts on a fresh connection.
-    writer: Arc<tokio::sync::Mutex<Option<AnyConnection>>>,
+    writer: Arc<tokio::sync::Mutex<Option<Writer>>>,
     url: Arc<str>,
     pub backend: Backend,
+}
+
+/// The engine's connection for its batches.
+enum Writer {
+    /// SQLite: each batch is one multi-statement query (BEGIN … COMMIT).
+    Sqlite(AnyConnection),
+    /// PostgreSQL: each batch is one statement with its rows bound as arrays.
+    Postgres(sqlx::PgConnection),
 }
 
 /// One applied input (or timer tick) for the log.
@@ -202,13 +213,17 @@ impl Store {
         let mut writer = self.writer.lock().await;
         let conn = match &mut *writer {
             Some(conn) => conn,
-            empty => empty.insert(AnyConnection::connect(&self.url).await.with_context(|| format!("cannot open the database {}", redact(&self.url)))?),
+            empty => {
+                let connected = match self.backend {
+                    Backend::Sqlite => AnyConnection::connect(&self.url).await.map(Writer::Sqlite),
+                    Backend::Postgres => sqlx::PgConnection::connect(&self.url).await.map(Writer::Postgres),
+                };
+                empty.insert(connected.with_context(|| format!("cannot open the database {}", redact(&self.url)))?)
+            }
         };
-        let params = batch.log.len() * 3 + batch.events.len() * 6 + batch.outbox.len() * 4 + batch.delivered.len() * 2 + batch.audit.len() * 7 + 1;
-        let result = match self.backend {
-            Backend::Sqlite => append_sqlite_in_one_query(conn, batch).await,
-            Backend::Postgres if params <= 60_000 => append_postgres_in_one_statement(conn, batch).await,
-            Backend::Postgres => append_in_statements(conn, batch).await,
+        let result = match conn {
+            Writer::Sqlite(conn) => append_sqlite_in_one_query(conn, batch).await,
+            Writer::Postgres(conn) => append_postgres_in_one_statement(conn, batch).await,
         };
         if result.is_err() {
             // Never reuse a connection in an unknown state (an open transaction, a
@@ -550,8 +565,10 @@ impl Store {
     }
 
     pub async fn close(&self) {
-        if let Some(conn) = self.writer.lock().await.take() {
-            let _ = conn.close().await;
+        match self.writer.lock().await.take() {
+            Some(Writer::Sqlite(conn)) => drop(conn.close().await),
+            Some(Writer::Postgres(conn)) => drop(conn.close().await),
+            None => {}
         }
         self.pool.close().await;
     }
@@ -583,35 +600,51 @@ async fn append_sqlite_in_one_query(conn: &mut AnyConnection, batch: &Batch) -> 
     execute_bound(conn, &sql, vals).await
 }
 
-/// PostgreSQL: the whole batch as one statement (data-modifying CTEs), so a batch
-/// costs one round trip and one commit instead of five or more.
-async fn append_postgres_in_one_statement(conn: &mut AnyConnection, batch: &Batch) -> Result<()> {
-    let mut parts: Vec<String> = Vec::new();
-    let mut vals: Vec<Val> = Vec::new();
-    let mut n = 1;
-    for (table, columns, rows) in batch_tables(batch) {
-        if rows.is_empty() {
-            continue;
-        }
-        parts.push(insert_sql(Backend::Postgres, table, columns, rows.len(), n));
-        n += rows.len() * columns.len();
-        vals.extend(rows.into_iter().flatten());
-    }
-    for (first, last) in ranges(&batch.delivered) {
-        parts.push(format!("DELETE FROM outbox WHERE id >= ${} AND id <= ${}", n, n + 1));
-        n += 2;
-        vals.push(Val::I64(first));
-        vals.push(Val::I64(last));
-    }
-    if let Some(seq) = batch.events_acked_through {
-        parts.push(format!("UPDATE event_feed SET acked_through = ${n} WHERE id = 1"));
-        vals.push(Val::I64(seq));
-    }
-    if parts.is_empty() {
-        return Ok(());
-    }
-    let ctes: Vec<String> = parts.iter().enumerate().map(|(i, p)| format!("w{i} AS ({p})")).collect();
-    execute_bound(conn, &format!("WITH {} SELECT 1", ctes.join(", ")), vals).await
+/// PostgreSQL: every batch is this one statement (data-modifying CTEs, so one round
+/// trip and one commit), with each column's values bound as an array. The text never
+/// changes, so the connection prepares and plans it once; a statement built for its
+/// batch's row counts was new text at nearly every commit under load (prepared again,
+/// planned again, with up to 60,000 parameters). Deleted ids come from earlier batches
+/// (a PUBACK follows a commit), never from this statement's own inserts.
+const POSTGRES_BATCH: &str = "WITH \
+    l AS (INSERT INTO input_log (seq, at_ms, record) SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::text[])), \
+    e AS (INSERT INTO events (seq, at_ms, incident, municipality, kind, body) \
+          SELECT * FROM UNNEST($4::int8[], $5::int8[], $6::int8[], $7::text[], $8::text[], $9::text[])), \
+    o AS (INSERT INTO outbox (id, topic, payload, created_ms) SELECT * FROM UNNEST($10::int8[], $11::text[], $12::text[], $13::int8[])), \
+    a AS (INSERT INTO audit (at_ms, username, role, action, incident, detail, outcome) \
+          SELECT * FROM UNNEST($14::int8[], $15::text[], $16::text[], $17::text[], $18::int8[], $19::text[], $20::text[])), \
+    d AS (DELETE FROM outbox WHERE id = ANY($21::int8[])), \
+    f AS (UPDATE event_feed SET acked_through = $22::int8 WHERE id = 1 AND $22::int8 IS NOT NULL) \
+    SELECT 1";
+
+async fn append_postgres_in_one_statement(conn: &mut sqlx::PgConnection, batch: &Batch) -> Result<()> {
+    let (log, ev, out, au) = (&batch.log, &batch.events, &batch.outbox, &batch.audit);
+    sqlx::query(POSTGRES_BATCH)
+        .bind(log.iter().map(|r| r.seq).collect::<Vec<_>>())
+        .bind(log.iter().map(|r| r.at_ms).collect::<Vec<_>>())
+        .bind(log.iter().map(|r| r.record.as_str()).collect::<Vec<_>>())
+        .bind(ev.iter().map(|r| r.seq).collect::<Vec<_>>())
+        .bind(ev.iter().map(|r| r.at_ms).collect::<Vec<_>>())
+        .bind(ev.iter().map(|e| e.incident).collect::<Vec<_>>())
+        .bind(ev.iter().map(|e| e.municipality.as_deref()).collect::<Vec<_>>())
+        .bind(ev.iter().map(|e| e.kind).collect::<Vec<_>>())
+        .bind(ev.iter().map(|e| e.body.as_str()).collect::<Vec<_>>())
+        .bind(out.iter().map(|r| r.id).collect::<Vec<_>>())
+        .bind(out.iter().map(|o| o.topic.as_str()).collect::<Vec<_>>())
+        .bind(out.iter().map(|o| o.payload.as_str()).collect::<Vec<_>>())
+        .bind(out.iter().map(|r| r.created_ms).collect::<Vec<_>>())
+        .bind(au.iter().map(|r| r.at_ms).collect::<Vec<_>>())
+        .bind(au.iter().map(|a| a.username.as_str()).collect::<Vec<_>>())
+        .bind(au.iter().map(|a| a.role).collect::<Vec<_>>())
+        .bind(au.iter().map(|a| a.action.as_str()).collect::<Vec<_>>())
+        .bind(au.iter().map(|a| a.incident).collect::<Vec<_>>())
+        .bind(au.iter().map(|a| a.detail.as_str()).collect::<Vec<_>>())
+        .bind(au.iter().map(|a| a.outcome.as_str()).collect::<Vec<_>>())
+        .bind(&batch.delivered)
+        .bind(batch.events_acked_through)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Runs `sql` with `vals` bound in order.
@@ -621,23 +654,6 @@ async fn execute_bound(conn: &mut AnyConnection, sql: &str, vals: Vec<Val<'_>>) 
         q = bind(q, v);
     }
     q.execute(conn).await?;
-    Ok(())
-}
-
-/// Larger batches than one statement may carry: a transaction of chunked statements.
-async fn append_in_statements(conn: &mut AnyConnection, batch: &Batch) -> Result<()> {
-    let backend = Backend::Postgres;
-    let mut tx = conn.begin().await?;
-    for (table, columns, rows) in batch_tables(batch) {
-        insert_rows(backend, &mut tx, table, columns, &rows).await?;
-    }
-    for (first, last) in ranges(&batch.delivered) {
-        sqlx::query("DELETE FROM outbox WHERE id >= $1 AND id <= $2").bind(first).bind(last).execute(&mut *tx).await?;
-    }
-    if let Some(seq) = batch.events_acked_through {
-        sqlx::query("UPDATE event_feed SET acked_through = $1 WHERE id = 1").bind(seq).execute(&mut *tx).await?;
-    }
-    tx.commit().await?;
     Ok(())
 }
 

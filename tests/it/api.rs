@@ -450,6 +450,17 @@ async fn store_round_trip(url: &str) {
     assert_eq!(store.pending_outbox().await.unwrap().into_iter().map(|r| r.id).collect::<Vec<_>>(), [4]);
     store.append(&Batch { log: clash.log.clone(), ..Batch::default() }).await.unwrap();
     assert_eq!(store.log_page(0, 10).await.unwrap().len(), 2);
+    // A batch larger than one statement's parameters would allow (72,000 values), with
+    // the columns that may be empty left empty.
+    let big = Batch {
+        events: (3..12_003).map(|seq| EventRow { seq, at_ms: 300, incident: None, municipality: None, kind: "rejected", body: format!("{{\"n\":{seq}}}") }).collect(),
+        audit: vec![AuditRow { at_ms: 300, username: "ops".into(), role: "operator", action: "login".into(), incident: None, detail: String::new(), outcome: "ok".into() }],
+        ..Batch::default()
+    };
+    store.append(&big).await.unwrap();
+    let stored = store.events_after(2).await.unwrap();
+    assert_eq!(stored.len(), 12_000);
+    assert_eq!(stored[11_999], (12_002, "rejected".to_owned(), None, "{\"n\":12002}".to_owned()));
     if store.backend == vakt::live::store::Backend::Sqlite {
         // The background checkpoint copies the whole write-ahead log into the database.
         let (frames, copied) = store.checkpoint_wal().await.unwrap();
