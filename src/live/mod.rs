@@ -102,21 +102,58 @@ pub async fn start(settings: Settings, config_dir: Option<&Path>) -> Result<Runn
     driver.commit(&ready_tx, true).await;
 
     let opts = mqtt::options(&settings.mqtt, embedded)?;
-    let (mqtt, channels, mqtt_task) = mqtt::spawn(opts, metrics.clone(), stop_rx.clone());
-    // Whatever the broker had not acknowledged before the restart goes out first
-    // (with what recovery itself just stored).
-    mqtt.send(driver.unpublished().await?, Vec::new());
-    let _ = ready_tx.send(true);
     let mqtt_at = match (&settings.mqtt.url, embedded) {
         (Some(url), _) => store::redact(url),
         (None, Some(addr)) => format!("mqtt://{addr} (embedded)"),
         (None, None) => String::new(),
     };
-    info!(mqtt = %mqtt_at, http = %http_addr, database = %store::redact(&settings.database.url), "vakt is running; alarms on vakt/v1/alarms/{{municipality}}");
+    let database_at = store::redact(&settings.database.url);
 
+    // The engine task and its MQTT client run on a thread of their own, on a runtime of
+    // one thread: an alarm passes from the client to the engine and its offer back
+    // without waking another thread, and nothing the web side does (on the main runtime)
+    // takes the engine's thread.
     let (stop_req_tx, stop_req) = watch::channel(false);
-    let parts = LoopParts { driver, store, mqtt, channels, mqtt_task, probe, ready_tx, stop_tx, stop_req, engine_rx, live_tx };
-    let task = tokio::spawn(main_loop(parts));
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel::<Result<()>>();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Result<()>>();
+    let engine = async move {
+        // Its database connection is opened afresh on this runtime.
+        store.drop_writer().await;
+        let (mqtt, channels, mqtt_task) = mqtt::spawn(opts, metrics, stop_rx);
+        // Whatever the broker had not acknowledged before the restart goes out first
+        // (with what recovery itself just stored).
+        match driver.unpublished().await {
+            Ok(msgs) => mqtt.send(msgs, Vec::new()),
+            Err(e) => {
+                let _ = started_tx.send(Err(e));
+                return Ok(());
+            }
+        }
+        let _ = ready_tx.send(true);
+        let _ = started_tx.send(Ok(()));
+        let parts = LoopParts { driver, store, mqtt, channels, mqtt_task, probe, ready_tx, stop_tx, stop_req, engine_rx, live_tx };
+        main_loop(parts).await
+    };
+    std::thread::Builder::new()
+        .name("vakt-engine".into())
+        .spawn(move || {
+            let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt.block_on(engine),
+                Err(e) => Err(anyhow::Error::from(e).context("cannot start the engine's runtime")),
+            };
+            let _ = done_tx.send(result);
+        })
+        .context("starting the engine thread")?;
+    match started_rx.await {
+        Ok(started) => started?,
+        // The thread ended before the engine started: its result says why.
+        Err(_) => {
+            done_rx.await.unwrap_or_else(|_| Err(anyhow::anyhow!("the engine thread ended")))?;
+            anyhow::bail!("the engine thread ended before the engine started");
+        }
+    }
+    info!(mqtt = %mqtt_at, http = %http_addr, database = %database_at, "vakt is running; alarms on vakt/v1/alarms/{{municipality}}");
+    let task = tokio::spawn(async move { done_rx.await.unwrap_or_else(|_| Err(anyhow::anyhow!("the engine thread ended"))) });
     Ok(Running { http_addr, app, mqtt_addr: embedded, stop: stop_req_tx, task })
 }
 

@@ -564,12 +564,18 @@ impl Store {
         Ok((row.try_get(1)?, row.try_get(2)?))
     }
 
-    pub async fn close(&self) {
+    /// Closes the engine's write connection; the next batch opens a new one (on the
+    /// runtime it runs on).
+    pub async fn drop_writer(&self) {
         match self.writer.lock().await.take() {
             Some(Writer::Sqlite(conn)) => drop(conn.close().await),
             Some(Writer::Postgres(conn)) => drop(conn.close().await),
             None => {}
         }
+    }
+
+    pub async fn close(&self) {
+        self.drop_writer().await;
         self.pool.close().await;
     }
 }
