@@ -216,6 +216,9 @@ impl ClientTask {
             tokio::select! {
                 biased;
                 _ = stop.changed() => {
+                    // What the engine sent last (its last acknowledgements) goes out first.
+                    let acks = self.take_sends(None, usize::MAX);
+                    self.write(&mut eventloop, acks).await;
                     let _ = self.client.try_disconnect();
                     // Let the DISCONNECT (and queued acks) go out.
                     let _ = tokio::time::timeout(Duration::from_millis(500), async {
@@ -245,23 +248,30 @@ impl ClientTask {
                 },
                 Some(first) = self.out_rx.recv() => {
                     // What several commits sent while we were busy goes out together.
-                    let mut acks = Vec::new();
-                    let mut next = Some(first);
-                    let mut commits = 0;
-                    while let Some(sends) = next.take() {
-                        for msg in sends.msgs {
-                            self.queue(msg);
-                        }
-                        acks.extend(sends.acks);
-                        commits += 1;
-                        if commits < 64 {
-                            next = self.out_rx.try_recv().ok();
-                        }
-                    }
+                    let acks = self.take_sends(Some(first), 64);
                     self.write(&mut eventloop, acks).await;
                 }
             }
         }
+    }
+
+    /// Queues the messages of `first` and of the sends waiting behind it (`most` sends in
+    /// all), and returns their acknowledgements, in order.
+    fn take_sends(&mut self, first: Option<Sends>, most: usize) -> Vec<Publish> {
+        let mut acks = Vec::new();
+        let mut next = first.or_else(|| self.out_rx.try_recv().ok());
+        let mut taken = 0;
+        while let Some(sends) = next.take() {
+            for msg in sends.msgs {
+                self.queue(msg);
+            }
+            acks.extend(sends.acks);
+            taken += 1;
+            if taken < most {
+                next = self.out_rx.try_recv().ok();
+            }
+        }
+        acks
     }
 
     /// Queues a message to publish, in order, remembering it until the broker has it.
