@@ -618,6 +618,10 @@ impl Driver {
             return Vec::new();
         }
         self.batch.events_acked_through = mark_moved.then_some(self.events_acked);
+        // Each stored row is reported delivered once (the client task forgets it then);
+        // a repeat within the batch would count twice in the gauge below.
+        self.batch.delivered.sort_unstable();
+        self.batch.delivered.dedup();
         let mut backoff = Duration::from_millis(50);
         loop {
             let started = Instant::now();
@@ -648,11 +652,7 @@ impl Driver {
         self.maybe_checkpoint().await;
         // Counted here, not in the database: a count query after every commit that
         // deleted rows held each batch's offers back by a round trip to the database.
-        // Each stored row is reported delivered once (the client task forgets it then).
-        let mut deleted = batch.delivered.clone();
-        deleted.sort_unstable();
-        deleted.dedup();
-        self.metrics.outbox_pending.add(batch.outbox.len() as i64 - deleted.len() as i64);
+        self.metrics.outbox_pending.add(batch.outbox.len() as i64 - batch.delivered.len() as i64);
         self.metrics.events_unacknowledged.set(self.seq.events - self.events_acked);
         let mut rows = batch.outbox.into_iter();
         let made = std::mem::take(&mut self.out).into_iter().filter_map(|m| m.or_else(|| rows.next().map(OutMsg::from)));

@@ -588,7 +588,7 @@ async fn append_sqlite_in_one_query(conn: &mut AnyConnection, batch: &Batch) -> 
     let mut vals: Vec<Val> = Vec::new();
     for (table, columns, rows) in batch_tables(batch) {
         for chunk in rows.chunks(rows_per_statement(columns)) {
-            sql.push_str(&insert_sql(Backend::Sqlite, table, columns, chunk.len(), 1));
+            sql.push_str(&insert_sql(Backend::Sqlite, table, columns, chunk.len()));
             sql.push_str(";\n");
             vals.extend(chunk.iter().flatten().copied());
         }
@@ -747,15 +747,15 @@ fn user_from_row(r: &sqlx::any::AnyRow) -> Result<User> {
 }
 
 /// `INSERT INTO table (columns) VALUES (...), (...)` for `rows` rows, its parameters
-/// numbered from `first` (PostgreSQL; SQLite's are anonymous).
-fn insert_sql(backend: Backend, table: &str, columns: &[&str], rows: usize, first: usize) -> String {
+/// numbered from 1 (PostgreSQL; SQLite's are anonymous).
+fn insert_sql(backend: Backend, table: &str, columns: &[&str], rows: usize) -> String {
     let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
     for i in 0..rows {
         if i > 0 {
             sql.push_str(", ");
         }
         sql.push('(');
-        sql.push_str(&placeholders(backend, first + i * columns.len(), columns.len()));
+        sql.push_str(&placeholders(backend, 1 + i * columns.len(), columns.len()));
         sql.push(')');
     }
     sql
@@ -775,7 +775,7 @@ async fn insert_rows_with(backend: Backend, tx: &mut sqlx::Transaction<'_, sqlx:
         return Ok(());
     }
     for chunk in rows.chunks(rows_per_statement(columns)) {
-        let mut sql = insert_sql(backend, table, columns, chunk.len(), 1);
+        let mut sql = insert_sql(backend, table, columns, chunk.len());
         sql.push_str(suffix);
         let mut q = sqlx::query(&sql);
         for row in chunk {
