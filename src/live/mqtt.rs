@@ -295,6 +295,7 @@ impl ClientTask {
                 };
                 warn!(error, "MQTT write failed; reconnecting");
                 self.metrics.mqtt_connected.set(0);
+                self.metrics.mqtt_disconnects.inc();
                 // As rumqttc does on a failed connection: what was in flight is sent again
                 // on the next one (or, if the broker lost the session, republished by us).
                 el.clean();
