@@ -33,6 +33,10 @@ async fn metrics_text(State(s): State<AppState>) -> impl IntoResponse {
 }
 
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
+    // The engine holds the sender: gone, the engine is gone (the process exits next).
+    if s.ready.has_changed().is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "not ready: the engine is not running\n".to_owned());
+    }
     let recovered_and_storing = *s.ready.borrow();
     let broker = s.metrics.mqtt_connected.get() == 1;
     match (recovered_and_storing, broker) {

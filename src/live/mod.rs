@@ -37,10 +37,23 @@ const MAX_BATCH: usize = 2_000;
 /// Runs until SIGINT or SIGTERM. `config_dir` resolves relative seed paths.
 pub async fn run(settings: Settings, config_dir: Option<&Path>) -> Result<()> {
     let mut signals = Signals::new()?;
-    let running = start(settings, config_dir).await?;
-    signals.recv().await;
-    info!("stopping: no more input is taken");
-    running.stop().await
+    let mut running = start(settings, config_dir).await?;
+    let failed = tokio::select! {
+        _ = signals.recv() => None,
+        e = running.failed() => Some(e),
+    };
+    match failed {
+        None => {
+            info!("stopping: no more input is taken");
+            running.stop().await
+        }
+        // Exit non-zero, so a supervisor starts vakt again and recovery carries on from
+        // the store; serving web pages without an engine would only hide the fault.
+        Some(e) => {
+            error!(error = %format!("{e:#}"), "the engine stopped; vakt exits");
+            Err(e.context("the engine stopped"))
+        }
+    }
 }
 
 /// A started engine: its HTTP address, its web application (for tests that call it
@@ -51,6 +64,7 @@ pub struct Running {
     pub mqtt_addr: Option<std::net::SocketAddr>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<Result<()>>,
+    requests: tokio::sync::mpsc::Sender<driver::EngineRequest>,
 }
 
 impl Running {
@@ -58,6 +72,22 @@ impl Running {
     pub async fn stop(self) -> Result<()> {
         let _ = self.stop.send(true);
         self.task.await.context("engine task")?
+    }
+
+    /// Resolves only if the engine ends without being asked to stop (a panic, its MQTT
+    /// client gone), with the reason. After it resolves, do not call `stop`.
+    pub async fn failed(&mut self) -> anyhow::Error {
+        match (&mut self.task).await {
+            Ok(Ok(())) => anyhow::anyhow!("the engine task ended without being asked to stop"),
+            Ok(Err(e)) => e,
+            Err(e) => anyhow::Error::from(e).context("engine task"),
+        }
+    }
+
+    /// The engine's request channel, as the web side uses it (reads between batches,
+    /// acts stored before they are answered).
+    pub fn requests(&self) -> tokio::sync::mpsc::Sender<driver::EngineRequest> {
+        self.requests.clone()
     }
 }
 
@@ -81,7 +111,7 @@ pub async fn start(settings: Settings, config_dir: Option<&Path>) -> Result<Runn
     seed(&store, &settings, config_dir).await?;
 
     // HTTP before recovery, so /healthz answers (and /readyz says "not yet") meanwhile.
-    let web = web::AppState::new(&settings, store.clone(), metrics.clone(), ready_rx.clone(), engine_tx, live_tx.clone(), &config);
+    let web = web::AppState::new(&settings, store.clone(), metrics.clone(), ready_rx.clone(), engine_tx.clone(), live_tx.clone(), &config);
     let app = web::router(web);
     let http_addr = http::serve(&settings.http.listen, app.clone(), stop_rx.clone()).await?;
     info!(%http_addr, "HTTP: dashboard /, staff app /app, API /api, /metrics /healthz /readyz");
@@ -138,7 +168,10 @@ pub async fn start(settings: Settings, config_dir: Option<&Path>) -> Result<Runn
         .name("vakt-engine".into())
         .spawn(move || {
             let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(rt) => rt.block_on(engine),
+                Ok(rt) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(engine))).unwrap_or_else(|panic| {
+                    let what = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_default();
+                    Err(anyhow::anyhow!("the engine panicked: {what}"))
+                }),
                 Err(e) => Err(anyhow::Error::from(e).context("cannot start the engine's runtime")),
             };
             let _ = done_tx.send(result);
@@ -154,7 +187,7 @@ pub async fn start(settings: Settings, config_dir: Option<&Path>) -> Result<Runn
     }
     info!(mqtt = %mqtt_at, http = %http_addr, database = %database_at, "vakt is running; alarms on vakt/v1/alarms/{{municipality}}");
     let task = tokio::spawn(async move { done_rx.await.unwrap_or_else(|_| Err(anyhow::anyhow!("the engine thread ended"))) });
-    Ok(Running { http_addr, app, mqtt_addr: embedded, stop: stop_req_tx, task })
+    Ok(Running { http_addr, app, mqtt_addr: embedded, stop: stop_req_tx, task, requests: engine_tx })
 }
 
 struct LoopParts {
@@ -182,6 +215,7 @@ async fn main_loop(p: LoopParts) -> Result<()> {
     let mut delivered = Vec::new();
     let mut answers = Vec::new();
     let mut flush_tick = tokio::time::interval(Duration::from_millis(500));
+    let mut lost = None;
     loop {
         let sleep_until = driver.next_deadline().map(|t| {
             let wait = t.as_millis().saturating_sub(driver::wall_clock().as_millis()).max(0) as u64;
@@ -191,7 +225,7 @@ async fn main_loop(p: LoopParts) -> Result<()> {
         tokio::select! {
             _ = stop_req.wait_for(|s| *s) => break,
             n = channels.inbound.recv_many(&mut inbound, MAX_BATCH) => {
-                if n == 0 { warn!("MQTT client task ended"); break; }
+                if n == 0 { lost = Some("the MQTT client task ended"); break; }
                 for p in &inbound { driver.on_message(p); }
             }
             _ = async { tokio::time::sleep_until(sleep_until.expect("guarded")).await }, if sleep_until.is_some() => {
@@ -199,7 +233,7 @@ async fn main_loop(p: LoopParts) -> Result<()> {
                 driver.fire_due(now);
             }
             n = channels.delivered.recv_many(&mut delivered, 50_000) => {
-                if n == 0 { warn!("MQTT client task ended"); break; }
+                if n == 0 { lost = Some("the MQTT client task ended"); break; }
             }
             _ = flush_tick.tick() => flush = true,
             Some(changes) = directory.recv() => {
@@ -249,8 +283,13 @@ async fn main_loop(p: LoopParts) -> Result<()> {
         error!(error = %e, "MQTT client did not stop in time");
     }
     store.close().await;
-    info!("stopped");
-    Ok(())
+    match lost {
+        Some(why) => Err(anyhow::anyhow!(why)),
+        None => {
+            info!("stopped");
+            Ok(())
+        }
+    }
 }
 
 /// SQLite: copies the write-ahead log into the database file every 100 ms, beside the

@@ -185,6 +185,25 @@ async fn wrong_passwords_are_refused_then_rate_limited() {
     api.stop().await;
 }
 
+/// A fault in the engine (here a panic, sent in through the engine's own request channel)
+/// ends it, and `Running::failed` says why: `vakt run` then exits non-zero instead of
+/// serving pages with no engine behind them. Meanwhile the API and /readyz say so.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_engine_that_dies_is_reported_not_hidden() {
+    let mut api = Api::start().await;
+    let (status, _, _) = api.call("GET", "/api/incidents", &api.admin, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut running = api.running.take().unwrap();
+    let fault: Box<dyn FnOnce(&vakt::live::driver::Driver) + Send> = Box::new(|_| panic!("injected fault"));
+    running.requests().send(vakt::live::driver::EngineRequest::Read(fault)).await.unwrap();
+    let why = tokio::time::timeout(std::time::Duration::from_secs(10), running.failed()).await.expect("the engine's end is noticed");
+    assert!(format!("{why:#}").contains("the engine panicked: injected fault"), "{why:#}");
+    let (status, _, body) = api.call("GET", "/api/incidents", &api.admin, None).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("engine_unavailable")));
+    let res = api.app.clone().oneshot(Request::builder().uri("/readyz").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_csrf_token_is_refused_and_changes_nothing() {
     let api = Api::start().await;
