@@ -5,7 +5,7 @@
 //! `-- --embedded` for vakt's own broker, in-process, with SQLite and with PostgreSQL).
 //!
 //! By default the broker is a Mosquitto of the bench's own (the machine's binary) with
-//! `set_tcp_nodelay true` and `max_inflight_messages 1000`, the settings docs/mqtt.md
+//! `persistence true`, `set_tcp_nodelay true` and `max_inflight_messages 1000`, the settings docs/mqtt.md
 //! recommends for vakt: with Mosquitto's defaults, Nagle's algorithm on the broker side
 //! holds its small packets to vakt (PUBACKs, the next alarm) until a delayed TCP ACK,
 //! which adds about 20 ms at low rates; and 20 messages in flight to vakt cap a batch.
@@ -13,7 +13,7 @@
 //! In one run, through the same broker:
 //! (a) the floor: a message published by one client and received by another (one hop);
 //! (b) an alarm published by a device client until the offer reaches the staff client
-//!     through vakt (two hops, plus the engine and its store, persistence on).
+//!     through vakt (two hops, plus the engine and its store, persistence on in both).
 //! (f) the durable-write floor of this disk: a 300-byte write into a preallocated file
 //!     made durable with fdatasync, at the same rates (a store commit costs at least this);
 //! All at 100 and 1,000 per second; p50, p99, p99.9 and the ratio of (b) to twice (a),
@@ -25,7 +25,9 @@
 //! vakt runs as its own process (the release binary), each (b) step on a fresh store
 //! with one resident per alarm (an open incident per resident; a repeat would only be
 //! attached, with no new offer). Offers do not expire during a step (timeout 600 s), so
-//! what is measured is the alarm → offer path, not escalations.
+//! what is measured is the alarm → offer path, not escalations. Each step starts on a
+//! quiet disk (a PostgreSQL CHECKPOINT, then `sync`) and its store is removed after it,
+//! so a step does not pay for the writes of the one before.
 
 #[allow(dead_code)]
 #[path = "../tests/it/live/support.rs"]
@@ -259,6 +261,7 @@ async fn start_vakt(store: &str, residents: u64) -> (Vakt, AsyncClient) {
 
 async fn alarm_to_offer(store: &str, rate: u64, secs: u64) -> Stats {
     let (mut v, _staff) = start_vakt(store, rate * secs).await;
+    settle_disk(&v).await;
     let (vakt_cpu, machine_cpu) = (process_cpu_secs(v.child.id()), machine_busy_secs());
     let stats = run_load(
         broker_port(),
@@ -304,7 +307,33 @@ async fn alarm_to_offer(store: &str, rate: u64, secs: u64) -> Stats {
         share("0.005")
     );
     let _ = v.stop();
+    remove_store(&v).await;
     stats
+}
+
+/// Each step starts on a quiet disk: what earlier steps and this step's set-up (the
+/// directory import) left to write (PostgreSQL's dirty pages, the page cache) is
+/// written now, not in the middle of the step. Without this, the step after an
+/// overloaded one paid for its predecessor's checkpoint.
+async fn settle_disk(v: &Vakt) {
+    if let support::Db::Postgres(_) = &v.backend.db {
+        let mut admin = support::postgres_admin().await;
+        sqlx::Executor::execute(&mut admin, "CHECKPOINT").await.expect("CHECKPOINT");
+    }
+    let _ = std::process::Command::new("sync").status();
+}
+
+/// A step's store is removed after it (a full search leaves a million rows otherwise).
+async fn remove_store(v: &Vakt) {
+    match &v.backend.db {
+        support::Db::Postgres(name) => {
+            let mut admin = support::postgres_admin().await;
+            let _ = sqlx::Executor::execute(&mut admin, format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await;
+        }
+        support::Db::Sqlite(_) => {
+            let _ = std::fs::remove_dir_all(&v.dir);
+        }
+    }
 }
 
 /// CPU time (user + system) a process has used so far, from /proc (Linux).
@@ -346,7 +375,7 @@ fn main() {
     } else {
         let port = free_port();
         BROKER.set(port).unwrap();
-        Some(Mosquitto::start_with(&temp_dir("bench-broker"), port, "set_tcp_nodelay true\nmax_inflight_messages 1000", false))
+        Some(Mosquitto::start_with(&temp_dir("bench-broker"), port, "set_tcp_nodelay true\nmax_inflight_messages 1000", true))
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     // `--step STORE:RATE`: one alarm → offer step of `step_secs`, for profiling.
@@ -358,7 +387,7 @@ fn main() {
     }
     rt.block_on(async {
         let broker = match (&_own_broker, embedded) {
-            (Some(_), _) => "the bench's own Mosquitto (set_tcp_nodelay, max_inflight_messages 1000)",
+            (Some(_), _) => "the bench's own Mosquitto (persistence, set_tcp_nodelay, max_inflight_messages 1000)",
             (None, true) => "vakt's embedded broker (rumqttd), with SQLite (embedded) and PostgreSQL (embedded-postgres),",
             (None, false) => "the machine's Mosquitto, default settings",
         };
