@@ -1,7 +1,7 @@
 // The staff app (installable): duty on and off, position, offers with a sound and a
 // countdown, accept or decline, on my way, on site, close with an outcome and a note.
 // It sends the MQTT app contract's own messages (docs/mqtt.md) through the HTTP API.
-import { api, whoami, logout, live, debounce, el, mmss, kindName } from '/assets/common.js';
+import { api, whoami, logout, live, throttle, el, mmss, kindName } from '/assets/common.js';
 
 let me = null;
 let state = { on_duty: false, incidents: [] };
@@ -178,7 +178,7 @@ async function main() {
   });
   await load();
   if (state.on_duty) sharePosition(true);
-  const reload = debounce(load, 100);
+  const reload = throttle(load, 100);
   const liveState = document.getElementById('live-state');
   const es = live('/api/staff/me/stream', {
     open: () => { liveState.className = 'live-state on'; reload(); },

@@ -54,10 +54,24 @@ function safeJson(s) {
   try { return JSON.parse(s); } catch { return s; }
 }
 
-// Runs fn at most once per `ms`, the last call winning.
-export function debounce(fn, ms) {
-  let t = null;
-  return (...args) => { clearTimeout(t); t = setTimeout(() => fn(...args), ms); };
+// Runs fn (async) at once, and not again until it has finished and `ms` have passed;
+// calls meanwhile make it run once more then. Never two at once (an older answer cannot
+// overwrite a newer one), and never starved: a plain debounce, restarted by every call,
+// would not run while events keep coming faster than `ms`, and a busy dashboard froze.
+export function throttle(fn, ms) {
+  let busy = false;
+  let again = false;
+  const run = async () => {
+    busy = true;
+    again = false;
+    try {
+      await fn();
+    } catch (e) {
+      console.warn(e);
+    }
+    setTimeout(() => { busy = false; if (again) run(); }, ms);
+  };
+  return () => { if (busy) again = true; else run(); };
 }
 
 export function el(tag, attrs = {}, ...children) {

@@ -2,7 +2,7 @@
 // operator's actions, the map, and the KPIs. Everything comes from the JSON API; live
 // updates are the incident events (GET /api/stream), after which the page reloads the
 // part that changed.
-import { api, whoami, logout, live, debounce, el, mmss, clock, kindName } from '/assets/common.js';
+import { api, whoami, logout, live, throttle, el, mmss, clock, kindName } from '/assets/common.js';
 import { PlainMap } from '/assets/map.js';
 
 let me = null;
@@ -234,9 +234,9 @@ async function main() {
   document.getElementById('logout').addEventListener('click', logout);
   map = new PlainMap(document.getElementById('map'), { tiles: me.tiles, attribution: me.tiles_attribution });
   await Promise.all([loadIncidents(), loadMap(), loadKpis()]);
-  const reload = debounce(() => { loadIncidents(); if (selected !== null) loadDetail(); }, 150);
-  const reloadMap = debounce(loadMap, 1000);
-  const reloadKpis = debounce(loadKpis, 1000);
+  const reload = throttle(() => Promise.all([loadIncidents(), selected !== null ? loadDetail() : null]), 150);
+  const reloadMap = throttle(loadMap, 1000);
+  const reloadKpis = throttle(loadKpis, 1000);
   const state = document.getElementById('live-state');
   const es = live('/api/stream', {
     open: () => { state.className = 'live-state on'; reload(); },
