@@ -478,6 +478,16 @@ impl Store {
         row.map(|r| Ok((user_from_row(&r)?, r.try_get(4)?))).transpose()
     }
 
+    /// A user's new password: every other session of theirs ends, `keep` (the session
+    /// that changed it) stays. False if the user no longer exists.
+    pub async fn set_password(&self, username: &str, password_hash: &str, keep: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query("UPDATE users SET password_hash = $1 WHERE username = $2").bind(password_hash).bind(username).execute(&mut *tx).await?.rows_affected();
+        sqlx::query("DELETE FROM sessions WHERE username = $1 AND token_digest <> $2").bind(username).bind(keep).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
     pub async fn delete_session(&self, digest: &str) -> Result<()> {
         sqlx::query("DELETE FROM sessions WHERE token_digest = $1").bind(digest).execute(&self.pool).await?;
         Ok(())

@@ -3,7 +3,8 @@
 //   an operator logs in and watches the dashboard; the staff app, in a second browser
 //   context, logs in and goes on duty; the alarm arrives live on the dashboard (red);
 //   the app gets the offer and accepts it (the dashboard turns yellow); the staff member
-//   goes on the way, on site and closes it (green). The configured map tiles cannot be
+//   goes on the way, on site and closes it (green), then changes their password and logs
+//   in with the new one. The configured map tiles cannot be
 //   reached: the positions must show anyway. Screenshots go to $VAKT_ARTIFACTS.
 // Debian's Chromium, driven by playwright-core: no downloaded browser.
 import { chromium } from 'playwright-core';
@@ -146,6 +147,35 @@ try {
   await ops.waitForFunction(() => document.getElementById('kpi-today').textContent === '100.0 %', null, { timeout: 15000 });
   await shot(ops, 'dashboard-3-closed-green');
   step('dashboard turned green; the timeline has every step');
+
+  // The staff member changes their password from the app, and logs in with it.
+  await app.click('a[href="/password"]');
+  await app.waitForURL(/\/password$/);
+  await app.waitForFunction(() => document.getElementById('who').textContent !== '');
+  await app.fill('#current', staffPass);
+  await app.fill('#new', 'a brand new password');
+  await app.fill('#again', 'a brand new passwort');
+  await app.click('#change-button');
+  await app.waitForSelector('#password-error:not([hidden])');
+  await app.fill('#current', 'not my password');
+  await app.fill('#again', 'a brand new password');
+  await app.click('#change-button');
+  await app.waitForFunction(() => /current password is wrong/.test(document.getElementById('password-error').textContent));
+  await app.fill('#current', staffPass);
+  await app.fill('#new', 'a brand new password');
+  await app.fill('#again', 'a brand new password');
+  await app.click('#change-button');
+  await app.waitForSelector('#password-done:not([hidden])');
+  await shot(app, 'app-4-password-changed');
+  await app.click('#back');
+  await app.waitForURL(/\/app$/);
+  await app.click('#logout');
+  await app.waitForURL(/\/login/);
+  await app.fill('#username', staffUser);
+  await app.fill('#password', 'a brand new password');
+  await app.click('#login-button');
+  await app.waitForURL(/\/app$/);
+  step('password changed in the app; the new one logs in');
 
   if (navigations !== 0) throw new Error(`the dashboard navigated ${navigations} times: it must update without a reload`);
   if (errors.length) throw new Error(`errors in the pages:\n${errors.join('\n')}`);

@@ -46,6 +46,8 @@ struct Api {
     running: Option<vakt::live::Running>,
     store: vakt::live::store::Store,
     mqtt_port: u16,
+    /// The SQLite file's URL, for reading tables the API does not show.
+    db: String,
 }
 
 impl Api {
@@ -76,7 +78,7 @@ impl Api {
             let user = User { username: name.into(), role, staff_id: staff.map(|s| vakt::core::StaffId::parse(s).unwrap()), centre: centre.map(|c| vakt::core::CentreId::parse(c).unwrap()) };
             store.put_user(&user, &hash, 0, false).await.unwrap();
         }
-        let mut api = Api { app: running.app.clone(), admin: Auth::None, running: Some(running), store, mqtt_port };
+        let mut api = Api { app: running.app.clone(), admin: Auth::None, running: Some(running), store, mqtt_port, db };
         api.admin = api.login("admin").await;
         api
     }
@@ -202,6 +204,48 @@ async fn an_engine_that_dies_is_reported_not_hidden() {
     assert_eq!((status, body["error"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("engine_unavailable")));
     let res = api.app.clone().oneshot(Request::builder().uri("/readyz").body(Body::empty()).unwrap()).await.unwrap();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
+/// A user changes their own password: only with the current one, only to an acceptable
+/// one; their other sessions end, this one stays; every attempt is audited.
+#[tokio::test(flavor = "multi_thread")]
+async fn users_change_their_own_password() {
+    let api = Api::start().await;
+    let (here, elsewhere) = (api.login("kari").await, api.login("kari").await);
+    let change = |current: &str, new: &str| json!({ "current_password": current, "new_password": new });
+    let refusals = [
+        (change("not the password", "a new long password"), StatusCode::FORBIDDEN, "wrong_credentials"),
+        (change(PASSWORD, "short"), StatusCode::UNPROCESSABLE_ENTITY, "weak_password"),
+        (change(PASSWORD, PASSWORD), StatusCode::UNPROCESSABLE_ENTITY, "same_password"),
+        (json!({ "new_password": "a new long password" }), StatusCode::BAD_REQUEST, "bad_request"),
+    ];
+    for (body, status, code) in refusals {
+        let (got, _, answer) = api.call("POST", "/api/me/password", &here, Some(body)).await;
+        assert_eq!((got, answer["error"].as_str()), (status, Some(code)), "{answer}");
+    }
+    // A cookie session needs its CSRF token here too.
+    let (got, _, answer) = api.call("POST", "/api/me/password", &here.without_csrf(), Some(change(PASSWORD, "a new long password"))).await;
+    assert_eq!((got, answer["error"].as_str()), (StatusCode::FORBIDDEN, Some("csrf")));
+    // Nothing changed yet: the old password still logs in.
+    api.login("kari").await;
+
+    let (got, _, answer) = api.call("POST", "/api/me/password", &here, Some(change(PASSWORD, "a new long password"))).await;
+    assert_eq!(got, StatusCode::OK, "{answer}");
+    let (got, _, _) = api.call("GET", "/api/me", &here, None).await;
+    assert_eq!(got, StatusCode::OK, "the session that changed it stays");
+    let (got, _, answer) = api.call("GET", "/api/me", &elsewhere, None).await;
+    assert_eq!((got, answer["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("session_expired")));
+    let (got, _, _) = api.call("POST", "/api/login", &Auth::None, Some(json!({ "username": "kari", "password": PASSWORD }))).await;
+    assert_eq!(got, StatusCode::UNAUTHORIZED, "the old password no longer logs in");
+    let (got, _, _) = api.call("POST", "/api/login", &Auth::None, Some(json!({ "username": "kari", "password": "a new long password" }))).await;
+    assert_eq!(got, StatusCode::OK, "the new one does");
+
+    use sqlx::Connection;
+    let mut db = sqlx::SqliteConnection::connect(&api.db).await.unwrap();
+    let audit: Vec<(String, String)> = sqlx::query_as("SELECT action, outcome FROM audit WHERE username = 'kari' AND action = 'password_change' ORDER BY rowid").fetch_all(&mut db).await.unwrap();
+    let audit: Vec<(&str, &str)> = audit.iter().map(|(a, o)| (a.as_str(), o.as_str())).collect();
+    assert_eq!(audit, [("password_change", "wrong_credentials"), ("password_change", "ok")]);
+    api.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

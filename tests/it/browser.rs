@@ -44,6 +44,21 @@ pub fn add_user(v: &Vakt, name: &str, password: &str, args: &[&str]) {
     assert!(out.status.success(), "vakt user add {name}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// The pages' reload throttle (`web/common.js`), run by Node: it keeps up under a steady
+/// stream of events, never overlaps itself, and runs after the last event.
+#[test]
+fn the_pages_reload_throttle_keeps_up_with_a_busy_stream() {
+    if Command::new("node").arg("--version").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "this test needs Node.js under CI");
+        eprintln!("SKIPPED: no node");
+        return;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/throttle.mjs");
+    let out = Command::new("node").arg(&script).output().expect("node");
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.starts_with("PASS"), "{said}");
+}
+
 /// A ladder slow enough for a person (or a browser) to answer.
 pub const HUMAN_LADDER_TOML: &str = "[defaults.ladder]\noffer_timeout_secs = 40\nbroadcast_after_secs = 50\nbackup_after_secs = 55\nalert_after_secs = 60\n";
 
@@ -95,7 +110,7 @@ async fn operator_sees_the_alarm_live_and_the_staff_app_takes_it() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "the browser test failed:\n{}\n{stderr}\n--- vakt log ---\n{}", said.join("\n"), v.log());
     assert_eq!(said.last().map(String::as_str), Some("PASS"), "{}", said.join("\n"));
-    for shot in ["dashboard-1-alarm-red", "app-2-offer", "dashboard-2-accepted-yellow", "dashboard-3-closed-green"] {
+    for shot in ["dashboard-1-alarm-red", "app-2-offer", "dashboard-2-accepted-yellow", "dashboard-3-closed-green", "app-4-password-changed"] {
         let len = std::fs::metadata(artifacts.join(format!("{shot}.png"))).map(|m| m.len()).unwrap_or(0);
         assert!(len > 1000, "screenshot {shot}.png missing or empty");
     }

@@ -36,6 +36,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/login", post(login))
         .route("/api/logout", post(logout))
         .route("/api/me", get(me))
+        .route("/api/me/password", post(change_password))
         .route("/api/incidents", get(incidents))
         .route("/api/incidents/{id}", get(incident))
         .route("/api/incidents/{id}/actions", post(incident_action))
@@ -54,6 +55,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/login"),
     ("post", "/api/logout"),
     ("get", "/api/me"),
+    ("post", "/api/me/password"),
     ("get", "/api/incidents"),
     ("get", "/api/incidents/{id}"),
     ("post", "/api/incidents/{id}/actions"),
@@ -130,6 +132,54 @@ async fn logout(State(s): State<AppState>, a: Authed) -> Result<Response, ApiErr
     s.store.audit(&audit_line(&a.user.username, a.user.role.as_str(), "logout", "ok")).await.map_err(ApiError::internal)?;
     let cookie = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
     Ok(([(header::SET_COOKIE, cookie)], Json(json!({ "ok": true }))).into_response())
+}
+
+#[derive(Deserialize)]
+struct PasswordBody {
+    current_password: String,
+    new_password: String,
+}
+
+/// A user changes their own password: the current one is asked for again (a session
+/// left open on a shared PC must not be enough), wrong answers count towards the login
+/// limit, and every other session of theirs ends.
+async fn change_password(State(s): State<AppState>, ClientAddr(addr): ClientAddr, a: Authed, b: Result<Json<PasswordBody>, JsonRejection>) -> Result<Response, ApiError> {
+    let b = body(b)?;
+    let username = a.user.username.clone();
+    let role = a.user.role.as_str();
+    let keys: Vec<LimitKey> = std::iter::once(LimitKey::User(&username)).chain(addr.map(|a| LimitKey::Address(a.ip()))).collect();
+    if let Err(wait) = s.limiter.check(&keys, Instant::now()) {
+        let _ = s.store.audit(&audit_line(&username, role, "password_change", "rate_limited")).await;
+        let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", format!("too many wrong passwords; try again in {} s", wait.as_secs().max(1)));
+        e.retry_after = Some(wait);
+        return Err(e);
+    }
+    if b.new_password.chars().count() < accounts::MIN_PASSWORD_LEN {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "weak_password", format!("a password has at least {} characters", accounts::MIN_PASSWORD_LEN)));
+    }
+    if b.new_password == b.current_password {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "same_password", "the new password is the current one"));
+    }
+    let hash = s.store.user(&username).await.map_err(ApiError::internal)?.map(|(_, h)| h).ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "session_expired", "the user no longer exists"))?;
+    let (current, new) = (b.current_password, b.new_password);
+    // argon2 is deliberately slow: off the async workers.
+    let hashed = tokio::task::spawn_blocking(move || if accounts::verify_password(&hash, &current) { accounts::hash_password(&new).map(Some) } else { Ok(None) })
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
+    let new_hash = match hashed.map_err(ApiError::internal)? {
+        Some(h) => h,
+        None => {
+            s.limiter.failed(&keys, Instant::now());
+            let _ = s.store.audit(&audit_line(&username, role, "password_change", "wrong_credentials")).await;
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "wrong_credentials", "the current password is wrong"));
+        }
+    };
+    if !s.store.set_password(&username, &new_hash, &a.digest).await.map_err(ApiError::internal)? {
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "session_expired", "the user no longer exists"));
+    }
+    s.limiter.succeeded(&username);
+    s.store.audit(&audit_line(&username, role, "password_change", "ok")).await.map_err(ApiError::internal)?;
+    Ok(Json(json!({ "ok": true })).into_response())
 }
 
 /// The municipalities this user sees, with their model: `[{id, name, model}]`.

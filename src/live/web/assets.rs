@@ -17,6 +17,7 @@ const FILES: &[(&str, &str, &str)] = &[
     ("dashboard.js", "text/javascript; charset=utf-8", include_str!("../../../web/dashboard.js")),
     ("app.js", "text/javascript; charset=utf-8", include_str!("../../../web/app.js")),
     ("login.js", "text/javascript; charset=utf-8", include_str!("../../../web/login.js")),
+    ("password.js", "text/javascript; charset=utf-8", include_str!("../../../web/password.js")),
     ("icon.svg", "image/svg+xml", include_str!("../../../web/icon.svg")),
     ("manifest.webmanifest", "application/manifest+json", include_str!("../../../web/manifest.webmanifest")),
 ];
@@ -24,6 +25,7 @@ const FILES: &[(&str, &str, &str)] = &[
 const DASHBOARD: &str = include_str!("../../../web/dashboard.html");
 const APP: &str = include_str!("../../../web/app.html");
 const LOGIN: &str = include_str!("../../../web/login.html");
+const PASSWORD: &str = include_str!("../../../web/password.html");
 const SERVICE_WORKER: &str = include_str!("../../../web/sw.js");
 
 /// Pages: no inline scripts, nothing from elsewhere (images: the configured tiles).
@@ -39,6 +41,7 @@ pub fn routes() -> Router<AppState> {
         .route("/dashboard", get(|| async { page(DASHBOARD) }))
         .route("/app", get(|| async { page(APP) }))
         .route("/login", get(|| async { page(LOGIN) }))
+        .route("/password", get(|| async { page(PASSWORD) }))
         // The staff app's service worker, registered with scope /app.
         .route("/app-sw.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], SERVICE_WORKER) }))
         .route("/assets/{name}", get(asset))

@@ -1,0 +1,31 @@
+import { api, whoami } from '/assets/common.js';
+
+const form = document.getElementById('password-form');
+const error = document.getElementById('password-error');
+const done = document.getElementById('password-done');
+
+const me = await whoami();
+document.getElementById('who').textContent = me.user.username;
+form.username.value = me.user.username;
+document.getElementById('back').href = me.user.role === 'staff' ? '/app' : '/dashboard';
+
+form.addEventListener('submit', async (e) => {
+  e.preventDefault();
+  error.hidden = true;
+  done.hidden = true;
+  if (form.next.value !== form.again.value) {
+    error.textContent = 'The new passwords differ.';
+    error.hidden = false;
+    form.again.select();
+    return;
+  }
+  try {
+    await api('/api/me/password', { method: 'POST', body: { current_password: form.current.value, new_password: form.next.value } });
+    form.reset();
+    form.username.value = me.user.username;
+    done.hidden = false;
+  } catch (err) {
+    error.textContent = err.message;
+    error.hidden = false;
+  }
+});
