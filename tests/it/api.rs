@@ -248,6 +248,56 @@ async fn users_change_their_own_password() {
     api.stop().await;
 }
 
+/// While the store takes no writes (here another connection holds SQLite's write lock),
+/// the engine retries its commit and answers nothing else: the API says so at once
+/// instead of leaving the dashboard's requests hanging, and works again when it is back.
+#[tokio::test(flavor = "multi_thread")]
+async fn while_the_store_takes_no_writes_the_api_says_so_at_once() {
+    use sqlx::{Connection, Executor};
+    let api = Api::start().await;
+    let ops = api.login("ops").await;
+    let mut lock = sqlx::SqliteConnection::connect(&api.db).await.unwrap();
+    lock.execute("BEGIN EXCLUSIVE").await.unwrap();
+    let device = Client::connect(api.mqtt_port, &[]).await;
+    device.publish_json("vakt/v1/alarms/fjord", alarm("held-1", "r1", "fall")).await;
+    let readyz = || async {
+        let res = api.app.clone().oneshot(Request::builder().uri("/readyz").body(Body::empty()).unwrap()).await.unwrap();
+        res.status()
+    };
+    // The engine's commit waits out SQLite's busy timeout (5 s), then fails and retries.
+    let mut waited = 0;
+    while readyz().await == StatusCode::OK {
+        assert!(waited < 300, "the failing store was not noticed within 30 s");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    // Before, both waited for as long as the store was down (here: for ever).
+    let answer = |method: &'static str, path: &'static str, body: Option<Value>| {
+        let call = api.call(method, path, &ops, body);
+        async move { tokio::time::timeout(std::time::Duration::from_secs(10), call).await.expect("answered without waiting for the store") }
+    };
+    let (status, _, body) = answer("GET", "/api/incidents", None).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("not_ready")));
+    let (status, _, body) = answer("POST", "/api/incidents/1/actions", Some(json!({ "action": "answer" }))).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("not_ready")));
+
+    lock.execute("ROLLBACK").await.unwrap();
+    let mut waited = 0;
+    while readyz().await != StatusCode::OK {
+        assert!(waited < 300, "not ready again within 30 s of the store's return");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    // The alarm held meanwhile is there; acting works again.
+    let (status, _, body) = api.call("GET", "/api/incidents", &api.admin, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let held = body["incidents"].as_array().unwrap().iter().find(|i| i["alarm_id"] == "held-1").cloned().expect("the alarm held during the outage");
+    let id = held["incident_id"].as_u64().unwrap();
+    let (status, _, body) = api.call("POST", &format!("/api/incidents/{id}/actions"), &api.admin, Some(json!({ "action": "note", "note": "store back" }))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    api.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_csrf_token_is_refused_and_changes_nothing() {
     let api = Api::start().await;

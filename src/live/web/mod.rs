@@ -76,8 +76,25 @@ impl AppState {
         }
     }
 
+    /// Refuses at once what would only wait: while the store takes no writes (the engine
+    /// retries its commit and answers nothing else), or before recovery is done.
+    fn engine_ready(&self) -> Result<(), ApiError> {
+        if self.ready.has_changed().is_err() {
+            return Err(ApiError::unavailable());
+        }
+        if !*self.ready.borrow() {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "the engine is recovering, or its store is not taking writes; nothing was changed, try again shortly",
+            ));
+        }
+        Ok(())
+    }
+
     /// Runs `f` on the engine task, on committed state.
     pub(crate) async fn read<T: Send + 'static>(&self, f: impl FnOnce(&Driver) -> T + Send + 'static) -> Result<T, ApiError> {
+        self.engine_ready()?;
         let (tx, rx) = oneshot::channel();
         let req = EngineRequest::Read(Box::new(move |d: &Driver| {
             let _ = tx.send(f(d));
@@ -88,6 +105,7 @@ impl AppState {
 
     /// Applies an action on the engine task; answers once it is stored.
     pub(crate) async fn act(&self, act: WebAct) -> Result<ActOutcome, ApiError> {
+        self.engine_ready()?;
         let (tx, rx) = oneshot::channel();
         self.engine.send(EngineRequest::Act(act, tx)).await.map_err(|_| ApiError::unavailable())?;
         rx.await.map_err(|_| ApiError::unavailable())
