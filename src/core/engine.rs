@@ -77,8 +77,11 @@ pub struct Engine {
     /// Boxed: `with_incident` takes an incident out and puts it back on every step, and
     /// a B-tree shifts its values inline (unboxed, that memmove was 48 % of a simulation).
     pub(crate) incidents: BTreeMap<IncidentId, Box<Incident>>,
-    open_by_resident: FxHashMap<ResidentId, IncidentId>,
-    pub(crate) seen_alarms: FxHashMap<AlarmId, Timestamp>,
+    /// B-trees, not hash maps: these grow with every alarm, and a hash map that doubles
+    /// its table rehashes every entry at once (with half a million open incidents in the
+    /// load bench, a pause of a tenth of a second); a B-tree grows a node at a time.
+    open_by_resident: BTreeMap<ResidentId, IncidentId>,
+    pub(crate) seen_alarms: BTreeMap<AlarmId, Timestamp>,
     pub(crate) seen_order: VecDeque<(Timestamp, AlarmId)>,
     timers: BTreeSet<(Timestamp, IncidentId)>,
     pub(crate) next_incident: u64,
@@ -97,8 +100,8 @@ impl Engine {
             teams,
             centres,
             incidents: BTreeMap::new(),
-            open_by_resident: FxHashMap::default(),
-            seen_alarms: FxHashMap::default(),
+            open_by_resident: BTreeMap::new(),
+            seen_alarms: BTreeMap::new(),
             seen_order: VecDeque::new(),
             timers: BTreeSet::new(),
             next_incident: 1,
