@@ -1,6 +1,7 @@
 //! Load benchmark for the live engine (issue 3), through Mosquitto.
 //!
 //! `cargo bench --bench load` (add `-- --quick` for 5 s steps, `-- --stores sqlite`,
+//! `-- --step STORE:RATE [--step-secs N]` for one alarm → offer step,
 //! `-- --machine-broker` for the machine's Mosquitto on 1883 with its default settings,
 //! `-- --embedded` for vakt's own broker, in-process, with SQLite and with PostgreSQL).
 //!
@@ -98,6 +99,11 @@ async fn run_load(
     rx_loop.set_network_options(support::nodelay());
     rx_client.subscribe(subscribe, QoS::AtLeastOnce).await.unwrap();
     let (subscribed_tx, subscribed_rx) = tokio::sync::oneshot::channel();
+    // `VAKT_BENCH_TIMELINE=1`: each second's p99 and worst latency on stderr, to tell a
+    // backlog that builds up from hiccups that come and go.
+    let timeline_on = std::env::var_os("VAKT_BENCH_TIMELINE").is_some();
+    let timeline_all = Arc::new(std::sync::Mutex::new(Vec::<(u64, u64)>::new()));
+    let timeline = timeline_on.then(|| timeline_all.clone());
     let (lat, sa) = (latencies.clone(), sent_at.clone());
     let receiver = tokio::spawn(async move {
         let mut subscribed = Some(subscribed_tx);
@@ -115,6 +121,9 @@ async fn run_load(
                             let t = t.load(Ordering::Acquire);
                             if t > 0 {
                                 lat.lock().unwrap().push(now - t);
+                                if let Some(tl) = &timeline {
+                                    tl.lock().unwrap().push((t, now - t));
+                                }
                             }
                         }
                     }
@@ -139,6 +148,7 @@ async fn run_load(
         }
     });
     let start = Instant::now();
+    let start_ns = base.elapsed().as_nanos() as u64;
     let mut next = 0u64;
     let mut tick = tokio::time::interval(Duration::from_millis(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -159,6 +169,21 @@ async fn run_load(
     }
     receiver.abort();
     sender_loop.abort();
+    if timeline_on {
+        let mut by_second: std::collections::BTreeMap<u64, Vec<u64>> = std::collections::BTreeMap::new();
+        for (sent, l) in timeline_all.lock().unwrap().iter() {
+            by_second.entry((sent - start_ns) / 1_000_000_000).or_default().push(*l);
+        }
+        let line: Vec<String> = by_second
+            .into_iter()
+            .map(|(sec, mut l)| {
+                l.sort_unstable();
+                format!("{sec}s p99 {:.0} max {:.0}", l[(l.len() * 99 / 100).min(l.len() - 1)] as f64 / 1e6, *l.last().unwrap() as f64 / 1e6)
+            })
+            .collect();
+        let began = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64() - start.elapsed().as_secs_f64();
+        eprintln!("    [timeline from {began:.0} (Unix time), ms: {}]", line.join(" | "));
+    }
     let mut l = std::mem::take(&mut *latencies.lock().unwrap());
     l.sort_unstable();
     let pct = |p: f64| if l.is_empty() { f64::NAN } else { l[((l.len() as f64 * p) as usize).min(l.len() - 1)] as f64 / 1e6 };
@@ -298,13 +323,15 @@ async fn alarm_to_offer(store: &str, rate: u64, secs: u64) -> Stats {
     let sum = v.metric("vakt_store_write_seconds_sum");
     let share = |le: &str| 100.0 * v.metric(&format!("vakt_store_write_seconds_bucket{{le=\"{le}\"}}")) / writes.max(1.0);
     eprintln!(
-        "    [{store} {rate}/s: {writes} store transactions for {} alarms; mean {:.3} ms; within 0.5 ms {:.1} %, 1 ms {:.1} %, 2 ms {:.1} %, 5 ms {:.2} %]",
+        "    [{store} {rate}/s: {writes} store transactions for {} alarms; mean {:.3} ms; within 0.5 ms {:.1} %, 1 ms {:.1} %, 2 ms {:.1} %, 5 ms {:.2} %; over 20 ms: {}, over 100 ms: {}]",
         rate * secs,
         1000.0 * sum / writes.max(1.0),
         share("0.0005"),
         share("0.001"),
         share("0.002"),
-        share("0.005")
+        share("0.005"),
+        writes - v.metric("vakt_store_write_seconds_bucket{le=\"0.02\"}"),
+        writes - v.metric("vakt_store_write_seconds_bucket{le=\"0.1\"}")
     );
     let _ = v.stop();
     remove_store(&v).await;
@@ -363,7 +390,7 @@ fn main() {
     let quick = args.iter().any(|a| a == "--quick");
     let stores: Vec<String> = args.iter().position(|a| a == "--stores").and_then(|i| args.get(i + 1)).map_or(vec!["sqlite".into(), "postgres".into()], |s| s.split(',').map(String::from).collect());
     let secs = if quick { 5 } else { 30 };
-    let step_secs = if quick { 3 } else { 10 };
+    let step_secs = args.iter().position(|a| a == "--step-secs").and_then(|i| args.get(i + 1)).map_or(if quick { 3 } else { 10 }, |s| s.parse().expect("--step-secs N"));
     let embedded = args.iter().any(|a| a == "--embedded");
     let stores = if embedded { vec!["embedded".to_owned(), "embedded-postgres".to_owned()] } else { stores };
     let _own_broker = if args.iter().any(|a| a == "--machine-broker") {
@@ -378,7 +405,8 @@ fn main() {
         Some(Mosquitto::start_with(&temp_dir("bench-broker"), port, "set_tcp_nodelay true\nmax_inflight_messages 1000", true))
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    // `--step STORE:RATE`: one alarm → offer step of `step_secs`, for profiling.
+    // `--step STORE:RATE`: one alarm → offer step of `step_secs` (`--step-secs N`), for
+    // profiling, or to see a rate hold for longer.
     if let Some(step) = args.iter().position(|a| a == "--step").and_then(|i| args.get(i + 1)) {
         let (store, rate) = step.split_once(':').expect("--step STORE:RATE");
         let b = rt.block_on(alarm_to_offer(store, rate.parse().expect("rate"), step_secs));
