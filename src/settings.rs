@@ -75,11 +75,14 @@ pub struct DatabaseSection {
     /// After this many input log records, the next quiet moment (no incident open)
     /// stores a snapshot of the engine and cuts the log: restarts replay from there.
     pub checkpoint_every: u64,
+    /// A site that is never quiet (or an incident left open) still gets a snapshot, with
+    /// its open incidents, once this many seconds have passed since the last one.
+    pub checkpoint_busy_secs: u64,
 }
 
 impl Default for DatabaseSection {
     fn default() -> Self {
-        Self { url: "sqlite://vakt.sqlite".into(), checkpoint_every: 10_000 }
+        Self { url: "sqlite://vakt.sqlite".into(), checkpoint_every: 10_000, checkpoint_busy_secs: 600 }
     }
 }
 

@@ -80,10 +80,10 @@ pub struct Engine {
     /// B-trees, not hash maps: these grow with every alarm, and a hash map that doubles
     /// its table rehashes every entry at once (with half a million open incidents in the
     /// load bench, a pause of a tenth of a second); a B-tree grows a node at a time.
-    open_by_resident: BTreeMap<ResidentId, IncidentId>,
+    pub(crate) open_by_resident: BTreeMap<ResidentId, IncidentId>,
     pub(crate) seen_alarms: BTreeMap<AlarmId, Timestamp>,
     pub(crate) seen_order: VecDeque<(Timestamp, AlarmId)>,
-    timers: BTreeSet<(Timestamp, IncidentId)>,
+    pub(crate) timers: BTreeSet<(Timestamp, IncidentId)>,
     pub(crate) next_incident: u64,
     pub(crate) actions: VecDeque<Action>,
 }

@@ -11,7 +11,7 @@ use super::time::Timestamp;
 
 /// Where an incident stands. Before `Accepted`/`WithOperator` nobody has it, and the
 /// engine guarantees it a next step and a timer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Stage {
     /// Nobody has answered: queued at a centre and/or offered to staff.
     AwaitingAnswer,
@@ -41,7 +41,7 @@ impl Stage {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Incident {
     pub id: IncidentId,
     pub resident: ResidentId,
@@ -70,7 +70,7 @@ pub(crate) struct Incident {
 }
 
 /// Waiting in a centre's operator queue.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Queue {
     pub centre: usize,
     pub since: Timestamp,
@@ -81,7 +81,7 @@ pub(crate) struct Queue {
 }
 
 /// The staff ladder in progress.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Dispatch {
     pub started_at: Timestamp,
     /// True: this ladder answers the alarm (mobile guard room, or a centre's team

@@ -58,9 +58,13 @@ pub struct Driver {
     last_now: Timestamp,
     batch: Batch,
     store_failing: bool,
-    /// The log record the last checkpoint covers, and how often to take one.
+    /// The log record the last checkpoint covers, and how often to take one: after
+    /// `checkpoint_every` records at a quiet moment, or with incidents open once
+    /// `checkpoint_busy` has passed since the last one (engine time).
     checkpoint_seq: i64,
+    checkpoint_at: Option<Timestamp>,
     pub checkpoint_every: u64,
+    pub checkpoint_busy: Duration,
     /// While a web action is applied: the actions it produced, to answer the request.
     capture: Option<Vec<Action>>,
     /// What to publish after the next commit, in the order it was made: outbox rows
@@ -194,7 +198,9 @@ impl Driver {
             batch: Batch::default(),
             store_failing: false,
             checkpoint_seq: 0,
+            checkpoint_at: None,
             checkpoint_every: 10_000,
+            checkpoint_busy: Duration::from_secs(600),
             capture: None,
             out: Vec::new(),
             events_acked: 0,
@@ -321,13 +327,16 @@ impl Driver {
         self.events_acked_stored = self.events_acked;
         let mut after = 0;
         if let Some((log_seq, at_ms, state)) = self.store.latest_checkpoint().await? {
-            let snapshot: crate::core::Snapshot = serde_json::from_str(&state).with_context(|| format!("checkpoint at log record {log_seq} is unreadable"))?;
-            self.engine = Engine::from_snapshot(self.engine.config().clone(), snapshot)
+            let checkpoint = Checkpoint::parse(&state).with_context(|| format!("checkpoint at log record {log_seq} is unreadable"))?;
+            let open = checkpoint.engine.open_incidents();
+            self.engine = Engine::from_snapshot(self.engine.config().clone(), checkpoint.engine)
                 .map_err(|e| anyhow::anyhow!("the checkpoint at log record {log_seq} does not fit this configuration: {e}"))?;
+            self.contexts = checkpoint.contexts.into_iter().collect();
             self.last_now = self.last_now.max(Timestamp::from_millis(at_ms));
             self.checkpoint_seq = log_seq;
+            self.checkpoint_at = Some(Timestamp::from_millis(at_ms));
             after = log_seq;
-            info!(log_seq, "restored the engine from its checkpoint");
+            info!(log_seq, open_incidents = open, "restored the engine from its checkpoint");
         }
         let mut n = 0u64;
         loop {
@@ -674,15 +683,41 @@ impl Driver {
         if self.seq.log - self.checkpoint_seq < self.checkpoint_every as i64 {
             return;
         }
-        let Some(snapshot) = self.engine.snapshot() else { return };
-        let state = serde_json::to_string(&snapshot).expect("snapshots serialize");
+        // Quiet: the snapshot is the directory and little else. Busy: it carries every
+        // open incident, so not more often than `checkpoint_busy`.
+        let since = *self.checkpoint_at.get_or_insert(self.last_now);
+        if self.engine.open_incident_count() > 0 && self.last_now.since(since) < self.checkpoint_busy {
+            return;
+        }
+        let Some(engine) = self.engine.snapshot() else { return };
+        let open = engine.open_incidents();
+        let contexts = self.contexts.iter().map(|(id, c)| (*id, c.clone())).collect();
+        let state = serde_json::to_string(&Checkpoint { engine, contexts }).expect("checkpoints serialize");
         match self.store.write_checkpoint(self.seq.log, self.last_now.as_millis(), &state).await {
             Ok(()) => {
-                info!(log_seq = self.seq.log, bytes = state.len(), "checkpoint stored; input log cut");
+                info!(log_seq = self.seq.log, bytes = state.len(), open_incidents = open, "checkpoint stored; input log cut");
                 self.checkpoint_seq = self.seq.log;
+                self.checkpoint_at = Some(self.last_now);
             }
             Err(e) => warn!(error = %format!("{e:#}"), "checkpoint failed; the input log stays whole"),
         }
+    }
+}
+
+/// A stored checkpoint: the engine's snapshot and what the driver remembers about each
+/// open incident. (Not `#[serde(flatten)]`: through it, the numeric map keys inside the
+/// snapshot no longer read back.)
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Checkpoint {
+    engine: crate::core::Snapshot,
+    contexts: Vec<(IncidentId, IncidentContext)>,
+}
+
+impl Checkpoint {
+    /// Also reads the checkpoints stored before open incidents were kept: a bare
+    /// snapshot, taken at a quiet moment.
+    fn parse(state: &str) -> serde_json::Result<Checkpoint> {
+        serde_json::from_str::<Checkpoint>(state).or_else(|e| serde_json::from_str::<crate::core::Snapshot>(state).map(|engine| Checkpoint { engine, contexts: Vec::new() }).map_err(|_| e))
     }
 }
 
@@ -694,5 +729,38 @@ pub fn parse_topic(topic: &str, payload: &[u8], now: Timestamp, limits: &WireLim
         ["vakt", "v1", "staff", s, "status"] => wire::parse_status(s, payload, limits),
         ["vakt", "v1", "staff", s, "replies"] => wire::parse_reply(s, payload, limits),
         _ => Err(WireReject { code: "bad_topic", detail: format!("vakt does not take messages on {topic:?}") }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Checkpoints stored before open incidents were kept (a bare snapshot) still read,
+    /// and the new kind reads back whole.
+    #[test]
+    fn checkpoints_of_both_kinds_read_back() {
+        let config = crate::settings::Settings::from_toml(include_str!("../../config/default.toml")).unwrap().engine_config().unwrap();
+        let engine = Engine::new(config).snapshot().unwrap();
+        let legacy = serde_json::to_string(&engine).unwrap();
+        let read = Checkpoint::parse(&legacy).unwrap();
+        assert_eq!((read.engine, read.contexts.len()), (engine.clone(), 0));
+        let ctx = IncidentContext {
+            municipality: crate::core::MunicipalityId::parse("demo").unwrap(),
+            model: crate::core::ResponseModel::MobileGuardRoom,
+            alarm: crate::core::AlarmId::parse("a-1").unwrap(),
+            resident: crate::core::ResidentId::parse("r-1").unwrap(),
+            kind: crate::core::AlarmKind::Fall,
+            priority: crate::core::Priority::Critical,
+            raised_at: Timestamp::from_millis(1_000),
+            text: None,
+            position: Position::new(61.2, 7.1).unwrap(),
+            address: "Kyrkjevegen 3".into(),
+            notes: String::new(),
+        };
+        let text = serde_json::to_string(&Checkpoint { engine: engine.clone(), contexts: vec![(IncidentId(7), ctx.clone())] }).unwrap();
+        let read = Checkpoint::parse(&text).unwrap();
+        assert_eq!((read.engine, read.contexts), (engine, vec![(IncidentId(7), ctx)]));
+        assert!(Checkpoint::parse("{\"engine\": 1}").is_err());
     }
 }

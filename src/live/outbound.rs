@@ -25,8 +25,9 @@ pub fn incidents_topic(municipality: &MunicipalityId) -> String {
     format!("vakt/v1/incidents/{municipality}")
 }
 
-/// What the driver remembers about an open incident, to fill offers and events.
-#[derive(Debug, Clone)]
+/// What the driver remembers about an open incident, to fill offers and events (kept
+/// in checkpoints beside the engine's snapshot).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct IncidentContext {
     pub municipality: MunicipalityId,
     pub model: ResponseModel,

@@ -6,7 +6,7 @@ pub mod support;
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use support::*;
 
 const OPS: &[&str] = &["vakt/v1/incidents/fjord", "vakt/v1/rejects"];
@@ -483,6 +483,54 @@ async fn checkpoints_cut_the_log_and_recovery_starts_from_them() {
     near.expect(&staff_topic("near", "offers"), "the offer after the restart", |m| is(m, "offer", 3)).await;
     let raised_total = store.event_counts().await.unwrap().into_iter().find(|(k, _)| k == "raised").map_or(0, |c| c.1);
     assert_eq!(raised_total, 3, "c-1's redelivery raised nothing");
+    store.close().await;
+}
+
+/// A site that is never quiet still checkpoints (here at once: `checkpoint_busy_secs = 0`),
+/// with its open incidents. After a SIGKILL the engine comes back from that checkpoint
+/// and what the log holds after it (the log before it was cut), and the accepted
+/// incident carries on to its close, its events still naming its municipality.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_with_an_open_incident_carries_it_over_a_restart() {
+    let dir = temp_dir("checkpoint-busy");
+    let mut backend = Backend::embedded(&dir);
+    backend.checkpoint_every = Some(2);
+    backend.checkpoint_busy_secs = Some(0);
+    let mut v = Vakt::start(&backend, &dir);
+    let port = backend.mqtt_port();
+    let (mut ops, device, mut near) = clients_with_near_on_duty(&v, port).await;
+    device.publish_json("vakt/v1/alarms/fjord", alarm("b-1", "r1", "fall")).await;
+    near.expect(&staff_topic("near", "offers"), "the offer", |m| is(m, "offer", 1)).await;
+    reply(&near, "near", 1, "accept").await;
+    ops.expect("vakt/v1/incidents/fjord", "accepted", |e| is(e, "accepted", 1)).await;
+    let store = v.store().await;
+    let mut with_incident = false;
+    for _ in 0..100 {
+        if let Some((_, _, state)) = store.latest_checkpoint().await.unwrap() {
+            let state: Value = serde_json::from_str(&state).unwrap();
+            if state["engine"]["incidents"].as_array().is_some_and(|i| i.len() == 1) && store.log_len().await.unwrap() < 2 {
+                assert_eq!(state["contexts"][0][1]["alarm"], "b-1", "the driver's view of the incident is kept too");
+                with_incident = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(with_incident, "a checkpoint with the open incident was stored and the log cut:\n{}", v.log());
+    v.kill9();
+    v.restart();
+    assert!(v.log().contains("restored the engine from its checkpoint") && v.log().contains("open_incidents=1"), "{}", v.log());
+    assert_eq!(v.metric("vakt_open_incidents"), 1.0);
+    let mut ops = Client::connect(port, OPS).await;
+    let mut near = Client::connect(port, &[&staff_topic("near", "offers")]).await;
+    for action in ["en_route", "on_site"] {
+        reply(&near, "near", 1, action).await;
+        near.expect(&staff_topic("near", "offers"), action, |m| m["type"] == "confirmed" && m["action"] == action).await;
+    }
+    near.publish_json(&staff_topic("near", "replies"), json!({ "incident_id": 1, "action": "close", "outcome": "helped" })).await;
+    let closed = ops.expect("vakt/v1/incidents/fjord", "closed after the restart", |e| is(e, "closed", 1)).await;
+    assert_eq!(closed["municipality"], "fjord");
+    wait_metric(&v, "vakt_open_incidents", 0.0).await;
     store.close().await;
 }
 

@@ -45,6 +45,8 @@ pub struct Backend {
     pub env: Vec<(String, String)>,
     /// `database.checkpoint_every`, if not the default.
     pub checkpoint_every: Option<u64>,
+    /// `database.checkpoint_busy_secs`, if not the default.
+    pub checkpoint_busy_secs: Option<u64>,
     /// `mqtt.inflight`, if not the default.
     pub inflight: Option<u16>,
     /// More keys for the `[http]` section (one per line).
@@ -61,7 +63,7 @@ pub enum Db {
 impl Backend {
     /// The embedded defaults: in-process broker on a free port, an SQLite file.
     pub fn embedded(dir: &std::path::Path) -> Backend {
-        Backend { mqtt_port: free_port(), embedded_broker: true, db: Db::Sqlite(dir.join("vakt.sqlite")), mqtt_url: None, env: Vec::new(), checkpoint_every: None, inflight: None, http_extra: String::new() }
+        Backend { mqtt_port: free_port(), embedded_broker: true, db: Db::Sqlite(dir.join("vakt.sqlite")), mqtt_url: None, env: Vec::new(), checkpoint_every: None, checkpoint_busy_secs: None, inflight: None, http_extra: String::new() }
     }
 
     /// An external broker on `mqtt_port` and a fresh PostgreSQL database.
@@ -69,12 +71,12 @@ impl Backend {
         let name = unique("vakt_it").replace('-', "_");
         let mut admin = postgres_admin().await;
         sqlx::Executor::execute(&mut admin, format!("CREATE DATABASE {name}").as_str()).await.expect("create test database");
-        Backend { mqtt_port, embedded_broker: false, db: Db::Postgres(name), mqtt_url: None, env: Vec::new(), checkpoint_every: None, inflight: None, http_extra: String::new() }
+        Backend { mqtt_port, embedded_broker: false, db: Db::Postgres(name), mqtt_url: None, env: Vec::new(), checkpoint_every: None, checkpoint_busy_secs: None, inflight: None, http_extra: String::new() }
     }
 
     /// An external broker on `mqtt_port` and an SQLite file.
     pub fn sqlite_on(mqtt_port: u16, dir: &std::path::Path) -> Backend {
-        Backend { mqtt_port, embedded_broker: false, db: Db::Sqlite(dir.join("vakt.sqlite")), mqtt_url: None, env: Vec::new(), checkpoint_every: None, inflight: None, http_extra: String::new() }
+        Backend { mqtt_port, embedded_broker: false, db: Db::Sqlite(dir.join("vakt.sqlite")), mqtt_url: None, env: Vec::new(), checkpoint_every: None, checkpoint_busy_secs: None, inflight: None, http_extra: String::new() }
     }
 
     pub fn mqtt_port(&self) -> u16 {
@@ -94,7 +96,8 @@ impl Backend {
             (None, true) => format!("listen = \"127.0.0.1:{}\"", self.mqtt_port),
             (None, false) => format!("url = \"mqtt://127.0.0.1:{}\"", self.mqtt_port),
         };
-        let checkpoint = self.checkpoint_every.map_or(String::new(), |n| format!("checkpoint_every = {n}\n"));
+        let checkpoint = self.checkpoint_every.map_or(String::new(), |n| format!("checkpoint_every = {n}\n"))
+            + &self.checkpoint_busy_secs.map_or(String::new(), |n| format!("checkpoint_busy_secs = {n}\n"));
         let queue = self.inflight.map_or(String::new(), |n| format!("inflight = {n}\n"));
         format!(
             "[mqtt]\n{mqtt}\n{queue}client_id = \"{client_id}\"\nkeep_alive_secs = 2\n\n[database]\nurl = \"{}\"\n{checkpoint}\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n{}\n",
