@@ -25,9 +25,8 @@ fn later(w: &mut World) {
     w.run_until(400.0);
 }
 
-#[test]
-fn a_restored_snapshot_behaves_exactly_like_the_engine_it_came_from() {
-    let mut w = World::new(CONFIG);
+/// Three staff in Fjord, one in Dal; two residents in Fjord, one in Dal.
+fn people(w: &mut World) {
     w.staff("near", "fjord", &[Role::HealthWorker], Some((61.232, 7.102)));
     w.staff("mid", "fjord", &[Role::Nurse], Some((61.24, 7.12)));
     w.staff("far", "fjord", &[Role::Nurse], Some((61.30, 7.20)));
@@ -35,6 +34,12 @@ fn a_restored_snapshot_behaves_exactly_like_the_engine_it_came_from() {
     w.resident("r1", "fjord", (61.2305, 7.1005), &["far"]);
     w.resident("r2", "fjord", (61.25, 7.13), &[]);
     w.resident("rd", "dal", (61.10, 7.48), &[]);
+}
+
+#[test]
+fn a_restored_snapshot_behaves_exactly_like_the_engine_it_came_from() {
+    let mut w = World::new(CONFIG);
+    people(&mut w);
     w.at(0.0, Input::CentreStaffing { centre: id("sentral"), operators_on_duty: 1 });
     let a = w.alarm("a1", "r1", "fjord", AlarmKind::Fall);
     w.at(1.0, a);
@@ -91,17 +96,8 @@ fn reordered(config: &str) -> String {
 /// another order, and the engine carries on exactly the same.
 #[test]
 fn a_snapshot_with_open_incidents_restores_under_a_reordered_configuration() {
-    let setup = |w: &mut World| {
-        w.staff("near", "fjord", &[Role::HealthWorker], Some((61.232, 7.102)));
-        w.staff("mid", "fjord", &[Role::Nurse], Some((61.24, 7.12)));
-        w.staff("far", "fjord", &[Role::Nurse], Some((61.30, 7.20)));
-        w.staff("d1", "dal", &[Role::Nurse], None);
-        w.resident("r1", "fjord", (61.2305, 7.1005), &["far"]);
-        w.resident("r2", "fjord", (61.25, 7.13), &[]);
-        w.resident("rd", "dal", (61.10, 7.48), &[]);
-    };
     let mut w = World::new(CONFIG);
-    setup(&mut w);
+    people(&mut w);
     w.at(0.0, Input::CentreStaffing { centre: id("sentral"), operators_on_duty: 1 });
     let a = w.alarm("a0", "r1", "fjord", AlarmKind::Fall);
     w.at(1.0, a);
