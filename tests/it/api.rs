@@ -298,6 +298,27 @@ async fn while_the_store_takes_no_writes_the_api_says_so_at_once() {
     api.stop().await;
 }
 
+/// The map: residents, staff and open incidents, each only in the user's scope.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_map_shows_what_is_in_scope() {
+    let api = Api::start().await;
+    api.alarm("map-1", "d1", "dal").await;
+    let dalops = api.login("dalops").await;
+    let (status, _, dal) = api.call("GET", "/api/map", &dalops, None).await;
+    assert_eq!(status, StatusCode::OK, "{dal}");
+    let residents = dal["residents"].as_array().unwrap();
+    assert_eq!(residents.len(), 1, "{dal}");
+    assert_eq!((residents[0]["resident_id"].as_str(), residents[0]["address"].as_str()), (Some("d1"), Some("Dalvegen 1")));
+    assert_eq!(residents[0]["position"]["lat"], 61.1);
+    assert!(dal["staff"].as_array().unwrap().iter().all(|s| s["municipality"] == "dal"), "{dal}");
+    assert_eq!(dal["incidents"].as_array().unwrap().len(), 1);
+    let (_, _, all) = api.call("GET", "/api/map", &api.admin, None).await;
+    let ids: Vec<&str> = all["residents"].as_array().unwrap().iter().map(|r| r["resident_id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 301, "the 300 sample residents in Fjord and d1");
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "in id order");
+    api.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_csrf_token_is_refused_and_changes_nothing() {
     let api = Api::start().await;

@@ -316,18 +316,25 @@ async fn incident_action(State(s): State<AppState>, a: Authed, Path(id): Path<u6
 async fn map(State(s): State<AppState>, a: Authed) -> Result<Json<Value>, ApiError> {
     a.require(DASHBOARD)?;
     let names: BTreeMap<String, String> = s.store.staff_names().await.map_err(ApiError::internal)?.into_iter().collect();
+    // Residents from the store (in id order), not from the engine: a directory of
+    // thousands made into JSON on the engine's thread would hold up the alarms behind it
+    // at every map reload of every dashboard. (The engine takes directory changes within
+    // 5 s; the map may show a new resident that much sooner.)
     let user = a.user;
+    let residents: Vec<Value> = s
+        .store
+        .residents_since(i64::MIN)
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .map(|row| row.entry)
+        .filter(|r| accounts::may_see_id(&s.config, &user, &r.municipality))
+        .map(|r| json!({ "resident_id": r.id.as_str(), "municipality": r.municipality.as_str(), "position": r.home, "address": r.address }))
+        .collect();
     let v = s
         .read(move |d| {
             let e = d.engine();
             let visible = |m: &crate::core::MunicipalityId| accounts::may_see_id(e.config(), &user, m);
-            let mut residents: Vec<Value> = e
-                .residents
-                .values()
-                .filter(|r| visible(&r.municipality))
-                .map(|r| json!({ "resident_id": r.id.as_str(), "municipality": r.municipality.as_str(), "position": r.home, "address": r.address }))
-                .collect();
-            residents.sort_by(|a, b| a["resident_id"].as_str().cmp(&b["resident_id"].as_str()));
             let staff: Vec<Value> = e
                 .staff
                 .iter()
