@@ -9,6 +9,9 @@ let me = null;
 let incidents = new Map();
 let selected = null;
 let staff = [];
+// The residents' markers, from the last full map load (they change rarely).
+let residentPoints = [];
+let residentsLoadedAt = 0;
 let map = null;
 const target = () => (me ? me.target_secs : 60);
 const canAct = () => me && (me.user.role === 'operator' || me.user.role === 'admin');
@@ -185,11 +188,18 @@ function actionPanel(i, status) {
   );
 }
 
+// Staff and incidents at every load; the residents (the bulk of a large directory)
+// only every five minutes.
 async function loadMap() {
-  const r = await api('/api/map');
+  const full = Date.now() - residentsLoadedAt > 300000;
+  const r = await api(full ? '/api/map' : '/api/map?residents=false');
+  if (r.residents) {
+    residentPoints = r.residents.map((x) => ({ lat: x.position.lat, lon: x.position.lon, cls: 'resident', title: `${x.resident_id} ${x.address}` }));
+    residentsLoadedAt = Date.now();
+  }
   staff = r.staff;
   const points = [
-    ...r.residents.map((x) => ({ lat: x.position.lat, lon: x.position.lon, cls: 'resident', title: `${x.resident_id} ${x.address}` })),
+    ...residentPoints,
     ...r.staff.filter((x) => x.position).map((x) => ({ lat: x.position.lat, lon: x.position.lon, cls: `staff${x.on_duty ? '' : ' off'}${x.busy ? ' busy' : ''}`, title: `${x.name || x.staff_id}${x.on_duty ? ' (on duty)' : ' (off duty)'}` })),
     ...r.incidents.filter((x) => x.position).map((x) => ({ lat: x.position.lat, lon: x.position.lon, cls: `incident state-${stateOf(x)}`, id: x.incident_id, label: String(x.incident_id), title: `#${x.incident_id} ${kindName(x.kind)}`, onclick: () => select(x.incident_id) })),
   ];

@@ -316,6 +316,13 @@ async fn the_map_shows_what_is_in_scope() {
     let ids: Vec<&str> = all["residents"].as_array().unwrap().iter().map(|r| r["resident_id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), 301, "the 300 sample residents in Fjord and d1");
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "in id order");
+    // The dashboard's reloads on live events: staff and incidents, no residents.
+    let (status, _, light) = api.call("GET", "/api/map?residents=false", &dalops, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(light["residents"].is_null(), "{light}");
+    assert_eq!((light["staff"].clone(), light["incidents"].as_array().map(Vec::len)), (dal["staff"].clone(), Some(1)));
+    let (status, _, body) = api.call("GET", "/api/map?residents=maybe", &dalops, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     api.stop().await;
 }
 

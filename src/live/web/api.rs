@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -313,7 +313,14 @@ async fn incident_action(State(s): State<AppState>, a: Authed, Path(id): Path<u6
 }
 
 /// Residents, staff and open incidents in the user's scope, with positions.
-async fn map(State(s): State<AppState>, a: Authed) -> Result<Json<Value>, ApiError> {
+#[derive(Deserialize)]
+struct MapQuery {
+    /// `false`: staff and incidents only (the dashboard's reloads on live events; the
+    /// residents it keeps from its last full load).
+    residents: Option<bool>,
+}
+
+async fn map(State(s): State<AppState>, a: Authed, Query(q): Query<MapQuery>) -> Result<Json<Value>, ApiError> {
     a.require(DASHBOARD)?;
     let names: BTreeMap<String, String> = s.store.staff_names().await.map_err(ApiError::internal)?.into_iter().collect();
     // Residents from the store (in id order), not from the engine: a directory of
@@ -321,16 +328,20 @@ async fn map(State(s): State<AppState>, a: Authed) -> Result<Json<Value>, ApiErr
     // at every map reload of every dashboard. (The engine takes directory changes within
     // 5 s; the map may show a new resident that much sooner.)
     let user = a.user;
-    let residents: Vec<Value> = s
-        .store
-        .residents_since(i64::MIN)
-        .await
-        .map_err(ApiError::internal)?
-        .into_iter()
-        .map(|row| row.entry)
-        .filter(|r| accounts::may_see_id(&s.config, &user, &r.municipality))
-        .map(|r| json!({ "resident_id": r.id.as_str(), "municipality": r.municipality.as_str(), "position": r.home, "address": r.address }))
-        .collect();
+    let residents: Option<Vec<Value>> = match q.residents {
+        Some(false) => None,
+        _ => Some(
+            s.store
+                .residents_since(i64::MIN)
+                .await
+                .map_err(ApiError::internal)?
+                .into_iter()
+                .map(|row| row.entry)
+                .filter(|r| accounts::may_see_id(&s.config, &user, &r.municipality))
+                .map(|r| json!({ "resident_id": r.id.as_str(), "municipality": r.municipality.as_str(), "position": r.home, "address": r.address }))
+                .collect(),
+        ),
+    };
     let v = s
         .read(move |d| {
             let e = d.engine();
