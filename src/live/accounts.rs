@@ -102,11 +102,17 @@ pub fn visible_municipalities<'a>(config: &'a crate::core::EngineConfig, user: &
 
 pub const MIN_PASSWORD_LEN: usize = 10;
 
-/// An argon2id hash in PHC string format (salt and parameters included).
-pub fn hash_password(password: &str) -> Result<String> {
+/// The rule a new password meets (checked again by `hash_password`).
+pub fn acceptable_password(password: &str) -> Result<()> {
     if password.chars().count() < MIN_PASSWORD_LEN {
         bail!("a password has at least {MIN_PASSWORD_LEN} characters");
     }
+    Ok(())
+}
+
+/// An argon2id hash in PHC string format (salt and parameters included).
+pub fn hash_password(password: &str) -> Result<String> {
+    acceptable_password(password)?;
     let mut salt = [0u8; 16];
     getrandom::getrandom(&mut salt).map_err(|e| anyhow!("no randomness for a salt: {e}"))?;
     let salt = SaltString::encode_b64(&salt).map_err(|e| anyhow!("salt: {e}"))?;

@@ -87,17 +87,27 @@ struct LoginBody {
     client: Option<String>,
 }
 
+/// The login limit's keys: the username, and the client's address if known.
+fn limit_keys(username: &str, addr: Option<std::net::SocketAddr>) -> Vec<LimitKey<'_>> {
+    std::iter::once(LimitKey::User(username)).chain(addr.map(|a| LimitKey::Address(a.ip()))).collect()
+}
+
+/// Over the login limit (failed logins and wrong current passwords alike): audited as
+/// `rate_limited`, answered 429 with Retry-After.
+async fn within_limit(s: &AppState, keys: &[LimitKey<'_>], audit: AuditRow, what: &str) -> Result<(), ApiError> {
+    let Err(wait) = s.limiter.check(keys, Instant::now()) else { return Ok(()) };
+    let _ = s.store.audit(&audit).await;
+    let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", format!("too many {what}; try again in {} s", wait.as_secs().max(1)));
+    e.retry_after = Some(wait);
+    Err(e)
+}
+
 async fn login(State(s): State<AppState>, ClientAddr(addr): ClientAddr, b: Result<Json<LoginBody>, JsonRejection>) -> Result<Response, ApiError> {
     let b = body(b)?;
-    let keys: Vec<LimitKey> = std::iter::once(LimitKey::User(&b.username)).chain(addr.map(|a| LimitKey::Address(a.ip()))).collect();
+    let keys = limit_keys(&b.username, addr);
     // The audit keeps at most 64 characters of a name that does not exist.
     let claimed: String = b.username.chars().take(64).collect();
-    if let Err(wait) = s.limiter.check(&keys, Instant::now()) {
-        let _ = s.store.audit(&audit_line(&claimed, "unknown", "login", "rate_limited")).await;
-        let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", format!("too many failed logins; try again in {} s", wait.as_secs().max(1)));
-        e.retry_after = Some(wait);
-        return Err(e);
-    }
+    within_limit(&s, &keys, audit_line(&claimed, "unknown", "login", "rate_limited"), "failed logins").await?;
     let found = s.store.user(&b.username).await.map_err(ApiError::internal)?;
     let (hash, user) = match found {
         Some((u, h)) => (h, Some(u)),
@@ -147,16 +157,9 @@ async fn change_password(State(s): State<AppState>, ClientAddr(addr): ClientAddr
     let b = body(b)?;
     let username = a.user.username.clone();
     let role = a.user.role.as_str();
-    let keys: Vec<LimitKey> = std::iter::once(LimitKey::User(&username)).chain(addr.map(|a| LimitKey::Address(a.ip()))).collect();
-    if let Err(wait) = s.limiter.check(&keys, Instant::now()) {
-        let _ = s.store.audit(&audit_line(&username, role, "password_change", "rate_limited")).await;
-        let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", format!("too many wrong passwords; try again in {} s", wait.as_secs().max(1)));
-        e.retry_after = Some(wait);
-        return Err(e);
-    }
-    if b.new_password.chars().count() < accounts::MIN_PASSWORD_LEN {
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "weak_password", format!("a password has at least {} characters", accounts::MIN_PASSWORD_LEN)));
-    }
+    let keys = limit_keys(&username, addr);
+    within_limit(&s, &keys, audit_line(&username, role, "password_change", "rate_limited"), "wrong passwords").await?;
+    accounts::acceptable_password(&b.new_password).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "weak_password", e.to_string()))?;
     if b.new_password == b.current_password {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "same_password", "the new password is the current one"));
     }
