@@ -43,6 +43,21 @@ async fn clients_with_near_on_duty(v: &Vakt, port: u16) -> (Client, Client, Clie
     (ops, device, near)
 }
 
+/// Waits (up to 5 s) for a stored checkpoint that `pred` accepts, with the input log cut
+/// to fewer than `log_below` records; its state.
+async fn checkpoint_when(store: &vakt::live::store::Store, log_below: i64, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+    for _ in 0..100 {
+        if let Some((_, _, state)) = store.latest_checkpoint().await.unwrap() {
+            let state: Value = serde_json::from_str(&state).unwrap();
+            if pred(&state) && store.log_len().await.unwrap() < log_below {
+                return Some(state);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
 async fn wait_metric(v: &Vakt, name: &str, want: f64) {
     wait_metric_until(v, name, &format!("= {want}"), |x| x == want).await;
 }
@@ -458,15 +473,8 @@ async fn checkpoints_cut_the_log_and_recovery_starts_from_them() {
     }
     wait_metric(&v, "vakt_open_incidents", 0.0).await;
     let store = v.store().await;
-    let mut cut = false;
-    for _ in 0..100 {
-        if store.latest_checkpoint().await.unwrap().is_some() && store.log_len().await.unwrap() < 5 {
-            cut = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(cut, "a checkpoint was stored and the log cut:\n{}", v.log());
+    let cut = checkpoint_when(&store, 5, |_| true).await;
+    assert!(cut.is_some(), "a checkpoint was stored and the log cut:\n{}", v.log());
     v.kill9();
     v.restart();
     assert!(v.log().contains("restored the engine from its checkpoint"), "{}", v.log());
@@ -504,19 +512,9 @@ async fn a_checkpoint_with_an_open_incident_carries_it_over_a_restart() {
     reply(&near, "near", 1, "accept").await;
     ops.expect("vakt/v1/incidents/fjord", "accepted", |e| is(e, "accepted", 1)).await;
     let store = v.store().await;
-    let mut with_incident = false;
-    for _ in 0..100 {
-        if let Some((_, _, state)) = store.latest_checkpoint().await.unwrap() {
-            let state: Value = serde_json::from_str(&state).unwrap();
-            if state["engine"]["incidents"].as_array().is_some_and(|i| i.len() == 1) && store.log_len().await.unwrap() < 2 {
-                assert_eq!(state["contexts"][0][1]["alarm"], "b-1", "the driver's view of the incident is kept too");
-                with_incident = true;
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(with_incident, "a checkpoint with the open incident was stored and the log cut:\n{}", v.log());
+    let state = checkpoint_when(&store, 2, |state| state["engine"]["incidents"].as_array().is_some_and(|i| i.len() == 1)).await;
+    let state = state.unwrap_or_else(|| panic!("a checkpoint with the open incident was stored and the log cut:\n{}", v.log()));
+    assert_eq!(state["contexts"][0][1]["alarm"], "b-1", "the driver's view of the incident is kept too");
     v.kill9();
     v.restart();
     assert!(v.log().contains("restored the engine from its checkpoint") && v.log().contains("open_incidents=1"), "{}", v.log());
