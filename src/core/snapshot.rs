@@ -150,39 +150,37 @@ impl Engine {
         e.seen_alarms = snapshot.seen.into_iter().collect();
         e.seen_order = VecDeque::from(snapshot.seen_order);
         e.next_incident = snapshot.next_incident;
-        if !snapshot.incidents.is_empty() {
-            // Incidents name municipalities (teams) and centres by their place in the
-            // configuration they were taken under: map each to its place in this one.
-            let munis = Places::new(&snapshot.municipalities, |m| e.config.municipality_index(m), "municipality");
-            let centres = Places::new(&snapshot.centre_ids, |c| e.config.centres.iter().position(|x| &x.id == c), "centre");
-            let staff = e.staff.len();
-            for mut inc in snapshot.incidents {
-                let id = inc.id;
-                inc.muni = munis.map(inc.muni, id)?;
-                if let Some(q) = &mut inc.queue {
-                    q.centre = centres.map(q.centre, id)?;
-                    for c in &mut q.visited {
-                        *c = centres.map(*c, id)?;
-                    }
+        // Incidents name municipalities (teams) and centres by their place in the
+        // configuration they were taken under: map each to its place in this one.
+        let munis = Places::new(&snapshot.municipalities, |m| e.config.municipality_index(m), "municipality");
+        let centres = Places::new(&snapshot.centre_ids, |c| e.config.centres.iter().position(|x| &x.id == c), "centre");
+        let staff = e.staff.len();
+        for mut inc in snapshot.incidents {
+            let id = inc.id;
+            inc.muni = munis.map(inc.muni, id)?;
+            if let Some(q) = &mut inc.queue {
+                q.centre = centres.map(q.centre, id)?;
+                for c in &mut q.visited {
+                    *c = centres.map(*c, id)?;
                 }
-                let unknown_staff = || format!("open incident {id} in the snapshot refers to a staff member it does not have");
-                if let Some(d) = &mut inc.dispatch {
-                    for m in &mut d.pool {
-                        *m = munis.map(*m, id)?;
-                    }
-                    if !d.live.keys().chain(d.tried.iter()).chain(d.declined_broadcast.iter()).all(|&s| s < staff) {
-                        return Err(unknown_staff());
-                    }
+            }
+            let unknown_staff = || format!("open incident {id} in the snapshot refers to a staff member it does not have");
+            if let Some(d) = &mut inc.dispatch {
+                for m in &mut d.pool {
+                    *m = munis.map(*m, id)?;
                 }
-                if inc.assigned.is_some_and(|s| s >= staff) {
+                if !d.live.keys().chain(d.tried.iter()).chain(d.declined_broadcast.iter()).all(|&s| s < staff) {
                     return Err(unknown_staff());
                 }
-                if let Some(at) = inc.deadline {
-                    e.timers.insert((at, inc.id));
-                }
-                e.open_by_resident.insert(inc.resident.clone(), inc.id);
-                e.incidents.insert(inc.id, Box::new(inc));
             }
+            if inc.assigned.is_some_and(|s| s >= staff) {
+                return Err(unknown_staff());
+            }
+            if let Some(at) = inc.deadline {
+                e.timers.insert((at, inc.id));
+            }
+            e.open_by_resident.insert(inc.resident.clone(), inc.id);
+            e.incidents.insert(inc.id, Box::new(inc));
         }
         Ok(e)
     }
