@@ -590,6 +590,35 @@ impl Store {
     }
 }
 
+/// Whether a store error means the database cannot be reached or used just now (a
+/// refused or cut connection, a pool that timed out, PostgreSQL shutting down or taking
+/// no connections, SQLite busy or out of disk), rather than a fault in the request or in
+/// vakt. The web side answers the first with 503 and Retry-After, the second with 500.
+pub fn is_unavailable(e: &anyhow::Error) -> bool {
+    let Some(e) = e.chain().find_map(|c| c.downcast_ref::<sqlx::Error>()) else {
+        return false;
+    };
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let sqlite = db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some();
+            db.code().is_some_and(|code| unavailable_code(sqlite, &code))
+        }
+        _ => false,
+    }
+}
+
+/// PostgreSQL: connection exceptions (08…), insufficient resources (53…: too many
+/// connections, disk full), operator intervention (57P0…: shutting down, cannot connect
+/// now) and a database that takes no connections (55000). SQLite (primary result codes):
+/// BUSY 5, LOCKED 6, IOERR 10, FULL 13, CANTOPEN 14.
+fn unavailable_code(sqlite: bool, code: &str) -> bool {
+    if sqlite {
+        return code.parse::<i64>().is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 10 | 13 | 14));
+    }
+    code.starts_with("08") || code.starts_with("53") || code.starts_with("57P0") || code == "55000"
+}
+
 /// SQLite: the whole transaction (BEGIN, every insert and delete, COMMIT) as one
 /// multi-statement query, so a batch costs one round trip to sqlx's connection
 /// thread instead of one per statement.
@@ -823,5 +852,29 @@ mod tests {
         assert_eq!(placeholders(Backend::Postgres, 3, 2), "$3, $4");
         assert_eq!(placeholders(Backend::Sqlite, 3, 2), "?, ?");
         assert_eq!(ranges(&[7, 3, 4, 5, 9, 8, 4]), vec![(3, 5), (7, 9)]);
+    }
+
+    /// A PostgreSQL SQLSTATE is five characters and may be all digits ("55000"): it is
+    /// not read as an SQLite result code.
+    #[test]
+    fn an_unreachable_store_is_told_from_a_fault() {
+        for (sqlite, code, unavailable) in [
+            (false, "55000", true),
+            (false, "08006", true),
+            (false, "57P01", true),
+            (false, "53300", true),
+            (false, "23505", false),
+            (false, "42P01", false),
+            (true, "5", true),
+            (true, "517", true),
+            (true, "13", true),
+            (true, "19", false),
+            (true, "2067", false),
+        ] {
+            assert_eq!(unavailable_code(sqlite, code), unavailable, "{code} (SQLite: {sqlite})");
+        }
+        assert!(is_unavailable(&anyhow::Error::from(sqlx::Error::PoolTimedOut).context("reading a session")));
+        assert!(!is_unavailable(&anyhow::Error::from(sqlx::Error::RowNotFound)));
+        assert!(!is_unavailable(&anyhow::anyhow!("not a database error")));
     }
 }

@@ -154,7 +154,15 @@ impl ApiError {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, message)
     }
-    pub fn internal(e: anyhow::Error) -> ApiError {
+    /// A request that failed on the way: 503 `store_unavailable` (with Retry-After) when
+    /// the database cannot be reached just now, 500 `internal` for anything else.
+    pub fn failed(e: anyhow::Error) -> ApiError {
+        if crate::live::store::is_unavailable(&e) {
+            tracing::warn!(error = %format!("{e:#}"), "HTTP request refused: the store is unavailable");
+            let mut out = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the database cannot be reached just now; try again shortly");
+            out.retry_after = Some(Duration::from_secs(5));
+            return out;
+        }
         tracing::error!(error = %format!("{e:#}"), "HTTP request failed");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "something went wrong; see the engine's log")
     }
@@ -220,7 +228,7 @@ impl FromRequestParts<AppState> for Authed {
         };
         let digest = accounts::token_digest(token);
         let now = super::driver::wall_clock().as_millis();
-        let (user, csrf) = state.store.session(&digest, now).await.map_err(ApiError::internal)?.ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "session_expired", "the session has ended; log in again"))?;
+        let (user, csrf) = state.store.session(&digest, now).await.map_err(ApiError::failed)?.ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "session_expired", "the session has ended; log in again"))?;
         let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
         if via_cookie && !safe {
             let sent = parts.headers.get(CSRF_HEADER).map(|v| v.as_bytes()).unwrap_or_default();

@@ -326,8 +326,9 @@ async fn a_broker_that_lost_the_session_gets_subscribed_again() {
 }
 
 /// The database goes away (connections refused and cut) while alarms arrive: nothing is
-/// acknowledged, failures are counted, /readyz says so; when it is back, every alarm is
-/// processed and stored.
+/// acknowledged, failures are counted, /readyz says so, and the web API answers 503
+/// `store_unavailable` (sessions cannot be checked), not 500; when it is back, every
+/// alarm is processed and stored and the same session works again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_outage_holds_alarms_until_it_is_back() {
     use sqlx::Executor;
@@ -341,6 +342,17 @@ async fn database_outage_holds_alarms_until_it_is_back() {
     let device = Client::connect(port, &[]).await;
     device.publish_json("vakt/v1/alarms/fjord", alarm("d-0", "r1", "fall")).await;
     ops.expect("vakt/v1/incidents/fjord", "d-0 raised", |e| e["type"] == "raised" && e["alarm_id"] == "d-0").await;
+    let bearer = "Authorization: Bearer outage-test-token";
+    {
+        use vakt::live::accounts::{Role, User, hash_password, token_digest};
+        let store = v.store().await;
+        let user = User { username: "admin".into(), role: Role::Admin, staff_id: None, centre: None };
+        store.put_user(&user, &hash_password("a long password").unwrap(), 0, true).await.unwrap();
+        let now = vakt::live::driver::wall_clock().as_millis();
+        store.create_session(&token_digest("outage-test-token"), "admin", "csrf", now, now + 3_600_000).await.unwrap();
+        store.close().await;
+    }
+    assert_eq!(http_get_with(v.http, "/api/me", &[bearer]).unwrap().0, 200, "the session works before the outage");
 
     let mut admin = support::postgres_admin().await;
     admin.execute(format!("ALTER DATABASE {postgres_db} ALLOW_CONNECTIONS false").as_str()).await.unwrap();
@@ -357,6 +369,10 @@ async fn database_outage_holds_alarms_until_it_is_back() {
     assert!(v.metric("vakt_store_write_failures_total") >= 1.0, "the failed writes are counted");
     assert_eq!(http_get(v.http, "/readyz").unwrap().0, 503, "not ready while the store is down");
     assert!(v.log().contains("store write failed"), "and logged");
+    let (status, head, body) = http_get_with(v.http, "/api/me", &[bearer]).expect("an answer during the outage");
+    assert_eq!(status, 503, "{head}\n{body}");
+    assert!(body.contains("\"store_unavailable\""), "{body}");
+    assert!(head.to_ascii_lowercase().contains("retry-after: 5"), "{head}");
 
     admin.execute(format!("ALTER DATABASE {postgres_db} ALLOW_CONNECTIONS true").as_str()).await.unwrap();
     for i in 1..=5 {
@@ -367,6 +383,7 @@ async fn database_outage_holds_alarms_until_it_is_back() {
     let raised = store.event_counts().await.unwrap().into_iter().find(|(k, _)| k == "raised").map_or(0, |c| c.1);
     assert_eq!(raised, 6);
     assert_eq!(http_get(v.http, "/readyz").unwrap().0, 200);
+    assert_eq!(http_get_with(v.http, "/api/me", &[bearer]).unwrap().0, 200, "the session works again");
     store.close().await;
 }
 

@@ -263,14 +263,21 @@ fn spawn_child(dir: &std::path::Path, config: &std::path::Path, env: &[(String, 
 
 /// A minimal HTTP/1.1 GET: (status, body), or None if nothing answers.
 pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    http_get_with(addr, path, &[]).map(|(code, _, body)| (code, body))
+}
+
+/// A GET with extra header lines (`"Authorization: Bearer …"`): (status, the response's
+/// header lines, body), or None if nothing answers within 15 s.
+pub fn http_get_with(addr: SocketAddr, path: &str, headers: &[&str]) -> Option<(u16, String, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(15))).ok()?;
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n{extra}Connection: close\r\n\r\n").ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
     let code = text.split_whitespace().nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    Some((code, body))
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text.as_str(), ""));
+    Some((code, head.to_owned(), body.to_owned()))
 }
 
 /// A real MQTT client: a device, a staff app or an operations console.
