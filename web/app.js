@@ -1,7 +1,10 @@
 // The staff app (installable): duty on and off, position, offers with a sound and a
 // countdown, accept or decline, on my way, on site, close with an outcome and a note.
 // It sends the MQTT app contract's own messages (docs/mqtt.md) through the HTTP API.
-import { api, whoami, logout, live, throttle, el, mmss, kindName } from '/assets/common.js';
+import { api, whoami, logout, live, throttle, el, mmss, kindName, codeName } from '/assets/common.js';
+import { t, translatePage } from '/assets/i18n.js';
+
+translatePage();
 
 let me = null;
 let state = { on_duty: false, incidents: [] };
@@ -42,53 +45,53 @@ function alertSound() {
 async function send(path, body, label) {
   try {
     await api(path, { method: 'POST', body });
-    say(`${label}: done`);
+    say(t('{label}: done', { label }));
   } catch (err) {
-    say(`${label}: ${err.message}`, true);
+    say(t('{label}: {error}', { label, error: err.message }), true);
   }
   await load();
 }
 
-const reply = (incident_id, action, extra = {}, label = action) => send('/api/staff/me/replies', { incident_id, action, ...extra }, label);
+const reply = (incident_id, action, extra, label) => send('/api/staff/me/replies', { incident_id, action, ...extra }, label);
 
 function renderDuty() {
-  document.getElementById('duty-state').textContent = state.on_duty ? 'On duty' : 'Off duty';
+  document.getElementById('duty-state').textContent = state.on_duty ? t('On duty') : t('Off duty');
   document.getElementById('duty-state').className = `duty-state ${state.on_duty ? 'on' : 'off'}`;
   const b = document.getElementById('duty-toggle');
-  b.textContent = state.on_duty ? 'Go off duty' : 'Go on duty';
+  b.textContent = state.on_duty ? t('Go off duty') : t('Go on duty');
   b.className = state.on_duty ? 'big' : 'primary big';
-  document.getElementById('position-state').textContent = state.position ? `${state.position.lat.toFixed(4)}, ${state.position.lon.toFixed(4)}` : 'not shared';
+  document.getElementById('position-state').textContent = state.position ? `${state.position.lat.toFixed(4)}, ${state.position.lon.toFixed(4)}` : t('not shared');
 }
 
 function offerCard(i) {
   const mine = i.mine;
   const kids = [
-    el('div', { class: 'offer-head' }, el('strong', {}, kindName(i.kind)), i.priority !== 'normal' ? el('span', { class: 'badge state-unanswered' }, i.priority) : null, i.expires_at && !mine ? el('span', { class: 'countdown', 'data-expires': i.expires_at }, '') : null),
+    el('div', { class: 'offer-head' }, el('strong', {}, kindName(i.kind)), i.priority !== 'normal' ? el('span', { class: 'badge state-unanswered' }, codeName(i.priority)) : null, i.expires_at && !mine ? el('span', { class: 'countdown', 'data-expires': i.expires_at }, '') : null),
     el('p', { class: 'address' }, i.address || i.resident_id),
     i.notes ? el('p', { class: 'small' }, i.notes) : null,
     i.text ? el('p', { class: 'small muted' }, i.text) : null,
-    i.position ? el('p', { class: 'small' }, el('a', { href: `geo:${i.position.lat},${i.position.lon}` }, 'Open in maps')) : null,
+    i.position ? el('p', { class: 'small' }, el('a', { href: `geo:${i.position.lat},${i.position.lon}` }, t('Open in maps'))) : null,
   ];
   if (!mine) {
     kids.push(el('div', { class: 'button-row' },
-      el('button', { type: 'button', class: 'primary big', 'data-action': 'accept', onclick: () => reply(i.incident_id, 'accept', {}, 'Accept') }, 'Accept'),
-      el('button', { type: 'button', class: 'big', 'data-action': 'decline', onclick: () => reply(i.incident_id, 'decline', {}, 'Decline') }, 'Decline')));
+      el('button', { type: 'button', class: 'primary big', 'data-action': 'accept', onclick: () => reply(i.incident_id, 'accept', {}, t('Accept')) }, t('Accept')),
+      el('button', { type: 'button', class: 'big', 'data-action': 'decline', onclick: () => reply(i.incident_id, 'decline', {}, t('Decline')) }, t('Decline'))));
   } else {
     const outcome = el('select', { 'data-field': 'outcome' },
-      el('option', { value: 'helped' }, 'Helped'), el('option', { value: 'false_alarm' }, 'False alarm'),
-      el('option', { value: 'referred_to_health_service' }, 'Referred to the health service'), el('option', { value: 'technical_fixed' }, 'Technical, fixed'));
-    const note = el('textarea', { rows: 2, 'data-field': 'note', placeholder: 'Note' });
+      el('option', { value: 'helped' }, t('Helped')), el('option', { value: 'false_alarm' }, t('False alarm')),
+      el('option', { value: 'referred_to_health_service' }, t('Referred to the health service')), el('option', { value: 'technical_fixed' }, t('Technical, fixed')));
+    const note = el('textarea', { rows: 2, 'data-field': 'note', placeholder: t('Note') });
     const draft = drafts.get(i.incident_id);
     if (draft) { outcome.value = draft.outcome; note.value = draft.note; }
     const keep = () => drafts.set(i.incident_id, { outcome: outcome.value, note: note.value });
     outcome.addEventListener('change', keep);
     note.addEventListener('input', keep);
-    kids.push(el('p', { class: 'small stage' }, `Yours: ${i.stage.replaceAll('_', ' ')}`));
+    kids.push(el('p', { class: 'small stage' }, t('Yours: {stage}', { stage: codeName(i.stage) })));
     kids.push(el('div', { class: 'button-row' },
-      el('button', { type: 'button', class: 'big', 'data-action': 'en_route', disabled: i.stage !== 'accepted', onclick: () => reply(i.incident_id, 'en_route', {}, 'On my way') }, 'On my way'),
-      el('button', { type: 'button', class: 'big', 'data-action': 'on_site', disabled: i.stage === 'on_site', onclick: () => reply(i.incident_id, 'on_site', {}, 'On site') }, 'On site')));
+      el('button', { type: 'button', class: 'big', 'data-action': 'en_route', disabled: i.stage !== 'accepted', onclick: () => reply(i.incident_id, 'en_route', {}, t('On my way')) }, t('On my way')),
+      el('button', { type: 'button', class: 'big', 'data-action': 'on_site', disabled: i.stage === 'on_site', onclick: () => reply(i.incident_id, 'on_site', {}, t('On site')) }, t('On site'))));
     kids.push(el('div', { class: 'close-box' }, outcome, note,
-      el('button', { type: 'button', class: 'primary big', 'data-action': 'close', onclick: () => reply(i.incident_id, 'close', { outcome: outcome.value, note: note.value || undefined }, 'Close') }, 'Close')));
+      el('button', { type: 'button', class: 'primary big', 'data-action': 'close', onclick: () => reply(i.incident_id, 'close', { outcome: outcome.value, note: note.value || undefined }, t('Close')) }, t('Close'))));
   }
   return el('li', { class: `offer card${mine ? ' mine' : ''}`, 'data-id': i.incident_id }, ...kids);
 }
@@ -115,7 +118,7 @@ function render() {
 function tick() {
   for (const c of document.querySelectorAll('.countdown')) {
     const left = (Date.parse(c.dataset.expires) - Date.now()) / 1000;
-    c.textContent = left > 0 ? `${mmss(left)} to answer` : 'passing on…';
+    c.textContent = left > 0 ? t('{time} to answer', { time: mmss(left) }) : t('passing on…');
     c.classList.toggle('urgent', left < 5);
   }
 }
@@ -155,7 +158,7 @@ function sharePosition(on) {
 function manualPosition() {
   const lat = Number(document.getElementById('lat').value.replace(',', '.'));
   const lon = Number(document.getElementById('lon').value.replace(',', '.'));
-  if (!Number.isFinite(lat) || !Number.isFinite(lon)) { say('Position: give latitude and longitude as numbers', true); return null; }
+  if (!Number.isFinite(lat) || !Number.isFinite(lon)) { say(t('Position: give latitude and longitude as numbers'), true); return null; }
   return { lat, lon };
 }
 
@@ -169,12 +172,12 @@ async function main() {
     const on = !state.on_duty;
     const manual = document.getElementById('lat').value ? manualPosition() : null;
     const body = on ? { state: 'on_duty', ...(manual ? { position: manual } : {}) } : { state: 'off_duty' };
-    await send('/api/staff/me/status', body, on ? 'On duty' : 'Off duty');
+    await send('/api/staff/me/status', body, on ? t('On duty') : t('Off duty'));
     sharePosition(on && !manual);
   });
   document.getElementById('position-send').addEventListener('click', () => {
     const p = manualPosition();
-    if (p) { sharePosition(false); send('/api/staff/me/status', { position: p }, 'Position'); }
+    if (p) { sharePosition(false); send('/api/staff/me/status', { position: p }, t('Position')); }
   });
   await load();
   if (state.on_duty) sharePosition(true);

@@ -2,11 +2,13 @@
 // The session is an HttpOnly cookie; state-changing requests carry the CSRF token
 // from GET /api/me in the X-CSRF-Token header (docs/api.md).
 
+import { t, N_, errorText } from './i18n.js';
+
 let csrf = null;
 
 export class ApiError extends Error {
   constructor(status, body) {
-    super((body && body.message) || `HTTP ${status}`);
+    super(errorText(body && body.error, body && body.message) || `HTTP ${status}`);
     this.status = status;
     this.code = body && body.error;
   }
@@ -100,9 +102,34 @@ export function clock(iso) {
 }
 
 export const KIND_NAMES = {
-  safety: 'Safety alarm', fall: 'Fall', man_down: 'Man down', door: 'Door', wandering: 'Wandering (GPS)',
-  bed: 'Bed sensor', smoke: 'Smoke', medication: 'Medication', assistance: 'Assistance',
-  battery_low: 'Battery low', power_failure: 'Power failure', heartbeat_missed: 'Heartbeat missed',
-  connection_lost: 'Connection lost',
+  safety: N_('Safety alarm'), fall: N_('Fall'), man_down: N_('Man down'), door: N_('Door'), wandering: N_('Wandering (GPS)'),
+  bed: N_('Bed sensor'), smoke: N_('Smoke'), medication: N_('Medication'), assistance: N_('Assistance'),
+  battery_low: N_('Battery low'), power_failure: N_('Power failure'), heartbeat_missed: N_('Heartbeat missed'),
+  connection_lost: N_('Connection lost'),
 };
-export const kindName = (k) => KIND_NAMES[k] || k;
+export const kindName = (k) => (KIND_NAMES[k] ? t(KIND_NAMES[k]) : k);
+
+// Names for the contract's codes (docs/mqtt.md): a code with no name shows as it is,
+// its underscores as spaces.
+const CODE_NAMES = {
+  // response models
+  shared_centre: N_('shared response centre'), mobile_guard_room: N_('mobile guard room'),
+  private_centre: N_('private response centre'), own_centre: N_('own response centre'),
+  // priorities
+  low: N_('low'), normal: N_('normal'), high: N_('high'), critical: N_('critical'),
+  // staff stages
+  accepted: N_('accepted'), en_route: N_('en route'), on_site: N_('on site'),
+  // outcomes
+  helped: N_('helped'), false_alarm: N_('false alarm'), referred_to_health_service: N_('referred to health service'),
+  technical_fixed: N_('technical, fixed'), resolved_by_centre: N_('resolved by the centre'), cancelled: N_('cancelled'),
+  // revoke reasons
+  declined: N_('declined'), expired: N_('expired'), taken_by_other: N_('taken by another'),
+  answered_by_operator: N_('answered by an operator'), staff_off_duty: N_('staff went off duty'),
+  // actions in the audit trail
+  note: N_('note'), accept: N_('accept'), decline: N_('decline'), close: N_('close'), answer: N_('answer'),
+  resolve: N_('resolve'), forward_to_home_care: N_('forward to home care'), escalate: N_('escalate'), assign: N_('assign'),
+  // roles, and the other actors of an event's `by`
+  operator: N_('operator'), staff: N_('staff'), planner: N_('planner'), admin: N_('admin'),
+  resident: N_('resident'), alarm: N_('alarm'), centre: N_('centre'),
+};
+export const codeName = (c) => (c && CODE_NAMES[c] ? t(CODE_NAMES[c]) : String(c || '').replaceAll('_', ' '));

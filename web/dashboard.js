@@ -2,8 +2,11 @@
 // operator's actions, the map, and the KPIs. Everything comes from the JSON API; live
 // updates are the incident events (GET /api/stream), after which the page reloads the
 // part that changed.
-import { api, whoami, logout, live, throttle, el, mmss, clock, kindName } from '/assets/common.js';
+import { api, whoami, logout, live, throttle, el, mmss, clock, kindName, codeName } from '/assets/common.js';
 import { PlainMap } from '/assets/map.js';
+import { t, N_, decimal, translatePage } from '/assets/i18n.js';
+
+translatePage();
 
 let me = null;
 let incidents = new Map();
@@ -17,9 +20,10 @@ const target = () => (me ? me.target_secs : 60);
 const canAct = () => me && (me.user.role === 'operator' || me.user.role === 'admin');
 
 const STAGES = {
-  awaiting_answer: 'Waiting for an answer', with_operator: 'Operator on the line', awaiting_staff: 'Waiting for home care',
-  accepted: 'Staff accepted', en_route: 'Staff on the way', on_site: 'Staff on site', closed: 'Closed',
+  awaiting_answer: N_('Waiting for an answer'), with_operator: N_('Operator on the line'), awaiting_staff: N_('Waiting for home care'),
+  accepted: N_('Staff accepted'), en_route: N_('Staff on the way'), on_site: N_('Staff on site'), closed: N_('Closed'),
 };
+const stageName = (s) => (STAGES[s] ? t(STAGES[s]) : s);
 
 function stateOf(i) {
   if (!i.open) return 'done';
@@ -53,9 +57,9 @@ function renderQueue() {
       return el(
         'li',
         { class: `incident state-${s}${selected === i.incident_id ? ' selected' : ''}`, 'data-id': i.incident_id, 'data-state': s, tabindex: 0, onclick: () => select(i.incident_id), onkeydown: (e) => e.key === 'Enter' && select(i.incident_id) },
-        el('div', { class: 'incident-head' }, el('strong', {}, `#${i.incident_id} ${kindName(i.kind)}`), el('span', { class: 'age', 'data-received': i.received_at }, s === 'unanswered' ? mmss(age) : `answered in ${mmss(age)}`)),
+        el('div', { class: 'incident-head' }, el('strong', {}, `#${i.incident_id} ${kindName(i.kind)}`), el('span', { class: 'age', 'data-received': i.received_at }, s === 'unanswered' ? mmss(age) : t('answered in {time}', { time: mmss(age) }))),
         el('div', { class: 'small' }, [i.municipality, i.address || i.resident_id].filter(Boolean).join(' · ')),
-        el('div', { class: 'small muted' }, STAGES[i.stage] || i.stage, i.priority && i.priority !== 'normal' ? ` · ${i.priority}` : ''),
+        el('div', { class: 'small muted' }, stageName(i.stage), i.priority && i.priority !== 'normal' ? ` · ${codeName(i.priority)}` : ''),
         el('div', { class: 'target-bar' }, bar(age)),
       );
     }),
@@ -93,29 +97,36 @@ function nameOf(id) {
   return s && s.name ? s.name : id;
 }
 
+// An event's `by` ("operator o-1", "staff s-7"): a staff member by name.
+function actorName(by) {
+  const [kind, ...rest] = String(by).split(' ');
+  if (!rest.length) return by;
+  return kind === 'staff' ? nameOf(rest.join(' ')) : `${codeName(kind)} ${rest.join(' ')}`;
+}
+
 function describe(e) {
   const who = e.staff_id ? ` ${nameOf(e.staff_id)}` : e.operator_id ? ` ${e.operator_id}` : '';
   switch (e.type) {
-    case 'raised': return `Alarm ${e.alarm_id} (${kindName(e.kind)}, ${e.priority}) from ${e.resident_id}, model ${e.model}`;
-    case 'queued': return `Queued at ${e.centre_id}`;
-    case 'dequeued': return `Left the queue at ${e.centre_id}`;
-    case 'offered': return `Offered to${who}${e.broadcast ? ' (everyone on duty)' : ''}, ETA ${mmss(e.eta_secs)}`;
-    case 'revoked': return `Offer to${who} withdrawn: ${e.reason.replaceAll('_', ' ')}`;
-    case 'broadcast': return 'Offered to everyone on duty';
-    case 'forwarded_to_backup': return `Forwarded to the backup ${e.backup_centre || e.backup_team}`;
-    case 'alert': return `Alert: nobody has it after ${mmss(e.waiting_secs)}`;
-    case 'assigned_by_operator': return `Assigned by ${e.operator_id} to ${nameOf(e.staff_id)}`;
-    case 'escalated_by_operator': return `Escalated by ${e.operator_id}`;
-    case 'note_added': return `Note by ${e.by}: ${e.note}`;
-    case 'answered': return `Answered by ${e.by.staff_id ? nameOf(e.by.staff_id) : e.by.operator_id} in ${mmss(e.answer_secs)}`;
-    case 'resolved_by_centre': return `Resolved on the phone by ${e.operator_id}`;
-    case 'forwarded_to_home_care': return `Forwarded to home care by ${e.operator_id}`;
-    case 'accepted': return `Accepted by${who}`;
-    case 'en_route': return `${nameOf(e.staff_id)} is on the way`;
-    case 'on_site': return `${nameOf(e.staff_id)} on site, ${mmss(e.since_raised_secs)} after the alarm`;
-    case 'closed': return `Closed: ${(e.outcome || '').replaceAll('_', ' ')}${e.note ? ` (${e.note})` : ''}`;
-    case 'attached': return `Another alarm joined: ${e.alarm_id}`;
-    case 'rejected': return `Refused: ${e.detail}`;
+    case 'raised': return t('Alarm {alarm} ({kind}, {priority}) from {resident}, model {model}', { alarm: e.alarm_id, kind: kindName(e.kind), priority: codeName(e.priority), resident: e.resident_id, model: codeName(e.model) });
+    case 'queued': return t('Queued at {centre}', { centre: e.centre_id });
+    case 'dequeued': return t('Left the queue at {centre}', { centre: e.centre_id });
+    case 'offered': return e.broadcast ? t('Offered to{who} (everyone on duty), ETA {eta}', { who, eta: mmss(e.eta_secs) }) : t('Offered to{who}, ETA {eta}', { who, eta: mmss(e.eta_secs) });
+    case 'revoked': return t('Offer to{who} withdrawn: {reason}', { who, reason: codeName(e.reason) });
+    case 'broadcast': return t('Offered to everyone on duty');
+    case 'forwarded_to_backup': return t('Forwarded to the backup {backup}', { backup: e.backup_centre || e.backup_team });
+    case 'alert': return t('Alert: nobody has it after {time}', { time: mmss(e.waiting_secs) });
+    case 'assigned_by_operator': return t('Assigned by {operator} to {staff}', { operator: e.operator_id, staff: nameOf(e.staff_id) });
+    case 'escalated_by_operator': return t('Escalated by {operator}', { operator: e.operator_id });
+    case 'note_added': return t('Note by {by}: {note}', { by: actorName(e.by), note: e.note });
+    case 'answered': return t('Answered by {by} in {time}', { by: e.by.staff_id ? nameOf(e.by.staff_id) : e.by.operator_id, time: mmss(e.answer_secs) });
+    case 'resolved_by_centre': return t('Resolved on the phone by {operator}', { operator: e.operator_id });
+    case 'forwarded_to_home_care': return t('Forwarded to home care by {operator}', { operator: e.operator_id });
+    case 'accepted': return t('Accepted by{who}', { who });
+    case 'en_route': return t('{staff} is on the way', { staff: nameOf(e.staff_id) });
+    case 'on_site': return t('{staff} on site, {time} after the alarm', { staff: nameOf(e.staff_id), time: mmss(e.since_raised_secs) });
+    case 'closed': return e.note ? t('Closed: {outcome} ({note})', { outcome: codeName(e.outcome), note: e.note }) : t('Closed: {outcome}', { outcome: codeName(e.outcome) });
+    case 'attached': return t('Another alarm joined: {alarm}', { alarm: e.alarm_id });
+    case 'rejected': return t('Refused: {detail}', { detail: e.detail });
     default: return e.type;
   }
 }
@@ -133,25 +144,25 @@ async function loadDetail() {
   const i = r.incident;
   const timeline = [
     ...r.events.map((e) => ({ at: e.at, text: describe(e), cls: `ev-${e.type}` })),
-    ...r.audit.map((a) => ({ at: a.at, text: `${a.username} (${a.role}): ${a.action.replaceAll('_', ' ')}${a.detail ? ` "${a.detail}"` : ''}${a.outcome === 'ok' ? '' : ` — refused: ${a.outcome.replaceAll('_', ' ')}`}`, cls: 'ev-audit' })),
+    ...r.audit.map((a) => ({ at: a.at, text: `${a.username} (${codeName(a.role)}): ${codeName(a.action)}${a.detail ? ` "${a.detail}"` : ''}${a.outcome === 'ok' ? '' : ` — ${t('refused: {reason}', { reason: codeName(a.outcome) })}`}`, cls: 'ev-audit' })),
   ].sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
   const status = el('p', { class: 'action-status', role: 'status' });
   const actions = i.open && canAct() ? actionPanel(i, status) : null;
   box.replaceChildren(...[
-    el('h2', {}, `#${i.incident_id} ${kindName(i.kind)}`, el('span', { class: `badge state-${stateOf(i)}` }, STAGES[i.stage] || i.stage)),
+    el('h2', {}, `#${i.incident_id} ${kindName(i.kind)}`, el('span', { class: `badge state-${stateOf(i)}` }, stageName(i.stage))),
     el('dl', { class: 'facts' },
-      el('dt', {}, 'Resident'), el('dd', {}, `${i.resident_id}${i.address ? ', ' + i.address : ''}`),
-      i.notes ? [el('dt', {}, 'Notes'), el('dd', {}, i.notes)] : null,
-      i.text ? [el('dt', {}, 'Alarm text'), el('dd', {}, i.text)] : null,
-      el('dt', {}, 'Municipality'), el('dd', {}, `${i.municipality} (${(i.model || '').replaceAll('_', ' ')})`),
-      el('dt', {}, 'Received'), el('dd', {}, clock(i.received_at)),
-      i.answered_at ? [el('dt', {}, 'Answered'), el('dd', {}, `${clock(i.answered_at)} (${mmss(ageSecs(i))})`)] : null,
-      i.live_offers && i.live_offers.length ? [el('dt', {}, 'Offered to'), el('dd', {}, i.live_offers.map(nameOf).join(', '))] : null,
-      i.assigned ? [el('dt', {}, 'Staff'), el('dd', {}, nameOf(i.assigned))] : null,
+      el('dt', {}, t('Resident')), el('dd', {}, `${i.resident_id}${i.address ? ', ' + i.address : ''}`),
+      i.notes ? [el('dt', {}, t('Notes')), el('dd', {}, i.notes)] : null,
+      i.text ? [el('dt', {}, t('Alarm text')), el('dd', {}, i.text)] : null,
+      el('dt', {}, t('Municipality')), el('dd', {}, `${i.municipality} (${codeName(i.model)})`),
+      el('dt', {}, t('Received')), el('dd', {}, clock(i.received_at)),
+      i.answered_at ? [el('dt', {}, t('Answered')), el('dd', {}, `${clock(i.answered_at)} (${mmss(ageSecs(i))})`)] : null,
+      i.live_offers && i.live_offers.length ? [el('dt', {}, t('Offered to')), el('dd', {}, i.live_offers.map(nameOf).join(', '))] : null,
+      i.assigned ? [el('dt', {}, t('Staff')), el('dd', {}, nameOf(i.assigned))] : null,
     ),
     actions,
     status,
-    el('h3', {}, 'Timeline'),
+    el('h3', {}, t('Timeline')),
     el('ol', { class: 'timeline', id: 'timeline' }, ...timeline.map((t) => el('li', { class: t.cls }, el('time', {}, clock(t.at)), ' ', t.text))),
   ].filter(Boolean));
 }
@@ -162,29 +173,29 @@ function actionPanel(i, status) {
     status.className = 'action-status';
     try {
       await api(`/api/incidents/${i.incident_id}/actions`, { method: 'POST', body });
-      status.textContent = `${label}: done`;
+      status.textContent = t('{label}: done', { label });
     } catch (err) {
-      status.textContent = `${label}: ${err.message}`;
+      status.textContent = t('{label}: {error}', { label, error: err.message });
       status.className = 'action-status error';
     }
     await Promise.all([loadIncidents(), loadDetail()]);
   };
-  const note = el('textarea', { id: 'note-text', rows: 2, placeholder: 'Note (for the record, or with Resolve)' });
-  const pick = el('select', { id: 'assign-staff' }, ...staff.filter((s) => s.on_duty).map((s) => el('option', { value: s.staff_id }, `${s.name || s.staff_id}${s.busy ? ' (busy)' : ''}`)));
-  const b = (id, label, fn, cls, enabled = true) => el('button', { type: 'button', id, class: cls, onclick: fn, disabled: !enabled, title: enabled ? null : 'Not in this state' }, label);
+  const note = el('textarea', { id: 'note-text', rows: 2, placeholder: t('Note (for the record, or with Resolve)') });
+  const pick = el('select', { id: 'assign-staff' }, ...staff.filter((s) => s.on_duty).map((s) => el('option', { value: s.staff_id }, s.busy ? t('{name} (busy)', { name: s.name || s.staff_id }) : s.name || s.staff_id)));
+  const b = (id, label, fn, cls, enabled = true) => el('button', { type: 'button', id, class: cls, onclick: fn, disabled: !enabled, title: enabled ? null : t('Not in this state') }, label);
   // What the engine would take in this state (it has the last word: a refusal shows its reason).
   const queued = Boolean(i.queued_at) && i.stage === 'awaiting_answer';
   const withOperator = i.stage === 'with_operator';
   const ladder = i.stage === 'awaiting_staff' || (i.stage === 'awaiting_answer' && (!i.queued_at || i.live_offers.length > 0));
   return el('div', { class: 'actions' },
     el('div', { class: 'button-row' },
-      b('act-answer', 'Answer', () => act({ action: 'answer' }, 'Answer'), 'primary', queued),
-      b('act-resolve', 'Resolve', () => act({ action: 'resolve', note: note.value || null }, 'Resolve'), '', withOperator),
-      b('act-forward', 'Forward to home care', () => act({ action: 'forward_to_home_care' }, 'Forward'), '', withOperator),
-      b('act-escalate', 'Escalate to all', () => act({ action: 'escalate' }, 'Escalate'), 'warn', ladder),
+      b('act-answer', t('Answer'), () => act({ action: 'answer' }, t('Answer')), 'primary', queued),
+      b('act-resolve', t('Resolve'), () => act({ action: 'resolve', note: note.value || null }, t('Resolve')), '', withOperator),
+      b('act-forward', t('Forward to home care'), () => act({ action: 'forward_to_home_care' }, t('Forward')), '', withOperator),
+      b('act-escalate', t('Escalate to all'), () => act({ action: 'escalate' }, t('Escalate')), 'warn', ladder),
     ),
-    el('div', { class: 'button-row' }, pick, b('act-assign', 'Assign', () => pick.value && act({ action: 'assign', staff_id: pick.value }, 'Assign'), '', ladder)),
-    el('div', { class: 'button-row' }, note, b('act-note', 'Add note', () => note.value.trim() && act({ action: 'note', note: note.value }, 'Note'))),
+    el('div', { class: 'button-row' }, pick, b('act-assign', t('Assign'), () => pick.value && act({ action: 'assign', staff_id: pick.value }, t('Assign')), '', ladder)),
+    el('div', { class: 'button-row' }, note, b('act-note', t('Add note'), () => note.value.trim() && act({ action: 'note', note: note.value }, t('Note')))),
   );
 }
 
@@ -200,14 +211,14 @@ async function loadMap() {
   staff = r.staff;
   const points = [
     ...residentPoints,
-    ...r.staff.filter((x) => x.position).map((x) => ({ lat: x.position.lat, lon: x.position.lon, cls: `staff${x.on_duty ? '' : ' off'}${x.busy ? ' busy' : ''}`, title: `${x.name || x.staff_id}${x.on_duty ? ' (on duty)' : ' (off duty)'}` })),
+    ...r.staff.filter((x) => x.position).map((x) => ({ lat: x.position.lat, lon: x.position.lon, cls: `staff${x.on_duty ? '' : ' off'}${x.busy ? ' busy' : ''}`, title: `${x.name || x.staff_id}${x.on_duty ? t(' (on duty)') : t(' (off duty)')}` })),
     ...r.incidents.filter((x) => x.position).map((x) => ({ lat: x.position.lat, lon: x.position.lon, cls: `incident state-${stateOf(x)}`, id: x.incident_id, label: String(x.incident_id), title: `#${x.incident_id} ${kindName(x.kind)}`, onclick: () => select(x.incident_id) })),
   ];
   map.setPoints(points);
 }
 
 function pct(row) {
-  return row.share === null ? '–' : `${(row.share * 100).toFixed(1)} %`;
+  return row.share === null ? '–' : `${decimal(row.share * 100, 1)} %`;
 }
 
 async function loadKpis() {
@@ -218,28 +229,28 @@ async function loadKpis() {
     return { share: n ? w / n : null, n };
   };
   for (const p of r.periods) {
-    const t = total(p);
+    const tot = total(p);
     const node = document.getElementById(`kpi-${p.period}`);
-    node.textContent = pct(t);
-    node.title = `${t.n} answered since ${clock(p.since)}`;
-    node.classList.toggle('bad', t.share !== null && t.share < 0.95);
+    node.textContent = pct(tot);
+    node.title = t('{n} answered since {time}', { n: tot.n, time: clock(p.since) });
+    node.classList.toggle('bad', tot.share !== null && tot.share < 0.95);
   }
   document.getElementById('kpi-open').textContent = r.open_incidents;
   document.getElementById('kpi-staff').textContent = r.staff_on_duty;
   const [today, week, month] = r.periods;
   const rows = [
     ...today.municipalities.map((m, k) => [m.municipality, m.model, m, week.municipalities[k], month.municipalities[k]]),
-    ...today.models.map((m, k) => [`all (${m.model.replaceAll('_', ' ')})`, m.model, m, week.models[k], month.models[k]]),
+    ...today.models.map((m, k) => [t('all ({model})', { model: codeName(m.model) }), m.model, m, week.models[k], month.models[k]]),
   ];
   document.querySelector('#kpi-table tbody').replaceChildren(
-    ...rows.map(([name, model, a, b, c]) => el('tr', {}, el('td', {}, name), el('td', {}, model.replaceAll('_', ' ')), ...[a, b, c].map((x) => el('td', { title: `${x.within_target} of ${x.answered}` }, pct(x))))),
+    ...rows.map(([name, model, a, b, c]) => el('tr', {}, el('td', {}, name), el('td', {}, codeName(model)), ...[a, b, c].map((x) => el('td', { title: t('{within} of {answered}', { within: x.within_target, answered: x.answered }) }, pct(x))))),
   );
 }
 
 async function main() {
   me = await whoami();
   if (me.user.role === 'staff') { location.href = '/app'; return; }
-  document.getElementById('who').textContent = `${me.user.username} (${me.user.role}${me.user.centre ? ', ' + me.user.centre : ''})`;
+  document.getElementById('who').textContent = `${me.user.username} (${codeName(me.user.role)}${me.user.centre ? ', ' + me.user.centre : ''})`;
   document.getElementById('scope').textContent = me.municipalities.map((m) => m.name).join(', ');
   document.getElementById('logout').addEventListener('click', logout);
   map = new PlainMap(document.getElementById('map'), { tiles: me.tiles, attribution: me.tiles_attribution });

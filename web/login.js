@@ -1,4 +1,7 @@
 import { api } from '/assets/common.js';
+import { translatePage } from '/assets/i18n.js';
+
+translatePage();
 
 const form = document.getElementById('login');
 const error = document.getElementById('login-error');

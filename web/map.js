@@ -3,6 +3,8 @@
 // none reachable) the markers stand on a plain background with a scale bar, so
 // positions still show. Drag to pan, buttons or the wheel to zoom.
 
+import { t } from './i18n.js';
+
 const TILE = 256;
 
 function project(lat, lon, z) {
@@ -30,21 +32,21 @@ export class PlainMap {
       const b = document.createElement('button');
       b.type = 'button';
       b.textContent = label;
-      b.title = dz > 0 ? 'Zoom in' : 'Zoom out';
+      b.title = dz > 0 ? t('Zoom in') : t('Zoom out');
       b.addEventListener('click', () => this.setZoom(this.zoom + dz));
       controls.append(b);
     }
     const fit = document.createElement('button');
     fit.type = 'button';
     fit.textContent = '⤢';
-    fit.title = 'Show everything';
+    fit.title = t('Show everything');
     fit.addEventListener('click', () => this.fit());
     controls.append(fit);
     this.scale = document.createElement('div');
     this.scale.className = 'map-scale';
     const attr = document.createElement('div');
     attr.className = 'map-attribution';
-    attr.textContent = tiles ? attribution : 'No map tiles configured: positions on a plain background';
+    attr.textContent = tiles ? attribution : t('No map tiles configured: positions on a plain background');
     root.append(this.tileLayer, this.markerLayer, controls, this.scale, attr);
     this.dragging = null;
     root.addEventListener('pointerdown', (e) => {

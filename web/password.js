@@ -1,4 +1,7 @@
 import { api, whoami } from '/assets/common.js';
+import { t, translatePage } from '/assets/i18n.js';
+
+translatePage();
 
 const form = document.getElementById('password-form');
 const error = document.getElementById('password-error');
@@ -14,7 +17,7 @@ form.addEventListener('submit', async (e) => {
   error.hidden = true;
   done.hidden = true;
   if (form.next.value !== form.again.value) {
-    error.textContent = 'The new passwords differ.';
+    error.textContent = t('The new passwords differ.');
     error.hidden = false;
     form.again.select();
     return;

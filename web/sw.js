@@ -1,7 +1,7 @@
 // The staff app's service worker: makes the app installable and lets it open without
 // a network (the shell comes from the cache; live data always from the network).
-const CACHE = 'vakt-app-v1';
-const SHELL = ['/app', '/assets/style.css', '/assets/common.js', '/assets/app.js', '/assets/icon.svg', '/assets/manifest.webmanifest'];
+const CACHE = 'vakt-app-v2';
+const SHELL = ['/app', '/assets/style.css', '/assets/common.js', '/assets/i18n.js', '/assets/app.js', '/assets/icon.svg', '/assets/manifest.webmanifest'];
 
 self.addEventListener('install', (e) => {
   e.waitUntil(caches.open(CACHE).then((c) => c.addAll(SHELL)).then(() => self.skipWaiting()));

@@ -4,7 +4,8 @@
 //   context, logs in and goes on duty; the alarm arrives live on the dashboard (red);
 //   the app gets the offer and accepts it (the dashboard turns yellow); the staff member
 //   goes on the way, on site and closes it (green), then changes their password and logs
-//   in with the new one. The configured map tiles cannot be
+//   in with the new one. Then both again in a Norwegian browser: the pages speak Bokmål
+//   (refusals too), and the toggle turns a page to English. The configured map tiles cannot be
 //   reached: the positions must show anyway. Screenshots go to $VAKT_ARTIFACTS.
 // Debian's Chromium, driven by playwright-core: no downloaded browser.
 import { chromium } from 'playwright-core';
@@ -35,7 +36,8 @@ try {
   };
 
   // The operator.
-  const ops = await (await browser.newContext({ viewport: { width: 1400, height: 950 } })).newPage();
+  // English browsers here; a Norwegian one at the end.
+  const ops = await (await browser.newContext({ viewport: { width: 1400, height: 950 }, locale: 'en-US' })).newPage();
   watch(ops, 'dashboard');
   await ops.goto(`${base}/dashboard`);
   await ops.waitForURL(/\/login/);
@@ -54,7 +56,7 @@ try {
 
   // The staff member, on a phone-sized screen.
   const appCtx = await browser.newContext({
-    viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true,
+    viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, locale: 'en-US',
     permissions: ['geolocation'], geolocation: { latitude: 61.2301, longitude: 7.1002 },
   });
   const app = await appCtx.newPage();
@@ -176,6 +178,47 @@ try {
   await app.click('#login-button');
   await app.waitForURL(/\/app$/);
   step('password changed in the app; the new one logs in');
+
+  // A Norwegian phone: the login page, its refusal and the app are in Bokmål.
+  const nbApp = await (await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, locale: 'nb-NO' })).newPage();
+  watch(nbApp, 'app (nb)');
+  await nbApp.goto(`${base}/app`);
+  await nbApp.waitForURL(/\/login/);
+  await nbApp.waitForFunction(() => document.documentElement.lang === 'nb' && document.getElementById('login-button').textContent === 'Logg inn');
+  await nbApp.fill('#username', staffUser);
+  await nbApp.fill('#password', 'wrong password');
+  await nbApp.click('#login-button');
+  await nbApp.waitForFunction(() => document.getElementById('login-error').textContent === 'Feil brukernavn eller passord.');
+  await nbApp.fill('#password', 'a brand new password');
+  await nbApp.click('#login-button');
+  await nbApp.waitForURL(/\/app$/);
+  await nbApp.waitForFunction(() => document.getElementById('duty-state').textContent === 'På vakt' && document.getElementById('duty-toggle').textContent === 'Gå av vakt');
+  if ((await nbApp.textContent('#no-offers')) !== 'Ingen alarmer til deg nå. Du hører en lyd når det kommer en.') throw new Error('the app is not in Bokmål');
+  await shot(nbApp, 'app-5-bokmal');
+  step('a Norwegian phone gets the login page, its refusal and the app in Bokmål');
+
+  // A Norwegian dashboard: labels, the timeline and the decimal comma; its toggle
+  // turns it to English (kept in this browser).
+  const nbOps = await (await browser.newContext({ viewport: { width: 1400, height: 950 }, locale: 'nb-NO' })).newPage();
+  watch(nbOps, 'dashboard (nb)');
+  await nbOps.goto(`${base}/login`);
+  await nbOps.fill('#username', opsUser);
+  await nbOps.fill('#password', opsPass);
+  await nbOps.click('#login-button');
+  await nbOps.waitForURL(/\/dashboard$/);
+  await nbOps.waitForFunction(() => document.getElementById('kpi-today').textContent === '100,0 %');
+  if ((await nbOps.textContent('#kpis .kpi-label')) !== 'innen 60 s i dag') throw new Error('the dashboard is not in Bokmål');
+  await nbOps.click(`#queue .incident[data-id="${id}"]`);
+  await nbOps.waitForFunction(() => /Avsluttet: henvist til helsetjenesten \(Helped up, no injury\)/.test(document.getElementById('timeline')?.textContent || ''));
+  const nbTimeline = await nbOps.textContent('#timeline');
+  for (const want of ['Notat fra operatør ops: Daughter informed by phone', 'Tatt av Kari Nær', 'Kari Nær er på vei', 'Kari Nær framme', 'kari (ansatt): avslutt']) {
+    if (!nbTimeline.includes(want)) throw new Error(`the Bokmål timeline lacks "${want}":\n${nbTimeline}`);
+  }
+  await shot(nbOps, 'dashboard-4-bokmal');
+  await nbOps.click('[data-lang-toggle]');
+  await nbOps.waitForFunction(() => document.documentElement.lang === 'en' && document.querySelector('#kpis .kpi-label').textContent === 'within 60 s today');
+  await nbOps.waitForFunction(() => document.getElementById('kpi-today').textContent === '100.0 %');
+  step('a Norwegian dashboard in Bokmål, its timeline too; the toggle turns it to English');
 
   if (navigations !== 0) throw new Error(`the dashboard navigated ${navigations} times: it must update without a reload`);
   if (errors.length) throw new Error(`errors in the pages:\n${errors.join('\n')}`);

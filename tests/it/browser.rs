@@ -44,19 +44,31 @@ pub fn add_user(v: &Vakt, name: &str, password: &str, args: &[&str]) {
     assert!(out.status.success(), "vakt user add {name}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// The pages' reload throttle (`web/common.js`), run by Node: it keeps up under a steady
-/// stream of events, never overlaps itself, and runs after the last event.
-#[test]
-fn the_pages_reload_throttle_keeps_up_with_a_busy_stream() {
+/// Runs a script of `tests/browser/` in Node (no browser): it must print PASS.
+fn node_script(name: &str) {
     if Command::new("node").arg("--version").output().is_err() {
         assert!(std::env::var_os("CI").is_none(), "this test needs Node.js under CI");
         eprintln!("SKIPPED: no node");
         return;
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/throttle.mjs");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser").join(name);
     let out = Command::new("node").arg(&script).output().expect("node");
     let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && said.starts_with("PASS"), "{said}");
+}
+
+/// The pages' reload throttle (`web/common.js`), run by Node: it keeps up under a steady
+/// stream of events, never overlaps itself, and runs after the last event.
+#[test]
+fn the_pages_reload_throttle_keeps_up_with_a_busy_stream() {
+    node_script("throttle.mjs");
+}
+
+/// Every text the pages show has its Bokmål (`web/i18n.js`), with the same placeholders,
+/// and every error code a person can meet has one too (`tests/browser/i18n.mjs`).
+#[test]
+fn every_text_of_the_pages_has_its_bokmal() {
+    node_script("i18n.mjs");
 }
 
 /// A ladder slow enough for a person (or a browser) to answer.
@@ -110,7 +122,7 @@ async fn operator_sees_the_alarm_live_and_the_staff_app_takes_it() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "the browser test failed:\n{}\n{stderr}\n--- vakt log ---\n{}", said.join("\n"), v.log());
     assert_eq!(said.last().map(String::as_str), Some("PASS"), "{}", said.join("\n"));
-    for shot in ["dashboard-1-alarm-red", "app-2-offer", "dashboard-2-accepted-yellow", "dashboard-3-closed-green", "app-4-password-changed"] {
+    for shot in ["dashboard-1-alarm-red", "app-2-offer", "dashboard-2-accepted-yellow", "dashboard-3-closed-green", "app-4-password-changed", "app-5-bokmal", "dashboard-4-bokmal"] {
         let len = std::fs::metadata(artifacts.join(format!("{shot}.png"))).map(|m| m.len()).unwrap_or(0);
         assert!(len > 1000, "screenshot {shot}.png missing or empty");
     }

@@ -13,6 +13,7 @@ use super::AppState;
 const FILES: &[(&str, &str, &str)] = &[
     ("style.css", "text/css; charset=utf-8", include_str!("../../../web/style.css")),
     ("common.js", "text/javascript; charset=utf-8", include_str!("../../../web/common.js")),
+    ("i18n.js", "text/javascript; charset=utf-8", include_str!("../../../web/i18n.js")),
     ("map.js", "text/javascript; charset=utf-8", include_str!("../../../web/map.js")),
     ("dashboard.js", "text/javascript; charset=utf-8", include_str!("../../../web/dashboard.js")),
     ("app.js", "text/javascript; charset=utf-8", include_str!("../../../web/app.js")),
