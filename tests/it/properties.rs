@@ -182,6 +182,9 @@ proptest! {
         let text = serde_json::to_string(&snapshot).unwrap();
         let mut b = world();
         b.engine = Engine::from_snapshot(a.engine.config().clone(), serde_json::from_str(&text).unwrap()).unwrap();
+        // Restored to the last bit: the same snapshot again, positions and all.
+        let again: serde_json::Value = serde_json::to_value(b.engine.snapshot().expect("restored between steps")).unwrap();
+        prop_assert_eq!(again, serde_json::from_str::<serde_json::Value>(&text).unwrap());
         b.now = a.now;
         a.actions.clear();
         for (gap, op) in &steps[k + 1..] {
