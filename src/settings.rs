@@ -78,11 +78,15 @@ pub struct DatabaseSection {
     /// A site that is never quiet (or an incident left open) still gets a snapshot, with
     /// its open incidents, once this many seconds have passed since the last one.
     pub checkpoint_busy_secs: u64,
+    /// A store write that has not finished after this many seconds (a database that
+    /// hangs rather than refuses: a network partition, a stalled disk) counts as failed:
+    /// the engine drops the connection, says it is not ready, and tries again.
+    pub write_timeout_secs: u64,
 }
 
 impl Default for DatabaseSection {
     fn default() -> Self {
-        Self { url: "sqlite://vakt.sqlite".into(), checkpoint_every: 10_000, checkpoint_busy_secs: 600 }
+        Self { url: "sqlite://vakt.sqlite".into(), checkpoint_every: 10_000, checkpoint_busy_secs: 600, write_timeout_secs: 10 }
     }
 }
 

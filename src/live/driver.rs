@@ -65,6 +65,8 @@ pub struct Driver {
     checkpoint_at: Option<Timestamp>,
     pub checkpoint_every: u64,
     pub checkpoint_busy: Duration,
+    /// A write that takes longer has failed (`database.write_timeout_secs`).
+    pub write_timeout: Duration,
     /// While a web action is applied: the actions it produced, to answer the request.
     capture: Option<Vec<Action>>,
     /// What to publish after the next commit, in the order it was made: outbox rows
@@ -201,6 +203,7 @@ impl Driver {
             checkpoint_at: None,
             checkpoint_every: 10_000,
             checkpoint_busy: Duration::from_secs(600),
+            write_timeout: Duration::from_secs(10),
             capture: None,
             out: Vec::new(),
             events_acked: 0,
@@ -634,9 +637,26 @@ impl Driver {
         self.batch.delivered.sort_unstable();
         self.batch.delivered.dedup();
         let mut backoff = Duration::from_millis(50);
+        let mut failed_before = false;
         loop {
             let started = Instant::now();
-            match self.store.append(&self.batch).await {
+            // After a failure, the batch may be stored all the same (see `batch_stored`).
+            let (store, batch) = (&self.store, &self.batch);
+            let attempt = async move {
+                if failed_before && store.batch_stored(batch).await? {
+                    info!("the batch of the failed write had been stored all the same");
+                    return Ok(());
+                }
+                store.append(batch).await
+            };
+            let result = match tokio::time::timeout(self.write_timeout, attempt).await {
+                Ok(result) => result,
+                Err(_) => {
+                    self.store.discard_writer();
+                    Err(anyhow::anyhow!("no answer from the database within {} s", self.write_timeout.as_secs()))
+                }
+            };
+            match result {
                 Ok(()) => {
                     self.metrics.store_write_seconds.observe(started.elapsed().as_secs_f64());
                     if self.store_failing {
@@ -647,6 +667,7 @@ impl Driver {
                     break;
                 }
                 Err(e) => {
+                    failed_before = true;
                     self.metrics.store_write_failures.inc();
                     self.store_failing = true;
                     let _ = ready.send(false);

@@ -233,6 +233,33 @@ impl Store {
         result
     }
 
+    /// Whether `batch` is in the store already. After a failed or timed-out append the
+    /// transaction may have committed all the same (the connection broke after the
+    /// server took the COMMIT); writing it again would then fail on its keys for ever.
+    /// A batch is one transaction, so its first keyed row tells. A batch with none (only
+    /// deletes, the events' mark, audit lines) is simply written again.
+    pub async fn batch_stored(&self, batch: &Batch) -> Result<bool> {
+        let (sql, key) = if let Some(r) = batch.log.first() {
+            ("SELECT COUNT(*) FROM input_log WHERE seq = $1", r.seq)
+        } else if let Some(r) = batch.events.first() {
+            ("SELECT COUNT(*) FROM events WHERE seq = $1", r.seq)
+        } else if let Some(r) = batch.outbox.first() {
+            ("SELECT COUNT(*) FROM outbox WHERE id = $1", r.id)
+        } else {
+            return Ok(false);
+        };
+        let n: i64 = sqlx::query(sql).bind(key).fetch_one(&self.pool).await?.try_get(0)?;
+        Ok(n > 0)
+    }
+
+    /// Forgets the engine's write connection without a goodbye (an append that was cut
+    /// short left it in an unknown state, and closing it could hang as well).
+    pub fn discard_writer(&self) {
+        if let Ok(mut writer) = self.writer.try_lock() {
+            writer.take();
+        }
+    }
+
     /// The newest checkpoint: (log_seq, at_ms, state JSON).
     pub async fn latest_checkpoint(&self) -> Result<Option<(i64, i64, String)>> {
         let row = sqlx::query("SELECT log_seq, at_ms, state FROM checkpoints ORDER BY log_seq DESC LIMIT 1").fetch_optional(&self.pool).await?;

@@ -556,8 +556,17 @@ async fn store_round_trip(url: &str) {
         events_acked_through: Some(1),
     };
     assert_eq!(store.events_acked_through().await.unwrap(), 0);
+    assert!(!store.batch_stored(&batch).await.unwrap());
     store.append(&batch).await.unwrap();
     assert_eq!(store.events_acked_through().await.unwrap(), 1);
+    // Whether a batch whose write seemed to fail is stored after all: by its first keyed
+    // row, whichever table that is in.
+    assert!(store.batch_stored(&batch).await.unwrap());
+    assert!(store.batch_stored(&Batch { events: batch.events.clone(), ..Batch::default() }).await.unwrap());
+    assert!(store.batch_stored(&Batch { outbox: batch.outbox.clone(), ..Batch::default() }).await.unwrap());
+    let log_first = Batch { log: vec![LogRow { seq: 2, at_ms: 100, record: "\"tick\"".into() }], events: batch.events.clone(), outbox: batch.outbox.clone(), ..Batch::default() };
+    assert!(!store.batch_stored(&log_first).await.unwrap(), "the log row decides");
+    assert!(!store.batch_stored(&Batch { delivered: vec![1], ..Batch::default() }).await.unwrap(), "nothing keyed: written again");
     let log = store.log_page(0, 10).await.unwrap();
     assert_eq!(log.iter().map(|r| (r.seq, r.at_ms, r.record.as_str())).collect::<Vec<_>>(), [(1, 100, "\"tick\"")]);
     assert_eq!(store.events_after(1).await.unwrap(), [(2, "closed".to_owned(), Some("fjord".to_owned()), "{}".to_owned())]);

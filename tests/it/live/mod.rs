@@ -387,6 +387,61 @@ async fn database_outage_holds_alarms_until_it_is_back() {
     store.close().await;
 }
 
+/// The database stops answering but does not refuse (its replies are lost on the way,
+/// as in a network partition): the write that hangs counts as failed after
+/// `write_timeout_secs`, and /readyz says so. The server had committed that write all
+/// the same; when its replies come through again vakt finds the batch stored and goes
+/// on, instead of writing it again and failing on its keys for ever. No alarm is lost
+/// or doubled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_hangs_is_noticed_and_a_write_it_kept_is_not_repeated() {
+    use sqlx::Row;
+    let dir = temp_dir("db-hang");
+    let port = free_port();
+    let _broker = Mosquitto::start(&dir, port);
+    let mut backend = Backend::external(port).await;
+    let proxy = DbProxy::start(5432).await;
+    backend.database_port = Some(proxy.port);
+    backend.database_extra = "write_timeout_secs = 2\n".into();
+    let v = Vakt::start(&backend, &dir);
+    let mut ops = Client::connect(port, OPS).await;
+    let device = Client::connect(port, &[]).await;
+    device.publish_json("vakt/v1/alarms/fjord", alarm("h-0", "r1", "fall")).await;
+    ops.expect("vakt/v1/incidents/fjord", "h-0 raised", |e| e["type"] == "raised" && e["alarm_id"] == "h-0").await;
+
+    proxy.lose_replies(true);
+    device.publish_json("vakt/v1/alarms/fjord", alarm("h-1", "r2", "fall")).await;
+    // Straight to the database, not through the proxy.
+    let db = sqlx::PgPool::connect(&backend.database_url()).await.unwrap();
+    let raised = || async { sqlx::query("SELECT COUNT(*) FROM events WHERE kind = 'raised'").fetch_one(&db).await.unwrap().try_get::<i64, _>(0).unwrap() };
+    for _ in 0..200 {
+        if raised().await == 2 && v.metric("vakt_store_write_failures_total") >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(raised().await, 2, "the server committed h-1's batch");
+    assert!(v.metric("vakt_store_write_failures_total") >= 1.0, "the write with no answer counts as failed");
+    assert_eq!(http_get(v.http, "/readyz").unwrap().0, 503, "not ready while the database does not answer");
+    assert!(v.log().contains("no answer from the database within 2 s"), "and logged");
+    device.publish_json("vakt/v1/alarms/fjord", alarm("h-2", "r3", "fall")).await;
+
+    proxy.lose_replies(false);
+    for want in ["h-1", "h-2"] {
+        ops.expect("vakt/v1/incidents/fjord", "raised after the database answers again", |e| e["type"] == "raised" && e["alarm_id"] == want).await;
+    }
+    assert!(v.log().contains("the batch of the failed write had been stored all the same"), "{}", v.log());
+    assert_eq!(raised().await, 3, "each alarm once");
+    for _ in 0..100 {
+        if http_get(v.http, "/readyz").unwrap().0 == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(http_get(v.http, "/readyz").unwrap().0, 200);
+    db.close().await;
+}
+
 /// `vakt import` fills the directory; a running engine picks the change up; a bad file
 /// is refused whole with its bad lines.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

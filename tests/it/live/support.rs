@@ -51,6 +51,11 @@ pub struct Backend {
     pub inflight: Option<u16>,
     /// More keys for the `[http]` section (one per line).
     pub http_extra: String,
+    /// More keys for the `[database]` section (one per line).
+    pub database_extra: String,
+    /// vakt reaches PostgreSQL on this port (a `DbProxy`) instead of 5432; the test's own
+    /// connections go straight to it.
+    pub database_port: Option<u16>,
 }
 
 #[derive(Clone, Debug)]
@@ -63,7 +68,23 @@ pub enum Db {
 impl Backend {
     /// The embedded defaults: in-process broker on a free port, an SQLite file.
     pub fn embedded(dir: &std::path::Path) -> Backend {
-        Backend { mqtt_port: free_port(), embedded_broker: true, db: Db::Sqlite(dir.join("vakt.sqlite")), mqtt_url: None, env: Vec::new(), checkpoint_every: None, checkpoint_busy_secs: None, inflight: None, http_extra: String::new() }
+        Backend::with(free_port(), true, Db::Sqlite(dir.join("vakt.sqlite")))
+    }
+
+    fn with(mqtt_port: u16, embedded_broker: bool, db: Db) -> Backend {
+        Backend {
+            mqtt_port,
+            embedded_broker,
+            db,
+            mqtt_url: None,
+            env: Vec::new(),
+            checkpoint_every: None,
+            checkpoint_busy_secs: None,
+            inflight: None,
+            http_extra: String::new(),
+            database_extra: String::new(),
+            database_port: None,
+        }
     }
 
     /// An external broker on `mqtt_port` and a fresh PostgreSQL database.
@@ -71,12 +92,12 @@ impl Backend {
         let name = unique("vakt_it").replace('-', "_");
         let mut admin = postgres_admin().await;
         sqlx::Executor::execute(&mut admin, format!("CREATE DATABASE {name}").as_str()).await.expect("create test database");
-        Backend { mqtt_port, embedded_broker: false, db: Db::Postgres(name), mqtt_url: None, env: Vec::new(), checkpoint_every: None, checkpoint_busy_secs: None, inflight: None, http_extra: String::new() }
+        Backend::with(mqtt_port, false, Db::Postgres(name))
     }
 
     /// An external broker on `mqtt_port` and an SQLite file.
     pub fn sqlite_on(mqtt_port: u16, dir: &std::path::Path) -> Backend {
-        Backend { mqtt_port, embedded_broker: false, db: Db::Sqlite(dir.join("vakt.sqlite")), mqtt_url: None, env: Vec::new(), checkpoint_every: None, checkpoint_busy_secs: None, inflight: None, http_extra: String::new() }
+        Backend::with(mqtt_port, false, Db::Sqlite(dir.join("vakt.sqlite")))
     }
 
     pub fn mqtt_port(&self) -> u16 {
@@ -100,10 +121,68 @@ impl Backend {
             + &self.checkpoint_busy_secs.map_or(String::new(), |n| format!("checkpoint_busy_secs = {n}\n"));
         let queue = self.inflight.map_or(String::new(), |n| format!("inflight = {n}\n"));
         format!(
-            "[mqtt]\n{mqtt}\n{queue}client_id = \"{client_id}\"\nkeep_alive_secs = 2\n\n[database]\nurl = \"{}\"\n{checkpoint}\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n{}\n",
-            self.database_url(),
+            "[mqtt]\n{mqtt}\n{queue}client_id = \"{client_id}\"\nkeep_alive_secs = 2\n\n[database]\nurl = \"{}\"\n{checkpoint}{}\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n{}\n",
+            match self.database_port {
+                Some(port) => self.database_url().replace(":5432/", &format!(":{port}/")),
+                None => self.database_url(),
+            },
+            self.database_extra,
             self.http_extra
         )
+    }
+}
+
+/// A TCP proxy in front of PostgreSQL that can lose the database's replies while still
+/// passing on what vakt sends: the server commits, vakt never hears so.
+pub struct DbProxy {
+    pub port: u16,
+    lose_replies: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DbProxy {
+    pub async fn start(target: u16) -> DbProxy {
+        use std::sync::atomic::AtomicBool;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let lose_replies = std::sync::Arc::new(AtomicBool::new(false));
+        let lose = lose_replies.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await else { continue };
+                let (mut client_rx, mut client_tx) = client.into_split();
+                let (mut server_rx, mut server_tx) = server.into_split();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 1 << 16];
+                    while let Ok(n @ 1..) = client_rx.read(&mut buf).await {
+                        if server_tx.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                let lose = lose.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 1 << 16];
+                    while let Ok(n @ 1..) = server_rx.read(&mut buf).await {
+                        if !lose.load(Ordering::SeqCst) && client_tx.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        DbProxy { port, lose_replies, task }
+    }
+
+    pub fn lose_replies(&self, lose: bool) {
+        self.lose_replies.store(lose, Ordering::SeqCst);
+    }
+}
+
+impl Drop for DbProxy {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
