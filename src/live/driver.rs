@@ -714,13 +714,16 @@ impl Driver {
         let open = engine.open_incidents();
         let contexts = self.contexts.iter().map(|(id, c)| (*id, c.clone())).collect();
         let state = serde_json::to_string(&Checkpoint { engine, contexts }).expect("checkpoints serialize");
-        match self.store.write_checkpoint(self.seq.log, self.last_now.as_millis(), &state).await {
-            Ok(()) => {
+        // Bounded like the batches: a database that hangs must not hold the engine here.
+        let write = self.store.write_checkpoint(self.seq.log, self.last_now.as_millis(), &state);
+        match tokio::time::timeout(self.write_timeout, write).await {
+            Ok(Ok(())) => {
                 info!(log_seq = self.seq.log, bytes = state.len(), open_incidents = open, "checkpoint stored; input log cut");
                 self.checkpoint_seq = self.seq.log;
                 self.checkpoint_at = Some(self.last_now);
             }
-            Err(e) => warn!(error = %format!("{e:#}"), "checkpoint failed; the input log stays whole"),
+            Ok(Err(e)) => warn!(error = %format!("{e:#}"), "checkpoint failed; the input log stays whole"),
+            Err(_) => warn!(timeout_secs = self.write_timeout.as_secs(), "checkpoint got no answer from the database in time; the input log stays whole"),
         }
     }
 }
