@@ -653,7 +653,7 @@ impl Driver {
                 Ok(result) => result,
                 Err(_) => {
                     self.store.discard_writer();
-                    Err(anyhow::anyhow!("no answer from the database within {} s", self.write_timeout.as_secs()))
+                    Err(anyhow::Error::new(super::store::StoreTimedOut(self.write_timeout)))
                 }
             };
             match result {

@@ -622,6 +622,9 @@ impl Store {
 /// no connections, SQLite busy or out of disk), rather than a fault in the request or in
 /// vakt. The web side answers the first with 503 and Retry-After, the second with 500.
 pub fn is_unavailable(e: &anyhow::Error) -> bool {
+    if e.chain().any(|c| c.is::<StoreTimedOut>()) {
+        return true;
+    }
     let Some(e) = e.chain().find_map(|c| c.downcast_ref::<sqlx::Error>()) else {
         return false;
     };
@@ -634,6 +637,18 @@ pub fn is_unavailable(e: &anyhow::Error) -> bool {
         _ => false,
     }
 }
+
+/// A store call its caller stopped waiting for: the database did not answer in time.
+#[derive(Debug)]
+pub struct StoreTimedOut(pub Duration);
+
+impl std::fmt::Display for StoreTimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "no answer from the database within {} s", self.0.as_secs())
+    }
+}
+
+impl std::error::Error for StoreTimedOut {}
 
 /// PostgreSQL: connection exceptions (08…), insufficient resources (53…: too many
 /// connections, disk full), operator intervention (57P0…: shutting down, cannot connect
@@ -901,6 +916,7 @@ mod tests {
             assert_eq!(unavailable_code(sqlite, code), unavailable, "{code} (SQLite: {sqlite})");
         }
         assert!(is_unavailable(&anyhow::Error::from(sqlx::Error::PoolTimedOut).context("reading a session")));
+        assert!(is_unavailable(&anyhow::Error::new(StoreTimedOut(Duration::from_secs(10))).context("reading a session")));
         assert!(!is_unavailable(&anyhow::Error::from(sqlx::Error::RowNotFound)));
         assert!(!is_unavailable(&anyhow::anyhow!("not a database error")));
     }

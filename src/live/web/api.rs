@@ -96,7 +96,7 @@ fn limit_keys(username: &str, addr: Option<std::net::SocketAddr>) -> Vec<LimitKe
 /// `rate_limited`, answered 429 with Retry-After.
 async fn within_limit(s: &AppState, keys: &[LimitKey<'_>], audit: AuditRow, what: &str) -> Result<(), ApiError> {
     let Err(wait) = s.limiter.check(keys, Instant::now()) else { return Ok(()) };
-    let _ = s.store.audit(&audit).await;
+    let _ = s.stored(s.store.audit(&audit)).await;
     let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", format!("too many {what}; try again in {} s", wait.as_secs().max(1)));
     e.retry_after = Some(wait);
     Err(e)
@@ -108,7 +108,7 @@ async fn login(State(s): State<AppState>, ClientAddr(addr): ClientAddr, b: Resul
     // The audit keeps at most 64 characters of a name that does not exist.
     let claimed: String = b.username.chars().take(64).collect();
     within_limit(&s, &keys, audit_line(&claimed, "unknown", "login", "rate_limited"), "failed logins").await?;
-    let found = s.store.user(&b.username).await.map_err(ApiError::failed)?;
+    let found = s.stored(s.store.user(&b.username)).await?;
     let (hash, user) = match found {
         Some((u, h)) => (h, Some(u)),
         None => (accounts::dummy_hash().to_owned(), None),
@@ -118,7 +118,7 @@ async fn login(State(s): State<AppState>, ClientAddr(addr): ClientAddr, b: Resul
     let ok = tokio::task::spawn_blocking(move || accounts::verify_password(&hash, &password)).await.unwrap_or(false);
     let Some(user) = user.filter(|_| ok) else {
         s.limiter.failed(&keys, Instant::now());
-        let _ = s.store.audit(&audit_line(&claimed, "unknown", "login", "wrong_credentials")).await;
+        let _ = s.stored(s.store.audit(&audit_line(&claimed, "unknown", "login", "wrong_credentials"))).await;
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong_credentials", "wrong username or password"));
     };
     s.limiter.succeeded(&user.username);
@@ -126,8 +126,8 @@ async fn login(State(s): State<AppState>, ClientAddr(addr): ClientAddr, b: Resul
     let csrf = accounts::new_token();
     let now = wall_clock().as_millis();
     let ttl = accounts::SESSION_TTL;
-    s.store.create_session(&accounts::token_digest(&token), &user.username, &csrf, now, now + ttl.as_millis() as i64).await.map_err(ApiError::failed)?;
-    s.store.audit(&audit_line(&user.username, user.role.as_str(), "login", "ok")).await.map_err(ApiError::failed)?;
+    s.stored(s.store.create_session(&accounts::token_digest(&token), &user.username, &csrf, now, now + ttl.as_millis() as i64)).await?;
+    s.stored(s.store.audit(&audit_line(&user.username, user.role.as_str(), "login", "ok"))).await?;
     let expires_at = Timestamp::from_millis(now + ttl.as_millis() as i64).to_string();
     if b.client.as_deref() == Some("token") {
         return Ok(Json(json!({ "user": user, "token": token, "expires_at": expires_at })).into_response());
@@ -138,8 +138,8 @@ async fn login(State(s): State<AppState>, ClientAddr(addr): ClientAddr, b: Resul
 }
 
 async fn logout(State(s): State<AppState>, a: Authed) -> Result<Response, ApiError> {
-    s.store.delete_session(&a.digest).await.map_err(ApiError::failed)?;
-    s.store.audit(&audit_line(&a.user.username, a.user.role.as_str(), "logout", "ok")).await.map_err(ApiError::failed)?;
+    s.stored(s.store.delete_session(&a.digest)).await?;
+    s.stored(s.store.audit(&audit_line(&a.user.username, a.user.role.as_str(), "logout", "ok"))).await?;
     let cookie = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
     Ok(([(header::SET_COOKIE, cookie)], Json(json!({ "ok": true }))).into_response())
 }
@@ -163,7 +163,7 @@ async fn change_password(State(s): State<AppState>, ClientAddr(addr): ClientAddr
     if b.new_password == b.current_password {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "same_password", "the new password is the current one"));
     }
-    let hash = s.store.user(&username).await.map_err(ApiError::failed)?.map(|(_, h)| h).ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "session_expired", "the user no longer exists"))?;
+    let hash = s.stored(s.store.user(&username)).await?.map(|(_, h)| h).ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "session_expired", "the user no longer exists"))?;
     let (current, new) = (b.current_password, b.new_password);
     // argon2 is deliberately slow: off the async workers.
     let hashed = tokio::task::spawn_blocking(move || if accounts::verify_password(&hash, &current) { accounts::hash_password(&new).map(Some) } else { Ok(None) })
@@ -173,15 +173,15 @@ async fn change_password(State(s): State<AppState>, ClientAddr(addr): ClientAddr
         Some(h) => h,
         None => {
             s.limiter.failed(&keys, Instant::now());
-            let _ = s.store.audit(&audit_line(&username, role, "password_change", "wrong_credentials")).await;
+            let _ = s.stored(s.store.audit(&audit_line(&username, role, "password_change", "wrong_credentials"))).await;
             return Err(ApiError::new(StatusCode::FORBIDDEN, "wrong_credentials", "the current password is wrong"));
         }
     };
-    if !s.store.set_password(&username, &new_hash, &a.digest).await.map_err(ApiError::failed)? {
+    if !s.stored(s.store.set_password(&username, &new_hash, &a.digest)).await? {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "session_expired", "the user no longer exists"));
     }
     s.limiter.succeeded(&username);
-    s.store.audit(&audit_line(&username, role, "password_change", "ok")).await.map_err(ApiError::failed)?;
+    s.stored(s.store.audit(&audit_line(&username, role, "password_change", "ok"))).await?;
     Ok(Json(json!({ "ok": true })).into_response())
 }
 
@@ -270,7 +270,7 @@ async fn incidents(State(s): State<AppState>, a: Authed) -> Result<Json<Value>, 
     let user = a.user.clone();
     let mut list = s.read(move |d| d.engine().open_incidents().filter(|v| d.in_scope(&user, v.municipality)).map(|v| incident_json(d, &v)).collect::<Vec<_>>()).await?;
     let since = wall_clock().as_millis() - 2 * 3600 * 1000;
-    for (id, events) in s.store.closed_since(since, 100).await.map_err(ApiError::failed)? {
+    for (id, events) in s.stored(s.store.closed_since(since, 100)).await? {
         if let Some(v) = closed_json(id, &events).filter(|v| municipality_visible(&s, &a.user, &v["municipality"])) {
             list.push(v);
         }
@@ -285,7 +285,7 @@ fn municipality_visible(s: &AppState, user: &User, m: &Value) -> bool {
 /// One incident: its state and its whole timeline (engine events and who did what).
 async fn incident(State(s): State<AppState>, a: Authed, Path(id): Path<u64>) -> Result<Json<Value>, ApiError> {
     a.require(DASHBOARD)?;
-    let events = s.store.incident_events(id as i64).await.map_err(ApiError::failed)?;
+    let events = s.stored(s.store.incident_events(id as i64)).await?;
     let timeline: Vec<Value> = events.iter().filter_map(|(_, b)| serde_json::from_str(b).ok()).collect();
     let Some(raised) = timeline.iter().find(|e| e["type"] == "raised") else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "unknown_incident", format!("no incident {id}")));
@@ -295,7 +295,7 @@ async fn incident(State(s): State<AppState>, a: Authed, Path(id): Path<u64>) -> 
     }
     let current = s.read(move |d| d.engine().incident(IncidentId(id)).map(|v| incident_json(d, &v))).await?;
     let current = current.or_else(|| closed_json(id as i64, &events));
-    let audit = s.store.incident_audit(id as i64).await.map_err(ApiError::failed)?;
+    let audit = s.stored(s.store.incident_audit(id as i64)).await?;
     let audit: Vec<Value> = audit.into_iter().map(|r| json!({ "at": Timestamp::from_millis(r.at_ms).to_string(), "username": r.username, "role": r.role, "action": r.action, "detail": r.detail, "outcome": r.outcome })).collect();
     Ok(Json(json!({ "incident": current, "events": timeline, "audit": audit })))
 }
@@ -325,7 +325,7 @@ struct MapQuery {
 
 async fn map(State(s): State<AppState>, a: Authed, Query(q): Query<MapQuery>) -> Result<Json<Value>, ApiError> {
     a.require(DASHBOARD)?;
-    let names: BTreeMap<String, String> = s.store.staff_names().await.map_err(ApiError::failed)?.into_iter().collect();
+    let names: BTreeMap<String, String> = s.stored(s.store.staff_names()).await?.into_iter().collect();
     // Residents from the store (in id order), not from the engine: a directory of
     // thousands made into JSON on the engine's thread would hold up the alarms behind it
     // at every map reload of every dashboard. (The engine takes directory changes within
@@ -334,10 +334,8 @@ async fn map(State(s): State<AppState>, a: Authed, Query(q): Query<MapQuery>) ->
     let residents: Option<Vec<Value>> = match q.residents {
         Some(false) => None,
         _ => Some(
-            s.store
-                .residents_since(i64::MIN)
-                .await
-                .map_err(ApiError::failed)?
+            s.stored(s.store.residents_since(i64::MIN))
+                .await?
                 .into_iter()
                 .map(|row| row.entry)
                 .filter(|r| accounts::may_see_id(&s.config, &user, &r.municipality))
@@ -375,7 +373,7 @@ async fn kpis(State(s): State<AppState>, a: Authed) -> Result<Json<Value>, ApiEr
     let day = 86_400_000;
     let periods = [("today", now.norway_midnight().as_millis()), ("7d", now.as_millis() - 7 * day), ("30d", now.as_millis() - 30 * day)];
     let target = s.config.target_answer.as_secs_f64();
-    let answered = s.store.answered_since(periods[2].1).await.map_err(ApiError::failed)?;
+    let answered = s.stored(s.store.answered_since(periods[2].1)).await?;
     // (period, municipality) -> (answered, within target)
     let mut counts: BTreeMap<(usize, String), (u64, u64)> = BTreeMap::new();
     for (at_ms, m, body) in &answered {
@@ -460,7 +458,7 @@ fn my_staff_id(a: &Authed) -> Result<crate::core::StaffId, ApiError> {
 /// The signed-in staff member: duty state, position, and what is offered to or held by them.
 async fn staff_me(State(s): State<AppState>, a: Authed) -> Result<Json<Value>, ApiError> {
     let me = my_staff_id(&a)?;
-    let name = s.store.staff_name(me.as_str()).await.map_err(ApiError::failed)?;
+    let name = s.stored(s.store.staff_name(me.as_str())).await?;
     let v = s
         .read(move |d| {
             let e = d.engine();

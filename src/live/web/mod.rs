@@ -50,6 +50,7 @@ pub struct AppState {
     pub(crate) config: Arc<EngineConfig>,
     pub(crate) http: Arc<HttpSection>,
     pub(crate) limits: super::wire::WireLimits,
+    store_wait: Duration,
 }
 
 impl AppState {
@@ -73,6 +74,7 @@ impl AppState {
             config: Arc::new(config.clone()),
             http: Arc::new(http.clone()),
             limits: settings.wire.limits(),
+            store_wait: Duration::from_secs(settings.database.write_timeout_secs.max(1)),
         }
     }
 
@@ -90,6 +92,16 @@ impl AppState {
             ));
         }
         Ok(())
+    }
+
+    /// The web side's own reads and writes of the store, bounded like the engine's: a
+    /// database that hangs answers 503 `store_unavailable` after
+    /// `database.write_timeout_secs`, as one that refuses does.
+    pub(crate) async fn stored<T>(&self, f: impl std::future::Future<Output = anyhow::Result<T>>) -> Result<T, ApiError> {
+        match tokio::time::timeout(self.store_wait, f).await {
+            Ok(result) => result.map_err(ApiError::failed),
+            Err(_) => Err(ApiError::failed(anyhow::Error::new(crate::live::store::StoreTimedOut(self.store_wait)))),
+        }
     }
 
     /// Runs `f` on the engine task, on committed state.
@@ -228,7 +240,7 @@ impl FromRequestParts<AppState> for Authed {
         };
         let digest = accounts::token_digest(token);
         let now = super::driver::wall_clock().as_millis();
-        let (user, csrf) = state.store.session(&digest, now).await.map_err(ApiError::failed)?.ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "session_expired", "the session has ended; log in again"))?;
+        let (user, csrf) = state.stored(state.store.session(&digest, now)).await?.ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "session_expired", "the session has ended; log in again"))?;
         let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
         if via_cookie && !safe {
             let sent = parts.headers.get(CSRF_HEADER).map(|v| v.as_bytes()).unwrap_or_default();

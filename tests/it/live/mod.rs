@@ -342,16 +342,7 @@ async fn database_outage_holds_alarms_until_it_is_back() {
     let device = Client::connect(port, &[]).await;
     device.publish_json("vakt/v1/alarms/fjord", alarm("d-0", "r1", "fall")).await;
     ops.expect("vakt/v1/incidents/fjord", "d-0 raised", |e| e["type"] == "raised" && e["alarm_id"] == "d-0").await;
-    let bearer = "Authorization: Bearer outage-test-token";
-    {
-        use vakt::live::accounts::{Role, User, hash_password, token_digest};
-        let store = v.store().await;
-        let user = User { username: "admin".into(), role: Role::Admin, staff_id: None, centre: None };
-        store.put_user(&user, &hash_password("a long password").unwrap(), 0, true).await.unwrap();
-        let now = vakt::live::driver::wall_clock().as_millis();
-        store.create_session(&token_digest("outage-test-token"), "admin", "csrf", now, now + 3_600_000).await.unwrap();
-        store.close().await;
-    }
+    let bearer = &admin_session(&v, "outage-test-token").await;
     assert_eq!(http_get_with(v.http, "/api/me", &[bearer]).unwrap().0, 200, "the session works before the outage");
 
     let mut admin = support::postgres_admin().await;
@@ -387,12 +378,26 @@ async fn database_outage_holds_alarms_until_it_is_back() {
     store.close().await;
 }
 
+/// An admin and a session of theirs, written straight into vakt's store: the
+/// `Authorization` header line that uses it.
+async fn admin_session(v: &Vakt, token: &str) -> String {
+    use vakt::live::accounts::{Role, User, hash_password, token_digest};
+    let store = v.store().await;
+    let user = User { username: "admin".into(), role: Role::Admin, staff_id: None, centre: None };
+    store.put_user(&user, &hash_password("a long password").unwrap(), 0, true).await.unwrap();
+    let now = vakt::live::driver::wall_clock().as_millis();
+    store.create_session(&token_digest(token), "admin", "csrf", now, now + 3_600_000).await.unwrap();
+    store.close().await;
+    format!("Authorization: Bearer {token}")
+}
+
 /// The database stops answering but does not refuse (its replies are lost on the way,
 /// as in a network partition): the write that hangs counts as failed after
 /// `write_timeout_secs`, and /readyz says so. The server had committed that write all
 /// the same; when its replies come through again vakt finds the batch stored and goes
 /// on, instead of writing it again and failing on its keys for ever. No alarm is lost
-/// or doubled.
+/// or doubled. Meanwhile the web API answers 503 `store_unavailable` in the same time,
+/// rather than leaving requests hanging.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_that_hangs_is_noticed_and_a_write_it_kept_is_not_repeated() {
     use sqlx::Row;
@@ -408,6 +413,8 @@ async fn a_database_that_hangs_is_noticed_and_a_write_it_kept_is_not_repeated() 
     let device = Client::connect(port, &[]).await;
     device.publish_json("vakt/v1/alarms/fjord", alarm("h-0", "r1", "fall")).await;
     ops.expect("vakt/v1/incidents/fjord", "h-0 raised", |e| e["type"] == "raised" && e["alarm_id"] == "h-0").await;
+    let bearer = &admin_session(&v, "hang-test-token").await;
+    assert_eq!(http_get_with(v.http, "/api/me", &[bearer]).unwrap().0, 200);
 
     proxy.lose_replies(true);
     device.publish_json("vakt/v1/alarms/fjord", alarm("h-1", "r2", "fall")).await;
@@ -424,6 +431,12 @@ async fn a_database_that_hangs_is_noticed_and_a_write_it_kept_is_not_repeated() 
     assert!(v.metric("vakt_store_write_failures_total") >= 1.0, "the write with no answer counts as failed");
     assert_eq!(http_get(v.http, "/readyz").unwrap().0, 503, "not ready while the database does not answer");
     assert!(v.log().contains("no answer from the database within 2 s"), "and logged");
+    let (status, head, body) = http_get_with(v.http, "/api/me", &[bearer]).expect("an answer while the database hangs");
+    assert_eq!(status, 503, "{head}\n{body}");
+    assert!(body.contains("\"store_unavailable\""), "{body}");
+    // Bounded by the same timeout (the pool alone would wait 5 s, and a query already
+    // under way for ever).
+    assert!(v.log().lines().any(|l| l.contains("HTTP request refused") && l.contains("no answer from the database within 2 s")), "{}", v.log());
     device.publish_json("vakt/v1/alarms/fjord", alarm("h-2", "r3", "fall")).await;
 
     proxy.lose_replies(false);
@@ -439,6 +452,7 @@ async fn a_database_that_hangs_is_noticed_and_a_write_it_kept_is_not_repeated() 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(http_get(v.http, "/readyz").unwrap().0, 200);
+    assert_eq!(http_get_with(v.http, "/api/me", &[bearer]).unwrap().0, 200, "the session works again");
     db.close().await;
 }
 
