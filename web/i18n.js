@@ -82,6 +82,7 @@ export const NB_ERRORS = {
   empty_note: 'Notatet er tomt.',
   not_ready: 'Systemet starter opp, eller databasen tar ikke imot endringer nå. Ingenting ble endret; prøv igjen om litt.',
   store_unavailable: 'Databasen svarer ikke akkurat nå. Prøv igjen om litt.',
+  not_stored_yet: 'Handlingen er tatt imot, men kan ikke lagres ennå. Den gjennomføres når databasen svarer igjen; ikke gjenta den.',
   engine_unavailable: 'Alarmmotoren stopper eller er stoppet.',
 };
 

@@ -83,8 +83,44 @@ pub struct Driver {
 /// inputs as MQTT and are stored (with their audit line) before they are answered;
 /// reads run between batches, on committed state.
 pub enum EngineRequest {
-    Act(WebAct, tokio::sync::oneshot::Sender<ActOutcome>),
+    Act(WebAct, tokio::sync::oneshot::Sender<ActOutcome>, std::sync::Arc<Claim>),
     Read(Box<dyn FnOnce(&Driver) + Send>),
+}
+
+/// Who has a web action: the engine takes it, unless its request gave up waiting first
+/// (then it never happens); a request that gives up learns which it was.
+#[derive(Default)]
+pub struct Claim(std::sync::Mutex<ClaimState>);
+
+#[derive(Default, PartialEq)]
+enum ClaimState {
+    #[default]
+    Queued,
+    Taken,
+    Abandoned,
+}
+
+impl Claim {
+    /// The engine: true if the action is its to apply (the request still waits).
+    pub fn take(&self) -> bool {
+        let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if *s == ClaimState::Abandoned {
+            return false;
+        }
+        *s = ClaimState::Taken;
+        true
+    }
+
+    /// The request, giving up: true if the engine had not taken the action (and now
+    /// never will); false if it had, and the action takes effect once it is stored.
+    pub fn abandon(&self) -> bool {
+        let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if *s == ClaimState::Taken {
+            return false;
+        }
+        *s = ClaimState::Abandoned;
+        true
+    }
 }
 
 pub struct WebAct {

@@ -249,7 +249,13 @@ async fn main_loop(p: LoopParts) -> Result<()> {
                 let mut next = Some(req);
                 while let Some(req) = next {
                     match req {
-                        driver::EngineRequest::Act(act, reply) => answers.push((reply, driver.act(act))),
+                        driver::EngineRequest::Act(act, reply, claim) => {
+                            if claim.take() {
+                                answers.push((reply, driver.act(act)));
+                            } else {
+                                info!("a web action whose request stopped waiting was not applied");
+                            }
+                        }
                         driver::EngineRequest::Read(read) => read(&driver),
                     }
                     next = engine_rx.try_recv().ok();

@@ -58,7 +58,7 @@ impl Api {
         let mqtt_port = free_port();
         let db = format!("sqlite://{}", dir.join("vakt.sqlite").display());
         let text = format!(
-            "{LADDER_AND_DAL}{FJORD_TOML}\n[mqtt]\nlisten = \"127.0.0.1:{mqtt_port}\"\n[database]\nurl = \"{db}\"\n[http]\nlisten = \"127.0.0.1:0\"\nlogin_attempts = 3\n[seed]\nresidents = \"residents.csv\"\nstaff = \"staff.csv\"\n"
+            "{LADDER_AND_DAL}{FJORD_TOML}\n[mqtt]\nlisten = \"127.0.0.1:{mqtt_port}\"\n[database]\nurl = \"{db}\"\nwrite_timeout_secs = 2\n[http]\nlisten = \"127.0.0.1:0\"\nlogin_attempts = 3\n[seed]\nresidents = \"residents.csv\"\nstaff = \"staff.csv\"\n"
         );
         let path = dir.join("vakt.toml");
         std::fs::write(&path, text).unwrap();
@@ -299,6 +299,49 @@ async fn while_the_store_takes_no_writes_the_api_says_so_at_once() {
 }
 
 /// The map: residents, staff and open incidents, each only in the user's scope.
+/// A web action meets a store that has stopped taking writes before the engine has
+/// noticed (another connection holds SQLite's write lock): it is answered within
+/// `write_timeout_secs` (2 s here), not when the store comes back. The action the engine
+/// had taken says so (`not_stored_yet`) and takes effect when the store answers again;
+/// the one still queued behind it says `not_ready` and never happens.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_web_action_held_up_by_the_store_is_answered_in_time_and_says_what_became_of_it() {
+    use sqlx::{Connection, Executor};
+    let api = Api::start().await;
+    api.alarm("stuck-1", "r1", "fjord").await;
+    let (_, _, body) = api.call("GET", "/api/incidents", &api.admin, None).await;
+    let id = body["incidents"].as_array().unwrap().iter().find(|i| i["alarm_id"] == "stuck-1").unwrap()["incident_id"].as_u64().unwrap();
+    let path = format!("/api/incidents/{id}/actions");
+    let mut lock = sqlx::SqliteConnection::connect(&api.db).await.unwrap();
+    lock.execute("BEGIN EXCLUSIVE").await.unwrap();
+
+    let within = |call| async move { tokio::time::timeout(std::time::Duration::from_secs(10), call).await.expect("answered while the store still takes no writes") };
+    let taken = within(api.call("POST", &path, &api.admin, Some(json!({ "action": "note", "note": "taken before the store stalled" }))));
+    let queued = async {
+        // Behind the first, which the engine is already trying to store.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        within(api.call("POST", &path, &api.admin, Some(json!({ "action": "note", "note": "queued behind it" })))).await
+    };
+    let ((s1, _, b1), (s2, _, b2)) = tokio::join!(taken, queued);
+    assert_eq!((s1, b1["error"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("not_stored_yet")), "{b1}");
+    assert_eq!((s2, b2["error"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("not_ready")), "{b2}");
+
+    lock.execute("ROLLBACK").await.unwrap();
+    let mut notes = Vec::new();
+    for _ in 0..300 {
+        let (status, _, body) = api.call("GET", &format!("/api/incidents/{id}"), &api.admin, None).await;
+        if status == StatusCode::OK {
+            notes = body["events"].as_array().unwrap().iter().filter(|e| e["type"] == "note_added").map(|e| e["note"].as_str().unwrap().to_owned()).collect();
+            if !notes.is_empty() {
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(notes, ["taken before the store stalled"], "the taken action took effect once stored; the queued one never did");
+    api.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_map_shows_what_is_in_scope() {
     let api = Api::start().await;

@@ -27,7 +27,7 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::accounts::{self, LoginLimiter, Role, User};
-use super::driver::{ActOutcome, Driver, EngineRequest, WebAct};
+use super::driver::{ActOutcome, Claim, Driver, EngineRequest, WebAct};
 use super::metrics::Metrics;
 use super::store::Store;
 use crate::core::EngineConfig;
@@ -85,11 +85,7 @@ impl AppState {
             return Err(ApiError::unavailable());
         }
         if !*self.ready.borrow() {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not_ready",
-                "the engine is recovering, or its store is not taking writes; nothing was changed, try again shortly",
-            ));
+            return Err(ApiError::not_ready());
         }
         Ok(())
     }
@@ -104,23 +100,47 @@ impl AppState {
         }
     }
 
-    /// Runs `f` on the engine task, on committed state.
+    /// Runs `f` on the engine task, on committed state. An engine held up by its store
+    /// (a write that has not failed yet) is waited for `write_timeout_secs` at most.
     pub(crate) async fn read<T: Send + 'static>(&self, f: impl FnOnce(&Driver) -> T + Send + 'static) -> Result<T, ApiError> {
         self.engine_ready()?;
+        let deadline = tokio::time::Instant::now() + self.store_wait;
         let (tx, rx) = oneshot::channel();
         let req = EngineRequest::Read(Box::new(move |d: &Driver| {
             let _ = tx.send(f(d));
         }));
-        self.engine.send(req).await.map_err(|_| ApiError::unavailable())?;
-        rx.await.map_err(|_| ApiError::unavailable())
+        match tokio::time::timeout_at(deadline, self.engine.send(req)).await {
+            Ok(sent) => sent.map_err(|_| ApiError::unavailable())?,
+            Err(_) => return Err(ApiError::not_ready()),
+        }
+        match tokio::time::timeout_at(deadline, rx).await {
+            Ok(answer) => answer.map_err(|_| ApiError::unavailable()),
+            Err(_) => Err(ApiError::not_ready()),
+        }
     }
 
-    /// Applies an action on the engine task; answers once it is stored.
+    /// Applies an action on the engine task; answers once it is stored. Waits
+    /// `write_timeout_secs` at most: an action the engine had not taken by then never
+    /// happens (503 `not_ready`); one it had taken takes effect once its store answers
+    /// (503 `not_stored_yet`), which the answer says so that nobody repeats it.
     pub(crate) async fn act(&self, act: WebAct) -> Result<ActOutcome, ApiError> {
         self.engine_ready()?;
+        let deadline = tokio::time::Instant::now() + self.store_wait;
         let (tx, rx) = oneshot::channel();
-        self.engine.send(EngineRequest::Act(act, tx)).await.map_err(|_| ApiError::unavailable())?;
-        rx.await.map_err(|_| ApiError::unavailable())
+        let claim = Arc::new(Claim::default());
+        match tokio::time::timeout_at(deadline, self.engine.send(EngineRequest::Act(act, tx, claim.clone()))).await {
+            Ok(sent) => sent.map_err(|_| ApiError::unavailable())?,
+            Err(_) => return Err(ApiError::not_ready()),
+        }
+        match tokio::time::timeout_at(deadline, rx).await {
+            Ok(answer) => answer.map_err(|_| ApiError::unavailable()),
+            Err(_) if claim.abandon() => Err(ApiError::not_ready()),
+            Err(_) => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_stored_yet",
+                "the engine has taken the action but cannot store it yet; it takes effect when the database answers again, so do not repeat it",
+            )),
+        }
     }
 }
 
@@ -159,6 +179,13 @@ impl ApiError {
     }
     fn unavailable() -> ApiError {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "engine_unavailable", "the engine is stopping or not running")
+    }
+    fn not_ready() -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "the engine is recovering, or its store is not taking writes; nothing was changed, try again shortly",
+        )
     }
     pub fn forbidden(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
