@@ -67,6 +67,8 @@ pub struct Driver {
     pub checkpoint_busy: Duration,
     /// A write that takes longer has failed (`database.write_timeout_secs`).
     pub write_timeout: Duration,
+    write_watch: Arc<WriteWatch>,
+    watchdog: Option<tokio::task::JoinHandle<()>>,
     /// While a web action is applied: the actions it produced, to answer the request.
     capture: Option<Vec<Action>>,
     /// What to publish after the next commit, in the order it was made: outbox rows
@@ -240,6 +242,8 @@ impl Driver {
             checkpoint_every: 10_000,
             checkpoint_busy: Duration::from_secs(600),
             write_timeout: Duration::from_secs(10),
+            write_watch: Arc::default(),
+            watchdog: None,
             capture: None,
             out: Vec::new(),
             events_acked: 0,
@@ -685,13 +689,24 @@ impl Driver {
                 }
                 store.append(batch).await
             };
-            let result = match tokio::time::timeout(self.write_timeout, attempt).await {
-                Ok(result) => result,
-                Err(_) => {
+            // Bounded by the watchdog rather than a timer per write: one on every commit
+            // measurably lengthened the alarm → offer tail on PostgreSQL.
+            let watch = self.write_watch.clone();
+            let watchdog_gone = self.watchdog.as_ref().is_none_or(|w| w.is_finished());
+            if watchdog_gone {
+                self.watchdog = Some(tokio::spawn(watch_writes(watch.clone(), self.write_timeout)));
+            }
+            let overdue = watch.overdue.notified();
+            watch.begin();
+            let result = tokio::select! {
+                biased;
+                result = attempt => result,
+                () = overdue => {
                     self.store.discard_writer();
                     Err(anyhow::Error::new(super::store::StoreTimedOut(self.write_timeout)))
                 }
             };
+            watch.end();
             match result {
                 Ok(()) => {
                     self.metrics.store_write_seconds.observe(started.elapsed().as_secs_f64());
@@ -730,6 +745,53 @@ impl Driver {
         let (mut first, events): (Vec<OutMsg>, Vec<OutMsg>) = made.partition(|m| matches!(m.stored, Stored::Outbox(_)));
         first.extend(events);
         first
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if let Some(w) = self.watchdog.take() {
+            w.abort();
+        }
+    }
+}
+
+/// When the store write under way began (milliseconds after `base`, plus one; 0: none),
+/// and the signal that it has run too long.
+struct WriteWatch {
+    base: Instant,
+    started: std::sync::atomic::AtomicU64,
+    overdue: tokio::sync::Notify,
+}
+
+impl Default for WriteWatch {
+    fn default() -> Self {
+        WriteWatch { base: Instant::now(), started: Default::default(), overdue: Default::default() }
+    }
+}
+
+impl WriteWatch {
+    fn now(&self) -> u64 {
+        self.base.elapsed().as_millis() as u64 + 1
+    }
+    fn begin(&self) {
+        self.started.store(self.now(), std::sync::atomic::Ordering::Relaxed);
+    }
+    fn end(&self) {
+        self.started.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Four times a second: wakes a store write that has run past `timeout`.
+async fn watch_writes(watch: Arc<WriteWatch>, timeout: Duration) {
+    let mut every = tokio::time::interval(Duration::from_millis(250));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let started = watch.started.load(std::sync::atomic::Ordering::Relaxed);
+        if started != 0 && watch.now().saturating_sub(started) >= timeout.as_millis() as u64 {
+            watch.overdue.notify_waiters();
+        }
     }
 }
 
