@@ -24,7 +24,7 @@ use super::metrics::Metrics;
 use super::outbound::{self, IncidentContext};
 use super::accounts::{Role, User};
 use super::mqtt::{OutMsg, Stored};
-use super::store::{AuditRow, Batch, EventRow, LogRow, OutboxRow, Sequences, Store};
+use super::store::{AuditRow, Batch, EventRow, LogRow, OutboxRow, Sequences, Store, StoreTimedOut};
 use super::wire::{self, WireLimits, WireReject};
 use crate::core::{Action, Actor, Engine, IncidentId, Input, Position, RejectReason, StaffId, StaffReply, Timestamp};
 
@@ -678,6 +678,7 @@ impl Driver {
         self.batch.delivered.dedup();
         let mut backoff = Duration::from_millis(50);
         let mut failed_before = false;
+        let watch = self.write_watch();
         loop {
             let started = Instant::now();
             // After a failure, the batch may be stored all the same (see `batch_stored`).
@@ -689,24 +690,10 @@ impl Driver {
                 }
                 store.append(batch).await
             };
-            // Bounded by the watchdog rather than a timer per write: one on every commit
-            // measurably lengthened the alarm → offer tail on PostgreSQL.
-            let watch = self.write_watch.clone();
-            let watchdog_gone = self.watchdog.as_ref().is_none_or(|w| w.is_finished());
-            if watchdog_gone {
-                self.watchdog = Some(tokio::spawn(watch_writes(watch.clone(), self.write_timeout)));
+            let result = watch.bounded(self.write_timeout, attempt).await;
+            if result.as_ref().is_err_and(|e| e.is::<StoreTimedOut>()) {
+                self.store.discard_writer();
             }
-            let overdue = watch.overdue.notified();
-            watch.begin();
-            let result = tokio::select! {
-                biased;
-                result = attempt => result,
-                () = overdue => {
-                    self.store.discard_writer();
-                    Err(anyhow::Error::new(super::store::StoreTimedOut(self.write_timeout)))
-                }
-            };
-            watch.end();
             match result {
                 Ok(()) => {
                     self.metrics.store_write_seconds.observe(started.elapsed().as_secs_f64());
@@ -756,8 +743,21 @@ impl Drop for Driver {
     }
 }
 
+impl Driver {
+    /// The watch over store writes, its watchdog running (started on the runtime of the
+    /// first write, and again should it have ended).
+    fn write_watch(&mut self) -> Arc<WriteWatch> {
+        if self.watchdog.as_ref().is_none_or(|w| w.is_finished()) {
+            self.watchdog = Some(tokio::spawn(watch_writes(self.write_watch.clone(), self.write_timeout)));
+        }
+        self.write_watch.clone()
+    }
+}
+
 /// When the store write under way began (milliseconds after `base`, plus one; 0: none),
-/// and the signal that it has run too long.
+/// and the signal that it has run too long. Writes are bounded by the watchdog rather
+/// than a timer per write: one on every commit measurably lengthened the alarm → offer
+/// tail on PostgreSQL.
 struct WriteWatch {
     base: Instant,
     started: std::sync::atomic::AtomicU64,
@@ -779,6 +779,20 @@ impl WriteWatch {
     }
     fn end(&self) {
         self.started.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Runs a store write: its result, or `StoreTimedOut` once the watchdog finds it has
+    /// run past `timeout` (the write is then dropped).
+    async fn bounded<T>(&self, timeout: Duration, write: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        let overdue = self.overdue.notified();
+        self.begin();
+        let result = tokio::select! {
+            biased;
+            result = write => result,
+            () = overdue => Err(anyhow::Error::new(StoreTimedOut(timeout))),
+        };
+        self.end();
+        result
     }
 }
 
@@ -813,15 +827,15 @@ impl Driver {
         let contexts = self.contexts.iter().map(|(id, c)| (*id, c.clone())).collect();
         let state = serde_json::to_string(&Checkpoint { engine, contexts }).expect("checkpoints serialize");
         // Bounded like the batches: a database that hangs must not hold the engine here.
-        let write = self.store.write_checkpoint(self.seq.log, self.last_now.as_millis(), &state);
-        match tokio::time::timeout(self.write_timeout, write).await {
-            Ok(Ok(())) => {
+        let watch = self.write_watch();
+        match watch.bounded(self.write_timeout, self.store.write_checkpoint(self.seq.log, self.last_now.as_millis(), &state)).await {
+            Ok(()) => {
                 info!(log_seq = self.seq.log, bytes = state.len(), open_incidents = open, "checkpoint stored; input log cut");
                 self.checkpoint_seq = self.seq.log;
                 self.checkpoint_at = Some(self.last_now);
             }
-            Ok(Err(e)) => warn!(error = %format!("{e:#}"), "checkpoint failed; the input log stays whole"),
-            Err(_) => warn!(timeout_secs = self.write_timeout.as_secs(), "checkpoint got no answer from the database in time; the input log stays whole"),
+            Err(e) if e.is::<StoreTimedOut>() => warn!(timeout_secs = self.write_timeout.as_secs(), "checkpoint got no answer from the database in time; the input log stays whole"),
+            Err(e) => warn!(error = %format!("{e:#}"), "checkpoint failed; the input log stays whole"),
         }
     }
 }
