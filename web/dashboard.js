@@ -16,6 +16,9 @@ let staff = [];
 let residentPoints = [];
 let residentsLoadedAt = 0;
 let map = null;
+// incident id → the note being typed in its panel, kept across the panel's re-renders
+// (every event of the selected incident redraws it).
+const noteDrafts = new Map();
 const target = () => (me ? me.target_secs : 60);
 const canAct = () => me && (me.user.role === 'operator' || me.user.role === 'admin');
 
@@ -148,6 +151,8 @@ async function loadDetail() {
   ].sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
   const status = el('p', { class: 'action-status', role: 'status' });
   const actions = i.open && canAct() ? actionPanel(i, status) : null;
+  // The note being typed keeps its focus and caret through the redraw.
+  const typing = document.activeElement?.id === 'note-text' ? document.activeElement : null;
   box.replaceChildren(...[
     el('h2', {}, `#${i.incident_id} ${kindName(i.kind)}`, el('span', { class: `badge state-${stateOf(i)}` }, stageName(i.stage))),
     el('dl', { class: 'facts' },
@@ -165,6 +170,11 @@ async function loadDetail() {
     el('h3', {}, t('Timeline')),
     el('ol', { class: 'timeline', id: 'timeline' }, ...timeline.map((t) => el('li', { class: t.cls }, el('time', {}, clock(t.at)), ' ', t.text))),
   ].filter(Boolean));
+  const note = document.getElementById('note-text');
+  if (typing && note) {
+    note.focus();
+    note.setSelectionRange(typing.selectionStart, typing.selectionEnd);
+  }
 }
 
 function actionPanel(i, status) {
@@ -173,6 +183,7 @@ function actionPanel(i, status) {
     status.className = 'action-status';
     try {
       await api(`/api/incidents/${i.incident_id}/actions`, { method: 'POST', body });
+      if (body.note) noteDrafts.delete(i.incident_id);
       status.textContent = t('{label}: done', { label });
     } catch (err) {
       status.textContent = t('{label}: {error}', { label, error: err.message });
@@ -181,6 +192,8 @@ function actionPanel(i, status) {
     await Promise.all([loadIncidents(), loadDetail()]);
   };
   const note = el('textarea', { id: 'note-text', rows: 2, placeholder: t('Note (for the record, or with Resolve)') });
+  note.value = noteDrafts.get(i.incident_id) || '';
+  note.addEventListener('input', () => noteDrafts.set(i.incident_id, note.value));
   const pick = el('select', { id: 'assign-staff' }, ...staff.filter((s) => s.on_duty).map((s) => el('option', { value: s.staff_id }, s.busy ? t('{name} (busy)', { name: s.name || s.staff_id }) : s.name || s.staff_id)));
   const b = (id, label, fn, cls, enabled = true) => el('button', { type: 'button', id, class: cls, onclick: fn, disabled: !enabled, title: enabled ? null : t('Not in this state') }, label);
   // What the engine would take in this state (it has the last word: a refusal shows its reason).

@@ -105,6 +105,12 @@ try {
   // session cookie plus CSRF token).
   await ops.click(`#queue .incident[data-id="${id}"]`);
   await ops.fill('#note-text', 'Daughter informed by phone');
+  // What is typed survives the panel's redraws (every event of the incident redraws it;
+  // here a click on the incident again).
+  await ops.evaluate(() => { window.noteBefore = document.getElementById('note-text'); });
+  await ops.click(`#queue .incident[data-id="${id}"]`);
+  await ops.waitForFunction(() => document.getElementById('note-text') !== window.noteBefore);
+  if ((await ops.inputValue('#note-text')) !== 'Daughter informed by phone') throw new Error('a redraw of the incident panel lost the note being typed');
   await ops.click('#act-note');
   await ops.waitForFunction(() => /Note by operator ops: Daughter informed by phone/.test(document.getElementById('timeline')?.textContent || ''));
   step('operator added a note from the dashboard');
