@@ -84,6 +84,14 @@ pub struct DatabaseSection {
     pub write_timeout_secs: u64,
 }
 
+impl DatabaseSection {
+    /// `write_timeout_secs`, at least a second: the bound on the engine's writes and on
+    /// the web side's own store calls alike.
+    pub fn write_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.write_timeout_secs.max(1))
+    }
+}
+
 impl Default for DatabaseSection {
     fn default() -> Self {
         Self { url: "sqlite://vakt.sqlite".into(), checkpoint_every: 10_000, checkpoint_busy_secs: 600, write_timeout_secs: 10 }

@@ -122,7 +122,7 @@ pub async fn start(settings: Settings, config_dir: Option<&Path>) -> Result<Runn
     let mut driver = driver::Driver::new(Engine::new(config), store.clone(), metrics.clone(), settings.wire.limits());
     driver.checkpoint_every = settings.database.checkpoint_every.max(1);
     driver.checkpoint_busy = Duration::from_secs(settings.database.checkpoint_busy_secs);
-    driver.write_timeout = Duration::from_secs(settings.database.write_timeout_secs.max(1));
+    driver.write_timeout = settings.database.write_timeout();
     let started = std::time::Instant::now();
     let replayed = driver.recover().await?;
     let probe = store.directory_probe().await?;

@@ -74,7 +74,7 @@ impl AppState {
             config: Arc::new(config.clone()),
             http: Arc::new(http.clone()),
             limits: settings.wire.limits(),
-            store_wait: Duration::from_secs(settings.database.write_timeout_secs.max(1)),
+            store_wait: settings.database.write_timeout(),
         }
     }
 
@@ -100,19 +100,26 @@ impl AppState {
         }
     }
 
-    /// Runs `f` on the engine task, on committed state. An engine held up by its store
-    /// (a write that has not failed yet) is waited for `write_timeout_secs` at most.
-    pub(crate) async fn read<T: Send + 'static>(&self, f: impl FnOnce(&Driver) -> T + Send + 'static) -> Result<T, ApiError> {
+    /// Puts a request in the engine's queue, if the engine is ready and takes it before
+    /// `write_timeout_secs` have passed; the deadline for its answer.
+    async fn queue(&self, req: EngineRequest) -> Result<tokio::time::Instant, ApiError> {
         self.engine_ready()?;
         let deadline = tokio::time::Instant::now() + self.store_wait;
-        let (tx, rx) = oneshot::channel();
-        let req = EngineRequest::Read(Box::new(move |d: &Driver| {
-            let _ = tx.send(f(d));
-        }));
         match tokio::time::timeout_at(deadline, self.engine.send(req)).await {
             Ok(sent) => sent.map_err(|_| ApiError::unavailable())?,
             Err(_) => return Err(ApiError::not_ready()),
         }
+        Ok(deadline)
+    }
+
+    /// Runs `f` on the engine task, on committed state. An engine held up by its store
+    /// (a write that has not failed yet) is waited for `write_timeout_secs` at most.
+    pub(crate) async fn read<T: Send + 'static>(&self, f: impl FnOnce(&Driver) -> T + Send + 'static) -> Result<T, ApiError> {
+        let (tx, rx) = oneshot::channel();
+        let deadline = self.queue(EngineRequest::Read(Box::new(move |d: &Driver| {
+            let _ = tx.send(f(d));
+        })))
+        .await?;
         match tokio::time::timeout_at(deadline, rx).await {
             Ok(answer) => answer.map_err(|_| ApiError::unavailable()),
             Err(_) => Err(ApiError::not_ready()),
@@ -124,14 +131,9 @@ impl AppState {
     /// happens (503 `not_ready`); one it had taken takes effect once its store answers
     /// (503 `not_stored_yet`), which the answer says so that nobody repeats it.
     pub(crate) async fn act(&self, act: WebAct) -> Result<ActOutcome, ApiError> {
-        self.engine_ready()?;
-        let deadline = tokio::time::Instant::now() + self.store_wait;
         let (tx, rx) = oneshot::channel();
         let claim = Arc::new(Claim::default());
-        match tokio::time::timeout_at(deadline, self.engine.send(EngineRequest::Act(act, tx, claim.clone()))).await {
-            Ok(sent) => sent.map_err(|_| ApiError::unavailable())?,
-            Err(_) => return Err(ApiError::not_ready()),
-        }
+        let deadline = self.queue(EngineRequest::Act(act, tx, claim.clone())).await?;
         match tokio::time::timeout_at(deadline, rx).await {
             Ok(answer) => answer.map_err(|_| ApiError::unavailable()),
             Err(_) if claim.abandon() => Err(ApiError::not_ready()),
