@@ -337,13 +337,8 @@ async fn database_outage_holds_alarms_until_it_is_back() {
     let _broker = Mosquitto::start(&dir, port);
     let backend = Backend::external(port).await;
     let support::Db::Postgres(postgres_db) = &backend.db else { unreachable!() };
-    let v = Vakt::start(&backend, &dir);
-    let mut ops = Client::connect(port, OPS).await;
-    let device = Client::connect(port, &[]).await;
-    device.publish_json("vakt/v1/alarms/fjord", alarm("d-0", "r1", "fall")).await;
-    ops.expect("vakt/v1/incidents/fjord", "d-0 raised", |e| e["type"] == "raised" && e["alarm_id"] == "d-0").await;
-    let bearer = &admin_session(&v, "outage-test-token").await;
-    assert_eq!(http_get_with(v.http, "/api/me", &[bearer]).unwrap().0, 200, "the session works before the outage");
+    let (v, mut ops, device, bearer) = running_with_a_session(&backend, &dir, "d-0").await;
+    let bearer = &bearer;
 
     let mut admin = support::postgres_admin().await;
     admin.execute(format!("ALTER DATABASE {postgres_db} ALLOW_CONNECTIONS false").as_str()).await.unwrap();
@@ -357,13 +352,7 @@ async fn database_outage_holds_alarms_until_it_is_back() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(v.metric("vakt_store_write_failures_total") >= 1.0, "the failed writes are counted");
-    assert_eq!(http_get(v.http, "/readyz").unwrap().0, 503, "not ready while the store is down");
-    assert!(v.log().contains("store write failed"), "and logged");
-    let (status, head, body) = http_get_with(v.http, "/api/me", &[bearer]).expect("an answer during the outage");
-    assert_eq!(status, 503, "{head}\n{body}");
-    assert!(body.contains("\"store_unavailable\""), "{body}");
-    assert!(head.to_ascii_lowercase().contains("retry-after: 5"), "{head}");
+    assert_store_unavailable(&v, bearer, "store write failed");
 
     admin.execute(format!("ALTER DATABASE {postgres_db} ALLOW_CONNECTIONS true").as_str()).await.unwrap();
     for i in 1..=5 {
@@ -378,17 +367,39 @@ async fn database_outage_holds_alarms_until_it_is_back() {
     store.close().await;
 }
 
-/// An admin and a session of theirs, written straight into vakt's store: the
-/// `Authorization` header line that uses it.
-async fn admin_session(v: &Vakt, token: &str) -> String {
+/// While the store is down or does not answer: the failed writes counted and logged
+/// (`logged`), /readyz 503, and the session's request answered 503 `store_unavailable`
+/// with Retry-After.
+fn assert_store_unavailable(v: &Vakt, bearer: &str, logged: &str) {
+    assert!(v.metric("vakt_store_write_failures_total") >= 1.0, "the failed writes are counted");
+    assert_eq!(http_get(v.http, "/readyz").unwrap().0, 503, "not ready while the store is unavailable");
+    assert!(v.log().contains(logged), "and logged: {logged}");
+    let (status, head, body) = http_get_with(v.http, "/api/me", &[bearer]).expect("an answer while the store is unavailable");
+    assert_eq!(status, 503, "{head}\n{body}");
+    assert!(body.contains("\"store_unavailable\""), "{body}");
+    assert!(head.to_ascii_lowercase().contains("retry-after: 5"), "{head}");
+}
+
+/// vakt on `backend` with an operations console and a device connected, alarm `first`
+/// raised (resident r1), and an admin's session (written straight into the store) that
+/// works: (vakt, console, device, the session's `Authorization` header line).
+async fn running_with_a_session(backend: &Backend, dir: &std::path::Path, first: &str) -> (Vakt, Client, Client, String) {
     use vakt::live::accounts::{Role, User, hash_password, token_digest};
+    let v = Vakt::start(backend, dir);
+    let mut ops = Client::connect(backend.mqtt_port(), OPS).await;
+    let device = Client::connect(backend.mqtt_port(), &[]).await;
+    device.publish_json("vakt/v1/alarms/fjord", alarm(first, "r1", "fall")).await;
+    ops.expect("vakt/v1/incidents/fjord", "the first alarm raised", |e| e["type"] == "raised" && e["alarm_id"] == first).await;
     let store = v.store().await;
     let user = User { username: "admin".into(), role: Role::Admin, staff_id: None, centre: None };
     store.put_user(&user, &hash_password("a long password").unwrap(), 0, true).await.unwrap();
     let now = vakt::live::driver::wall_clock().as_millis();
-    store.create_session(&token_digest(token), "admin", "csrf", now, now + 3_600_000).await.unwrap();
+    let token = format!("{first}-token");
+    store.create_session(&token_digest(&token), "admin", "csrf", now, now + 3_600_000).await.unwrap();
     store.close().await;
-    format!("Authorization: Bearer {token}")
+    let bearer = format!("Authorization: Bearer {token}");
+    assert_eq!(http_get_with(v.http, "/api/me", &[&bearer]).unwrap().0, 200, "the session works");
+    (v, ops, device, bearer)
 }
 
 /// The database stops answering but does not refuse (its replies are lost on the way,
@@ -408,13 +419,8 @@ async fn a_database_that_hangs_is_noticed_and_a_write_it_kept_is_not_repeated() 
     let proxy = DbProxy::start(5432).await;
     backend.database_port = Some(proxy.port);
     backend.database_extra = "write_timeout_secs = 2\n".into();
-    let v = Vakt::start(&backend, &dir);
-    let mut ops = Client::connect(port, OPS).await;
-    let device = Client::connect(port, &[]).await;
-    device.publish_json("vakt/v1/alarms/fjord", alarm("h-0", "r1", "fall")).await;
-    ops.expect("vakt/v1/incidents/fjord", "h-0 raised", |e| e["type"] == "raised" && e["alarm_id"] == "h-0").await;
-    let bearer = &admin_session(&v, "hang-test-token").await;
-    assert_eq!(http_get_with(v.http, "/api/me", &[bearer]).unwrap().0, 200);
+    let (v, mut ops, device, bearer) = running_with_a_session(&backend, &dir, "h-0").await;
+    let bearer = &bearer;
 
     proxy.lose_replies(true);
     device.publish_json("vakt/v1/alarms/fjord", alarm("h-1", "r2", "fall")).await;
@@ -428,12 +434,7 @@ async fn a_database_that_hangs_is_noticed_and_a_write_it_kept_is_not_repeated() 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(raised().await, 2, "the server committed h-1's batch");
-    assert!(v.metric("vakt_store_write_failures_total") >= 1.0, "the write with no answer counts as failed");
-    assert_eq!(http_get(v.http, "/readyz").unwrap().0, 503, "not ready while the database does not answer");
-    assert!(v.log().contains("no answer from the database within 2 s"), "and logged");
-    let (status, head, body) = http_get_with(v.http, "/api/me", &[bearer]).expect("an answer while the database hangs");
-    assert_eq!(status, 503, "{head}\n{body}");
-    assert!(body.contains("\"store_unavailable\""), "{body}");
+    assert_store_unavailable(&v, bearer, "no answer from the database within 2 s");
     // Bounded by the same timeout (the pool alone would wait 5 s, and a query already
     // under way for ever).
     assert!(v.log().lines().any(|l| l.contains("HTTP request refused") && l.contains("no answer from the database within 2 s")), "{}", v.log());
