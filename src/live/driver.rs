@@ -13,6 +13,7 @@
 //! that fell due while vakt was down fire at once.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -755,18 +756,19 @@ impl Driver {
 }
 
 /// When the store write under way began (milliseconds after `base`, plus one; 0: none),
-/// and the signal that it has run too long. Writes are bounded by the watchdog rather
-/// than a timer per write: one on every commit measurably lengthened the alarm → offer
-/// tail on PostgreSQL.
+/// and the signal that it has run too long, with the start of the write it was meant
+/// for. Writes are bounded by the watchdog rather than a timer per write: one on every
+/// commit measurably lengthened the alarm → offer tail on PostgreSQL.
 struct WriteWatch {
     base: Instant,
-    started: std::sync::atomic::AtomicU64,
+    started: AtomicU64,
+    overdue_mark: AtomicU64,
     overdue: tokio::sync::Notify,
 }
 
 impl Default for WriteWatch {
     fn default() -> Self {
-        WriteWatch { base: Instant::now(), started: Default::default(), overdue: Default::default() }
+        WriteWatch { base: Instant::now(), started: Default::default(), overdue_mark: Default::default(), overdue: Default::default() }
     }
 }
 
@@ -774,24 +776,29 @@ impl WriteWatch {
     fn now(&self) -> u64 {
         self.base.elapsed().as_millis() as u64 + 1
     }
-    fn begin(&self) {
-        self.started.store(self.now(), std::sync::atomic::Ordering::Relaxed);
-    }
-    fn end(&self) {
-        self.started.store(0, std::sync::atomic::Ordering::Relaxed);
-    }
 
     /// Runs a store write: its result, or `StoreTimedOut` once the watchdog finds it has
-    /// run past `timeout` (the write is then dropped).
+    /// run past `timeout` (the write is then dropped). A wake meant for an earlier write
+    /// (one that ended between the watchdog's look and its signal) is not this write's:
+    /// it waits on.
     async fn bounded<T>(&self, timeout: Duration, write: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-        let overdue = self.overdue.notified();
-        self.begin();
-        let result = tokio::select! {
-            biased;
-            result = write => result,
-            () = overdue => Err(anyhow::Error::new(StoreTimedOut(timeout))),
+        let mut overdue = std::pin::pin!(self.overdue.notified());
+        let mark = self.now();
+        self.started.store(mark, Ordering::Relaxed);
+        let mut write = std::pin::pin!(write);
+        let result = loop {
+            tokio::select! {
+                biased;
+                result = &mut write => break result,
+                () = &mut overdue => {
+                    if self.overdue_mark.load(Ordering::Relaxed) == mark {
+                        break Err(anyhow::Error::new(StoreTimedOut(timeout)));
+                    }
+                    overdue.set(self.overdue.notified());
+                }
+            }
         };
-        self.end();
+        self.started.store(0, Ordering::Relaxed);
         result
     }
 }
@@ -802,8 +809,9 @@ async fn watch_writes(watch: Arc<WriteWatch>, timeout: Duration) {
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        let started = watch.started.load(std::sync::atomic::Ordering::Relaxed);
+        let started = watch.started.load(Ordering::Relaxed);
         if started != 0 && watch.now().saturating_sub(started) >= timeout.as_millis() as u64 {
+            watch.overdue_mark.store(started, Ordering::Relaxed);
             watch.overdue.notify_waiters();
         }
     }
@@ -898,5 +906,36 @@ mod tests {
         let read = Checkpoint::parse(&text).unwrap();
         assert_eq!((read.engine, read.contexts), (engine, vec![(IncidentId(7), ctx)]));
         assert!(Checkpoint::parse("{\"engine\": 1}").is_err());
+    }
+
+    /// The watchdog's wake ends the write it was meant for, and only that one: a write
+    /// that was overdue may end between the watchdog's look and its signal, and the next
+    /// write, already waiting by then, must not take the signal for its own.
+    #[tokio::test]
+    async fn the_watchdog_ends_only_the_write_it_found_overdue() {
+        let watch = Arc::new(WriteWatch::default());
+        let (done, finish) = tokio::sync::oneshot::channel::<()>();
+        let write = watch.bounded(Duration::from_secs(1), async move {
+            finish.await.ok();
+            Ok("stored")
+        });
+        let earlier = async {
+            tokio::task::yield_now().await;
+            let mark = watch.started.load(Ordering::Relaxed);
+            assert_ne!(mark, 0, "the write has begun");
+            watch.overdue_mark.store(mark + 1, Ordering::Relaxed);
+            watch.overdue.notify_waiters();
+            tokio::task::yield_now().await;
+            done.send(()).unwrap();
+        };
+        let (result, ()) = tokio::join!(write, earlier);
+        assert_eq!(result.unwrap(), "stored");
+        assert_eq!(watch.started.load(Ordering::Relaxed), 0);
+
+        // A write that never ends is ended by the watchdog once it is overdue.
+        tokio::spawn(watch_writes(watch.clone(), Duration::from_millis(1)));
+        let hung = watch.bounded(Duration::from_millis(1), std::future::pending::<Result<()>>());
+        let err = tokio::time::timeout(Duration::from_secs(5), hung).await.expect("the watchdog ends a hung write").unwrap_err();
+        assert!(err.is::<StoreTimedOut>(), "{err:#}");
     }
 }
