@@ -107,6 +107,16 @@ function actorName(by) {
   return kind === 'staff' ? nameOf(rest.join(' ')) : `${codeName(kind)} ${rest.join(' ')}`;
 }
 
+// An audit line's detail as stored: for a close, the outcome's code (and the note after
+// ": "), shown by the outcome's name; otherwise as written.
+function auditDetail(a) {
+  if (a.action === 'close') {
+    const at = a.detail.indexOf(': ');
+    return at < 0 ? codeName(a.detail) : `${codeName(a.detail.slice(0, at))}: ${a.detail.slice(at + 2)}`;
+  }
+  return a.detail;
+}
+
 function describe(e) {
   const who = e.staff_id ? ` ${nameOf(e.staff_id)}` : e.operator_id ? ` ${e.operator_id}` : '';
   switch (e.type) {
@@ -147,7 +157,7 @@ async function loadDetail() {
   const i = r.incident;
   const timeline = [
     ...r.events.map((e) => ({ at: e.at, text: describe(e), cls: `ev-${e.type}` })),
-    ...r.audit.map((a) => ({ at: a.at, text: `${a.username} (${codeName(a.role)}): ${codeName(a.action)}${a.detail ? ` "${a.detail}"` : ''}${a.outcome === 'ok' ? '' : ` — ${t('refused: {reason}', { reason: codeName(a.outcome) })}`}`, cls: 'ev-audit' })),
+    ...r.audit.map((a) => ({ at: a.at, text: `${a.username} (${codeName(a.role)}): ${codeName(a.action)}${a.detail ? ` "${auditDetail(a)}"` : ''}${a.outcome === 'ok' ? '' : ` — ${t('refused: {reason}', { reason: codeName(a.outcome) })}`}`, cls: 'ev-audit' })),
   ].sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
   const status = el('p', { class: 'action-status', role: 'status' });
   const actions = i.open && canAct() ? actionPanel(i, status) : null;

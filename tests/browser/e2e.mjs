@@ -148,7 +148,7 @@ try {
   await ops.locator(`.incident[data-id="${id}"][data-state="done"]`).waitFor({ timeout: 15000 });
   await ops.waitForFunction(() => /Closed: referred to health service/.test(document.getElementById('timeline')?.textContent || ''));
   const timeline = await ops.textContent('#timeline');
-  for (const want of ['Note by operator ops: Daughter informed by phone', 'ops (operator): note', 'Accepted by Kari Nær', 'Kari Nær is on the way', 'Kari Nær on site', 'kari (staff): close', 'Helped up, no injury']) {
+  for (const want of ['Note by operator ops: Daughter informed by phone', 'ops (operator): note', 'Accepted by Kari Nær', 'Kari Nær is on the way', 'Kari Nær on site', 'kari (staff): close "referred to health service: Helped up, no injury"']) {
     if (!timeline.includes(want)) throw new Error(`the timeline lacks "${want}":\n${timeline}`);
   }
   // The answer (within the target) counts in today's KPI without a reload.
@@ -217,7 +217,7 @@ try {
   await nbOps.click(`#queue .incident[data-id="${id}"]`);
   await nbOps.waitForFunction(() => /Avsluttet: henvist til helsetjenesten \(Helped up, no injury\)/.test(document.getElementById('timeline')?.textContent || ''));
   const nbTimeline = await nbOps.textContent('#timeline');
-  for (const want of ['Notat fra operatør ops: Daughter informed by phone', 'Tatt av Kari Nær', 'Kari Nær er på vei', 'Kari Nær framme', 'kari (ansatt): avslutt']) {
+  for (const want of ['Notat fra operatør ops: Daughter informed by phone', 'Tatt av Kari Nær', 'Kari Nær er på vei', 'Kari Nær framme', 'kari (ansatt): avslutt "henvist til helsetjenesten: Helped up, no injury"']) {
     if (!nbTimeline.includes(want)) throw new Error(`the Bokmål timeline lacks "${want}":\n${nbTimeline}`);
   }
   await shot(nbOps, 'dashboard-4-bokmal');
