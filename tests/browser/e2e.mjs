@@ -87,6 +87,21 @@ try {
   if (!scope.endsWith('/app')) throw new Error(`service worker scope ${scope}`);
   const manifest = await app.evaluate(() => fetch(document.querySelector('link[rel=manifest]').href).then((r) => r.json()));
   if (manifest.start_url !== '/app' || manifest.display !== 'standalone') throw new Error(`manifest ${JSON.stringify(manifest)}`);
+  // Its icons, and the home-screen icon of an iPhone (a picture: it takes no SVG), load
+  // as what they say they are, at their size.
+  const touch = { src: await app.getAttribute('link[rel=apple-touch-icon]', 'href'), type: 'image/png', sizes: '180x180' };
+  for (const icon of [...manifest.icons, touch]) {
+    const [status, type, width, height] = await app.evaluate(async (i) => {
+      const r = await fetch(i.src);
+      const img = new Image();
+      img.src = i.src;
+      await img.decode();
+      return [r.status, r.headers.get('content-type'), img.naturalWidth, img.naturalHeight];
+    }, icon);
+    const size = icon.sizes === 'any' ? null : icon.sizes.split('x').map(Number);
+    if (status !== 200 || type !== icon.type || (size && (width !== size[0] || height !== size[1]))) throw new Error(`icon ${icon.src}: ${status} ${type} ${width}x${height}`);
+  }
+  if (!manifest.icons.some((i) => i.type === 'image/png')) throw new Error('the manifest has no picture icon');
   await shot(app, 'app-1-on-duty');
   step('staff on duty in the app');
 

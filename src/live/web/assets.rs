@@ -10,17 +10,22 @@ use axum::routing::get;
 use super::AppState;
 
 /// (name, content type, content)
-const FILES: &[(&str, &str, &str)] = &[
-    ("style.css", "text/css; charset=utf-8", include_str!("../../../web/style.css")),
-    ("common.js", "text/javascript; charset=utf-8", include_str!("../../../web/common.js")),
-    ("i18n.js", "text/javascript; charset=utf-8", include_str!("../../../web/i18n.js")),
-    ("map.js", "text/javascript; charset=utf-8", include_str!("../../../web/map.js")),
-    ("dashboard.js", "text/javascript; charset=utf-8", include_str!("../../../web/dashboard.js")),
-    ("app.js", "text/javascript; charset=utf-8", include_str!("../../../web/app.js")),
-    ("login.js", "text/javascript; charset=utf-8", include_str!("../../../web/login.js")),
-    ("password.js", "text/javascript; charset=utf-8", include_str!("../../../web/password.js")),
-    ("icon.svg", "image/svg+xml", include_str!("../../../web/icon.svg")),
-    ("manifest.webmanifest", "application/manifest+json", include_str!("../../../web/manifest.webmanifest")),
+const FILES: &[(&str, &str, &[u8])] = &[
+    ("style.css", "text/css; charset=utf-8", include_bytes!("../../../web/style.css")),
+    ("common.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/common.js")),
+    ("i18n.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/i18n.js")),
+    ("map.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/map.js")),
+    ("dashboard.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/dashboard.js")),
+    ("app.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/app.js")),
+    ("login.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/login.js")),
+    ("password.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/password.js")),
+    ("icon.svg", "image/svg+xml", include_bytes!("../../../web/icon.svg")),
+    ("manifest.webmanifest", "application/manifest+json", include_bytes!("../../../web/manifest.webmanifest")),
+    // The icon as pictures, for home screens that take no SVG (an iPhone's, 180 px) and
+    // for installing on Android (512 px); drawn from icon.svg, without its rounded
+    // corners (the phone rounds them).
+    ("icon-180.png", "image/png", include_bytes!("../../../web/icon-180.png")),
+    ("icon-512.png", "image/png", include_bytes!("../../../web/icon-512.png")),
 ];
 
 const DASHBOARD: &str = include_str!("../../../web/dashboard.html");
