@@ -235,9 +235,11 @@ impl Store {
 
     /// Whether `batch` is in the store already. After a failed or timed-out append the
     /// transaction may have committed all the same (the connection broke after the
-    /// server took the COMMIT); writing it again would then fail on its keys for ever.
-    /// A batch is one transaction, so its first keyed row tells. A batch with none (only
-    /// deletes, the events' mark, audit lines) is simply written again.
+    /// server took the COMMIT); writing it again would then fail on its keys for ever,
+    /// or, for a batch of audit lines alone (a refused web action), repeat them. A batch
+    /// is one transaction, so its first keyed row tells; an audit line is told by its
+    /// time, user, action, incident and outcome. A batch with none of these (only
+    /// deletes, the events' mark: both the same when done twice) is simply written again.
     pub async fn batch_stored(&self, batch: &Batch) -> Result<bool> {
         let (sql, key) = if let Some(r) = batch.log.first() {
             ("SELECT COUNT(*) FROM input_log WHERE seq = $1", r.seq)
@@ -245,6 +247,17 @@ impl Store {
             ("SELECT COUNT(*) FROM events WHERE seq = $1", r.seq)
         } else if let Some(r) = batch.outbox.first() {
             ("SELECT COUNT(*) FROM outbox WHERE id = $1", r.id)
+        } else if let Some(a) = batch.audit.first() {
+            let n: i64 = sqlx::query("SELECT COUNT(*) FROM audit WHERE at_ms = $1 AND username = $2 AND action = $3 AND COALESCE(incident, -1) = $4 AND outcome = $5")
+                .bind(a.at_ms)
+                .bind(a.username.as_str())
+                .bind(a.action.as_str())
+                .bind(a.incident.unwrap_or(-1))
+                .bind(a.outcome.as_str())
+                .fetch_one(&self.pool)
+                .await?
+                .try_get(0)?;
+            return Ok(n > 0);
         } else {
             return Ok(false);
         };

@@ -610,6 +610,17 @@ async fn store_round_trip(url: &str) {
     let log_first = Batch { log: vec![LogRow { seq: 2, at_ms: 100, record: "\"tick\"".into() }], events: batch.events.clone(), outbox: batch.outbox.clone(), ..Batch::default() };
     assert!(!store.batch_stored(&log_first).await.unwrap(), "the log row decides");
     assert!(!store.batch_stored(&Batch { delivered: vec![1], ..Batch::default() }).await.unwrap(), "nothing keyed: written again");
+    // A batch of audit lines alone (a refused web action) is told by its first line.
+    assert!(store.batch_stored(&Batch { audit: batch.audit.clone(), ..Batch::default() }).await.unwrap());
+    for other in [
+        AuditRow { at_ms: 101, ..batch.audit[0].clone() },
+        AuditRow { username: "kari".into(), ..batch.audit[0].clone() },
+        AuditRow { action: "assign".into(), ..batch.audit[0].clone() },
+        AuditRow { incident: None, ..batch.audit[0].clone() },
+        AuditRow { outcome: "not_yours".into(), ..batch.audit[0].clone() },
+    ] {
+        assert!(!store.batch_stored(&Batch { audit: vec![other.clone()], ..Batch::default() }).await.unwrap(), "{other:?} was never stored");
+    }
     let log = store.log_page(0, 10).await.unwrap();
     assert_eq!(log.iter().map(|r| (r.seq, r.at_ms, r.record.as_str())).collect::<Vec<_>>(), [(1, 100, "\"tick\"")]);
     assert_eq!(store.events_after(1).await.unwrap(), [(2, "closed".to_owned(), Some("fjord".to_owned()), "{}".to_owned())]);
