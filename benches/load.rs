@@ -17,8 +17,10 @@
 //!     through vakt (two hops, plus the engine and its store, persistence on in both).
 //! (f) the durable-write floor of this disk: a 300-byte write into a preallocated file
 //!     made durable with fdatasync, at the same rates (a store commit costs at least this);
+//! (g) the store's own commit floor: a one-row transaction through sqlx, on SQLite and
+//!     on PostgreSQL as vakt writes them, at the same rates.
 //! All at 100 and 1,000 per second; p50, p99, p99.9 and the ratio of (b) to twice (a),
-//! and to twice (a) plus (f). Then the highest rate (b) sustains for a step with p99 under 100 ms and
+//! to twice (a) plus (f), and to twice (a) plus (g). Then the highest rate (b) sustains for a step with p99 under 100 ms and
 //! every offer delivered, on SQLite and on PostgreSQL. Each (b) step also prints (on
 //! stderr) the store's commit times and the CPU time per alarm of vakt and of the whole
 //! machine, which on these shared 2-core machines is what sets the sustained rate.
@@ -199,45 +201,141 @@ async fn one_hop(rate: u64, secs: u64) -> Stats {
     .await
 }
 
-/// The durable-write floor on this disk: records of 300 bytes arriving at `rate` per
-/// second, written one after another into a file and made durable with `fdatasync`
-/// (what a commit costs at the least), each measured from its arrival until it is
-/// durable. Records that arrive while a sync runs go together in the next one, as in
-/// vakt's batches. The file is written full of zeros and synced first, as SQLite's
-/// recycled write-ahead log and PostgreSQL's WAL segments are: a sync then has no new
-/// size or blocks to record, only the data.
-fn durable_append(rate: u64, secs: u64) -> Stats {
-    use std::io::{Seek, Write};
-    let dir = temp_dir("bench-fsync");
+/// Runs `commit(n)` for records arriving at `rate` per second for `secs`, one after
+/// another; records that arrive while a commit runs go together in the next, as in
+/// vakt's batches. Each is measured from its arrival until its commit returned; one that
+/// arrived while the loop slept is measured from its wake-up instead, so that a sleep's
+/// own lateness (the timer's, not the disk's or the store's) is not counted.
+fn paced_commits(rate: u64, secs: u64, mut commit: impl FnMut(u64)) -> Stats {
     let total = rate * secs;
-    let mut f = std::fs::OpenOptions::new().create(true).write(true).truncate(true).open(dir.join("floor.log")).unwrap();
-    f.write_all(&vec![0u8; (total as usize + 1) * 300]).unwrap();
-    f.sync_all().unwrap();
-    f.rewind().unwrap();
     let start = Instant::now();
-    let record = vec![b'x'; 300];
     let mut lat = Vec::with_capacity(total as usize);
-    let mut next = 0u64;
+    let (mut next, mut busy_until) = (0u64, 0.0f64);
     while next < total {
-        let due = ((start.elapsed().as_secs_f64() * rate as f64) as u64 + 1).min(total);
-        if due == next {
-            std::thread::sleep(Duration::from_micros(200));
-            continue;
+        let arrives = next as f64 / rate as f64;
+        let now = start.elapsed().as_secs_f64();
+        if now < arrives {
+            std::thread::sleep(Duration::from_secs_f64(arrives - now));
         }
-        for _ in next..due {
-            f.write_all(&record).unwrap();
-        }
-        f.sync_data().unwrap();
+        let woke = start.elapsed().as_secs_f64();
+        let due = ((woke * rate as f64) as u64 + 1).min(total);
+        commit(due - next);
         let done = start.elapsed().as_secs_f64();
         for i in next..due {
-            lat.push(((done - i as f64 / rate as f64) * 1e9) as u64);
+            let arrived = i as f64 / rate as f64;
+            let from = if arrived < busy_until { arrived } else { woke };
+            lat.push(((done - from) * 1e9) as u64);
         }
+        busy_until = done;
         next = due;
     }
-    let _ = std::fs::remove_dir_all(&dir);
     lat.sort_unstable();
     let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)] as f64 / 1e6;
     Stats { sent: total, received: lat.len() as u64, p50: pct(0.50), p99: pct(0.99), p999: pct(0.999) }
+}
+
+/// (f) The durable-write floor on this disk: records of 300 bytes written one after
+/// another into a file and made durable with `fdatasync` (what a commit costs at the
+/// least). The file is written full of zeros and synced first, as SQLite's recycled
+/// write-ahead log and PostgreSQL's WAL segments are: a sync then has no new size or
+/// blocks to record, only the data.
+fn durable_append(rate: u64, secs: u64) -> Stats {
+    use std::io::{Seek, Write};
+    let dir = temp_dir("bench-fsync");
+    let mut f = std::fs::OpenOptions::new().create(true).write(true).truncate(true).open(dir.join("floor.log")).unwrap();
+    f.write_all(&vec![0u8; (rate * secs) as usize * 300 + 300]).unwrap();
+    f.sync_all().unwrap();
+    f.rewind().unwrap();
+    let record = vec![b'x'; 300];
+    let stats = paced_commits(rate, secs, |n| {
+        for _ in 0..n {
+            f.write_all(&record).unwrap();
+        }
+        f.sync_data().unwrap();
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    stats
+}
+
+/// (g) The store's own commit floor: a transaction of one 300-byte row per record (or
+/// one per batch, as in `paced_commits`) into a table of its own, through sqlx on a
+/// connection like vakt's writer (SQLite: write-ahead log, `synchronous=FULL`, the
+/// transaction as one multi-statement query, the log checkpointed beside it every
+/// 100 ms as vakt does; PostgreSQL: one statement with its rows
+/// as arrays, committed on its own), on a fresh store. Whatever (b) costs beyond twice
+/// (a) plus this is vakt's: its engine, its rows, and its MQTT client.
+fn store_commit(store: &'static str, rate: u64, secs: u64) -> Stats {
+    use sqlx::Connection;
+    // A thread with a runtime of its own, like the engine's: the paced loop blocks.
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let dir = temp_dir("bench-commit");
+        let body = "x".repeat(300);
+        let stats = if store == "sqlite" {
+            sqlx::any::install_default_drivers();
+            let mut conn = rt.block_on(async {
+                let mut c = sqlx::AnyConnection::connect(&format!("sqlite://{}?mode=rwc", dir.join("floor.sqlite").display())).await.unwrap();
+                sqlx::query("PRAGMA journal_mode=WAL").execute(&mut c).await.unwrap();
+                sqlx::query("CREATE TABLE floor (seq INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, body TEXT NOT NULL)").execute(&mut c).await.unwrap();
+                c
+            });
+            // vakt's log checkpointer beside it: a passive checkpoint every 100 ms on a
+            // connection of its own (src/live/mod.rs, `checkpoint_wal`).
+            let url = format!("sqlite://{}", dir.join("floor.sqlite").display());
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let checkpointer = {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                    rt.block_on(async {
+                        let mut c = sqlx::AnyConnection::connect(&url).await.unwrap();
+                        while !stop.load(Ordering::Relaxed) {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut c).await.unwrap();
+                        }
+                    });
+                })
+            };
+            let _ = std::process::Command::new("sync").status();
+            let stats = paced_commits(rate, secs, |n| {
+                let rows = vec!["(?, ?)"; n as usize].join(", ");
+                let sql = format!("BEGIN IMMEDIATE;\nINSERT INTO floor (at_ms, body) VALUES {rows};\nCOMMIT;");
+                let mut q = sqlx::query(&sql);
+                for _ in 0..n {
+                    q = q.bind(0i64).bind(body.as_str());
+                }
+                rt.block_on(q.execute(&mut conn)).unwrap();
+            });
+            stop.store(true, Ordering::Relaxed);
+            checkpointer.join().unwrap();
+            stats
+        } else {
+            let name = unique("vakt_floor").replace('-', "_");
+            let mut conn = rt.block_on(async {
+                let mut admin = support::postgres_admin().await;
+                sqlx::Executor::execute(&mut admin, format!("CREATE DATABASE {name}").as_str()).await.unwrap();
+                let mut c = sqlx::PgConnection::connect(&format!("postgres://postgres@127.0.0.1:5432/{name}")).await.unwrap();
+                sqlx::query("CREATE TABLE floor (seq bigserial PRIMARY KEY, at_ms int8 NOT NULL, body text NOT NULL)").execute(&mut c).await.unwrap();
+                sqlx::Executor::execute(&mut admin, "CHECKPOINT").await.unwrap();
+                c
+            });
+            let _ = std::process::Command::new("sync").status();
+            let stats = paced_commits(rate, secs, |n| {
+                let q = sqlx::query("INSERT INTO floor (at_ms, body) SELECT * FROM UNNEST($1::int8[], $2::text[])").bind(vec![0i64; n as usize]).bind(vec![body.as_str(); n as usize]);
+                rt.block_on(q.execute(&mut conn)).unwrap();
+            });
+            rt.block_on(async {
+                drop(conn.close().await);
+                let mut admin = support::postgres_admin().await;
+                let _ = sqlx::Executor::execute(&mut admin, format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await;
+            });
+            stats
+        };
+        let _ = std::fs::remove_dir_all(&dir);
+        stats
+    })
+    .join()
+    .unwrap()
 }
 
 /// A fresh vakt on `store` with `residents` residents and 50 staff on duty.
@@ -436,19 +534,24 @@ fn main() {
             let f = tokio::task::spawn_blocking(move || durable_append(rate, secs)).await.unwrap();
             row(&format!("(f) durable write on this disk (300 B + fdatasync, preallocated file), {rate}/s"), &f);
             for store in &stores {
+                let kind = if store.ends_with("postgres") { "postgres" } else { "sqlite" };
+                let g = tokio::task::spawn_blocking(move || store_commit(kind, rate, secs)).await.unwrap();
+                row(&format!("(g) one commit of {store}'s store (300 B row), {rate}/s"), &g);
                 let b = alarm_to_offer(store, rate, secs).await;
                 row(&format!("(b) alarm → offer via vakt + {store}, {rate}/s"), &b);
                 ratios.push(format!(
-                    "{store} {rate}/s: to 2×(a): p50 {:.2}×, p99 {:.2}×, p99.9 {:.2}×; to 2×(a) + (f): p50 {:.2}×, p99 {:.2}×",
+                    "{store} {rate}/s: to 2×(a): p50 {:.2}×, p99 {:.2}×, p99.9 {:.2}×; to 2×(a) + (f): p50 {:.2}×, p99 {:.2}×; to 2×(a) + (g): p50 {:.2}×, p99 {:.2}×",
                     b.p50 / (2.0 * a.p50),
                     b.p99 / (2.0 * a.p99),
                     b.p999 / (2.0 * a.p999),
                     b.p50 / (2.0 * a.p50 + f.p50),
-                    b.p99 / (2.0 * a.p99 + f.p99)
+                    b.p99 / (2.0 * a.p99 + f.p99),
+                    b.p50 / (2.0 * a.p50 + g.p50),
+                    b.p99 / (2.0 * a.p99 + g.p99)
                 ));
             }
         }
-        println!("\nRatio of (b) to twice (a), and to twice (a) plus one durable write (f), same run:");
+        println!("\nRatio of (b) to twice (a), to twice (a) plus one durable write (f), and to twice (a) plus one commit of the store (g), same run:");
         for r in &ratios {
             println!("- {r}");
         }
