@@ -457,6 +457,50 @@ async fn a_database_that_hangs_is_noticed_and_a_write_it_kept_is_not_repeated() 
     db.close().await;
 }
 
+/// A checkpoint whose write gets no answer (its connection hears nothing more from the
+/// database) holds the engine for `write_timeout_secs` at most: the engine says so, keeps
+/// its input log whole and takes the next alarm, and at the next quiet moment a
+/// checkpoint on another connection cuts the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_that_hangs_holds_the_engine_no_longer_than_the_write_timeout() {
+    let dir = temp_dir("checkpoint-hang");
+    let port = free_port();
+    let _broker = Mosquitto::start(&dir, port);
+    let mut backend = Backend::external(port).await;
+    let proxy = DbProxy::start(5432).await;
+    backend.database_port = Some(proxy.port);
+    backend.database_extra = "write_timeout_secs = 2\n".into();
+    backend.checkpoint_every = Some(3);
+    let v = Vakt::start(&backend, &dir);
+    let (mut ops, device, mut near) = clients_with_near_on_duty(&v, port).await;
+    // The start's checkpoint (the seeded directory) is stored; the next one will hang.
+    let store = v.store().await;
+    let first = store.latest_checkpoint().await.unwrap().expect("the start's checkpoint").0;
+    proxy.lose_replies_after("INSERT INTO checkpoints");
+    // The first quiet moment's checkpoint hangs; the next alarm waits at most for the
+    // write timeout (without it, for as long as the connection hangs: for ever here).
+    device.publish_json("vakt/v1/alarms/fjord", alarm("k-1", "r1", "fall")).await;
+    near.expect(&staff_topic("near", "offers"), "k-1 offered", |m| is(m, "offer", 1)).await;
+    reply(&near, "near", 1, "accept").await;
+    ops.expect("vakt/v1/incidents/fjord", "k-1 accepted", |e| is(e, "accepted", 1)).await;
+    near.publish_json(&staff_topic("near", "replies"), json!({ "incident_id": 1, "action": "close", "outcome": "helped" })).await;
+    ops.expect("vakt/v1/incidents/fjord", "k-1 closed", |e| is(e, "closed", 1)).await;
+    device.publish_json("vakt/v1/alarms/fjord", alarm("k-2", "r1", "fall")).await;
+    near.expect(&staff_topic("near", "offers"), "k-2 offered while the checkpoint's connection hangs", |m| is(m, "offer", 2)).await;
+    assert!(v.log().contains("checkpoint got no answer from the database in time; the input log stays whole"), "{}", v.log());
+    assert_eq!(store.latest_checkpoint().await.unwrap().unwrap().0, first, "no checkpoint stored since");
+    assert!(store.log_len().await.unwrap() >= 3, "the log is whole");
+    // Quiet again: the checkpoint goes through on another connection and cuts the log.
+    reply(&near, "near", 2, "accept").await;
+    ops.expect("vakt/v1/incidents/fjord", "k-2 accepted", |e| is(e, "accepted", 2)).await;
+    near.publish_json(&staff_topic("near", "replies"), json!({ "incident_id": 2, "action": "close", "outcome": "helped" })).await;
+    ops.expect("vakt/v1/incidents/fjord", "k-2 closed", |e| is(e, "closed", 2)).await;
+    assert!(checkpoint_when(&store, 3, |_| true).await.is_some(), "a checkpoint was stored and the log cut:\n{}", v.log());
+    assert!(store.latest_checkpoint().await.unwrap().unwrap().0 > first);
+    assert_eq!(http_get(v.http, "/readyz").unwrap().0, 200);
+    store.close().await;
+}
+
 /// `vakt import` fills the directory; a running engine picks the change up; a bad file
 /// is refused whole with its bad lines.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

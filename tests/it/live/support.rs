@@ -133,10 +133,13 @@ impl Backend {
 }
 
 /// A TCP proxy in front of PostgreSQL that can lose the database's replies while still
-/// passing on what vakt sends: the server commits, vakt never hears so.
+/// passing on what vakt sends: the server commits, vakt never hears so. On every
+/// connection (`lose_replies`), or on the one connection that next sends a given text
+/// (`lose_replies_after`: that statement and all after it on that connection).
 pub struct DbProxy {
     pub port: u16,
     lose_replies: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    trigger: std::sync::Arc<std::sync::Mutex<Option<Vec<u8>>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -147,15 +150,25 @@ impl DbProxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let lose_replies = std::sync::Arc::new(AtomicBool::new(false));
-        let lose = lose_replies.clone();
+        let trigger = std::sync::Arc::new(std::sync::Mutex::new(None::<Vec<u8>>));
+        let (lose, armed) = (lose_replies.clone(), trigger.clone());
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await else { continue };
                 let (mut client_rx, mut client_tx) = client.into_split();
                 let (mut server_rx, mut server_tx) = server.into_split();
+                let this_one = std::sync::Arc::new(AtomicBool::new(false));
+                let (hit, armed) = (this_one.clone(), armed.clone());
                 tokio::spawn(async move {
                     let mut buf = vec![0u8; 1 << 16];
                     while let Ok(n @ 1..) = client_rx.read(&mut buf).await {
+                        {
+                            let mut armed = armed.lock().unwrap();
+                            if armed.as_ref().is_some_and(|text| buf[..n].windows(text.len()).any(|w| w == text.as_slice())) {
+                                hit.store(true, Ordering::SeqCst);
+                                *armed = None;
+                            }
+                        }
                         if server_tx.write_all(&buf[..n]).await.is_err() {
                             break;
                         }
@@ -165,18 +178,24 @@ impl DbProxy {
                 tokio::spawn(async move {
                     let mut buf = vec![0u8; 1 << 16];
                     while let Ok(n @ 1..) = server_rx.read(&mut buf).await {
-                        if !lose.load(Ordering::SeqCst) && client_tx.write_all(&buf[..n]).await.is_err() {
+                        let lost = lose.load(Ordering::SeqCst) || this_one.load(Ordering::SeqCst);
+                        if !lost && client_tx.write_all(&buf[..n]).await.is_err() {
                             break;
                         }
                     }
                 });
             }
         });
-        DbProxy { port, lose_replies, task }
+        DbProxy { port, lose_replies, trigger, task }
     }
 
     pub fn lose_replies(&self, lose: bool) {
         self.lose_replies.store(lose, Ordering::SeqCst);
+    }
+
+    /// The next connection to send `text` hears nothing more from the database.
+    pub fn lose_replies_after(&self, text: &str) {
+        *self.trigger.lock().unwrap() = Some(text.as_bytes().to_vec());
     }
 }
 
