@@ -25,7 +25,7 @@ use super::metrics::Metrics;
 use super::outbound::{self, IncidentContext};
 use super::accounts::{Role, User};
 use super::mqtt::{OutMsg, Stored};
-use super::store::{AuditRow, Batch, EventRow, LogRow, OutboxRow, Sequences, Store, StoreTimedOut};
+use super::store::{AuditRow, Batch, EventRow, LogRow, OutboxRow, Sequences, Store, StoreTimedOut, within};
 use super::wire::{self, WireLimits, WireReject};
 use crate::core::{Action, Actor, Engine, IncidentId, Input, Position, RejectReason, StaffId, StaffReply, Timestamp};
 
@@ -366,11 +366,14 @@ impl Driver {
     /// Rebuilds the engine from the newest checkpoint and the input log after it.
     /// Returns the number of log records replayed.
     pub async fn recover(&mut self) -> Result<u64> {
-        self.seq = self.store.sequences().await?;
-        self.events_acked = self.store.events_acked_through().await?;
+        // Each read bounded: a database that hangs fails the start (a supervisor restarts
+        // vakt) rather than leaving it waiting, not ready, for ever.
+        let bound = self.write_timeout;
+        self.seq = within(bound, self.store.sequences()).await?;
+        self.events_acked = within(bound, self.store.events_acked_through()).await?;
         self.events_acked_stored = self.events_acked;
         let mut after = 0;
-        if let Some((log_seq, at_ms, state)) = self.store.latest_checkpoint().await? {
+        if let Some((log_seq, at_ms, state)) = within(bound, self.store.latest_checkpoint()).await? {
             let checkpoint = Checkpoint::parse(&state).with_context(|| format!("checkpoint at log record {log_seq} is unreadable"))?;
             let open = checkpoint.engine.open_incidents();
             self.engine = Engine::from_snapshot(self.engine.config().clone(), checkpoint.engine)
@@ -384,7 +387,7 @@ impl Driver {
         }
         let mut n = 0u64;
         loop {
-            let page = self.store.log_page(after, 5_000).await?;
+            let page = within(bound, self.store.log_page(after, 5_000)).await?;
             let Some(last) = page.last() else { break };
             after = last.seq;
             for row in page {
@@ -465,9 +468,10 @@ impl Driver {
     /// What the broker has not acknowledged, to publish at start (after `recover`): the
     /// outbox, and the incident events after the stored mark, in order.
     pub async fn unpublished(&mut self) -> Result<Vec<OutMsg>> {
-        let mut out: Vec<OutMsg> = self.store.pending_outbox().await?.into_iter().map(OutMsg::from).collect();
+        let bound = self.write_timeout;
+        let mut out: Vec<OutMsg> = within(bound, self.store.pending_outbox()).await?.into_iter().map(OutMsg::from).collect();
         self.metrics.outbox_pending.set(out.len() as i64);
-        for (seq, kind, municipality, body) in self.store.events_after(self.events_acked).await? {
+        for (seq, kind, municipality, body) in within(bound, self.store.events_after(self.events_acked)).await? {
             if self.acked_beyond.contains(&seq) {
                 continue;
             }

@@ -106,16 +106,20 @@ pub async fn start(settings: Settings, config_dir: Option<&Path>) -> Result<Runn
         None => Some(mqtt::start_embedded_broker(&settings.mqtt.listen, settings.wire.max_payload_bytes)?),
     };
 
-    let store = open_store_with_retry(&settings.database.url).await?;
+    // Every store call of the start is bounded like the writes: a database that takes
+    // the connection but never answers fails the start, and a supervisor restarts vakt,
+    // rather than leaving it waiting, not ready, for ever.
+    let bound = settings.database.write_timeout();
+    let store = open_store_with_retry(&settings.database.url, bound).await?;
     info!(backend = ?store.backend, url = %store::redact(&settings.database.url), "store open, migrations applied");
-    seed(&store, &settings, config_dir).await?;
+    store::within(bound, seed(&store, &settings, config_dir)).await.context("seeding the directory")?;
 
     // HTTP before recovery, so /healthz answers (and /readyz says "not yet") meanwhile.
     let web = web::AppState::new(&settings, store.clone(), metrics.clone(), ready_rx.clone(), engine_tx.clone(), live_tx.clone(), &config);
     let app = web::router(web);
     let http_addr = http::serve(&settings.http.listen, app.clone(), stop_rx.clone()).await?;
     info!(%http_addr, "HTTP: dashboard /, staff app /app, API /api, /metrics /healthz /readyz");
-    if store.users().await?.is_empty() {
+    if store::within(bound, store.users()).await?.is_empty() {
         warn!("no web users yet: create the first with `vakt user add NAME --role admin` (same --config), then log in at http://{http_addr}/");
     }
 
@@ -124,9 +128,9 @@ pub async fn start(settings: Settings, config_dir: Option<&Path>) -> Result<Runn
     driver.checkpoint_busy = Duration::from_secs(settings.database.checkpoint_busy_secs);
     driver.write_timeout = settings.database.write_timeout();
     let started = std::time::Instant::now();
-    let replayed = driver.recover().await?;
-    let probe = store.directory_probe().await?;
-    let changed = driver.apply_directory(driver::read_directory(&store, i64::MIN).await?);
+    let replayed = driver.recover().await.context("recovering the engine's state from the store")?;
+    let probe = store::within(bound, store.directory_probe()).await?;
+    let changed = driver.apply_directory(store::within(bound, driver::read_directory(&store, i64::MIN)).await.context("reading the directory")?);
     let now = driver.now();
     driver.fire_due(now);
     let open = driver.engine().open_incident_count();
@@ -157,7 +161,7 @@ pub async fn start(settings: Settings, config_dir: Option<&Path>) -> Result<Runn
         match driver.unpublished().await {
             Ok(msgs) => mqtt.send(msgs, Vec::new()),
             Err(e) => {
-                let _ = started_tx.send(Err(e));
+                let _ = started_tx.send(Err(e.context("reading what was stored but not yet published")));
                 return Ok(());
             }
         }
@@ -316,10 +320,10 @@ async fn checkpoint_wal(store: store::Store) {
     }
 }
 
-async fn open_store_with_retry(url: &str) -> Result<store::Store> {
+async fn open_store_with_retry(url: &str, bound: Duration) -> Result<store::Store> {
     let mut backoff = Duration::from_millis(200);
     for attempt in 1.. {
-        match store::Store::open(url).await {
+        match store::within(bound, store::Store::open(url)).await {
             Ok(s) => return Ok(s),
             Err(e) if attempt < 8 => {
                 warn!(error = %format!("{e:#}"), attempt, "database not available yet");

@@ -663,6 +663,13 @@ impl std::fmt::Display for StoreTimedOut {
 
 impl std::error::Error for StoreTimedOut {}
 
+/// A store call bounded by `timeout` (`database.write_timeout_secs`): a database that
+/// took the connection but never answers fails the call with `StoreTimedOut` instead of
+/// holding its caller for ever. The engine's batch writes have their own watchdog.
+pub async fn within<T>(timeout: Duration, call: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::time::timeout(timeout, call).await.unwrap_or_else(|_| Err(anyhow::Error::new(StoreTimedOut(timeout))))
+}
+
 /// PostgreSQL: connection exceptions (08…), insufficient resources (53…: too many
 /// connections, disk full), operator intervention (57P0…: shutting down, cannot connect
 /// now) and a database that takes no connections (55000). SQLite (primary result codes):

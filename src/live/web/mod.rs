@@ -94,10 +94,7 @@ impl AppState {
     /// database that hangs answers 503 `store_unavailable` after
     /// `database.write_timeout_secs`, as one that refuses does.
     pub(crate) async fn stored<T>(&self, f: impl std::future::Future<Output = anyhow::Result<T>>) -> Result<T, ApiError> {
-        match tokio::time::timeout(self.store_wait, f).await {
-            Ok(result) => result.map_err(ApiError::failed),
-            Err(_) => Err(ApiError::failed(anyhow::Error::new(crate::live::store::StoreTimedOut(self.store_wait)))),
-        }
+        crate::live::store::within(self.store_wait, f).await.map_err(ApiError::failed)
     }
 
     /// Puts a request in the engine's queue, if the engine is ready and takes it before

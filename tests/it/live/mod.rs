@@ -501,6 +501,37 @@ async fn a_checkpoint_that_hangs_holds_the_engine_no_longer_than_the_write_timeo
     store.close().await;
 }
 
+/// A database that takes vakt's connections at start-up but stops answering (here from
+/// recovery's query for the newest checkpoint on) fails the start after
+/// `write_timeout_secs`, saying why, instead of leaving vakt waiting, not ready, for
+/// ever. The next start (a supervisor's restart) recovers as usual: nothing was lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_hangs_at_start_up_fails_the_start_in_time() {
+    let dir = temp_dir("db-hang-start");
+    let port = free_port();
+    let _broker = Mosquitto::start(&dir, port);
+    let mut backend = Backend::external(port).await;
+    let proxy = DbProxy::start(5432).await;
+    backend.database_port = Some(proxy.port);
+    backend.database_extra = "write_timeout_secs = 2\n".into();
+    let mut v = Vakt::start(&backend, &dir);
+    let (mut ops, device, mut near) = clients_with_near_on_duty(&v, port).await;
+    device.publish_json("vakt/v1/alarms/fjord", alarm("u-1", "r1", "fall")).await;
+    near.expect(&staff_topic("near", "offers"), "the offer", |m| is(m, "offer", 1)).await;
+    v.kill9();
+
+    proxy.lose_replies_after("FROM checkpoints ORDER BY");
+    let status = v.restart_until_exit(Duration::from_secs(60)).unwrap_or_else(|| panic!("vakt still waits on the database:\n{}", v.log()));
+    assert!(!status.success());
+    let log = v.log();
+    assert!(log.contains("recovering the engine's state from the store") && log.contains("no answer from the database within 2 s"), "{log}");
+
+    v.restart();
+    assert_eq!(v.metric("vakt_open_incidents"), 1.0, "u-1 is still open");
+    reply(&near, "near", 1, "accept").await;
+    ops.expect("vakt/v1/incidents/fjord", "u-1 accepted after the restart", |e| is(e, "accepted", 1)).await;
+}
+
 /// `vakt import` fills the directory; a running engine picks the change up; a bad file
 /// is refused whole with its bad lines.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

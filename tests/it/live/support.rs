@@ -291,6 +291,22 @@ impl Vakt {
         self.wait_ready();
     }
 
+    /// The same configuration and store, a new process that is expected to give up: its
+    /// exit status, if it exits within `within` (it is killed otherwise).
+    pub fn restart_until_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn_child(&self.dir, &self.config, &self.backend.env);
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     pub fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(120);
         while Instant::now() < deadline {
