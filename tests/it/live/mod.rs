@@ -402,6 +402,19 @@ async fn running_with_a_session(backend: &Backend, dir: &std::path::Path, first:
     (v, ops, device, bearer)
 }
 
+/// A broker of the test's own, and a fresh PostgreSQL database that vakt reaches through
+/// a `DbProxy`, with writes bounded at 2 s (`write_timeout_secs`).
+async fn behind_a_database_proxy(name: &str) -> (std::path::PathBuf, u16, Mosquitto, Backend, DbProxy) {
+    let dir = temp_dir(name);
+    let port = free_port();
+    let broker = Mosquitto::start(&dir, port);
+    let mut backend = Backend::external(port).await;
+    let proxy = DbProxy::start(5432).await;
+    backend.database_port = Some(proxy.port);
+    backend.database_extra = "write_timeout_secs = 2\n".into();
+    (dir, port, broker, backend, proxy)
+}
+
 /// The database stops answering but does not refuse (its replies are lost on the way,
 /// as in a network partition): the write that hangs counts as failed after
 /// `write_timeout_secs`, and /readyz says so. The server had committed that write all
@@ -412,13 +425,7 @@ async fn running_with_a_session(backend: &Backend, dir: &std::path::Path, first:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_that_hangs_is_noticed_and_a_write_it_kept_is_not_repeated() {
     use sqlx::Row;
-    let dir = temp_dir("db-hang");
-    let port = free_port();
-    let _broker = Mosquitto::start(&dir, port);
-    let mut backend = Backend::external(port).await;
-    let proxy = DbProxy::start(5432).await;
-    backend.database_port = Some(proxy.port);
-    backend.database_extra = "write_timeout_secs = 2\n".into();
+    let (dir, _, _broker, backend, proxy) = behind_a_database_proxy("db-hang").await;
     let (v, mut ops, device, bearer) = running_with_a_session(&backend, &dir, "h-0").await;
     let bearer = &bearer;
 
@@ -463,13 +470,7 @@ async fn a_database_that_hangs_is_noticed_and_a_write_it_kept_is_not_repeated() 
 /// checkpoint on another connection cuts the log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_checkpoint_that_hangs_holds_the_engine_no_longer_than_the_write_timeout() {
-    let dir = temp_dir("checkpoint-hang");
-    let port = free_port();
-    let _broker = Mosquitto::start(&dir, port);
-    let mut backend = Backend::external(port).await;
-    let proxy = DbProxy::start(5432).await;
-    backend.database_port = Some(proxy.port);
-    backend.database_extra = "write_timeout_secs = 2\n".into();
+    let (dir, port, _broker, mut backend, proxy) = behind_a_database_proxy("checkpoint-hang").await;
     backend.checkpoint_every = Some(3);
     let v = Vakt::start(&backend, &dir);
     let (mut ops, device, mut near) = clients_with_near_on_duty(&v, port).await;
@@ -507,13 +508,7 @@ async fn a_checkpoint_that_hangs_holds_the_engine_no_longer_than_the_write_timeo
 /// ever. The next start (a supervisor's restart) recovers as usual: nothing was lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_that_hangs_at_start_up_fails_the_start_in_time() {
-    let dir = temp_dir("db-hang-start");
-    let port = free_port();
-    let _broker = Mosquitto::start(&dir, port);
-    let mut backend = Backend::external(port).await;
-    let proxy = DbProxy::start(5432).await;
-    backend.database_port = Some(proxy.port);
-    backend.database_extra = "write_timeout_secs = 2\n".into();
+    let (dir, port, _broker, backend, proxy) = behind_a_database_proxy("db-hang-start").await;
     let mut v = Vakt::start(&backend, &dir);
     let (mut ops, device, mut near) = clients_with_near_on_duty(&v, port).await;
     device.publish_json("vakt/v1/alarms/fjord", alarm("u-1", "r1", "fall")).await;
