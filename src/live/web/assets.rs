@@ -23,7 +23,9 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ("manifest.webmanifest", "application/manifest+json", include_bytes!("../../../web/manifest.webmanifest")),
     // The icon as pictures, for home screens that take no SVG (an iPhone's, 180 px) and
     // for installing on Android (512 px); drawn from icon.svg, without its rounded
-    // corners (the phone rounds them).
+    // corners (the phone rounds them). Draw them again when icon.svg changes: the SVG
+    // without `rx="14"`, at N × N px in a page of its own, then
+    // `chromium --headless --hide-scrollbars --window-size=N,N --screenshot=icon-N.png PAGE`.
     ("icon-180.png", "image/png", include_bytes!("../../../web/icon-180.png")),
     ("icon-512.png", "image/png", include_bytes!("../../../web/icon-512.png")),
 ];
