@@ -126,7 +126,7 @@ pub async fn start(settings: Settings, config_dir: Option<&Path>) -> Result<Runn
     let mut driver = driver::Driver::new(Engine::new(config), store.clone(), metrics.clone(), settings.wire.limits());
     driver.checkpoint_every = settings.database.checkpoint_every.max(1);
     driver.checkpoint_busy = Duration::from_secs(settings.database.checkpoint_busy_secs);
-    driver.write_timeout = settings.database.write_timeout();
+    driver.write_timeout = bound;
     let started = std::time::Instant::now();
     let replayed = driver.recover().await.context("recovering the engine's state from the store")?;
     let probe = store::within(bound, store.directory_probe()).await?;
