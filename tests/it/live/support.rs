@@ -285,18 +285,14 @@ impl Vakt {
 
     /// The same configuration and store, a new process (after a kill or a stop).
     pub fn restart(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.child = spawn_child(&self.dir, &self.config, &self.backend.env);
+        self.respawn();
         self.wait_ready();
     }
 
     /// The same configuration and store, a new process that is expected to give up: its
     /// exit status, if it exits within `within` (it is killed otherwise).
     pub fn restart_until_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.child = spawn_child(&self.dir, &self.config, &self.backend.env);
+        self.respawn();
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -305,6 +301,13 @@ impl Vakt {
             std::thread::sleep(Duration::from_millis(50));
         }
         None
+    }
+
+    /// Ends the process if it still runs and starts another on the same configuration.
+    fn respawn(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn_child(&self.dir, &self.config, &self.backend.env);
     }
 
     pub fn wait_ready(&mut self) {
