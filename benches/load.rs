@@ -271,17 +271,18 @@ fn store_commit(store: &'static str, rate: u64, secs: u64) -> Stats {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let dir = temp_dir("bench-commit");
         let body = "x".repeat(300);
-        let stats = if store == "sqlite" {
+        let db = if store == "sqlite" { support::Db::Sqlite(dir.join("floor.sqlite")) } else { rt.block_on(support::Db::fresh_postgres()) };
+        let stats = if let support::Db::Sqlite(_) = db {
             sqlx::any::install_default_drivers();
             let mut conn = rt.block_on(async {
-                let mut c = sqlx::AnyConnection::connect(&format!("sqlite://{}?mode=rwc", dir.join("floor.sqlite").display())).await.unwrap();
+                let mut c = sqlx::AnyConnection::connect(&format!("{}?mode=rwc", db.url())).await.unwrap();
                 sqlx::query("PRAGMA journal_mode=WAL").execute(&mut c).await.unwrap();
                 sqlx::query("CREATE TABLE floor (seq INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, body TEXT NOT NULL)").execute(&mut c).await.unwrap();
                 c
             });
             // vakt's log checkpointer beside it: a passive checkpoint every 100 ms on a
             // connection of its own (src/live/mod.rs, `checkpoint_wal`).
-            let url = format!("sqlite://{}", dir.join("floor.sqlite").display());
+            let url = db.url();
             let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
             let checkpointer = {
                 let stop = stop.clone();
@@ -296,7 +297,7 @@ fn store_commit(store: &'static str, rate: u64, secs: u64) -> Stats {
                     });
                 })
             };
-            let _ = std::process::Command::new("sync").status();
+            rt.block_on(settle_disk(&db));
             let stats = paced_commits(rate, secs, |n| {
                 let rows = vec!["(?, ?)"; n as usize].join(", ");
                 let sql = format!("BEGIN IMMEDIATE;\nINSERT INTO floor (at_ms, body) VALUES {rows};\nCOMMIT;");
@@ -310,27 +311,20 @@ fn store_commit(store: &'static str, rate: u64, secs: u64) -> Stats {
             checkpointer.join().unwrap();
             stats
         } else {
-            let name = unique("vakt_floor").replace('-', "_");
             let mut conn = rt.block_on(async {
-                let mut admin = support::postgres_admin().await;
-                sqlx::Executor::execute(&mut admin, format!("CREATE DATABASE {name}").as_str()).await.unwrap();
-                let mut c = sqlx::PgConnection::connect(&format!("postgres://postgres@127.0.0.1:5432/{name}")).await.unwrap();
+                let mut c = sqlx::PgConnection::connect(&db.url()).await.unwrap();
                 sqlx::query("CREATE TABLE floor (seq bigserial PRIMARY KEY, at_ms int8 NOT NULL, body text NOT NULL)").execute(&mut c).await.unwrap();
-                sqlx::Executor::execute(&mut admin, "CHECKPOINT").await.unwrap();
                 c
             });
-            let _ = std::process::Command::new("sync").status();
+            rt.block_on(settle_disk(&db));
             let stats = paced_commits(rate, secs, |n| {
                 let q = sqlx::query("INSERT INTO floor (at_ms, body) SELECT * FROM UNNEST($1::int8[], $2::text[])").bind(vec![0i64; n as usize]).bind(vec![body.as_str(); n as usize]);
                 rt.block_on(q.execute(&mut conn)).unwrap();
             });
-            rt.block_on(async {
-                drop(conn.close().await);
-                let mut admin = support::postgres_admin().await;
-                let _ = sqlx::Executor::execute(&mut admin, format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await;
-            });
+            drop(rt.block_on(conn.close()));
             stats
         };
+        rt.block_on(remove_store(&db, &dir));
         let _ = std::fs::remove_dir_all(&dir);
         stats
     })
@@ -384,7 +378,7 @@ async fn start_vakt(store: &str, residents: u64) -> (Vakt, AsyncClient) {
 
 async fn alarm_to_offer(store: &str, rate: u64, secs: u64) -> Stats {
     let (mut v, _staff) = start_vakt(store, rate * secs).await;
-    settle_disk(&v).await;
+    settle_disk(&v.backend.db).await;
     let (vakt_cpu, machine_cpu) = (process_cpu_secs(v.child.id()), machine_busy_secs());
     let stats = run_load(
         broker_port(),
@@ -432,7 +426,7 @@ async fn alarm_to_offer(store: &str, rate: u64, secs: u64) -> Stats {
         writes - v.metric("vakt_store_write_seconds_bucket{le=\"0.1\"}")
     );
     let _ = v.stop();
-    remove_store(&v).await;
+    remove_store(&v.backend.db, &v.dir).await;
     stats
 }
 
@@ -440,23 +434,24 @@ async fn alarm_to_offer(store: &str, rate: u64, secs: u64) -> Stats {
 /// directory import) left to write (PostgreSQL's dirty pages, the page cache) is
 /// written now, not in the middle of the step. Without this, the step after an
 /// overloaded one paid for its predecessor's checkpoint.
-async fn settle_disk(v: &Vakt) {
-    if let support::Db::Postgres(_) = &v.backend.db {
+async fn settle_disk(db: &support::Db) {
+    if let support::Db::Postgres(_) = db {
         let mut admin = support::postgres_admin().await;
         sqlx::Executor::execute(&mut admin, "CHECKPOINT").await.expect("CHECKPOINT");
     }
     let _ = std::process::Command::new("sync").status();
 }
 
-/// A step's store is removed after it (a full search leaves a million rows otherwise).
-async fn remove_store(v: &Vakt) {
-    match &v.backend.db {
+/// A step's store is removed after it (a full search leaves a million rows otherwise):
+/// the PostgreSQL database, or `dir`, which holds the SQLite file.
+async fn remove_store(db: &support::Db, dir: &std::path::Path) {
+    match db {
         support::Db::Postgres(name) => {
             let mut admin = support::postgres_admin().await;
             let _ = sqlx::Executor::execute(&mut admin, format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await;
         }
         support::Db::Sqlite(_) => {
-            let _ = std::fs::remove_dir_all(&v.dir);
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }

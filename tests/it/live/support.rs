@@ -65,6 +65,23 @@ pub enum Db {
     Postgres(String),
 }
 
+impl Db {
+    /// A new, empty database on the machine's PostgreSQL.
+    pub async fn fresh_postgres() -> Db {
+        let name = unique("vakt_it").replace('-', "_");
+        let mut admin = postgres_admin().await;
+        sqlx::Executor::execute(&mut admin, format!("CREATE DATABASE {name}").as_str()).await.expect("create test database");
+        Db::Postgres(name)
+    }
+
+    pub fn url(&self) -> String {
+        match self {
+            Db::Sqlite(path) => format!("sqlite://{}", path.display()),
+            Db::Postgres(name) => format!("postgres://postgres@127.0.0.1:5432/{name}"),
+        }
+    }
+}
+
 impl Backend {
     /// The embedded defaults: in-process broker on a free port, an SQLite file.
     pub fn embedded(dir: &std::path::Path) -> Backend {
@@ -89,10 +106,7 @@ impl Backend {
 
     /// An external broker on `mqtt_port` and a fresh PostgreSQL database.
     pub async fn external(mqtt_port: u16) -> Backend {
-        let name = unique("vakt_it").replace('-', "_");
-        let mut admin = postgres_admin().await;
-        sqlx::Executor::execute(&mut admin, format!("CREATE DATABASE {name}").as_str()).await.expect("create test database");
-        Backend::with(mqtt_port, false, Db::Postgres(name))
+        Backend::with(mqtt_port, false, Db::fresh_postgres().await)
     }
 
     /// An external broker on `mqtt_port` and an SQLite file.
@@ -105,10 +119,7 @@ impl Backend {
     }
 
     pub fn database_url(&self) -> String {
-        match &self.db {
-            Db::Sqlite(path) => format!("sqlite://{}", path.display()),
-            Db::Postgres(name) => format!("postgres://postgres@127.0.0.1:5432/{name}"),
-        }
+        self.db.url()
     }
 
     fn toml(&self, client_id: &str, http_port: u16) -> String {
