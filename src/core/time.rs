@@ -33,9 +33,11 @@ impl Timestamp {
         if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
             return Err(bad("expected YYYY-MM-DDTHH:MM:SS followed by Z or an offset"));
         }
+        // `get`, not indexing: a field may end inside a character of another script
+        // ("…:0é"), and that is a malformed time, not a panic.
         let num = |r: std::ops::Range<usize>| -> Result<i64, TimeError> {
-            let part = &s[r];
-            if !part.bytes().all(|c| c.is_ascii_digit()) {
+            let part = s.get(r).unwrap_or("");
+            if part.is_empty() || !part.bytes().all(|c| c.is_ascii_digit()) {
                 return Err(bad("non-digit in a date or time field"));
             }
             part.parse::<i64>().map_err(|_| bad("number out of range"))
@@ -62,7 +64,7 @@ impl Timestamp {
             let frac = &s[start..i.min(start + 3)];
             millis = frac.parse::<i64>().map_err(|_| bad("bad fraction"))? * 10i64.pow(3 - frac.len() as u32);
         }
-        let offset_secs = match &s[i..] {
+        let offset_secs = match s.get(i..).unwrap_or("") {
             "Z" | "z" => 0,
             tz if tz.len() == 6 && matches!(tz.as_bytes()[0], b'+' | b'-') && tz.as_bytes()[3] == b':' => {
                 let h = num(i + 1..i + 3)?;
@@ -209,7 +211,7 @@ mod tests {
 
     #[test]
     fn rfc3339_rejects_nonsense_with_a_reason() {
-        for bad in ["", "yesterday", "2024-02-30T00:00:00Z", "2023-02-29T00:00:00Z", "2024-01-01T25:00:00Z", "2024-01-01T00:00:00", "2024-01-01T00:00:00+1"] {
+        for bad in ["", "yesterday", "2024-02-30T00:00:00Z", "2023-02-29T00:00:00Z", "2024-01-01T25:00:00Z", "2024-01-01T00:00:00", "2024-01-01T00:00:00+1", "2024-01-01T00:00:0é", "2024-01-01T00:00:€0", "2024-01-01T00:00:00é", "2024-01-01T00:00:00.5é", "2024-01-01T00:00:00+0é:0"] {
             let e = Timestamp::parse_rfc3339(bad).unwrap_err();
             assert!(!e.reason.is_empty(), "{bad}");
         }

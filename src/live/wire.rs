@@ -247,6 +247,124 @@ mod tests {
         assert_eq!(parse_reply("s1", br#"{"incident_id":"I12","action":"accept"}"#, &l).unwrap_err().code, "invalid_field");
     }
 
+    /// Any JSON value, nested a little, with strings from every script.
+    fn any_json() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(serde_json::Value::from),
+            any::<String>().prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(2, 8, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map(any::<String>(), inner, 0..4).prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// What can go wrong with one field of a good message: a character replaced (a
+    /// broken encoder, a bit flip; half of them outside ASCII, where byte offsets and
+    /// characters part), a character cut out, the field missing, or any value at all.
+    #[derive(Debug, Clone)]
+    enum Damage {
+        Replace(usize, char),
+        Cut(usize),
+        Missing,
+        Value(serde_json::Value),
+    }
+
+    fn damage() -> impl proptest::strategy::Strategy<Value = Damage> {
+        use proptest::prelude::*;
+        let ch = prop_oneof![any::<char>(), proptest::char::range('\u{80}', '\u{10FFFF}')];
+        prop_oneof![
+            4 => (any::<usize>(), ch).prop_map(|(at, c)| Damage::Replace(at, c)),
+            1 => any::<usize>().prop_map(Damage::Cut),
+            1 => Just(Damage::Missing),
+            2 => any_json().prop_map(Damage::Value),
+        ]
+    }
+
+    /// A good message (its fields in order) with up to three fields damaged.
+    fn damaged(good: Vec<(&'static str, serde_json::Value)>) -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let n = good.len();
+        proptest::collection::vec((0..n, damage()), 0..=3).prop_map(move |hits| {
+            let mut fields: Vec<(&str, Option<serde_json::Value>)> = good.iter().map(|(k, v)| (*k, Some(v.clone()))).collect();
+            for (i, d) in hits {
+                let f = &mut fields[i].1;
+                *f = match (d, f.take()) {
+                    (Damage::Missing, _) => None,
+                    (Damage::Value(v), _) => Some(v),
+                    (d, Some(serde_json::Value::String(text))) => {
+                        let chars: Vec<char> = text.chars().collect();
+                        let at = match &d { Damage::Replace(at, _) | Damage::Cut(at) => at % chars.len().max(1), _ => 0 };
+                        let mut out: Vec<char> = chars.clone();
+                        match d {
+                            Damage::Replace(_, c) if !out.is_empty() => out[at] = c,
+                            Damage::Cut(_) if !out.is_empty() => {
+                                out.remove(at);
+                            }
+                            _ => {}
+                        }
+                        Some(serde_json::Value::String(out.into_iter().collect()))
+                    }
+                    (_, other) => other,
+                };
+            }
+            serde_json::Value::Object(fields.into_iter().filter_map(|(k, v)| Some((k.to_owned(), v?))).collect()).to_string()
+        })
+    }
+
+    /// Whatever arrives is either taken or refused with a listed code and a reason; it
+    /// never panics (a panic would end the engine, and the broker would hand the same
+    /// message to the restarted engine again).
+    fn taken_or_refused(r: Result<Input, WireReject>) -> Result<(), proptest::test_runner::TestCaseError> {
+        if let Err(e) = r {
+            proptest::prop_assert!(REJECT_CODES.contains(&e.code), "{e}");
+            proptest::prop_assert!(!e.detail.is_empty(), "{e}");
+        }
+        Ok(())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 2000, ..Default::default() })]
+
+        #[test]
+        fn any_alarm_message_is_taken_or_refused_with_a_reason(
+            payload in damaged(vec![
+                ("alarm_id", "a-1".into()), ("resident_id", "r-7".into()), ("kind", "fall".into()), ("priority", "critical".into()),
+                ("raised_at", "2024-03-01T08:59:58.250+01:00".into()), ("position", serde_json::json!({ "lat": 61.23, "lon": 7.1 })),
+                ("text", "Falt på badet".into()),
+            ]),
+            topic in proptest::prelude::any::<String>(),
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+        ) {
+            let l = WireLimits::default();
+            taken_or_refused(parse_alarm("sogndal", payload.as_bytes(), now(), &l))?;
+            taken_or_refused(parse_alarm(&topic, payload.as_bytes(), now(), &l))?;
+            taken_or_refused(parse_alarm("sogndal", &bytes, now(), &l))?;
+        }
+
+        #[test]
+        fn any_status_or_reply_is_taken_or_refused_with_a_reason(
+            status in damaged(vec![("state", "on_duty".into()), ("position", serde_json::json!({ "lat": 61.23, "lon": 7.1 }))]),
+            reply in damaged(vec![("incident_id", 12.into()), ("action", "close".into()), ("outcome", "false_alarm".into()), ("note", "Alt vel".into())]),
+            staff in proptest::prelude::any::<String>(),
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+        ) {
+            let l = WireLimits::default();
+            for who in ["s1", staff.as_str()] {
+                taken_or_refused(parse_status(who, status.as_bytes(), &l))?;
+                taken_or_refused(parse_reply(who, reply.as_bytes(), &l))?;
+                taken_or_refused(parse_status(who, &bytes, &l))?;
+                taken_or_refused(parse_reply(who, &bytes, &l))?;
+            }
+        }
+    }
+
     #[test]
     fn rejects_are_published_as_json() {
         let r = WireReject::new("unknown_kind", "\"earthquake\" is not an alarm kind");
