@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use rumqttc::Publish;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::metrics::Metrics;
 use super::outbound::{self, IncidentContext};
@@ -871,18 +871,42 @@ impl Checkpoint {
 
 /// Routes a topic to its parser.
 pub fn parse_topic(topic: &str, payload: &[u8], now: Timestamp, limits: &WireLimits) -> Result<Input, WireReject> {
-    let parts: Vec<&str> = topic.split('/').collect();
-    match parts.as_slice() {
-        ["vakt", "v1", "alarms", m] => wire::parse_alarm(m, payload, now, limits),
-        ["vakt", "v1", "staff", s, "status"] => wire::parse_status(s, payload, limits),
-        ["vakt", "v1", "staff", s, "replies"] => wire::parse_reply(s, payload, limits),
-        _ => Err(WireReject { code: "bad_topic", detail: format!("vakt does not take messages on {topic:?}") }),
-    }
+    refused_on_panic(topic, || {
+        let parts: Vec<&str> = topic.split('/').collect();
+        match parts.as_slice() {
+            ["vakt", "v1", "alarms", m] => wire::parse_alarm(m, payload, now, limits),
+            ["vakt", "v1", "staff", s, "status"] => wire::parse_status(s, payload, limits),
+            ["vakt", "v1", "staff", s, "replies"] => wire::parse_reply(s, payload, limits),
+            _ => Err(WireReject { code: "bad_topic", detail: format!("vakt does not take messages on {topic:?}") }),
+        }
+    })
+}
+
+/// A message that makes a parser panic (a fault in vakt: the parsers are pure, so
+/// nothing is left half done) is refused as `unreadable` instead of ending the engine:
+/// the broker would give the restarted engine the same message again, and again, and
+/// no alarm after it would get through.
+fn refused_on_panic(topic: &str, parse: impl FnOnce() -> Result<Input, WireReject>) -> Result<Input, WireReject> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(parse)).unwrap_or_else(|panic| {
+        let why = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_default();
+        error!(topic, panic = %why, "a parser panicked on a message: a fault in vakt; the message is refused");
+        Err(WireReject { code: "unreadable", detail: "vakt could not read this message (a fault in vakt, logged); it was refused".to_owned() })
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_parser_that_panics_refuses_the_message_and_the_engine_goes_on() {
+        let r = refused_on_panic("vakt/v1/alarms/demo", || panic!("a fault"));
+        let e = r.unwrap_err();
+        assert_eq!(e.code, "unreadable");
+        assert!(wire::REJECT_CODES.contains(&e.code));
+        let limits = WireLimits::default();
+        assert!(parse_topic("vakt/v1/staff/s1/status", br#"{"state":"off_duty"}"#, Timestamp::from_secs(0), &limits).is_ok());
+    }
 
     /// Checkpoints stored before open incidents were kept (a bare snapshot) still read,
     /// and the new kind reads back whole.

@@ -50,7 +50,7 @@ impl std::fmt::Display for WireReject {
 }
 
 /// The codes, all of them: the metric's `reason` label takes only these values.
-pub const REJECT_CODES: &[&str] = &["payload_too_large", "not_utf8", "malformed_json", "invalid_field", "unknown_kind", "absurd_timestamp", "bad_topic"];
+pub const REJECT_CODES: &[&str] = &["payload_too_large", "not_utf8", "malformed_json", "invalid_field", "unknown_kind", "absurd_timestamp", "bad_topic", "unreadable"];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
