@@ -55,7 +55,7 @@ fn run(args: &[String]) -> Result<(), String> {
         "import" => {
             let [what, file, flags @ ..] = rest else { return Err(format!("import takes residents|staff FILE.csv\n\n{USAGE}")) };
             let config = config_flag(flags, "import")?;
-            let settings = load_settings(config.as_deref())?;
+            let (settings, engine) = vakt::settings::load(config.as_deref()).map_err(|e| e.to_string())?;
             let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {file}: {e}"))?;
             let url = settings.database.url.clone();
             runtime()?.block_on(async move {
@@ -63,12 +63,12 @@ fn run(args: &[String]) -> Result<(), String> {
                 let now = vakt::live::driver::wall_clock().as_millis();
                 let n = match what.as_str() {
                     "residents" => {
-                        let rows = vakt::live::directory::parse_residents(&text)?;
+                        let rows = vakt::live::directory::parse_residents(&text, &engine)?;
                         store.upsert_residents(&rows, now).await?;
                         rows.len()
                     }
                     "staff" => {
-                        let rows = vakt::live::directory::parse_staff(&text)?;
+                        let rows = vakt::live::directory::parse_staff(&text, &engine)?;
                         store.upsert_staff(&rows, now).await?;
                         rows.len()
                     }

@@ -4,13 +4,14 @@
 //! (`regular_helpers`: staff ids separated by `;`, may be empty).
 //! `staff.csv`: `staff_id,municipality,name,roles` (`roles`: `;`-separated, from
 //! `nurse`, `health_worker`, `assistant`, `technician`). A header row is required.
-//! Every row is checked; a file with any bad row is refused whole, with every bad line.
+//! Every row is checked, and so is its municipality against the configuration; a file
+//! with any bad row (or an id twice) is refused whole, with every bad line.
 
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use crate::core::{MunicipalityId, Position, Resident, ResidentId, Roles, Staff, StaffId};
+use crate::core::{EngineConfig, MunicipalityId, Position, Resident, ResidentId, Roles, Staff, StaffId};
 use crate::settings::parse_role;
 
 pub const RESIDENT_COLUMNS: &[&str] = &["resident_id", "municipality", "lat", "lon", "address", "notes", "regular_helpers"];
@@ -36,7 +37,9 @@ pub fn read_source(source: &str, base: Option<&Path>) -> Result<String> {
     std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))
 }
 
-fn records(text: &str, columns: &[&str]) -> Result<Vec<(usize, csv::StringRecord)>> {
+/// The file's rows with the line each starts on (a quoted field may hold a line
+/// break), or what is wrong with a row (a wrong number of fields, bad UTF-8).
+fn records(text: &str, columns: &[&str]) -> Result<Vec<(u64, Result<csv::StringRecord, String>)>> {
     let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
     let header = reader.headers().context("reading the header row")?.clone();
     let found: Vec<&str> = header.iter().collect();
@@ -44,18 +47,49 @@ fn records(text: &str, columns: &[&str]) -> Result<Vec<(usize, csv::StringRecord
         bail!("the header must be {} (found {})", columns.join(","), found.join(","));
     }
     let mut out = Vec::new();
-    for (i, rec) in reader.records().enumerate() {
-        let line = i + 2;
-        out.push((line, rec.with_context(|| format!("line {line}"))?));
+    let mut line = 2;
+    for rec in reader.records() {
+        match rec {
+            Ok(rec) => {
+                line = rec.position().map_or(line, |p| p.line());
+                out.push((line, Ok(rec)));
+            }
+            Err(e) => {
+                line = e.position().map_or(line, |p| p.line());
+                let why = match e.kind() {
+                    csv::ErrorKind::UnequalLengths { len, .. } => format!("{len} fields; the header has {}", columns.len()),
+                    _ => e.to_string(),
+                };
+                out.push((line, Err(why)));
+            }
+        }
+        line += 1;
     }
     Ok(out)
 }
 
-fn collect<T>(rows: Vec<(usize, csv::StringRecord)>, parse: impl Fn(&csv::StringRecord) -> Result<T>) -> Result<Vec<T>> {
+/// Parses every row, and refuses the whole file if any row is bad, listing each: a
+/// row `parse` refuses, a municipality the configuration does not have (its alarms
+/// could never be routed), or an id already on an earlier line (one of the two would
+/// silently win).
+fn collect<T>(rows: Vec<(u64, Result<csv::StringRecord, String>)>, config: &EngineConfig, parse: impl Fn(&csv::StringRecord) -> Result<T>, key: impl Fn(&T) -> (&str, &MunicipalityId)) -> Result<Vec<T>> {
     let mut ok = Vec::new();
     let mut errors = Vec::new();
+    let mut first_line: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
     for (line, rec) in rows {
-        match parse(&rec) {
+        let parsed = rec.map_err(anyhow::Error::msg).and_then(|r| parse(&r)).and_then(|v| {
+            let (id, municipality) = key(&v);
+            if config.municipality_index(municipality).is_none() {
+                let known: Vec<&str> = config.municipalities.iter().map(|m| m.id.as_str()).collect();
+                bail!("municipality {:?} is not in the configuration (it has {})", municipality.as_str(), known.join(", "));
+            }
+            if let Some(earlier) = first_line.insert(id.to_owned(), line) {
+                first_line.insert(id.to_owned(), earlier);
+                bail!("{id:?} is already on line {earlier}");
+            }
+            Ok(v)
+        });
+        match parsed {
             Ok(v) => ok.push(v),
             Err(e) => errors.push(format!("line {line}: {e:#}")),
         }
@@ -70,53 +104,97 @@ fn number(rec: &csv::StringRecord, i: usize, name: &str) -> Result<f64> {
     rec[i].parse::<f64>().with_context(|| format!("{name} {:?} is not a number", &rec[i]))
 }
 
-pub fn parse_residents(text: &str) -> Result<Vec<Resident>> {
-    collect(records(text, RESIDENT_COLUMNS)?, |r| {
-        Ok(Resident {
-            id: ResidentId::parse(&r[0])?,
-            municipality: MunicipalityId::parse(&r[1])?,
-            home: Position::new(number(r, 2, "lat")?, number(r, 3, "lon")?)?,
-            address: r[4].to_owned(),
-            notes: r[5].to_owned(),
-            regular_helpers: r[6].split(';').map(str::trim).filter(|s| !s.is_empty()).map(StaffId::parse).collect::<Result<_, _>>()?,
-        })
-    })
+/// Residents for the municipalities `config` has.
+pub fn parse_residents(text: &str, config: &EngineConfig) -> Result<Vec<Resident>> {
+    let rows = records(text, RESIDENT_COLUMNS)?;
+    collect(
+        rows,
+        config,
+        |r| {
+            Ok(Resident {
+                id: ResidentId::parse(&r[0])?,
+                municipality: MunicipalityId::parse(&r[1])?,
+                home: Position::new(number(r, 2, "lat")?, number(r, 3, "lon")?)?,
+                address: r[4].to_owned(),
+                notes: r[5].to_owned(),
+                regular_helpers: r[6].split(';').map(str::trim).filter(|s| !s.is_empty()).map(StaffId::parse).collect::<Result<_, _>>()?,
+            })
+        },
+        |r| (r.id.as_str(), &r.municipality),
+    )
 }
 
-/// Staff with their display names (the engine does not need names; the apps do).
-pub fn parse_staff(text: &str) -> Result<Vec<(Staff, String)>> {
-    collect(records(text, STAFF_COLUMNS)?, |r| {
-        let roles = r[3].split(';').map(str::trim).filter(|s| !s.is_empty()).map(parse_role).collect::<Result<Vec<_>, _>>()?;
-        Ok((Staff { id: StaffId::parse(&r[0])?, municipality: MunicipalityId::parse(&r[1])?, roles: Roles::of(&roles) }, r[2].to_owned()))
-    })
+/// Staff for the municipalities `config` has, with their display names (the engine
+/// does not need names; the apps do).
+pub fn parse_staff(text: &str, config: &EngineConfig) -> Result<Vec<(Staff, String)>> {
+    let rows = records(text, STAFF_COLUMNS)?;
+    collect(
+        rows,
+        config,
+        |r| {
+            let roles = r[3].split(';').map(str::trim).filter(|s| !s.is_empty()).map(parse_role).collect::<Result<Vec<_>, _>>()?;
+            Ok((Staff { id: StaffId::parse(&r[0])?, municipality: MunicipalityId::parse(&r[1])?, roles: Roles::of(&roles) }, r[2].to_owned()))
+        },
+        |(s, _)| (s.id.as_str(), &s.municipality),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn config(name: &str) -> EngineConfig {
+        let path = (name != "demo").then(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("config/{name}.toml")));
+        crate::settings::load(path.as_deref()).unwrap().1
+    }
+
     #[test]
     fn shipped_samples_parse() {
         for (name, text) in BUILTIN {
+            let c = config(if name.starts_with("demo") { "demo" } else { "indre-sogn" });
             if name.contains("residents") {
-                assert!(parse_residents(text).unwrap().len() >= 10, "{name}");
+                assert!(parse_residents(text, &c).unwrap().len() >= 10, "{name}");
             } else {
-                assert!(parse_staff(text).unwrap().len() >= 4, "{name}");
+                assert!(parse_staff(text, &c).unwrap().len() >= 4, "{name}");
             }
         }
     }
 
     #[test]
     fn bad_rows_are_listed_and_nothing_is_imported() {
+        let c = config("demo");
         let text = "resident_id,municipality,lat,lon,address,notes,regular_helpers\nr1,demo,61.2,7.1,Vegen 1,,s1;s2\nr 2,demo,61.2,7.1,,,\nr3,demo,161,7.1,,,\n";
-        let e = parse_residents(text).unwrap_err().to_string();
+        let e = parse_residents(text, &c).unwrap_err().to_string();
         assert!(e.contains("2 bad row(s)") && e.contains("line 3") && e.contains("line 4") && e.contains("latitude"), "{e}");
-        let e = parse_staff("id,municipality\n").unwrap_err().to_string();
+        let e = parse_staff("id,municipality\n", &c).unwrap_err().to_string();
         assert!(e.contains("header must be staff_id,municipality,name,roles"), "{e}");
-        let e = parse_staff("staff_id,municipality,name,roles\ns1,demo,Kari,nurse;pilot\n").unwrap_err().to_string();
+        let e = parse_staff("staff_id,municipality,name,roles\ns1,demo,Kari,nurse;pilot\n", &c).unwrap_err().to_string();
         assert!(e.contains("unknown role \"pilot\""), "{e}");
-        let ok = parse_residents("resident_id,municipality,lat,lon,address,notes,regular_helpers\nr1,demo,61.2,7.1,\"Vegen 1, 6856 Sogndal\",Nøkkelboks,s1;s2\n").unwrap();
+        let ok = parse_residents("resident_id,municipality,lat,lon,address,notes,regular_helpers\nr1,demo,61.2,7.1,\"Vegen 1, 6856 Sogndal\",Nøkkelboks,s1;s2\n", &c).unwrap();
         assert_eq!(ok[0].address, "Vegen 1, 6856 Sogndal");
         assert_eq!(ok[0].regular_helpers.len(), 2);
+    }
+
+    /// What a spreadsheet export gets wrong is each listed by its line, and the rest of
+    /// the file is still checked: a row with a field too few or too many, a typo in a
+    /// municipality (its residents' alarms could never be routed), an id twice.
+    #[test]
+    fn short_rows_unknown_municipalities_and_repeated_ids_are_listed_by_line() {
+        let c = config("demo");
+        let text = "resident_id,municipality,lat,lon,address,notes,regular_helpers\n\
+            r1,demo,61.2,7.1,\"Vegen 1,\n6856 Sogndal\",,\n\
+            r2,demo,61.2,7.1,,\n\
+            r3,dmeo,61.2,7.1,,,\n\
+            r4,demo,61.2,7.1,,,\n\
+            r1,demo,61.3,7.2,,,\n\
+            r5,demo,61.2,7.1,,,,extra\n";
+        let e = parse_residents(text, &c).unwrap_err().to_string();
+        assert!(e.starts_with("4 bad row(s), nothing imported"), "{e}");
+        assert!(e.contains("line 4: 6 fields; the header has 7"), "{e}");
+        assert!(e.contains("line 5: municipality \"dmeo\" is not in the configuration (it has demo)"), "{e}");
+        assert!(e.contains("line 7: \"r1\" is already on line 2"), "{e}");
+        assert!(e.contains("line 8: 8 fields; the header has 7"), "{e}");
+        let e = parse_staff("staff_id,municipality,name,roles\ns1,demo,Kari,nurse\ns1,demo,Kari N,nurse\ns2,vik,Ola,nurse\n", &c).unwrap_err().to_string();
+        assert!(e.contains("line 3: \"s1\" is already on line 2") && e.contains("line 4: municipality \"vik\""), "{e}");
     }
 }

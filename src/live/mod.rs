@@ -112,7 +112,7 @@ pub async fn start(settings: Settings, config_dir: Option<&Path>) -> Result<Runn
     let bound = settings.database.write_timeout();
     let store = open_store_with_retry(&settings.database.url, bound).await?;
     info!(backend = ?store.backend, url = %store::redact(&settings.database.url), "store open, migrations applied");
-    store::within(bound, seed(&store, &settings, config_dir)).await.context("seeding the directory")?;
+    store::within(bound, seed(&store, &settings, &config, config_dir)).await.context("seeding the directory")?;
 
     // HTTP before recovery, so /healthz answers (and /readyz says "not yet") meanwhile.
     let web = web::AppState::new(&settings, store.clone(), metrics.clone(), ready_rx.clone(), engine_tx.clone(), live_tx.clone(), &config);
@@ -337,19 +337,19 @@ async fn open_store_with_retry(url: &str, bound: Duration) -> Result<store::Stor
 }
 
 /// Imports the configured sample residents and staff into an empty directory.
-async fn seed(store: &store::Store, settings: &Settings, config_dir: Option<&Path>) -> Result<()> {
+async fn seed(store: &store::Store, settings: &Settings, config: &crate::core::EngineConfig, config_dir: Option<&Path>) -> Result<()> {
     let now = driver::wall_clock().as_millis();
     let counts = store.directory_probe().await?;
     if let Some(src) = &settings.seed.residents {
         if counts.residents == 0 {
-            let rows = directory::parse_residents(&directory::read_source(src, config_dir)?).with_context(|| format!("seed residents {src}"))?;
+            let rows = directory::parse_residents(&directory::read_source(src, config_dir)?, config).with_context(|| format!("seed residents {src}"))?;
             info!(count = rows.len(), source = %src, "seeding sample residents");
             store.upsert_residents(&rows, now).await?;
         }
     }
     if let Some(src) = &settings.seed.staff {
         if counts.staff == 0 {
-            let rows = directory::parse_staff(&directory::read_source(src, config_dir)?).with_context(|| format!("seed staff {src}"))?;
+            let rows = directory::parse_staff(&directory::read_source(src, config_dir)?, config).with_context(|| format!("seed staff {src}"))?;
             info!(count = rows.len(), source = %src, "seeding sample staff");
             store.upsert_staff(&rows, now).await?;
         }

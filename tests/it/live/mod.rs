@@ -543,11 +543,12 @@ async fn import_fills_the_directory_of_a_running_engine() {
         std::process::Command::new(env!("CARGO_BIN_EXE_vakt")).args(["import", what]).arg(file).arg("--config").arg(&v.config).output().unwrap()
     };
     let bad = dir.join("bad.csv");
-    std::fs::write(&bad, "resident_id,municipality,lat,lon,address,notes,regular_helpers\nnew-1,fjord,61.2,7.1,Nyvegen 1,,\nnew 2,fjord,61.2,7.1,,,\n").unwrap();
+    std::fs::write(&bad, "resident_id,municipality,lat,lon,address,notes,regular_helpers\nnew-1,fjord,61.2,7.1,Nyvegen 1,,\nnew 2,fjord,61.2,7.1,,,\nnew-3,fjrod,61.2,7.1,,,\n").unwrap();
     let out = import("residents", &bad);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("1 bad row(s), nothing imported") && err.contains("line 3"), "{err}");
+    assert!(err.contains("2 bad row(s), nothing imported") && err.contains("line 3"), "{err}");
+    assert!(err.contains("line 4: municipality \"fjrod\" is not in the configuration (it has fjord)"), "{err}");
 
     let good = dir.join("good.csv");
     std::fs::write(&good, "resident_id,municipality,lat,lon,address,notes,regular_helpers\nnew-1,fjord,61.2,7.1,Nyvegen 1,Ring på,near\n").unwrap();
