@@ -366,6 +366,34 @@ async fn the_map_shows_what_is_in_scope() {
     assert_eq!((light["staff"].clone(), light["incidents"].as_array().map(Vec::len)), (dal["staff"].clone(), Some(1)));
     let (status, _, body) = api.call("GET", "/api/map?residents=maybe", &dalops, None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "bad_request", "{body}");
+    assert!(body["message"].as_str().unwrap().contains("residents"), "{body}");
+    api.stop().await;
+}
+
+/// What the router refuses before any handler runs (a path or query that does not
+/// parse, a path the API does not have, a method a path does not take) is the same
+/// JSON error as every other, so an API client reads every error one way.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_refusal_is_a_json_error() {
+    let api = Api::start().await;
+    let (status, _, body) = api.call("GET", "/api/incidents/abc", &api.admin, None).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("bad_request")), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("abc"), "{body}");
+    let (status, _, body) = api.call("GET", "/api/incidents/99999", &api.admin, None).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::NOT_FOUND, Some("unknown_incident")), "{body}");
+    let (status, _, body) = api.call("GET", "/api/nowhere", &api.admin, None).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "{body}");
+    let (status, headers, body) = api.call("DELETE", "/api/incidents", &api.admin, None).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed")), "{body}");
+    assert_eq!(headers.get(header::ALLOW).map(|v| v.to_str().unwrap()), Some("GET,HEAD"));
+    assert_eq!(headers.get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap()), Some("application/json"));
+    // Still a session's question first: no one learns what the API has without one.
+    let (status, _, body) = api.call("GET", "/api/incidents/abc", &Auth::None, None).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("login_required")), "{body}");
+    // The pages are not the API's: an unknown page is a plain 404.
+    let (status, _, _) = api.call("GET", "/nowhere", &Auth::None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     api.stop().await;
 }
 

@@ -11,7 +11,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::Json;
 use futures_util::Stream;
 use serde::Deserialize;
@@ -48,6 +48,36 @@ pub fn routes() -> Router<AppState> {
         .route("/api/staff/me/replies", post(staff_reply))
         .route("/api/staff/me/stream", get(staff_stream))
         .route("/api/openapi.json", get(openapi))
+        .route("/api/{*rest}", any(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API path (see /api/openapi.json)") }))
+        .layer(axum::middleware::map_response(json_errors))
+}
+
+/// The API's own refusals are JSON already. What axum refuses before a handler runs (a
+/// path or query that does not parse, a method the path does not take) comes as text:
+/// it gets the same `{"error", "message"}` shape, so an API client reads every error
+/// one way.
+async fn json_errors(r: Response) -> Response {
+    let status = r.status();
+    let json = r.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || json {
+        return r;
+    }
+    let code = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        s if s.is_client_error() => "bad_request",
+        _ => "internal",
+    };
+    let (parts, body) = r.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024).await.map(|b| String::from_utf8_lossy(&b).trim().to_owned()).unwrap_or_default();
+    let message = if text.is_empty() { status.canonical_reason().unwrap_or("refused").to_lowercase() } else { text };
+    let mut out = ApiError::new(status, code, message).into_response();
+    if let Some(allow) = parts.headers.get(header::ALLOW) {
+        out.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    out
 }
 
 /// Every route above, as (method, path): the OpenAPI document is tested against it.
