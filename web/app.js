@@ -80,7 +80,7 @@ function offerCard(i) {
     const outcome = el('select', { 'data-field': 'outcome' },
       el('option', { value: 'helped' }, t('Helped')), el('option', { value: 'false_alarm' }, t('False alarm')),
       el('option', { value: 'referred_to_health_service' }, t('Referred to the health service')), el('option', { value: 'technical_fixed' }, t('Technical, fixed')));
-    const note = el('textarea', { rows: 2, 'data-field': 'note', placeholder: t('Note') });
+    const note = el('textarea', { rows: 2, maxlength: 2000, 'data-field': 'note', placeholder: t('Note') });
     const draft = drafts.get(i.incident_id);
     if (draft) { outcome.value = draft.outcome; note.value = draft.note; }
     const keep = () => drafts.set(i.incident_id, { outcome: outcome.value, note: note.value });

@@ -201,7 +201,7 @@ function actionPanel(i, status) {
     }
     await Promise.all([loadIncidents(), loadDetail()]);
   };
-  const note = el('textarea', { id: 'note-text', rows: 2, placeholder: t('Note (for the record, or with Resolve)') });
+  const note = el('textarea', { id: 'note-text', rows: 2, maxlength: 2000, placeholder: t('Note (for the record, or with Resolve)') });
   note.value = noteDrafts.get(i.incident_id) || '';
   note.addEventListener('input', () => noteDrafts.set(i.incident_id, note.value));
   const pick = el('select', { id: 'assign-staff' }, ...staff.filter((s) => s.on_duty).map((s) => el('option', { value: s.staff_id }, s.busy ? t('{name} (busy)', { name: s.name || s.staff_id }) : s.name || s.staff_id)));

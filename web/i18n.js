@@ -80,6 +80,7 @@ export const NB_ERRORS = {
   off_duty: 'Du er ikke på vakt.',
   nothing_to_cancel: 'Det er ingenting å avbryte.',
   empty_note: 'Notatet er tomt.',
+  note_too_long: 'Notatet er for langt (høyst 2000 tegn).',
   not_ready: 'Systemet starter opp, eller databasen tar ikke imot endringer nå. Ingenting ble endret; prøv igjen om litt.',
   store_unavailable: 'Databasen svarer ikke akkurat nå. Prøv igjen om litt.',
   not_stored_yet: 'Handlingen er tatt imot, men kan ikke lagres ennå. Den gjennomføres når databasen svarer igjen; ikke gjenta den.',

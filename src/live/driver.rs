@@ -344,7 +344,12 @@ impl Driver {
                 };
                 Input::OperatorAnswer { centre, operator, incident }
             }
-            OperatorAct::Resolve { note } => Input::OperatorResolve { operator, incident, note },
+            OperatorAct::Resolve { note } => {
+                if let Some(n) = &note {
+                    note_fits(n).map_err(|d| refused("note_too_long", d))?;
+                }
+                Input::OperatorResolve { operator, incident, note }
+            }
             OperatorAct::ForwardToHomeCare => Input::OperatorForward { operator, incident },
             OperatorAct::Assign { staff_id } => Input::OperatorAssign { operator, incident, staff: staff_id },
             OperatorAct::Escalate => Input::OperatorEscalate { operator, incident },
@@ -352,6 +357,7 @@ impl Driver {
                 if note.trim().is_empty() {
                     return Err(refused("empty_note", "a note has some text".into()));
                 }
+                note_fits(&note).map_err(|d| refused("note_too_long", d))?;
                 Input::OperatorNote { operator, incident, note }
             }
         })
@@ -867,6 +873,17 @@ impl Checkpoint {
     fn parse(state: &str) -> serde_json::Result<Checkpoint> {
         serde_json::from_str::<Checkpoint>(state).or_else(|e| serde_json::from_str::<crate::core::Snapshot>(state).map(|engine| Checkpoint { engine, contexts: Vec::new() }).map_err(|_| e))
     }
+}
+
+/// An operator's note is held to what a staff member's is on the wire
+/// ([`wire::MAX_NOTE_CHARS`]): it goes into the log, the incident's events and every
+/// dashboard's live feed.
+fn note_fits(note: &str) -> Result<(), String> {
+    let n = note.chars().count();
+    if n > wire::MAX_NOTE_CHARS {
+        return Err(format!("a note has at most {} characters; this one has {n}", wire::MAX_NOTE_CHARS));
+    }
+    Ok(())
 }
 
 /// Routes a topic to its parser.

@@ -150,13 +150,16 @@ pub fn parse_status(staff: &str, payload: &[u8], limits: &WireLimits) -> Result<
     }
 }
 
+/// The longest note a reply (or an operator's action) may carry, in characters.
+pub const MAX_NOTE_CHARS: usize = 2000;
+
 /// `vakt/v1/staff/{staff_id}/replies` → `Input::StaffReply`.
 pub fn parse_reply(staff: &str, payload: &[u8], limits: &WireLimits) -> Result<Input, WireReject> {
     let staff = StaffId::parse(staff).map_err(|e| WireReject::new("bad_topic", e.to_string()))?;
     let m: ReplyMsg = json(payload, limits)?;
     if let Some(note) = &m.note {
-        if note.chars().count() > 2000 {
-            return Err(WireReject::new("invalid_field", "note: longer than 2000 characters"));
+        if note.chars().count() > MAX_NOTE_CHARS {
+            return Err(WireReject::new("invalid_field", format!("note: longer than {MAX_NOTE_CHARS} characters")));
         }
     }
     let reply = match (m.action, m.outcome) {

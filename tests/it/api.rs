@@ -531,6 +531,14 @@ async fn roles_and_centres_that_may_not_are_refused_and_change_nothing() {
     // What they may do works, and the audit trail says who.
     let (status, _, body) = api.call("POST", "/api/incidents/2/actions", &dalops, Some(json!({ "action": "answer" }))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    // Notes have some text, and no more than a staff member's may have (2,000 characters).
+    let long = "å".repeat(2001);
+    for (act, code) in [(json!({ "action": "note", "note": " " }), "empty_note"), (json!({ "action": "note", "note": long }), "note_too_long"), (json!({ "action": "resolve", "note": long }), "note_too_long")] {
+        let (status, _, body) = api.call("POST", "/api/incidents/2/actions", &dalops, Some(act)).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some(code)), "{body}");
+    }
+    let (status, _, body) = api.call("POST", "/api/incidents/2/actions", &dalops, Some(json!({ "action": "note", "note": "å".repeat(2000) }))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let (status, _, body) = api.call("POST", "/api/incidents/2/actions", &dalops, Some(json!({ "action": "note", "note": "Rang back, all well" }))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (status, _, body) = api.call("POST", "/api/incidents/2/actions", &dalops, Some(json!({ "action": "resolve", "note": "Pressed by mistake" }))).await;
@@ -554,7 +562,19 @@ async fn roles_and_centres_that_may_not_are_refused_and_change_nothing() {
     assert_eq!(two["incident"]["open"], false);
     // Every attempt is in the audit trail, refused ones with their reason.
     let audit: Vec<(&str, &str, &str)> = two["audit"].as_array().unwrap().iter().map(|a| (a["username"].as_str().unwrap(), a["action"].as_str().unwrap(), a["outcome"].as_str().unwrap())).collect();
-    assert_eq!(audit, [("ops", "answer", "not_your_centre"), ("dalops", "answer", "ok"), ("dalops", "note", "ok"), ("dalops", "resolve", "ok")]);
+    assert_eq!(
+        audit,
+        [
+            ("ops", "answer", "not_your_centre"),
+            ("dalops", "answer", "ok"),
+            ("dalops", "note", "empty_note"),
+            ("dalops", "note", "note_too_long"),
+            ("dalops", "resolve", "note_too_long"),
+            ("dalops", "note", "ok"),
+            ("dalops", "note", "ok"),
+            ("dalops", "resolve", "ok")
+        ]
+    );
     let one = api.incident(1).await;
     let outcomes: Vec<(&str, &str)> = one["audit"].as_array().unwrap().iter().map(|a| (a["username"].as_str().unwrap(), a["outcome"].as_str().unwrap())).collect();
     assert_eq!(outcomes, [("dalops", "not_your_centre"), ("ops", "ok")]);
