@@ -20,6 +20,13 @@ use super::geo::Position;
 use super::ids::{AlarmId, CentreId, IncidentId, OperatorId, ResidentId, StaffId};
 use super::incident::{Incident, Stage};
 use super::input::{Input, Outcome, StaffReply};
+
+/// An alarm as the dedupe window knows it: its id and the resident it came for. Gateways
+/// number their alarms independently (a SIA receiver's 0001–9999, a device's counter
+/// after a restart), so the same id for another resident is another alarm, never a
+/// redelivery. `None` only in entries restored from a snapshot taken before the
+/// resident was part of the key: those still match by id until they leave the window.
+pub(crate) type SeenKey = (AlarmId, Option<ResidentId>);
 use super::people::{Resident, Staff};
 use super::routing::{StaffPoint, Team, point};
 use super::time::Timestamp;
@@ -81,8 +88,9 @@ pub struct Engine {
     /// its table rehashes every entry at once (with half a million open incidents in the
     /// load bench, a pause of a tenth of a second); a B-tree grows a node at a time.
     pub(crate) open_by_resident: BTreeMap<ResidentId, IncidentId>,
-    pub(crate) seen_alarms: BTreeMap<AlarmId, Timestamp>,
-    pub(crate) seen_order: VecDeque<(Timestamp, AlarmId)>,
+    /// Alarms in the dedupe window, by alarm id and resident: when last seen.
+    pub(crate) seen_alarms: BTreeMap<SeenKey, Timestamp>,
+    pub(crate) seen_order: VecDeque<(Timestamp, SeenKey)>,
     pub(crate) timers: BTreeSet<(Timestamp, IncidentId)>,
     pub(crate) next_incident: u64,
     pub(crate) actions: VecDeque<Action>,
@@ -342,6 +350,13 @@ impl Engine {
         }
     }
 
+    /// A redelivery: this alarm id for this resident within the window, or the id
+    /// alone from a snapshot taken before residents told alarms apart.
+    fn seen(&self, alarm: &Alarm) -> bool {
+        let key = (alarm.id.clone(), Some(alarm.resident.clone()));
+        self.seen_alarms.contains_key(&key) || self.seen_alarms.contains_key(&(key.0, None))
+    }
+
     fn prune_seen(&mut self, now: Timestamp) {
         let horizon = now - self.config.dedupe_window;
         while let Some((t, _)) = self.seen_order.front() {
@@ -359,7 +374,7 @@ impl Engine {
 
     fn on_alarm(&mut self, now: Timestamp, alarm: Alarm) {
         self.prune_seen(now);
-        if self.seen_alarms.contains_key(&alarm.id) {
+        if self.seen(&alarm) {
             self.push(Action::DuplicateIgnored { at: now, alarm: alarm.id });
             return;
         }
@@ -375,8 +390,9 @@ impl Engine {
             return self.reject(now, device, None, RejectReason::WrongMunicipality { resident_belongs_to });
         }
         let home = resident.home;
-        self.seen_alarms.insert(alarm.id.clone(), now);
-        self.seen_order.push_back((now, alarm.id.clone()));
+        let key = (alarm.id.clone(), Some(alarm.resident.clone()));
+        self.seen_alarms.insert(key.clone(), now);
+        self.seen_order.push_back((now, key));
 
         let rule = self.config.kind_rule(alarm.kind);
         let priority = alarm.priority.unwrap_or(rule.priority);

@@ -32,5 +32,5 @@ pub use incident::Stage;
 pub use input::{Input, Outcome, StaffReply};
 pub use kpi::{KpiCollector, Kpis};
 pub use people::{Resident, Role, Roles, Staff};
-pub use snapshot::{Snapshot, StaffSnapshot};
+pub use snapshot::{SeenEntry, Snapshot, StaffSnapshot};
 pub use time::Timestamp;

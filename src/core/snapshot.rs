@@ -14,9 +14,9 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use super::config::EngineConfig;
-use super::engine::{Engine, StaffState};
+use super::engine::{Engine, SeenKey, StaffState};
 use super::geo::Position;
-use super::ids::{AlarmId, CentreId, IncidentId, MunicipalityId};
+use super::ids::{AlarmId, CentreId, IncidentId, MunicipalityId, ResidentId};
 use super::incident::Incident;
 use super::people::{Resident, Staff};
 use super::time::Timestamp;
@@ -42,9 +42,9 @@ pub struct Snapshot {
     pub staff: Vec<StaffSnapshot>,
     /// Operators on duty, per configured centre, in configuration order.
     pub centres: Vec<u32>,
-    /// Alarm ids in the dedupe window: last seen, by id; and the window's queue.
-    pub seen: Vec<(AlarmId, Timestamp)>,
-    pub seen_order: Vec<(Timestamp, AlarmId)>,
+    /// Alarms in the dedupe window (id and resident), each with when it was last seen,
+    /// sorted. The window's queue is rebuilt from these in time order.
+    pub seen: Vec<SeenEntry>,
     pub next_incident: u64,
     /// Open incidents, by id. They refer to staff by their place in `staff`, and to
     /// municipalities and centres by their place in `municipalities` and `centre_ids`
@@ -56,6 +56,31 @@ pub struct Snapshot {
     pub municipalities: Vec<MunicipalityId>,
     #[serde(default)]
     pub centre_ids: Vec<CentreId>,
+}
+
+/// One alarm of the dedupe window: `[alarm_id, resident_id, seen_at]`, or, in snapshots
+/// taken before the resident was part of the key, `[alarm_id, seen_at]` (read as an id
+/// that matches for any resident, as it did then).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SeenEntry {
+    Alarm(AlarmId, ResidentId, Timestamp),
+    IdOnly(AlarmId, Timestamp),
+}
+
+impl SeenEntry {
+    fn from_key((alarm, resident): &SeenKey, at: Timestamp) -> SeenEntry {
+        match resident {
+            Some(r) => SeenEntry::Alarm(alarm.clone(), r.clone(), at),
+            None => SeenEntry::IdOnly(alarm.clone(), at),
+        }
+    }
+    fn into_key(self) -> (SeenKey, Timestamp) {
+        match self {
+            SeenEntry::Alarm(a, r, at) => ((a, Some(r)), at),
+            SeenEntry::IdOnly(a, at) => ((a, None), at),
+        }
+    }
 }
 
 impl Snapshot {
@@ -98,7 +123,7 @@ impl Engine {
         }
         let mut residents: Vec<Resident> = self.residents.values().cloned().collect();
         residents.sort_by(|a, b| a.id.cmp(&b.id));
-        let mut seen: Vec<(AlarmId, Timestamp)> = self.seen_alarms.iter().map(|(a, t)| (a.clone(), *t)).collect();
+        let mut seen: Vec<SeenEntry> = self.seen_alarms.iter().map(|(k, t)| SeenEntry::from_key(k, *t)).collect();
         seen.sort();
         Some(Snapshot {
             residents,
@@ -109,7 +134,6 @@ impl Engine {
                 .collect(),
             centres: self.centres.iter().map(|c| c.operators_on_duty).collect(),
             seen,
-            seen_order: self.seen_order.iter().cloned().collect(),
             next_incident: self.next_incident,
             incidents: self.incidents.values().map(|i| (**i).clone()).collect(),
             municipalities: self.config.municipalities.iter().map(|m| m.id.clone()).collect(),
@@ -147,8 +171,13 @@ impl Engine {
         for (c, n) in e.centres.iter_mut().zip(snapshot.centres) {
             c.operators_on_duty = n;
         }
-        e.seen_alarms = snapshot.seen.into_iter().collect();
-        e.seen_order = VecDeque::from(snapshot.seen_order);
+        e.seen_alarms = snapshot.seen.into_iter().map(SeenEntry::into_key).collect();
+        // The window's queue in time order, one entry per alarm: it prunes exactly as
+        // the queue it replaces (whose older entries for an alarm seen again were
+        // skipped when they came to the front).
+        let mut order: Vec<(Timestamp, SeenKey)> = e.seen_alarms.iter().map(|(k, t)| (*t, k.clone())).collect();
+        order.sort();
+        e.seen_order = VecDeque::from(order);
         e.next_incident = snapshot.next_incident;
         // Incidents name municipalities (teams) and centres by their place in the
         // configuration they were taken under: map each to its place in this one.

@@ -117,6 +117,7 @@ proptest! {
         let mut distinct_alarms = BTreeSet::new();
         for (gap, op) in &steps {
             t += *gap as f64;
+            // An alarm id fixes its resident (see `input`): distinct ids are distinct alarms.
             if let Op::Alarm { alarm, .. } = op {
                 distinct_alarms.insert(*alarm);
             }

@@ -67,6 +67,42 @@ fn a_restored_snapshot_behaves_exactly_like_the_engine_it_came_from() {
     assert_eq!(w.actions, restored.actions, "{}\n---\n{}", w.trace, restored.trace);
 }
 
+/// A snapshot stored before the dedupe window told alarms apart by resident (its
+/// `seen` entries `[alarm_id, seen_at]`, with a `seen_order` queue beside them) still
+/// restores; its alarm ids are redeliveries for any resident while they are in the
+/// window, as they were when it was taken, and the alarms after it are told apart by
+/// resident.
+#[test]
+fn a_snapshot_from_before_residents_told_alarms_apart_still_restores() {
+    let mut w = World::new(CONFIG);
+    people(&mut w);
+    let a = w.alarm("a1", "r1", "fjord", AlarmKind::Fall);
+    w.at(1.0, a);
+    w.at(5.0, reply("near", 1, StaffReply::Accept));
+    w.at(100.0, reply("near", 1, StaffReply::Close { outcome: Outcome::Helped, note: None }));
+    let mut old: serde_json::Value = serde_json::to_value(w.engine.snapshot().unwrap()).unwrap();
+    let [alarm, resident, at] = old["seen"][0].as_array().unwrap().clone().try_into().unwrap();
+    assert_eq!((alarm.as_str(), resident.as_str()), (Some("a1"), Some("r1")), "{old}");
+    old["seen"] = serde_json::json!([[alarm, at]]);
+    old["seen_order"] = serde_json::json!([[at, alarm]]);
+    let back: Snapshot = serde_json::from_value(old).unwrap();
+    assert!(matches!(&back.seen[..], [SeenEntry::IdOnly(a, _)] if a.as_str() == "a1"), "{:?}", back.seen);
+
+    let mut restored = World::new(CONFIG);
+    restored.engine = Engine::from_snapshot(w.engine.config().clone(), back).unwrap();
+    restored.now = w.now;
+    restored.take_trace();
+    let same_id = restored.alarm("a1", "r2", "fjord", AlarmKind::Safety);
+    restored.at(200.0, same_id);
+    let after = restored.alarm("a4", "r1", "fjord", AlarmKind::Safety);
+    restored.at(201.0, after);
+    let again = restored.alarm("a4", "r2", "fjord", AlarmKind::Safety);
+    restored.at(202.0, again);
+    let trace = restored.take_trace();
+    assert!(trace.contains("duplicate alarm a1 ignored"), "{trace}");
+    assert!(trace.contains("I2 raised: alarm a4") && trace.contains("I3 raised: alarm a4"), "{trace}");
+}
+
 #[test]
 fn a_snapshot_that_no_longer_fits_the_configuration_is_refused() {
     let mut w = World::new(CONFIG);

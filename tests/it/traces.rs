@@ -401,6 +401,32 @@ fn duplicates_repeats_and_cancel() {
     assert_eq!(w.kpi.duplicates, 1);
 }
 
+/// Gateways number their alarms independently (a SIA receiver's 0001–9999, a device's
+/// counter after a restart): the same alarm id for another resident is another alarm,
+/// raised, never dropped as a redelivery; for the same resident it is a redelivery.
+#[test]
+fn the_same_alarm_id_for_another_resident_is_another_alarm() {
+    let mut w = fjord();
+    w.resident("r2", "fjord", (61.2310, 7.1010), &[]);
+    w.take_trace();
+    let first = w.alarm("0017", "r1", "fjord", AlarmKind::Safety);
+    let other = w.alarm("0017", "r2", "fjord", AlarmKind::Safety);
+    w.at(0.0, first.clone());
+    w.at(1.0, other.clone());
+    w.at(2.0, first);
+    w.at(3.0, other);
+    expect![[r#"
+        [    0.0] I1 raised: alarm 0017 (safety, high) from r1 in fjord under mobile_guard_room
+        [    0.0] I1 offered to near (eta 20.0s, expires in 15.0s)
+        [    1.0] I2 raised: alarm 0017 (safety, high) from r2 in fjord under mobile_guard_room
+        [    1.0] I2 offered to near (eta 13.3s, expires in 15.0s)
+        [    2.0] duplicate alarm 0017 ignored
+        [    3.0] duplicate alarm 0017 ignored
+    "#]].assert_eq(&w.take_trace());
+    let k = w.kpi.total();
+    assert_eq!((k.alarms, k.incidents, w.kpi.duplicates), (2, 2, 2));
+}
+
 #[test]
 fn backup_team_joins_the_ladder_with_matrix_travel_time() {
     let mut w = World::new(CONFIG);
