@@ -1,7 +1,8 @@
 // The operators' dashboard: the live queue, incident detail with its timeline and the
 // operator's actions, the map, and the KPIs. Everything comes from the JSON API; live
 // updates are the incident events (GET /api/stream), after which the page reloads the
-// part that changed.
+// part that changed. Alarms vakt refused are listed in red under the queue: no one was
+// offered them, so an operator must find the person.
 import { api, whoami, logout, live, throttle, el, mmss, clock, kindName, codeName } from '/assets/common.js';
 import { PlainMap } from '/assets/map.js';
 import { t, N_, decimal, translatePage } from '/assets/i18n.js';
@@ -81,6 +82,37 @@ setInterval(() => {
     li.classList.toggle('over-target', age > target());
   }
 }, 1000);
+
+// Why an alarm was refused, by the code on vakt/v1/rejects (docs/mqtt.md).
+const REFUSALS = {
+  unknown_resident: N_('Unknown resident'),
+  unknown_municipality: N_('Unknown municipality'),
+  wrong_municipality: N_('Resident of another municipality'),
+  absurd_timestamp: N_('Impossible time'),
+  unknown_kind: N_('Unknown kind of alarm'),
+  invalid_field: N_('Invalid field'),
+  malformed_json: N_('Unreadable message'),
+  not_utf8: N_('Unreadable message'),
+  unreadable: N_('Unreadable message'),
+  payload_too_large: N_('Message too large'),
+  bad_topic: N_('Wrong topic'),
+};
+
+async function loadRefused() {
+  const r = await api('/api/refused');
+  document.getElementById('refused').replaceChildren(
+    ...r.refused.map((x) =>
+      el(
+        'li',
+        { class: 'refused-alarm' },
+        el('div', { class: 'incident-head' }, el('strong', {}, REFUSALS[x.reason] ? t(REFUSALS[x.reason]) : x.reason), el('span', { class: 'small' }, clock(x.at))),
+        el('div', { class: 'small' }, [x.topic.split('/').pop(), x.resident_id && t('resident {id}', { id: x.resident_id }), x.alarm_id && t('alarm {id}', { id: x.alarm_id })].filter(Boolean).join(' · ')),
+        el('div', { class: 'small muted' }, x.detail),
+      ),
+    ),
+  );
+  document.getElementById('refused-panel').hidden = r.refused.length === 0;
+}
 
 async function loadIncidents() {
   const r = await api('/api/incidents');
@@ -277,10 +309,11 @@ async function main() {
   document.getElementById('scope').textContent = me.municipalities.map((m) => m.name).join(', ');
   document.getElementById('logout').addEventListener('click', logout);
   map = new PlainMap(document.getElementById('map'), { tiles: me.tiles, attribution: me.tiles_attribution });
-  await Promise.all([loadIncidents(), loadMap(), loadKpis()]);
+  await Promise.all([loadIncidents(), loadMap(), loadKpis(), loadRefused()]);
   const reload = throttle(() => Promise.all([loadIncidents(), selected !== null ? loadDetail() : null]), 150);
   const reloadMap = throttle(loadMap, 1000);
   const reloadKpis = throttle(loadKpis, 1000);
+  const reloadRefused = throttle(loadRefused, 500);
   const state = document.getElementById('live-state');
   const es = live('/api/stream', {
     open: () => { state.className = 'live-state on'; reload(); },
@@ -289,7 +322,8 @@ async function main() {
       reloadMap();
       if (e && (e.type === 'answered' || e.type === 'raised' || e.type === 'closed')) reloadKpis();
     },
-    lagged: () => { reload(); reloadMap(); },
+    refused: reloadRefused,
+    lagged: () => { reload(); reloadMap(); reloadRefused(); },
   });
   es.onerror = () => { state.className = 'live-state off'; };
   setInterval(loadMap, 10000);

@@ -12,7 +12,7 @@
 //! open incidents, pending timers and staff state come back exactly; then the timers
 //! that fell due while vakt was down fire at once.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,7 +22,7 @@ use rumqttc::Publish;
 use tracing::{debug, error, info, warn};
 
 use super::metrics::Metrics;
-use super::outbound::{self, IncidentContext};
+use super::outbound::{self, ALARMS_PREFIX, IncidentContext, RefusedIds};
 use super::accounts::{Role, User};
 use super::mqtt::{OutMsg, Stored};
 use super::store::{AuditRow, Batch, EventRow, LogRow, OutboxRow, Sequences, Store, StoreTimedOut, within};
@@ -80,6 +80,20 @@ pub struct Driver {
     events_acked: i64,
     acked_beyond: BTreeSet<i64>,
     events_acked_stored: i64,
+    /// The latest refused alarms (oldest first, at most [`REFUSED_KEPT`]), for the
+    /// dashboards: a refused alarm may still be a person who needs help.
+    refused_alarms: VecDeque<RefusedAlarm>,
+}
+
+/// How many refused alarms the dashboards can look back on (since vakt started).
+pub const REFUSED_KEPT: usize = 200;
+
+/// An alarm vakt refused: the municipality of the topic it came on, and the message
+/// published on `vakt/v1/rejects` for it.
+#[derive(Debug, Clone)]
+pub struct RefusedAlarm {
+    pub municipality: String,
+    pub message: serde_json::Value,
 }
 
 /// A request from the web side to the engine task. Acts go through the same core
@@ -250,6 +264,7 @@ impl Driver {
             events_acked: 0,
             acked_beyond: BTreeSet::new(),
             events_acked_stored: 0,
+            refused_alarms: VecDeque::new(),
         }
     }
 
@@ -509,15 +524,33 @@ impl Driver {
             }
             Err(reject) => {
                 warn!(topic, reason = reject.code, detail = %reject.detail, "message rejected");
-                self.reject(now, topic, reject.code, &reject.detail);
+                let ids = match topic.strip_prefix(ALARMS_PREFIX) {
+                    Some(_) => {
+                        let (alarm, resident) = wire::readable_alarm_ids(&publish.payload, &self.limits);
+                        RefusedIds { alarm, resident }
+                    }
+                    None => RefusedIds::default(),
+                };
+                self.reject(now, topic, reject.code, &reject.detail, &ids);
             }
         }
     }
 
-    fn reject(&mut self, now: Timestamp, topic: &str, code: &'static str, detail: &str) {
+    fn reject(&mut self, now: Timestamp, topic: &str, code: &'static str, detail: &str, ids: &RefusedIds) {
         self.metrics.rejected.with_label_values(&[code]).inc();
-        let msg = outbound::reject_message(topic, code, detail, now);
+        let msg = outbound::reject_message(topic, code, detail, now, ids);
         self.push_out(outbound::REJECTS_TOPIC.to_owned(), msg.to_string(), now);
+        if let Some(m) = topic.strip_prefix(ALARMS_PREFIX) {
+            if self.refused_alarms.len() == REFUSED_KEPT {
+                self.refused_alarms.pop_front();
+            }
+            self.refused_alarms.push_back(RefusedAlarm { municipality: m.to_owned(), message: msg });
+        }
+    }
+
+    /// The latest refused alarms, newest first (since vakt started; see [`REFUSED_KEPT`]).
+    pub fn refused_alarms(&self) -> impl Iterator<Item = &RefusedAlarm> {
+        self.refused_alarms.iter().rev()
     }
 
     fn log_record(&mut self, at: Timestamp, record: String) {
@@ -622,14 +655,17 @@ impl Driver {
                         // The app is told on its own topic; an unknown staff member is
                         // also a matter for operations.
                         if matches!(reason, RejectReason::UnknownStaff) {
-                            self.reject(at, topic, reason.code(), &reason.to_string());
+                            self.reject(at, topic, reason.code(), &reason.to_string(), &RefusedIds::default());
                         } else {
                             self.metrics.rejected.with_label_values(&[reason.code()]).inc();
                         }
                         let msg = outbound::refused_message(incident.unwrap_or(*inc), reply, reason, at);
                         self.push_out(outbound::offers_topic(s), msg.to_string(), at);
                     }
-                    _ => self.reject(at, topic, reason.code(), &reason.to_string()),
+                    _ => {
+                        let ids = cause.alarm.map(|a| RefusedIds { alarm: Some(a.id.clone()), resident: Some(a.resident.clone()) }).unwrap_or_default();
+                        self.reject(at, topic, reason.code(), &reason.to_string(), &ids)
+                    }
                 }
             }
             Action::Alert { .. } | Action::ForwardedToBackup { .. } => info!(%action, "escalation"),

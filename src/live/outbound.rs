@@ -16,6 +16,8 @@ use crate::core::{
 };
 
 pub const REJECTS_TOPIC: &str = "vakt/v1/rejects";
+/// Alarms come on this prefix and their municipality (`vakt/v1/alarms/{municipality}`).
+pub const ALARMS_PREFIX: &str = "vakt/v1/alarms/";
 
 pub fn offers_topic(staff: &StaffId) -> String {
     format!("vakt/v1/staff/{staff}/offers")
@@ -192,13 +194,39 @@ pub fn refused_message(incident: IncidentId, reply: &StaffReply, reason: &Reject
 }
 
 /// A message the engine refused, for operations: `{"topic","reason","detail","at"}`.
-pub fn reject_message(topic: &str, code: &str, detail: &str, at: Timestamp) -> Value {
-    json!({ "topic": topic, "reason": code, "detail": detail, "at": at.to_string() })
+/// A refused message, for `vakt/v1/rejects`. A refused alarm carries its alarm and
+/// resident ids where they could be read: it may still be a person who needs help.
+pub fn reject_message(topic: &str, code: &str, detail: &str, at: Timestamp, ids: &RefusedIds) -> Value {
+    let mut m = json!({ "topic": topic, "reason": code, "detail": detail, "at": at.to_string() });
+    if let Some(a) = &ids.alarm {
+        m["alarm_id"] = json!(a.as_str());
+    }
+    if let Some(r) = &ids.resident {
+        m["resident_id"] = json!(r.as_str());
+    }
+    m
+}
+
+/// What could be read of a refused alarm's ids (none for other messages).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RefusedIds {
+    pub alarm: Option<AlarmId>,
+    pub resident: Option<ResidentId>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rejects_are_published_as_json_with_the_ids_of_a_refused_alarm() {
+        let at = Timestamp::parse_rfc3339("2024-03-01T08:00:00Z").unwrap();
+        let msg = reject_message("vakt/v1/alarms/sogndal", "unknown_kind", "\"earthquake\" is not an alarm kind", at, &RefusedIds::default());
+        assert_eq!(msg, json!({ "topic": "vakt/v1/alarms/sogndal", "reason": "unknown_kind", "detail": "\"earthquake\" is not an alarm kind", "at": "2024-03-01T08:00:00.000Z" }));
+        let ids = RefusedIds { alarm: Some(AlarmId::parse("gw3-17").unwrap()), resident: Some(ResidentId::parse("r-7").unwrap()) };
+        let msg = reject_message("vakt/v1/alarms/sogndal", "unknown_resident", "no resident r-7", at, &ids);
+        assert_eq!((msg["alarm_id"].as_str(), msg["resident_id"].as_str()), (Some("gw3-17"), Some("r-7")));
+    }
     use std::time::Duration;
 
     fn ctx() -> IncidentContext {

@@ -176,9 +176,16 @@ pub fn parse_reply(staff: &str, payload: &[u8], limits: &WireLimits) -> Result<I
     Ok(Input::StaffReply { staff, incident: IncidentId(m.incident_id), reply })
 }
 
-/// The message published on `vakt/v1/rejects` for a refused message.
-pub fn reject_message(topic: &str, reject: &WireReject, at: Timestamp) -> String {
-    serde_json::json!({ "topic": topic, "reason": reject.code, "detail": reject.detail, "at": at.to_string() }).to_string()
+/// The alarm and resident ids of an alarm message that was refused, each where it can be
+/// read (a JSON object, a field that is a valid id), whatever else is wrong with it:
+/// operations can still find the person.
+pub fn readable_alarm_ids(payload: &[u8], limits: &WireLimits) -> (Option<AlarmId>, Option<ResidentId>) {
+    if payload.len() > limits.max_payload_bytes {
+        return (None, None);
+    }
+    let Ok(serde_json::Value::Object(m)) = serde_json::from_slice::<serde_json::Value>(payload) else { return (None, None) };
+    let text = |k: &str| m.get(k).and_then(|v| v.as_str());
+    (text("alarm_id").and_then(|s| AlarmId::parse(s).ok()), text("resident_id").and_then(|s| ResidentId::parse(s).ok()))
 }
 
 #[cfg(test)]
@@ -369,11 +376,15 @@ mod tests {
     }
 
     #[test]
-    fn rejects_are_published_as_json() {
-        let r = WireReject::new("unknown_kind", "\"earthquake\" is not an alarm kind");
-        let msg: serde_json::Value = serde_json::from_str(&reject_message("vakt/v1/alarms/sogndal", &r, now())).unwrap();
-        assert_eq!(msg["reason"], "unknown_kind");
-        assert_eq!(msg["topic"], "vakt/v1/alarms/sogndal");
-        assert_eq!(msg["at"], "2024-03-01T08:00:00.000Z");
+    fn a_refused_alarm_keeps_the_ids_that_can_be_read() {
+        let l = WireLimits::default();
+        let ids = |p: &str| readable_alarm_ids(p.as_bytes(), &l);
+        let (a, r) = ids(r#"{"alarm_id":"gw3-17","resident_id":"r-7","kind":"earthquake","raised_at":"2031-01-01T00:00:00Z"}"#);
+        assert_eq!((a.unwrap().as_str(), r.unwrap().as_str()), ("gw3-17", "r-7"));
+        let (a, r) = ids(r#"{"alarm_id":"a/b","resident_id":"r-7"}"#);
+        assert_eq!((a, r.map(|r| r.as_str().to_owned())), (None, Some("r-7".to_owned())), "an id that is not valid is left out");
+        assert_eq!(ids(r#"{"alarm_id":7,"resident_id":null}"#), (None, None));
+        assert_eq!(ids("{not json"), (None, None));
+        assert_eq!(ids(r#"["a","r"]"#), (None, None));
     }
 }

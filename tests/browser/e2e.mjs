@@ -1,7 +1,8 @@
 // The real-browser test (run by tests/it/browser.rs, which starts vakt and sends the
 // alarm over MQTT when this script prints READY):
 //   an operator logs in and watches the dashboard; the staff app, in a second browser
-//   context, logs in and goes on duty; the alarm arrives live on the dashboard (red);
+//   context, logs in and goes on duty; the alarm arrives live on the dashboard (red),
+//   and one for a resident vakt does not know is listed as refused (red, with its ids);
 //   the app gets the offer and accepts it (the dashboard turns yellow); the staff member
 //   goes on the way, on site and closes it (green), then changes their password and logs
 //   in with the new one. Then both again in a Norwegian browser: the pages speak Bokmål
@@ -115,6 +116,13 @@ try {
   if (!(await ops.textContent('.map-attribution')).includes("municipality's server")) throw new Error('tile attribution missing');
   await shot(ops, 'dashboard-1-alarm-red');
   step(`incident ${id} arrived on the dashboard, red, and on the map`);
+  // The alarm for a resident vakt does not know is refused: no one is offered it, so it
+  // is listed in red under the queue with the ids an operator can find the person by.
+  await ops.waitForFunction(() => {
+    const list = document.getElementById('refused');
+    return !document.getElementById('refused-panel').hidden && /Unknown resident/.test(list.textContent) && /resident nobody-7/.test(list.textContent) && /alarm browser-2/.test(list.textContent);
+  }, null, { timeout: 15000 });
+  step('the refused alarm is on the dashboard, with its resident and alarm ids');
 
   // The operator opens it and writes a note (a state-changing request from the page:
   // session cookie plus CSRF token).
@@ -235,6 +243,7 @@ try {
   for (const want of ['Notat fra operatør ops: Daughter informed by phone', 'Tatt av Kari Nær', 'Kari Nær er på vei', 'Kari Nær framme', 'kari (ansatt): avslutt "henvist til helsetjenesten: Helped up, no injury"']) {
     if (!nbTimeline.includes(want)) throw new Error(`the Bokmål timeline lacks "${want}":\n${nbTimeline}`);
   }
+  if (!(await nbOps.textContent('#refused')).includes('Ukjent bruker')) throw new Error('the refused alarm is not in Bokmål');
   await shot(nbOps, 'dashboard-4-bokmal');
   await nbOps.click('[data-lang-toggle]');
   await nbOps.waitForFunction(() => document.documentElement.lang === 'en' && document.querySelector('#kpis .kpi-label').textContent === 'within 60 s today');

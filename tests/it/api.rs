@@ -371,6 +371,54 @@ async fn the_map_shows_what_is_in_scope() {
     api.stop().await;
 }
 
+/// Alarms vakt refuses (no one is offered them) are on the dashboards of their
+/// municipality, newest first, with the ids that could be read; those on a
+/// municipality no one has are on every dashboard.
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_alarms_are_shown_to_the_operators_who_can_find_the_person() {
+    let api = Api::start().await;
+    let device = Client::connect(api.mqtt_port, &[]).await;
+    device.publish_json("vakt/v1/alarms/dal", alarm("gw-1", "nobody", "fall")).await;
+    device.publish_json("vakt/v1/alarms/fjord", json!({ "alarm_id": "gw-2", "resident_id": "r1", "kind": "fall", "raised_at": "2031-01-01T00:00:00Z" })).await;
+    device.publish_json("vakt/v1/alarms/dla", alarm("gw-3", "d1", "fall")).await;
+    device.publish("vakt/v1/alarms/dal", b"{not json".to_vec()).await;
+    let list = |body: &Value| -> Vec<(String, String, String, String)> {
+        body["refused"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let s = |k: &str| r[k].as_str().unwrap_or("-").to_owned();
+                (s("topic").trim_start_matches("vakt/v1/alarms/").to_owned(), s("reason"), s("alarm_id"), s("resident_id"))
+            })
+            .collect()
+    };
+    let mut all = Vec::new();
+    for _ in 0..200 {
+        let (status, _, body) = api.call("GET", "/api/refused", &api.admin, None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        all = list(&body);
+        if all.len() == 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let row = |m: &str, reason: &str, a: &str, r: &str| (m.to_owned(), reason.to_owned(), a.to_owned(), r.to_owned());
+    let (unreadable, nobodys, absurd, unknown) =
+        (row("dal", "malformed_json", "-", "-"), row("dla", "unknown_municipality", "gw-3", "d1"), row("fjord", "absurd_timestamp", "gw-2", "r1"), row("dal", "unknown_resident", "gw-1", "nobody"));
+    assert_eq!(all, [unreadable.clone(), nobodys.clone(), absurd.clone(), unknown.clone()], "newest first, with the ids that could be read");
+    let dalops = api.login("dalops").await;
+    let (_, _, body) = api.call("GET", "/api/refused", &dalops, None).await;
+    assert_eq!(list(&body), [unreadable, nobodys.clone(), unknown], "Dal's, and the one no municipality has");
+    let ops = api.login("ops").await;
+    let (_, _, body) = api.call("GET", "/api/refused", &ops, None).await;
+    assert_eq!(list(&body), [nobodys, absurd], "Fjord's, and the one no municipality has");
+    let kari = api.login("kari").await;
+    let (status, _, body) = api.call("GET", "/api/refused", &kari, None).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")));
+    api.stop().await;
+}
+
 /// What the router refuses before any handler runs (a path or query that does not
 /// parse, a path the API does not have, a method a path does not take) is the same
 /// JSON error as every other, so an API client reads every error one way.

@@ -112,6 +112,8 @@ async fn operator_sees_the_alarm_live_and_the_staff_app_takes_it() {
         while let Some(line) = lines.recv().await {
             if line == "READY" {
                 device.publish_json("vakt/v1/alarms/fjord", alarm("browser-1", "r1", "fall")).await;
+                // And one for a resident vakt does not know: refused, on the dashboard in red.
+                device.publish_json("vakt/v1/alarms/fjord", alarm("browser-2", "nobody-7", "fall")).await;
             }
             said.push(line);
         }

@@ -42,6 +42,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/incidents/{id}/actions", post(incident_action))
         .route("/api/map", get(map))
         .route("/api/kpis", get(kpis))
+        .route("/api/refused", get(refused))
         .route("/api/stream", get(stream))
         .route("/api/staff/me", get(staff_me))
         .route("/api/staff/me/status", post(staff_status))
@@ -91,6 +92,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/incidents/{id}/actions"),
     ("get", "/api/map"),
     ("get", "/api/kpis"),
+    ("get", "/api/refused"),
     ("get", "/api/stream"),
     ("get", "/api/staff/me"),
     ("post", "/api/staff/me/status"),
@@ -456,12 +458,12 @@ async fn kpis(State(s): State<AppState>, a: Authed) -> Result<Json<Value>, ApiEr
 
 /// Server-sent events from the live channel, filtered; `lagged` tells the page to reload
 /// its state (it fell more than the channel's capacity behind).
-fn live_events(rx: broadcast::Receiver<LiveMessage>, keep: impl Fn(&str) -> Option<&'static str> + Send + 'static) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+fn live_events(rx: broadcast::Receiver<LiveMessage>, keep: impl Fn(&str, &str) -> Option<&'static str> + Send + 'static) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let stream = futures_util::stream::unfold((rx, keep), |(mut rx, keep)| async move {
         loop {
             match rx.recv().await {
                 Ok(m) => {
-                    if let Some(name) = keep(&m.0) {
+                    if let Some(name) = keep(&m.0, &m.1) {
                         return Some((Ok(Event::default().event(name).data(m.1.clone())), (rx, keep)));
                     }
                 }
@@ -473,11 +475,49 @@ fn live_events(rx: broadcast::Receiver<LiveMessage>, keep: impl Fn(&str) -> Opti
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
-/// Every incident change in the user's scope, as on `vakt/v1/incidents/{m}`.
+/// Every incident change in the user's scope, as on `vakt/v1/incidents/{m}` (event
+/// `incident`), and every alarm refused in it, as on `vakt/v1/rejects` (event `refused`).
 async fn stream(State(s): State<AppState>, a: Authed) -> Result<impl IntoResponse, ApiError> {
     a.require(DASHBOARD)?;
     let topics: Vec<String> = accounts::visible_municipalities(&s.config, &a.user).map(|m| outbound::incidents_topic(&m.id)).collect();
-    Ok(live_events(s.live.subscribe(), move |t| topics.iter().any(|x| x == t).then_some("incident")))
+    let scope = RefusedScope::of(&s, &a.user);
+    Ok(live_events(s.live.subscribe(), move |t, payload| {
+        if topics.iter().any(|x| x == t) {
+            return Some("incident");
+        }
+        let refused_alarm = t == outbound::REJECTS_TOPIC
+            && serde_json::from_str::<Value>(payload).ok().and_then(|m| m["topic"].as_str().and_then(|t| t.strip_prefix(outbound::ALARMS_PREFIX)).map(|m| scope.sees(m))).unwrap_or(false);
+        refused_alarm.then_some("refused")
+    }))
+}
+
+/// Whose refused alarms a dashboard user sees: those of the municipalities they see,
+/// and those on a municipality no one has (a typo in a gateway's topic): an alarm that
+/// is nobody's is everybody's concern.
+struct RefusedScope {
+    visible: Vec<String>,
+    configured: Vec<String>,
+}
+
+impl RefusedScope {
+    fn of(s: &AppState, user: &User) -> RefusedScope {
+        RefusedScope {
+            visible: accounts::visible_municipalities(&s.config, user).map(|m| m.id.as_str().to_owned()).collect(),
+            configured: s.config.municipalities.iter().map(|m| m.id.as_str().to_owned()).collect(),
+        }
+    }
+    fn sees(&self, municipality: &str) -> bool {
+        self.visible.iter().any(|m| m == municipality) || !self.configured.iter().any(|m| m == municipality)
+    }
+}
+
+/// The latest refused alarms in the user's scope, newest first (since vakt started):
+/// each a person who may still need help, whom no one was offered.
+async fn refused(State(s): State<AppState>, a: Authed) -> Result<Json<Value>, ApiError> {
+    a.require(DASHBOARD)?;
+    let scope = RefusedScope::of(&s, &a.user);
+    let list = s.read(move |d| d.refused_alarms().filter(|r| scope.sees(&r.municipality)).map(|r| r.message.clone()).collect::<Vec<Value>>()).await?;
+    Ok(Json(json!({ "refused": list })))
 }
 
 fn my_staff_id(a: &Authed) -> Result<crate::core::StaffId, ApiError> {
@@ -540,7 +580,7 @@ async fn staff_reply(State(s): State<AppState>, a: Authed, b: Bytes) -> Result<J
 /// `vakt/v1/staff/{id}/offers`.
 async fn staff_stream(State(s): State<AppState>, a: Authed) -> Result<impl IntoResponse, ApiError> {
     let topic = outbound::offers_topic(&my_staff_id(&a)?);
-    Ok(live_events(s.live.subscribe(), move |t| (t == topic).then_some("offer")))
+    Ok(live_events(s.live.subscribe(), move |t, _| (t == topic).then_some("offer")))
 }
 
 pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");

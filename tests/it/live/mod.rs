@@ -196,6 +196,13 @@ async fn bad_input_is_rejected_with_a_reason_and_the_good_goes_through() {
     for (topic, _, reason) in &bad {
         let r = ops.expect("vakt/v1/rejects", reason, |m| m["reason"] == *reason && m["topic"] == *topic).await;
         assert!(!r["detail"].as_str().unwrap().is_empty());
+        // A refused alarm names the person where it can: operations can still find them.
+        match *reason {
+            "unknown_resident" => assert_eq!((r["alarm_id"].as_str(), r["resident_id"].as_str()), (Some("x5"), Some("nobody")), "{r}"),
+            "unknown_kind" => assert_eq!((r["alarm_id"].as_str(), r["resident_id"].as_str()), (Some("x3"), Some("r1")), "{r}"),
+            "malformed_json" | "not_utf8" => assert!(r.get("alarm_id").is_none() && r.get("resident_id").is_none(), "{r}"),
+            _ => {}
+        }
     }
     for i in 0..bad.len() {
         let want = format!("good-{i}");
