@@ -1,7 +1,7 @@
 // The staff app (installable): duty on and off, position, offers with a sound and a
 // countdown, accept or decline, on my way, on site, close with an outcome and a note.
 // It sends the MQTT app contract's own messages (docs/mqtt.md) through the HTTP API.
-import { api, whoami, logout, live, throttle, el, mmss, kindName, codeName } from '/assets/common.js';
+import { api, whoami, logout, live, throttle, el, mmss, kindName, codeName, unlockAudio, alertSound } from '/assets/common.js';
 import { t, translatePage } from '/assets/i18n.js';
 
 translatePage();
@@ -9,7 +9,6 @@ translatePage();
 let me = null;
 let state = { on_duty: false, incidents: [] };
 let seen = new Set();
-let audio = null;
 let watchId = null;
 // incident id → { outcome, note }: what the user chose or typed in a card, kept across
 // re-renders (every offer, confirmation or position update re-renders the list).
@@ -21,26 +20,6 @@ function say(text, error = false) {
   status.className = error ? 'action-status error' : 'action-status';
 }
 
-// Sound needs a user gesture first: the duty button unlocks it.
-function unlockAudio() {
-  if (!audio) audio = new (window.AudioContext || window.webkitAudioContext)();
-  if (audio.state === 'suspended') audio.resume();
-}
-
-function alertSound() {
-  if (navigator.vibrate) navigator.vibrate([300, 150, 300]);
-  if (!audio) return;
-  const t = audio.currentTime;
-  for (const [i, f] of [880, 660, 880].entries()) {
-    const o = audio.createOscillator(), g = audio.createGain();
-    o.frequency.value = f;
-    g.gain.setValueAtTime(0.25, t + i * 0.25);
-    g.gain.exponentialRampToValueAtTime(0.001, t + i * 0.25 + 0.22);
-    o.connect(g).connect(audio.destination);
-    o.start(t + i * 0.25);
-    o.stop(t + i * 0.25 + 0.23);
-  }
-}
 
 async function send(path, body, label) {
   try {
@@ -168,7 +147,7 @@ async function main() {
   document.getElementById('who').textContent = me.user.staff_id;
   document.getElementById('logout').addEventListener('click', logout);
   document.getElementById('duty-toggle').addEventListener('click', async () => {
-    unlockAudio();
+    unlockAudio(); // sound needs a gesture on the page first: this one
     const on = !state.on_duty;
     const manual = document.getElementById('lat').value ? manualPosition() : null;
     const body = on ? { state: 'on_duty', ...(manual ? { position: manual } : {}) } : { state: 'off_duty' };

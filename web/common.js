@@ -91,6 +91,32 @@ export function el(tag, attrs = {}, ...children) {
   return e;
 }
 
+// An alert a person notices: a three-tone chime (and a vibration where the device has
+// one). Browsers play sound only after a gesture on the page: `unlock` from one.
+// `document.body.dataset.alerts` counts the alerts given, heard or not.
+let audio = null;
+
+export function unlockAudio() {
+  if (!audio) audio = new (window.AudioContext || window.webkitAudioContext)();
+  if (audio.state === 'suspended') audio.resume();
+}
+
+export function alertSound() {
+  document.body.dataset.alerts = String(Number(document.body.dataset.alerts || 0) + 1);
+  if (navigator.vibrate) navigator.vibrate([300, 150, 300]);
+  if (!audio) return;
+  const t = audio.currentTime;
+  for (const [i, f] of [880, 660, 880].entries()) {
+    const o = audio.createOscillator(), g = audio.createGain();
+    o.frequency.value = f;
+    g.gain.setValueAtTime(0.25, t + i * 0.25);
+    g.gain.exponentialRampToValueAtTime(0.001, t + i * 0.25 + 0.22);
+    o.connect(g).connect(audio.destination);
+    o.start(t + i * 0.25);
+    o.stop(t + i * 0.25 + 0.23);
+  }
+}
+
 export function mmss(secs) {
   const s = Math.max(0, Math.floor(secs));
   const m = Math.floor(s / 60);

@@ -3,7 +3,7 @@
 // updates are the incident events (GET /api/stream), after which the page reloads the
 // part that changed. Alarms vakt refused are listed in red under the queue: no one was
 // offered them, so an operator must find the person.
-import { api, whoami, logout, live, throttle, el, mmss, clock, kindName, codeName } from '/assets/common.js';
+import { api, whoami, logout, live, throttle, el, mmss, clock, kindName, codeName, unlockAudio, alertSound } from '/assets/common.js';
 import { PlainMap } from '/assets/map.js';
 import { t, N_, decimal, translatePage } from '/assets/i18n.js';
 
@@ -50,6 +50,22 @@ function bar(age) {
   return b;
 }
 
+// Attention: the tab's title counts the unanswered incidents, and a chime sounds for
+// each new one and each newly refused alarm (sound from the first click or key on the
+// page; browsers allow none before).
+const TITLE = document.title;
+const heard = new Set(); // the unanswered incidents and refused alarms already alerted for
+let primed = false; // what the page found when it opened is not news
+function attend(unansweredIds, refusedKeys) {
+  const now = [...unansweredIds.map((id) => `i${id}`), ...refusedKeys.map((k) => `r${k}`)];
+  document.title = unansweredIds.length ? `(${unansweredIds.length}) ${TITLE}` : TITLE;
+  if (primed && now.some((k) => !heard.has(k))) alertSound();
+  for (const k of now) heard.add(k);
+}
+let unansweredNow = [];
+let refusedNow = [];
+for (const ev of ['pointerdown', 'keydown']) document.addEventListener(ev, unlockAudio, { once: true });
+
 function renderQueue() {
   const list = document.getElementById('queue');
   const order = { unanswered: 0, progress: 1, done: 2 };
@@ -69,6 +85,8 @@ function renderQueue() {
     }),
   );
   document.getElementById('queue-empty').hidden = items.length > 0;
+  unansweredNow = items.filter((i) => stateOf(i) === 'unanswered').map((i) => i.incident_id);
+  attend(unansweredNow, refusedNow);
 }
 
 // The age of unanswered incidents counts every second against the target.
@@ -112,6 +130,8 @@ async function loadRefused() {
     ),
   );
   document.getElementById('refused-panel').hidden = r.refused.length === 0;
+  refusedNow = r.refused.map((x) => `${x.at} ${x.topic} ${x.alarm_id || ''}`);
+  attend(unansweredNow, refusedNow);
 }
 
 async function loadIncidents() {
@@ -310,6 +330,7 @@ async function main() {
   document.getElementById('logout').addEventListener('click', logout);
   map = new PlainMap(document.getElementById('map'), { tiles: me.tiles, attribution: me.tiles_attribution });
   await Promise.all([loadIncidents(), loadMap(), loadKpis(), loadRefused()]);
+  primed = true;
   const reload = throttle(() => Promise.all([loadIncidents(), selected !== null ? loadDetail() : null]), 150);
   const reloadMap = throttle(loadMap, 1000);
   const reloadKpis = throttle(loadKpis, 1000);

@@ -123,6 +123,11 @@ try {
     return !document.getElementById('refused-panel').hidden && /Unknown resident/.test(list.textContent) && /resident nobody-7/.test(list.textContent) && /alarm browser-2/.test(list.textContent);
   }, null, { timeout: 15000 });
   step('the refused alarm is on the dashboard, with its resident and alarm ids');
+  // The page calls for attention: the tab's title counts the unanswered incident, and
+  // the chime sounded (for the new incident and the refused alarm; none for what the
+  // page found when it opened).
+  await ops.waitForFunction(() => document.title === '(1) vakt · dashboard' && Number(document.body.dataset.alerts) >= 1, null, { timeout: 5000 });
+  step(`the tab's title counts the unanswered incident, and the chime sounded`);
 
   // The operator opens it and writes a note (a state-changing request from the page:
   // session cookie plus CSRF token).
@@ -146,6 +151,7 @@ try {
   step('offer received and accepted in the app');
 
   await ops.locator(`.incident[data-id="${id}"][data-state="progress"]`).waitFor({ timeout: 15000 });
+  await ops.waitForFunction(() => document.title === 'vakt · dashboard', null, { timeout: 5000 });
   await shot(ops, 'dashboard-2-accepted-yellow');
   step('dashboard turned yellow');
 
@@ -244,6 +250,7 @@ try {
     if (!nbTimeline.includes(want)) throw new Error(`the Bokmål timeline lacks "${want}":\n${nbTimeline}`);
   }
   if (!(await nbOps.textContent('#refused')).includes('Ukjent bruker')) throw new Error('the refused alarm is not in Bokmål');
+  if (await nbOps.evaluate(() => document.body.dataset.alerts)) throw new Error('the chime sounded for what was there when the page opened');
   await shot(nbOps, 'dashboard-4-bokmal');
   await nbOps.click('[data-lang-toggle]');
   await nbOps.waitForFunction(() => document.documentElement.lang === 'en' && document.querySelector('#kpis .kpi-label').textContent === 'within 60 s today');
