@@ -83,6 +83,21 @@ pub struct Driver {
     /// The latest refused alarms (oldest first, at most [`REFUSED_KEPT`]), for the
     /// dashboards: a refused alarm may still be a person who needs help.
     refused_alarms: VecDeque<RefusedAlarm>,
+    /// A message made the engine panic: its state is not to be trusted, stored or
+    /// checkpointed any more (see [`Driver::refuse_poisoned`]).
+    poisoned: bool,
+    /// Fault injection for the tests: an alarm with this id makes the engine panic
+    /// (`VAKT_FAULT_PANIC_ON_ALARM`, read at start; unset in any real use).
+    fault_panic_on_alarm: Option<String>,
+}
+
+/// A message that made the engine panic (a fault in vakt, not in the message's form: the
+/// wire's parsers refuse those): what is needed to refuse it.
+#[derive(Debug)]
+pub struct Poisoned {
+    pub topic: String,
+    pub why: String,
+    pub ids: RefusedIds,
 }
 
 /// How many refused alarms the dashboards can look back on (since vakt started).
@@ -265,6 +280,8 @@ impl Driver {
             acked_beyond: BTreeSet::new(),
             events_acked_stored: 0,
             refused_alarms: VecDeque::new(),
+            poisoned: false,
+            fault_panic_on_alarm: std::env::var("VAKT_FAULT_PANIC_ON_ALARM").ok().filter(|s| !s.is_empty()),
         }
     }
 
@@ -509,18 +526,30 @@ impl Driver {
         self.engine.poll_timeout()
     }
 
-    /// One inbound MQTT message: parsed by the wire contract, applied, or refused.
-    pub fn on_message(&mut self, publish: &Publish) {
+    /// One inbound MQTT message: parsed by the wire contract, applied, or refused. An
+    /// error: applying it made the engine panic, and the engine must not go on (the
+    /// caller refuses the message with [`Driver::refuse_poisoned`] and ends).
+    pub fn on_message(&mut self, publish: &Publish) -> Result<(), Poisoned> {
         let now = self.now();
         self.fire_due(now);
         let topic = publish.topic.as_str();
         let parsed = parse_topic(topic, &publish.payload, now, &self.limits);
         match parsed {
             Ok(input) => {
+                let mut ids = RefusedIds::default();
                 if let Input::Alarm(a) = &input {
                     self.metrics.alarms_received.with_label_values(&[a.municipality.as_str()]).inc();
+                    ids = RefusedIds { alarm: Some(a.id.clone()), resident: Some(a.resident.clone()) };
                 }
-                self.apply(Mode::Live, now, input, Some(topic));
+                let fault = matches!((&self.fault_panic_on_alarm, &ids.alarm), (Some(f), Some(a)) if f == a.as_str());
+                let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    assert!(!fault, "fault injected by VAKT_FAULT_PANIC_ON_ALARM");
+                    self.apply(Mode::Live, now, input, Some(topic))
+                }));
+                if let Err(panic) = applied {
+                    self.poisoned = true;
+                    return Err(Poisoned { topic: topic.to_owned(), why: panic_text(&*panic), ids });
+                }
             }
             Err(reject) => {
                 warn!(topic, reason = reject.code, detail = %reject.detail, "message rejected");
@@ -534,6 +563,22 @@ impl Driver {
                 self.reject(now, topic, reject.code, &reject.detail, &ids);
             }
         }
+        Ok(())
+    }
+
+    /// After a message made the engine panic: nothing of this step is kept (the broker
+    /// still holds its other messages, unacknowledged, and gives them to the restarted
+    /// engine); the message is refused as `unreadable`, with its ids, and that alone is
+    /// stored. Returns what to publish with the message's acknowledgement. The engine is
+    /// not to be used afterwards: the caller ends, and a restart recovers from the store,
+    /// which the panic never reached.
+    pub async fn refuse_poisoned(&mut self, ready: &tokio::sync::watch::Sender<bool>, p: &Poisoned) -> Vec<OutMsg> {
+        self.batch = Batch::default();
+        self.out.clear();
+        let detail = format!("this message made the engine fail (a fault in vakt: {}); it was refused, and vakt starts again", p.why);
+        let now = self.last_now;
+        self.reject(now, &p.topic, "unreadable", &detail, &p.ids);
+        self.commit(ready, false).await
     }
 
     fn reject(&mut self, now: Timestamp, topic: &str, code: &'static str, detail: &str, ids: &RefusedIds) {
@@ -867,6 +912,9 @@ impl Driver {
     /// At a quiet moment, after enough log records: store a snapshot and cut the log.
     /// A failure is logged and tried again after the next batch; nothing depends on it.
     async fn maybe_checkpoint(&mut self) {
+        if self.poisoned {
+            return; // a snapshot of an engine that panicked would keep what went wrong
+        }
         if self.seq.log - self.checkpoint_seq < self.checkpoint_every as i64 {
             return;
         }
@@ -935,13 +983,18 @@ pub fn parse_topic(topic: &str, payload: &[u8], now: Timestamp, limits: &WireLim
     })
 }
 
+/// What a panic said.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic.downcast_ref::<&str>().map(|s| (*s).to_owned()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_else(|| "a panic".to_owned())
+}
+
 /// A message that makes a parser panic (a fault in vakt: the parsers are pure, so
 /// nothing is left half done) is refused as `unreadable` instead of ending the engine:
 /// the broker would give the restarted engine the same message again, and again, and
 /// no alarm after it would get through.
 fn refused_on_panic(topic: &str, parse: impl FnOnce() -> Result<Input, WireReject>) -> Result<Input, WireReject> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(parse)).unwrap_or_else(|panic| {
-        let why = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_default();
+        let why = panic_text(&*panic);
         error!(topic, panic = %why, "a parser panicked on a message: a fault in vakt; the message is refused");
         Err(WireReject { code: "unreadable", detail: "vakt could not read this message (a fault in vakt, logged); it was refused".to_owned() })
     })

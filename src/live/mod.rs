@@ -221,7 +221,8 @@ async fn main_loop(p: LoopParts) -> Result<()> {
     let mut delivered = Vec::new();
     let mut answers = Vec::new();
     let mut flush_tick = tokio::time::interval(Duration::from_millis(500));
-    let mut lost = None;
+    let mut lost: Option<String> = None;
+    let mut poisoned = None;
     loop {
         let sleep_until = driver.next_deadline().map(|t| {
             let wait = t.as_millis().saturating_sub(driver::wall_clock().as_millis()).max(0) as u64;
@@ -231,15 +232,20 @@ async fn main_loop(p: LoopParts) -> Result<()> {
         tokio::select! {
             _ = stop_req.wait_for(|s| *s) => break,
             n = channels.inbound.recv_many(&mut inbound, MAX_BATCH) => {
-                if n == 0 { lost = Some("the MQTT client task ended"); break; }
-                for p in &inbound { driver.on_message(p); }
+                if n == 0 { lost = Some("the MQTT client task ended".into()); break; }
+                for (i, p) in inbound.iter().enumerate() {
+                    if let Err(p) = driver.on_message(p) {
+                        poisoned = Some((i, p));
+                        break;
+                    }
+                }
             }
             _ = async { tokio::time::sleep_until(sleep_until.expect("guarded")).await }, if sleep_until.is_some() => {
                 let now = driver.now();
                 driver.fire_due(now);
             }
             n = channels.delivered.recv_many(&mut delivered, 50_000) => {
-                if n == 0 { lost = Some("the MQTT client task ended"); break; }
+                if n == 0 { lost = Some("the MQTT client task ended".into()); break; }
             }
             _ = flush_tick.tick() => flush = true,
             Some(changes) = directory.recv() => {
@@ -265,6 +271,20 @@ async fn main_loop(p: LoopParts) -> Result<()> {
                     next = engine_rx.try_recv().ok();
                 }
             }
+        }
+        if let Some((i, poison)) = poisoned.take() {
+            // The engine's state is not to be trusted: store nothing of this step but the
+            // message's refusal, acknowledge that message alone, and end, so that the
+            // supervisor starts vakt again from the store and the broker gives it the
+            // step's other messages again. Left to crash, vakt would meet the same message
+            // after every restart, and no alarm after it would get through.
+            error!(topic = %poison.topic, panic = %poison.why, "a message made the engine panic (a fault in vakt): it is refused, and vakt ends to start again from the store");
+            let out = driver.refuse_poisoned(&ready_tx, &poison).await;
+            answers.clear();
+            mqtt.send(out, vec![inbound.swap_remove(i)]);
+            inbound.clear();
+            lost = Some(format!("a message on {} made the engine panic ({}); it was refused", poison.topic, poison.why));
+            break;
         }
         driver.delivered(&mut delivered, &mut channels.delivered);
         let out = driver.commit(&ready_tx, flush).await;

@@ -43,6 +43,21 @@ async fn clients_with_near_on_duty(v: &Vakt, port: u16) -> (Client, Client, Clie
     (ops, device, near)
 }
 
+/// The alarm ids of the `raised` events stored for incidents 1..=`incidents`, in
+/// incident order.
+async fn raised_alarm_ids(store: &vakt::live::store::Store, incidents: i64) -> Vec<String> {
+    let mut ids = Vec::new();
+    for inc in 1..=incidents {
+        for (kind, body) in store.incident_events(inc).await.unwrap() {
+            if kind == "raised" {
+                let e: Value = serde_json::from_str(&body).unwrap();
+                ids.push(e["alarm_id"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    ids
+}
+
 /// Waits (up to 5 s) for a stored checkpoint that `pred` accepts, with the input log cut
 /// to fewer than `log_below` records; its state.
 async fn checkpoint_when(store: &vakt::live::store::Store, log_below: i64, pred: impl Fn(&Value) -> bool) -> Option<Value> {
@@ -255,15 +270,7 @@ async fn killed_mid_escalation_it_carries_on_and_loses_nothing() {
 
     // Every alarm exactly once in the store.
     let store = v.store().await;
-    let mut alarm_ids = Vec::new();
-    for inc in 1..=16 {
-        for (kind, body) in store.incident_events(inc).await.unwrap() {
-            if kind == "raised" {
-                let e: serde_json::Value = serde_json::from_str(&body).unwrap();
-                alarm_ids.push(e["alarm_id"].as_str().unwrap().to_owned());
-            }
-        }
-    }
+    let mut alarm_ids = raised_alarm_ids(&store, 16).await;
     alarm_ids.sort_by_key(|a| a[2..].parse::<u32>().unwrap());
     let want: Vec<String> = (0..=15).map(|i| format!("k-{i}")).collect();
     assert_eq!(alarm_ids, want, "each alarm raised exactly once");
@@ -273,6 +280,55 @@ async fn killed_mid_escalation_it_carries_on_and_loses_nothing() {
     assert_eq!(counts.iter().find(|(k, _)| k == "answered").map(|c| c.1), Some(1));
     store.close().await;
     assert!(v.stop().success(), "a clean stop on SIGTERM");
+}
+
+/// A message that makes the engine panic (a fault in vakt, injected here by alarm id) is
+/// refused with its ids, acknowledged and not applied; vakt ends (status 2) and its
+/// restart recovers from the store, where nothing of the failed step was written. The
+/// broker gives the restarted engine the messages after it: they all go through, once.
+/// Left to crash, vakt would meet the same message after every restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_makes_the_engine_panic_is_refused_and_the_alarms_after_it_go_through() {
+    let dir = temp_dir("poison");
+    let port = free_port();
+    let _broker = Mosquitto::start(&dir, port);
+    let mut backend = Backend::external(port).await;
+    backend.env.push(("VAKT_FAULT_PANIC_ON_ALARM".into(), "poison-1".into()));
+    let mut v = Vakt::start(&backend, &dir);
+    let mut ops = Client::connect(port, OPS).await;
+    let device = Client::connect_with(port, &[], &unique("gateway"), false).await;
+    device.publish_json("vakt/v1/alarms/fjord", alarm("before", "r1", "fall")).await;
+    ops.expect("vakt/v1/incidents/fjord", "the alarm before", |e| e["type"] == "raised" && e["alarm_id"] == "before").await;
+    device.publish_json("vakt/v1/alarms/fjord", alarm("poison-1", "r2", "fall")).await;
+    for i in 1..=5 {
+        device.publish_json("vakt/v1/alarms/fjord", alarm(&format!("after-{i}"), &format!("r{}", i + 2), "safety")).await;
+    }
+    let r = ops.expect("vakt/v1/rejects", "the refusal", |m| m["reason"] == "unreadable").await;
+    assert_eq!((r["alarm_id"].as_str(), r["resident_id"].as_str(), r["topic"].as_str()), (Some("poison-1"), Some("r2"), Some("vakt/v1/alarms/fjord")), "{r}");
+    assert!(r["detail"].as_str().unwrap().contains("fault injected"), "{r}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = v.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "vakt did not end after the panic:\n{}", v.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(2), "{}", v.log());
+    assert!(v.log().contains("a message made the engine panic"), "{}", v.log());
+
+    v.restart();
+    for i in 1..=5 {
+        let want = format!("after-{i}");
+        ops.expect("vakt/v1/incidents/fjord", "an alarm after it, raised after the restart", |e| e["type"] == "raised" && e["alarm_id"] == want.as_str()).await;
+    }
+    let store = v.store().await;
+    let mut raised = raised_alarm_ids(&store, 10).await;
+    raised.sort();
+    assert_eq!(raised, ["after-1", "after-2", "after-3", "after-4", "after-5", "before"], "each once, the poisoned one never");
+    assert_eq!(v.metric("vakt_messages_rejected_total{reason=\"unreadable\"}"), 0.0, "the restarted engine met it no more");
+    store.close().await;
+    assert!(v.stop().success());
 }
 
 /// The broker (a Mosquitto of this test's own, with persistence) restarts while alarms
