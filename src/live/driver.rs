@@ -81,7 +81,8 @@ pub struct Driver {
     acked_beyond: BTreeSet<i64>,
     events_acked_stored: i64,
     /// The latest refused alarms (oldest first, at most [`REFUSED_KEPT`]), for the
-    /// dashboards: a refused alarm may still be a person who needs help.
+    /// dashboards: a refused alarm may still be a person who needs help. Each is in the
+    /// audit trail too, from which a start reads them back.
     refused_alarms: VecDeque<RefusedAlarm>,
     /// A message made the engine panic: its state is not to be trusted, stored or
     /// checkpointed any more (see [`Driver::refuse_poisoned`]).
@@ -100,8 +101,11 @@ pub struct Poisoned {
     pub ids: RefusedIds,
 }
 
-/// How many refused alarms the dashboards can look back on (since vakt started).
+/// How many refused alarms the dashboards can look back on.
 pub const REFUSED_KEPT: usize = 200;
+/// A refused alarm's line in the audit trail: by the system, not a user.
+pub const REFUSED_BY: &str = "(vakt)";
+pub const REFUSED_ACTION: &str = "refused_alarm";
 
 /// An alarm vakt refused: the municipality of the topic it came on, and the message
 /// published on `vakt/v1/rejects` for it.
@@ -443,6 +447,14 @@ impl Driver {
         }
         self.metrics.replayed_records.inc_by(n);
         self.refresh_gauges();
+        // The latest refused alarms, from the audit trail, oldest first.
+        let refused = within(bound, self.store.latest_audit(REFUSED_ACTION, REFUSED_KEPT as i64)).await?;
+        for detail in refused.into_iter().rev() {
+            let Ok(message) = serde_json::from_str::<serde_json::Value>(&detail) else { continue };
+            if let Some(m) = message["topic"].as_str().and_then(|t| t.strip_prefix(ALARMS_PREFIX)).map(str::to_owned) {
+                self.remember_refused(&m, message);
+            }
+        }
         Ok(n)
     }
 
@@ -586,14 +598,23 @@ impl Driver {
         let msg = outbound::reject_message(topic, code, detail, now, ids);
         self.push_out(outbound::REJECTS_TOPIC.to_owned(), msg.to_string(), now);
         if let Some(m) = topic.strip_prefix(ALARMS_PREFIX) {
-            if self.refused_alarms.len() == REFUSED_KEPT {
-                self.refused_alarms.pop_front();
-            }
-            self.refused_alarms.push_back(RefusedAlarm { municipality: m.to_owned(), message: msg });
+            // In the audit trail too, with the batch: the dashboards' list survives a
+            // restart (which a message that made the engine fail brings about itself).
+            let audit = AuditRow { at_ms: now.as_millis(), username: REFUSED_BY.to_owned(), role: "system", action: REFUSED_ACTION.to_owned(), incident: None, detail: msg.to_string(), outcome: code.to_owned() };
+            self.batch.audit.push(audit);
+            self.remember_refused(m, msg);
         }
     }
 
-    /// The latest refused alarms, newest first (since vakt started; see [`REFUSED_KEPT`]).
+    fn remember_refused(&mut self, municipality: &str, message: serde_json::Value) {
+        if self.refused_alarms.len() == REFUSED_KEPT {
+            self.refused_alarms.pop_front();
+        }
+        self.refused_alarms.push_back(RefusedAlarm { municipality: municipality.to_owned(), message });
+    }
+
+    /// The latest refused alarms, newest first (see [`REFUSED_KEPT`]; read back from the
+    /// audit trail at start).
     pub fn refused_alarms(&self) -> impl Iterator<Item = &RefusedAlarm> {
         self.refused_alarms.iter().rev()
     }

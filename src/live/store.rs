@@ -392,6 +392,12 @@ impl Store {
             .collect()
     }
 
+    /// The details of the latest `limit` audit lines of `action`, newest first.
+    pub async fn latest_audit(&self, action: &str, limit: i64) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT detail FROM audit WHERE action = $1 ORDER BY seq DESC LIMIT $2").bind(action).bind(limit).fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
     /// One audit line written on its own (logins, logouts); engine actions go with their batch.
     pub async fn audit(&self, row: &AuditRow) -> Result<()> {
         let mut tx = self.pool.begin().await?;

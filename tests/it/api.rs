@@ -721,6 +721,10 @@ async fn store_round_trip(url: &str) {
     assert_eq!(log.iter().map(|r| (r.seq, r.at_ms, r.record.as_str())).collect::<Vec<_>>(), [(1, 100, "\"tick\"")]);
     assert_eq!(store.events_after(1).await.unwrap(), [(2, "closed".to_owned(), Some("fjord".to_owned()), "{}".to_owned())]);
     assert_eq!(store.incident_audit(7).await.unwrap(), batch.audit);
+    // The latest lines of one action, newest first, as refused alarms are read back.
+    let refused = |n: i64| AuditRow { at_ms: 200 + n, username: "(vakt)".into(), role: "system", action: "refused_alarm".into(), incident: None, detail: format!("{{\"n\":{n}}}"), outcome: "unknown_resident".into() };
+    store.append(&Batch { audit: (1..=3).map(refused).collect(), ..Batch::default() }).await.unwrap();
+    assert_eq!(store.latest_audit("refused_alarm", 2).await.unwrap(), ["{\"n\":3}", "{\"n\":2}"]);
     assert_eq!(store.answered_since(0).await.unwrap(), [(100, "fjord".to_owned(), answered.to_owned())]);
     assert_eq!(store.closed_since(0, 10).await.unwrap(), [(7, vec![("answered".to_owned(), answered.to_owned()), ("closed".to_owned(), "{}".to_owned())])]);
     assert_eq!(store.pending_outbox().await.unwrap()[0].payload, "it's \"quoted\" ø");

@@ -511,7 +511,8 @@ impl RefusedScope {
     }
 }
 
-/// The latest refused alarms in the user's scope, newest first (since vakt started):
+/// The latest refused alarms in the user's scope, newest first (the last 200, kept
+/// across restarts in the audit trail):
 /// each a person who may still need help, whom no one was offered.
 async fn refused(State(s): State<AppState>, a: Authed) -> Result<Json<Value>, ApiError> {
     a.require(DASHBOARD)?;

@@ -327,6 +327,15 @@ async fn a_message_that_makes_the_engine_panic_is_refused_and_the_alarms_after_i
     raised.sort();
     assert_eq!(raised, ["after-1", "after-2", "after-3", "after-4", "after-5", "before"], "each once, the poisoned one never");
     assert_eq!(v.metric("vakt_messages_rejected_total{reason=\"unreadable\"}"), 0.0, "the restarted engine met it no more");
+    // The operators still see it after the restart: a person no one was offered.
+    let user = vakt::live::accounts::User { username: "admin".into(), role: vakt::live::accounts::Role::Admin, staff_id: None, centre: None };
+    store.put_user(&user, &vakt::live::accounts::hash_password("a long password").unwrap(), 0, true).await.unwrap();
+    let now = vakt::live::driver::wall_clock().as_millis();
+    store.create_session(&vakt::live::accounts::token_digest("poison-token"), "admin", "csrf", now, now + 3_600_000).await.unwrap();
+    let (code, _, body) = http_get_with(v.http, "/api/refused", &["Authorization: Bearer poison-token"]).unwrap();
+    assert_eq!(code, 200, "{body}");
+    let refused: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((refused["refused"][0]["alarm_id"].as_str(), refused["refused"][0]["reason"].as_str()), (Some("poison-1"), Some("unreadable")), "{body}");
     store.close().await;
     assert!(v.stop().success());
 }
