@@ -65,6 +65,15 @@ fn run(args: &[String]) -> Result<(), String> {
                     "residents" => {
                         let rows = vakt::live::directory::parse_residents(&text, &engine)?;
                         store.upsert_residents(&rows, now).await?;
+                        // A regular helper who is not (yet) in the directory is only a
+                        // preference that never applies: said, not refused (the staff
+                        // may be imported next).
+                        let staff: std::collections::BTreeSet<String> = store.staff_names().await?.into_iter().map(|(id, _)| id).collect();
+                        for r in &rows {
+                            for h in r.regular_helpers.iter().filter(|h| !staff.contains(h.as_str())) {
+                                eprintln!("note: resident {} names regular helper {h}, who is not in the staff directory: import them, or the preference never applies", r.id);
+                            }
+                        }
                         rows.len()
                     }
                     "staff" => {

@@ -623,10 +623,14 @@ async fn import_fills_the_directory_of_a_running_engine() {
     assert!(err.contains("line 4: municipality \"fjrod\" is not in the configuration (it has fjord)"), "{err}");
 
     let good = dir.join("good.csv");
-    std::fs::write(&good, "resident_id,municipality,lat,lon,address,notes,regular_helpers\nnew-1,fjord,61.2,7.1,Nyvegen 1,Ring på,near\n").unwrap();
+    std::fs::write(&good, "resident_id,municipality,lat,lon,address,notes,regular_helpers\nnew-1,fjord,61.2,7.1,Nyvegen 1,Ring på,near\nnew-2,fjord,61.21,7.11,Nyvegen 2,,near;ghost\n").unwrap();
     let out = import("residents", &good);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("imported 1 residents"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("imported 2 residents"));
+    // A regular helper the staff directory lacks is said, not refused.
+    assert!(err.contains("resident new-2 names regular helper ghost, who is not in the staff directory"), "{err}");
+    assert!(!err.contains("regular helper near"), "{err}");
     // Within the engine's 5 s directory refresh, the new resident's alarm is routed.
     let mut refused_before = None;
     for attempt in 0..20 {
