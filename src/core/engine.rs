@@ -20,6 +20,9 @@ use super::geo::Position;
 use super::ids::{AlarmId, CentreId, IncidentId, OperatorId, ResidentId, StaffId};
 use super::incident::{Incident, Stage};
 use super::input::{Input, Outcome, StaffReply};
+use super::people::{Resident, Staff};
+use super::routing::{StaffPoint, Team, point};
+use super::time::Timestamp;
 
 /// An alarm as the dedupe window knows it: its id and the resident it came for. Gateways
 /// number their alarms independently (a SIA receiver's 0001–9999, a device's counter
@@ -27,9 +30,6 @@ use super::input::{Input, Outcome, StaffReply};
 /// redelivery. `None` only in entries restored from a snapshot taken before the
 /// resident was part of the key: those still match by id until they leave the window.
 pub(crate) type SeenKey = (AlarmId, Option<ResidentId>);
-use super::people::{Resident, Staff};
-use super::routing::{StaffPoint, Team, point};
-use super::time::Timestamp;
 
 #[derive(Debug)]
 pub(crate) struct StaffState {
@@ -352,9 +352,8 @@ impl Engine {
 
     /// A redelivery: this alarm id for this resident within the window, or the id
     /// alone from a snapshot taken before residents told alarms apart.
-    fn seen(&self, alarm: &Alarm) -> bool {
-        let key = (alarm.id.clone(), Some(alarm.resident.clone()));
-        self.seen_alarms.contains_key(&key) || self.seen_alarms.contains_key(&(key.0, None))
+    fn seen(&self, key: &SeenKey) -> bool {
+        self.seen_alarms.contains_key(key) || self.seen_alarms.contains_key(&(key.0.clone(), None))
     }
 
     fn prune_seen(&mut self, now: Timestamp) {
@@ -374,7 +373,8 @@ impl Engine {
 
     fn on_alarm(&mut self, now: Timestamp, alarm: Alarm) {
         self.prune_seen(now);
-        if self.seen(&alarm) {
+        let key = (alarm.id.clone(), Some(alarm.resident.clone()));
+        if self.seen(&key) {
             self.push(Action::DuplicateIgnored { at: now, alarm: alarm.id });
             return;
         }
@@ -390,7 +390,6 @@ impl Engine {
             return self.reject(now, device, None, RejectReason::WrongMunicipality { resident_belongs_to });
         }
         let home = resident.home;
-        let key = (alarm.id.clone(), Some(alarm.resident.clone()));
         self.seen_alarms.insert(key.clone(), now);
         self.seen_order.push_back((now, key));
 

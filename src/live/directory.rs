@@ -7,6 +7,8 @@
 //! Every row is checked, and so is its municipality against the configuration; a file
 //! with any bad row (or an id twice) is refused whole, with every bad line.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -75,7 +77,7 @@ fn records(text: &str, columns: &[&str]) -> Result<Vec<(u64, Result<csv::StringR
 fn collect<T>(rows: Vec<(u64, Result<csv::StringRecord, String>)>, config: &EngineConfig, parse: impl Fn(&csv::StringRecord) -> Result<T>, key: impl Fn(&T) -> (&str, &MunicipalityId)) -> Result<Vec<T>> {
     let mut ok = Vec::new();
     let mut errors = Vec::new();
-    let mut first_line: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    let mut first_line: HashMap<String, u64> = HashMap::new();
     for (line, rec) in rows {
         let parsed = rec.map_err(anyhow::Error::msg).and_then(|r| parse(&r)).and_then(|v| {
             let (id, municipality) = key(&v);
@@ -83,10 +85,10 @@ fn collect<T>(rows: Vec<(u64, Result<csv::StringRecord, String>)>, config: &Engi
                 let known: Vec<&str> = config.municipalities.iter().map(|m| m.id.as_str()).collect();
                 bail!("municipality {:?} is not in the configuration (it has {})", municipality.as_str(), known.join(", "));
             }
-            if let Some(earlier) = first_line.insert(id.to_owned(), line) {
-                first_line.insert(id.to_owned(), earlier);
-                bail!("{id:?} is already on line {earlier}");
-            }
+            match first_line.entry(id.to_owned()) {
+                Entry::Occupied(earlier) => bail!("{id:?} is already on line {}", earlier.get()),
+                Entry::Vacant(first) => first.insert(line),
+            };
             Ok(v)
         });
         match parsed {

@@ -548,34 +548,37 @@ impl Driver {
         let parsed = parse_topic(topic, &publish.payload, now, &self.limits);
         match parsed {
             Ok(input) => {
-                let mut ids = RefusedIds::default();
+                let mut fault = false;
                 if let Input::Alarm(a) = &input {
                     self.metrics.alarms_received.with_label_values(&[a.municipality.as_str()]).inc();
-                    ids = RefusedIds { alarm: Some(a.id.clone()), resident: Some(a.resident.clone()) };
+                    fault = self.fault_panic_on_alarm.as_deref() == Some(a.id.as_str());
                 }
-                let fault = matches!((&self.fault_panic_on_alarm, &ids.alarm), (Some(f), Some(a)) if f == a.as_str());
                 let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     assert!(!fault, "fault injected by VAKT_FAULT_PANIC_ON_ALARM");
                     self.apply(Mode::Live, now, input, Some(topic))
                 }));
                 if let Err(panic) = applied {
                     self.poisoned = true;
+                    let ids = self.refused_ids(topic, &publish.payload);
                     return Err(Poisoned { topic: topic.to_owned(), why: panic_text(&*panic), ids });
                 }
             }
             Err(reject) => {
                 warn!(topic, reason = reject.code, detail = %reject.detail, "message rejected");
-                let ids = match topic.strip_prefix(ALARMS_PREFIX) {
-                    Some(_) => {
-                        let (alarm, resident) = wire::readable_alarm_ids(&publish.payload, &self.limits);
-                        RefusedIds { alarm, resident }
-                    }
-                    None => RefusedIds::default(),
-                };
+                let ids = self.refused_ids(topic, &publish.payload);
                 self.reject(now, topic, reject.code, &reject.detail, &ids);
             }
         }
         Ok(())
+    }
+
+    /// The ids a refused message's reject carries: an alarm's, where they can be read.
+    fn refused_ids(&self, topic: &str, payload: &[u8]) -> RefusedIds {
+        if !topic.starts_with(ALARMS_PREFIX) {
+            return RefusedIds::default();
+        }
+        let (alarm, resident) = wire::readable_alarm_ids(payload, &self.limits);
+        RefusedIds { alarm, resident }
     }
 
     /// After a message made the engine panic: nothing of this step is kept (the broker

@@ -280,7 +280,6 @@ async fn main_loop(p: LoopParts) -> Result<()> {
             // after every restart, and no alarm after it would get through.
             error!(topic = %poison.topic, panic = %poison.why, "a message made the engine panic (a fault in vakt): it is refused, and vakt ends to start again from the store");
             let out = driver.refuse_poisoned(&ready_tx, &poison).await;
-            answers.clear();
             mqtt.send(out, vec![inbound.swap_remove(i)]);
             inbound.clear();
             lost = Some(format!("a message on {} made the engine panic ({}); it was refused", poison.topic, poison.why));

@@ -193,7 +193,6 @@ pub fn refused_message(incident: IncidentId, reply: &StaffReply, reason: &Reject
     json!({ "type": "refused", "incident_id": incident.0, "action": reply_name(reply), "reason": reason.code(), "detail": reason.to_string(), "at": at.to_string() })
 }
 
-/// A message the engine refused, for operations: `{"topic","reason","detail","at"}`.
 /// A refused message, for `vakt/v1/rejects`. A refused alarm carries its alarm and
 /// resident ids where they could be read: it may still be a person who needs help.
 pub fn reject_message(topic: &str, code: &str, detail: &str, at: Timestamp, ids: &RefusedIds) -> Value {
@@ -217,6 +216,7 @@ pub struct RefusedIds {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn rejects_are_published_as_json_with_the_ids_of_a_refused_alarm() {
@@ -227,7 +227,6 @@ mod tests {
         let msg = reject_message("vakt/v1/alarms/sogndal", "unknown_resident", "no resident r-7", at, &ids);
         assert_eq!((msg["alarm_id"].as_str(), msg["resident_id"].as_str()), (Some("gw3-17"), Some("r-7")));
     }
-    use std::time::Duration;
 
     fn ctx() -> IncidentContext {
         IncidentContext {
