@@ -40,6 +40,8 @@ pub enum Action {
     EscalatedByOperator { at: Timestamp, incident: IncidentId, operator: OperatorId },
     /// A note on the incident, for the record.
     NoteAdded { at: Timestamp, incident: IncidentId, by: Actor, note: String },
+    /// The engine stopped handling it by itself (see `Input::SetAside`): people must.
+    SetAside { at: Timestamp, incident: IncidentId, reason: String },
 
     /// A human has it: the answer clock stops. `answer_time` counts from arrival.
     Answered { at: Timestamp, incident: IncidentId, by: Responder, answer_time: Duration },
@@ -75,6 +77,7 @@ impl Action {
             | Action::AssignedByOperator { at, .. }
             | Action::EscalatedByOperator { at, .. }
             | Action::NoteAdded { at, .. }
+            | Action::SetAside { at, .. }
             | Action::Answered { at, .. }
             | Action::ResolvedByCentre { at, .. }
             | Action::ForwardedToHomeCare { at, .. }
@@ -100,6 +103,7 @@ impl Action {
             | Action::AssignedByOperator { incident, .. }
             | Action::EscalatedByOperator { incident, .. }
             | Action::NoteAdded { incident, .. }
+            | Action::SetAside { incident, .. }
             | Action::Answered { incident, .. }
             | Action::ResolvedByCentre { incident, .. }
             | Action::ForwardedToHomeCare { incident, .. }
@@ -269,6 +273,7 @@ impl std::fmt::Display for Action {
             Action::AssignedByOperator { incident, operator, staff, .. } => write!(f, "{incident} assigned to {staff} by operator {operator}"),
             Action::EscalatedByOperator { incident, operator, .. } => write!(f, "{incident} escalated by operator {operator}"),
             Action::NoteAdded { incident, by, note, .. } => write!(f, "{incident} note from {by}: {note:?}"),
+            Action::SetAside { incident, reason, .. } => write!(f, "{incident} SET ASIDE, to be handled by hand: {reason}"),
             Action::Answered { incident, by, answer_time, .. } => write!(f, "{incident} answered by {by} after {}", secs(answer_time)),
             Action::ResolvedByCentre { incident, operator, .. } => write!(f, "{incident} resolved by operator {operator}"),
             Action::ForwardedToHomeCare { incident, operator, .. } => write!(f, "{incident} forwarded to home care by operator {operator}"),

@@ -72,6 +72,8 @@ pub struct IncidentView {
     pub live_offers: Vec<StaffId>,
     pub assigned: Option<StaffId>,
     pub next_deadline: Option<Timestamp>,
+    /// The engine no longer handles it by itself (see `Input::SetAside`).
+    pub set_aside: bool,
 }
 
 pub struct Engine {
@@ -143,6 +145,7 @@ impl Engine {
             Input::OperatorEscalate { operator, incident } => self.on_operator_escalate(now, operator, incident),
             Input::OperatorNote { operator, incident, note } => self.on_operator_note(now, operator, incident, note),
             Input::CentreStaffing { centre, operators_on_duty } => self.on_centre_staffing(now, centre, operators_on_duty),
+            Input::SetAside { incident, reason } => self.on_set_aside(now, incident, reason),
             Input::UpsertResident(r) => self.on_upsert_resident(now, r),
             Input::UpsertStaff(s) => self.on_upsert_staff(now, s),
         }
@@ -150,21 +153,33 @@ impl Engine {
 
     /// Runs every step that is due at `now`.
     pub fn handle_timeout(&mut self, now: Timestamp) {
-        while let Some(&(at, id)) = self.timers.first() {
-            if at > now {
-                break;
-            }
-            self.timers.pop_first();
-            self.with_incident(id, |engine, inc| {
-                inc.deadline = None;
-                engine.advance(inc, now);
-            });
+        while self.handle_next_timeout(now).is_some() {}
+    }
+
+    /// Runs the first timer due at `now`, if there is one, and returns its incident
+    /// (`handle_timeout` is this until nothing is due; a driver that wants to know which
+    /// incident's step failed calls it one at a time).
+    pub fn handle_next_timeout(&mut self, now: Timestamp) -> Option<IncidentId> {
+        let (at, id) = self.next_timer()?;
+        if at > now {
+            return None;
         }
+        self.timers.pop_first();
+        self.with_incident(id, |engine, inc| {
+            inc.deadline = None;
+            engine.advance(inc, now);
+        });
+        Some(id)
     }
 
     /// When `handle_timeout` must next be called.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         self.timers.first().map(|&(at, _)| at)
+    }
+
+    /// The first timer: when, and for which incident.
+    pub fn next_timer(&self) -> Option<(Timestamp, IncidentId)> {
+        self.timers.first().copied()
     }
 
     pub fn poll_action(&mut self) -> Option<Action> {
@@ -218,6 +233,7 @@ impl Engine {
             live_offers: inc.dispatch.iter().flat_map(|d| d.live.keys()).map(|&s| self.staff[s].info.id.clone()).collect(),
             assigned: inc.assigned.map(|s| self.staff[s].info.id.clone()),
             next_deadline: inc.deadline,
+            set_aside: inc.set_aside,
         }
     }
 
@@ -225,7 +241,7 @@ impl Engine {
     /// Returns the first violation found.
     pub fn check_invariants(&self) -> Result<(), String> {
         for inc in self.incidents.values() {
-            if inc.stage.needs_a_human() {
+            if inc.stage.needs_a_human() && !inc.set_aside {
                 let Some(deadline) = inc.deadline else {
                     return Err(format!("{} is {} with no timer", inc.id, inc.stage.as_str()));
                 };
@@ -291,8 +307,12 @@ impl Engine {
         true
     }
 
-    /// Does whatever is due for this incident at `now`, then sets its next timer.
+    /// Does whatever is due for this incident at `now`, then sets its next timer. Nothing,
+    /// for an incident set aside: what people do to it is all that happens.
     pub(crate) fn advance(&mut self, inc: &mut Incident, now: Timestamp) {
+        if inc.set_aside {
+            return;
+        }
         if let Some(at) = inc.alert_at.filter(|&at| at <= now) {
             let ladder_repeat = self.config.municipalities[inc.muni].ladder.alert_repeat;
             let (kind, since) = match (&inc.dispatch, inc.answered_at) {
@@ -318,6 +338,9 @@ impl Engine {
     fn reschedule(&mut self, inc: &mut Incident, now: Timestamp) {
         if let Some(old) = inc.deadline.take() {
             self.timers.remove(&(old, inc.id));
+        }
+        if inc.set_aside {
+            return;
         }
         let mut next = inc.alert_at;
         let mut consider = |t: Timestamp| next = Some(next.map_or(t, |n: Timestamp| n.min(t)));
@@ -428,6 +451,7 @@ impl Engine {
             alert_at: Some(now + m.ladder.alert_after),
             deadline: None,
             closed: false,
+            set_aside: false,
         };
         let response_centre = m.response_centre.as_ref().and_then(|c| self.config.centre_index(c));
         self.push(Action::Raised {
@@ -733,6 +757,19 @@ impl Engine {
             return self.reject(now, Some(Actor::Operator(operator)), Some(id), RejectReason::UnknownIncident);
         }
         self.push(Action::NoteAdded { at: now, incident: id, by: Actor::Operator(operator), note });
+    }
+
+    fn on_set_aside(&mut self, now: Timestamp, id: IncidentId, reason: String) {
+        let found = self.with_incident(id, |engine, inc| {
+            if !inc.set_aside {
+                inc.set_aside = true;
+                engine.reschedule(inc, now);
+                engine.push(Action::SetAside { at: now, incident: id, reason });
+            }
+        });
+        if !found {
+            self.reject(now, None, Some(id), RejectReason::UnknownIncident);
+        }
     }
 
     fn on_centre_staffing(&mut self, now: Timestamp, centre: CentreId, operators: u32) {

@@ -10,7 +10,7 @@ use super::people::Roles;
 use super::time::Timestamp;
 
 /// Where an incident stands. Before `Accepted`/`WithOperator` nobody has it, and the
-/// engine guarantees it a next step and a timer.
+/// engine guarantees it a next step and a timer (unless it was set aside).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Stage {
     /// Nobody has answered: queued at a centre and/or offered to staff.
@@ -67,6 +67,10 @@ pub(crate) struct Incident {
     pub deadline: Option<Timestamp>,
     /// Set when it closed: the engine drops it.
     pub closed: bool,
+    /// Its automatic handling stopped (a fault in vakt met it, see `Input::SetAside`):
+    /// no timers, offers or escalations from the engine; people handle it by hand.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub set_aside: bool,
 }
 
 /// Waiting in a centre's operator queue.

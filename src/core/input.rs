@@ -42,6 +42,13 @@ pub enum Input {
     /// How many operators a centre has on duty; zero is an outage (queue goes to backup).
     CentreStaffing { centre: CentreId, operators_on_duty: u32 },
 
+    /// The engine stops handling this open incident by itself: its timers go, and no
+    /// offer, escalation or alert follows from the engine; people see it flagged and
+    /// handle it by hand (offers already out, staff replies and operator actions still
+    /// work). A driver gives this when handling the incident's timer made the engine fail
+    /// (a fault in vakt): otherwise the same timer would fail it after every restart.
+    SetAside { incident: IncidentId, reason: String },
+
     /// Registers or updates an alarm user.
     UpsertResident(Resident),
     /// Registers or updates a staff member (roles, team). Duty state is kept.

@@ -61,6 +61,7 @@ pub fn event_kind(action: &Action) -> &'static str {
         Action::AssignedByOperator { .. } => "assigned_by_operator",
         Action::EscalatedByOperator { .. } => "escalated_by_operator",
         Action::NoteAdded { .. } => "note_added",
+        Action::SetAside { .. } => "set_aside",
         Action::Answered { .. } => "answered",
         Action::ResolvedByCentre { .. } => "resolved_by_centre",
         Action::ForwardedToHomeCare { .. } => "forwarded_to_home_care",
@@ -135,6 +136,7 @@ pub fn incident_event(seq: i64, action: &Action, ctx: &IncidentContext) -> Optio
         Action::AssignedByOperator { operator, staff, .. } => json!({ "operator_id": operator.as_str(), "staff_id": staff.as_str() }),
         Action::EscalatedByOperator { operator, .. } => json!({ "operator_id": operator.as_str() }),
         Action::NoteAdded { by, note, .. } => json!({ "by": by.to_string(), "note": note }),
+        Action::SetAside { reason, .. } => json!({ "reason": reason }),
         Action::Answered { by, answer_time, .. } => {
             let who = match by {
                 Responder::Staff(s) => json!({ "staff_id": s.as_str() }),

@@ -591,3 +591,56 @@ fn the_three_centre_models_run_the_same_queue() {
         [  201.0] I1 accepted by d1 (151.0s after dispatch)
     "#]].assert_eq(&traces[0]);
 }
+
+/// An incident set aside (a driver does so when its timer made the engine fail): no
+/// timer, offer, escalation or alert from the engine any more, in a queue or on a
+/// ladder; the offers already out, staff replies and operator actions still work.
+#[test]
+fn a_set_aside_incident_is_left_to_people() {
+    let mut w = fjord();
+    w.resident("rd", "dal", (61.10, 7.48), &[]);
+    let alarm = w.alarm("a1", "r1", "fjord", AlarmKind::Safety);
+    w.at(0.0, alarm);
+    let alarm = w.alarm("a2", "rd", "dal", AlarmKind::Safety);
+    w.at(1.0, alarm);
+    let aside = |incident: u64| Input::SetAside { incident: IncidentId(incident), reason: "a fault".into() };
+    w.at(3.0, aside(1));
+    w.at(3.0, aside(2));
+    w.at(4.0, aside(1)); // already: nothing happens
+    w.at(5.0, aside(9));
+    assert_eq!(w.engine.poll_timeout(), None, "no timer for either");
+    assert!(w.engine.incident(IncidentId(1)).unwrap().set_aside);
+    // Restored from a snapshot, it stays aside.
+    let config = w.engine.config().clone();
+    w.engine = Engine::from_snapshot(config, w.engine.snapshot().unwrap()).unwrap();
+    assert!(w.engine.incident(IncidentId(2)).unwrap().set_aside);
+    w.run_until(900.0);
+    let op = || id::<OperatorId>("o1");
+    w.at(901.0, Input::OperatorEscalate { operator: op(), incident: IncidentId(1) });
+    w.at(902.0, reply("mid", 1, StaffReply::Accept));
+    w.at(903.0, Input::OperatorAnswer { centre: id("sentral"), operator: op(), incident: IncidentId(2) });
+    w.at(904.0, Input::OperatorResolve { operator: op(), incident: IncidentId(2), note: None });
+    w.run_until(2000.0);
+    expect![[r#"
+        [    0.0] I1 raised: alarm a1 (safety, high) from r1 in fjord under mobile_guard_room
+        [    0.0] I1 offered to near (eta 20.0s, expires in 15.0s)
+        [    1.0] I2 raised: alarm a2 (safety, high) from rd in dal under shared_centre
+        [    1.0] I2 queued at sentral
+        [    3.0] I1 SET ASIDE, to be handled by hand: a fault
+        [    3.0] I2 SET ASIDE, to be handled by hand: a fault
+        [    5.0] rejected input about I9: no open incident with that id
+        [  901.0] I1 escalated by operator o1
+        [  901.0] I1 escalated: offered to everyone on duty
+        [  901.0] I1 offered to mid (eta 160.4s, broadcast)
+        [  901.0] I1 offered to far (eta 1013.2s, broadcast)
+        [  902.0] I1 answered by staff mid after 902.0s
+        [  902.0] I1 accepted by mid (902.0s after dispatch)
+        [  902.0] I1 revoked from near: TakenByOther
+        [  902.0] I1 revoked from far: TakenByOther
+        [  903.0] I2 left the queue at sentral
+        [  903.0] I2 answered by operator o1 at sentral after 902.0s
+        [  904.0] I2 resolved by operator o1
+        [  904.0] I2 closed: resolved_by_centre
+    "#]].assert_eq(&w.take_trace());
+    assert_eq!(w.engine.poll_timeout(), None);
+}
