@@ -154,8 +154,9 @@ const CODE_NAMES = {
   // actions in the audit trail
   note: N_('note'), accept: N_('accept'), decline: N_('decline'), close: N_('close'), answer: N_('answer'),
   resolve: N_('resolve'), forward_to_home_care: N_('forward to home care'), escalate: N_('escalate'), assign: N_('assign'),
+  set_aside: N_('set aside'),
   // roles, and the other actors of an event's `by`
   operator: N_('operator'), staff: N_('staff'), planner: N_('planner'), admin: N_('admin'),
-  resident: N_('resident'), alarm: N_('alarm'), centre: N_('centre'),
+  resident: N_('resident'), alarm: N_('alarm'), centre: N_('centre'), system: N_('vakt itself'),
 };
 export const codeName = (c) => (c && CODE_NAMES[c] ? t(CODE_NAMES[c]) : String(c || '').replaceAll('_', ' '));

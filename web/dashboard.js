@@ -80,6 +80,7 @@ function renderQueue() {
         el('div', { class: 'incident-head' }, el('strong', {}, `#${i.incident_id} ${kindName(i.kind)}`), el('span', { class: 'age', 'data-received': i.received_at }, s === 'unanswered' ? mmss(age) : t('answered in {time}', { time: mmss(age) }))),
         el('div', { class: 'small' }, [i.municipality, i.address || i.resident_id].filter(Boolean).join(' · ')),
         el('div', { class: 'small muted' }, stageName(i.stage), i.priority && i.priority !== 'normal' ? ` · ${codeName(i.priority)}` : ''),
+        i.set_aside ? el('div', { class: 'small set-aside' }, t('Set aside: handle it by hand')) : null,
         el('div', { class: 'target-bar' }, bar(age)),
       );
     }),
@@ -182,6 +183,7 @@ function describe(e) {
     case 'alert': return t('Alert: nobody has it after {time}', { time: mmss(e.waiting_secs) });
     case 'assigned_by_operator': return t('Assigned by {operator} to {staff}', { operator: e.operator_id, staff: nameOf(e.staff_id) });
     case 'escalated_by_operator': return t('Escalated by {operator}', { operator: e.operator_id });
+    case 'set_aside': return t('Set aside by vakt (a fault in vakt met it): no more offers, escalations or alerts from vakt; handle it by hand');
     case 'note_added': return t('Note by {by}: {note}', { by: actorName(e.by), note: e.note });
     case 'answered': return t('Answered by {by} in {time}', { by: e.by.staff_id ? nameOf(e.by.staff_id) : e.by.operator_id, time: mmss(e.answer_secs) });
     case 'resolved_by_centre': return t('Resolved on the phone by {operator}', { operator: e.operator_id });
@@ -223,6 +225,7 @@ async function loadDetail() {
       i.text ? [el('dt', {}, t('Alarm text')), el('dd', {}, i.text)] : null,
       el('dt', {}, t('Municipality')), el('dd', {}, `${i.municipality} (${codeName(i.model)})`),
       el('dt', {}, t('Received')), el('dd', {}, clock(i.received_at)),
+      i.set_aside ? [el('dt', {}, t('Set aside')), el('dd', { class: 'set-aside' }, t('vakt no longer offers, escalates or alerts on it: handle it by hand'))] : null,
       i.answered_at ? [el('dt', {}, t('Answered')), el('dd', {}, `${clock(i.answered_at)} (${mmss(ageSecs(i))})`)] : null,
       i.live_offers && i.live_offers.length ? [el('dt', {}, t('Offered to')), el('dd', {}, i.live_offers.map(nameOf).join(', '))] : null,
       i.assigned ? [el('dt', {}, t('Staff')), el('dd', {}, nameOf(i.assigned))] : null,

@@ -25,7 +25,7 @@ use super::metrics::Metrics;
 use super::outbound::{self, ALARMS_PREFIX, IncidentContext, RefusedIds};
 use super::accounts::{Role, User};
 use super::mqtt::{OutMsg, Stored};
-use super::store::{AuditRow, Batch, EventRow, LogRow, OutboxRow, Sequences, Store, StoreTimedOut, within};
+use super::store::{AuditRow, Batch, EventRow, LogRow, OutboxRow, Sequences, SYSTEM_ROLE, Store, StoreTimedOut, within};
 use super::wire::{self, WireLimits, WireReject};
 use crate::core::{Action, Actor, Engine, IncidentId, Input, Position, RejectReason, StaffId, StaffReply, Timestamp};
 
@@ -52,6 +52,10 @@ pub struct Driver {
     metrics: Arc<Metrics>,
     limits: WireLimits,
     seq: Sequences,
+    /// The numbers in use by what is stored (as of the last commit): a step that is
+    /// thrown away gives its numbers back, so the stored events stay without a gap (the
+    /// broker's acknowledgements move `events_acked` on only over a run without one).
+    seq_stored: Sequences,
     /// By incident id, which only grows: a B-tree takes each new one at its end. A hash
     /// map here doubled its table now and then, moving every context at once: with
     /// hundreds of thousands open (the load bench), a stall of a tenth of a second.
@@ -84,21 +88,49 @@ pub struct Driver {
     /// dashboards: a refused alarm may still be a person who needs help. Each is in the
     /// audit trail too, from which a start reads them back.
     refused_alarms: VecDeque<RefusedAlarm>,
-    /// A message made the engine panic: its state is not to be trusted, stored or
-    /// checkpointed any more (see [`Driver::refuse_poisoned`]).
-    poisoned: bool,
-    /// Fault injection for the tests: an alarm with this id makes the engine panic
-    /// (`VAKT_FAULT_PANIC_ON_ALARM`, read at start; unset in any real use).
-    fault_panic_on_alarm: Option<String>,
+    /// A step made the engine panic, and what did: its state is not to be trusted,
+    /// stored or checkpointed any more (`failed`, for good), and the culprit is put aside
+    /// (see [`Driver::refuse_poisoned`]).
+    poison: Option<Poisoned>,
+    failed: bool,
+    /// Open incidents the engine no longer handles by itself (`vakt_incidents_set_aside`).
+    set_aside: BTreeSet<IncidentId>,
+    /// Fault injection for the tests: alarms with these ids (comma-separated) make the
+    /// engine panic, when they arrive (`VAKT_FAULT_PANIC_ON_ALARM`) or when their
+    /// incident's timer runs (`VAKT_FAULT_PANIC_ON_TIMER`). Read at start; unset in any
+    /// real use.
+    fault_panic_on_alarm: Vec<String>,
+    fault_panic_on_timer: Vec<String>,
 }
 
-/// A message that made the engine panic (a fault in vakt, not in the message's form: the
-/// wire's parsers refuse those): what is needed to refuse it.
+/// The audit trail's action for an incident the engine set aside.
+pub const SET_ASIDE_ACTION: &str = "set_aside";
+
+/// A step that made the engine panic (a fault in vakt, not in a message's form: the
+/// wire's parsers refuse those): what the panic said, and what to put aside so that the
+/// restarted engine does not meet it again.
 #[derive(Debug)]
 pub struct Poisoned {
-    pub topic: String,
     pub why: String,
-    pub ids: RefusedIds,
+    pub culprit: Culprit,
+}
+
+impl std::fmt::Display for Poisoned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.culprit {
+            Culprit::Message { topic, .. } => write!(f, "a message on {topic} made the engine panic ({})", self.why),
+            Culprit::Timer { incident } => write!(f, "the timer of {incident} made the engine panic ({})", self.why),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum Culprit {
+    /// An inbound message: refused, with the ids of the alarm it held.
+    Message { topic: String, ids: RefusedIds },
+    /// An incident's timer: the incident is set aside (`Input::SetAside`), for people to
+    /// handle by hand.
+    Timer { incident: IncidentId },
 }
 
 /// How many refused alarms the dashboards can look back on.
@@ -267,6 +299,7 @@ impl Driver {
             metrics,
             limits,
             seq: Sequences::default(),
+            seq_stored: Sequences::default(),
             contexts: BTreeMap::new(),
             last_now: Timestamp::from_millis(0),
             batch: Batch::default(),
@@ -284,8 +317,11 @@ impl Driver {
             acked_beyond: BTreeSet::new(),
             events_acked_stored: 0,
             refused_alarms: VecDeque::new(),
-            poisoned: false,
-            fault_panic_on_alarm: std::env::var("VAKT_FAULT_PANIC_ON_ALARM").ok().filter(|s| !s.is_empty()),
+            poison: None,
+            failed: false,
+            set_aside: BTreeSet::new(),
+            fault_panic_on_alarm: fault_injected("VAKT_FAULT_PANIC_ON_ALARM"),
+            fault_panic_on_timer: fault_injected("VAKT_FAULT_PANIC_ON_TIMER"),
         }
     }
 
@@ -308,6 +344,9 @@ impl Driver {
     pub fn act(&mut self, act: WebAct) -> ActOutcome {
         let now = self.now();
         self.fire_due(now);
+        if self.failed {
+            return ActOutcome::Refused { code: "engine_unavailable", detail: "the engine met a fault and starts again; try again in a moment".into() };
+        }
         let WebAct { who, what } = act;
         let (name, incident, detail, input) = match what {
             WebAction::Staff(input) => {
@@ -412,6 +451,7 @@ impl Driver {
         // vakt) rather than leaving it waiting, not ready, for ever.
         let bound = self.write_timeout;
         self.seq = within(bound, self.store.sequences()).await?;
+        self.seq_stored = self.seq;
         self.events_acked = within(bound, self.store.events_acked_through()).await?;
         self.events_acked_stored = self.events_acked;
         let mut after = 0;
@@ -446,6 +486,7 @@ impl Driver {
             }
         }
         self.metrics.replayed_records.inc_by(n);
+        self.set_aside = self.engine.open_incidents().filter(|v| v.set_aside).map(|v| v.id).collect();
         self.refresh_gauges();
         // The latest refused alarms, from the audit trail, oldest first.
         let refused = within(bound, self.store.latest_audit(REFUSED_ACTION, REFUSED_KEPT as i64)).await?;
@@ -479,13 +520,26 @@ impl Driver {
         changed
     }
 
-    /// Runs the timers due at `now` (logged as a tick, so a replay runs them at the same time).
+    /// Runs the timers due at `now` (logged as a tick, so a replay runs them at the same
+    /// time), one incident at a time: should one make the engine panic, the driver is
+    /// poisoned with that incident as the culprit (see [`Driver::refuse_poisoned`]).
     pub fn fire_due(&mut self, now: Timestamp) {
-        if self.engine.poll_timeout().is_some_and(|t| t <= now) {
-            self.log_record(now, TICK.to_owned());
-            self.engine.handle_timeout(now);
-            self.drain(Mode::Live, &Cause { topic: None, alarm: None, reply: None });
+        if self.failed || self.engine.poll_timeout().is_none_or(|t| t > now) {
+            return;
         }
+        self.log_record(now, TICK.to_owned());
+        while let Some((_, incident)) = self.engine.next_timer().filter(|&(at, _)| at <= now) {
+            let fault = !self.fault_panic_on_timer.is_empty() && self.contexts.get(&incident).is_some_and(|c| self.fault_panic_on_timer.iter().any(|f| f == c.alarm.as_str()));
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                assert!(!fault, "fault injected by VAKT_FAULT_PANIC_ON_TIMER");
+                self.engine.handle_next_timeout(now)
+            }));
+            if let Err(panic) = ran {
+                self.poisoned(Poisoned { why: panic_text(&*panic), culprit: Culprit::Timer { incident } });
+                return;
+            }
+        }
+        self.drain(Mode::Live, &Cause { topic: None, alarm: None, reply: None });
     }
 
     /// The broker acknowledged these messages (those in `received`, and any waiting on
@@ -538,12 +592,26 @@ impl Driver {
         self.engine.poll_timeout()
     }
 
-    /// One inbound MQTT message: parsed by the wire contract, applied, or refused. An
-    /// error: applying it made the engine panic, and the engine must not go on (the
-    /// caller refuses the message with [`Driver::refuse_poisoned`] and ends).
-    pub fn on_message(&mut self, publish: &Publish) -> Result<(), Poisoned> {
+    fn poisoned(&mut self, p: Poisoned) {
+        self.failed = true;
+        self.poison = Some(p);
+    }
+
+    /// The step that made the engine panic, if one did: the engine must not go on (the
+    /// caller stores what [`Driver::refuse_poisoned`] makes of it, and ends).
+    pub fn poison(&self) -> Option<&Poisoned> {
+        self.poison.as_ref()
+    }
+
+    /// One inbound MQTT message: parsed by the wire contract, applied, or refused. Should
+    /// it (or a timer due before it) make the engine panic, the driver is poisoned (see
+    /// [`Driver::poison`]) and takes no more input.
+    pub fn on_message(&mut self, publish: &Publish) {
         let now = self.now();
         self.fire_due(now);
+        if self.failed {
+            return;
+        }
         let topic = publish.topic.as_str();
         let parsed = parse_topic(topic, &publish.payload, now, &self.limits);
         match parsed {
@@ -551,16 +619,15 @@ impl Driver {
                 let mut fault = false;
                 if let Input::Alarm(a) = &input {
                     self.metrics.alarms_received.with_label_values(&[a.municipality.as_str()]).inc();
-                    fault = self.fault_panic_on_alarm.as_deref() == Some(a.id.as_str());
+                    fault = self.fault_panic_on_alarm.iter().any(|f| f == a.id.as_str());
                 }
                 let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     assert!(!fault, "fault injected by VAKT_FAULT_PANIC_ON_ALARM");
                     self.apply(Mode::Live, now, input, Some(topic))
                 }));
                 if let Err(panic) = applied {
-                    self.poisoned = true;
                     let ids = self.refused_ids(topic, &publish.payload);
-                    return Err(Poisoned { topic: topic.to_owned(), why: panic_text(&*panic), ids });
+                    self.poisoned(Poisoned { why: panic_text(&*panic), culprit: Culprit::Message { topic: topic.to_owned(), ids } });
                 }
             }
             Err(reject) => {
@@ -569,7 +636,6 @@ impl Driver {
                 self.reject(now, topic, reject.code, &reject.detail, &ids);
             }
         }
-        Ok(())
     }
 
     /// The ids a refused message's reject carries: an alarm's, where they can be read.
@@ -581,18 +647,37 @@ impl Driver {
         RefusedIds { alarm, resident }
     }
 
-    /// After a message made the engine panic: nothing of this step is kept (the broker
-    /// still holds its other messages, unacknowledged, and gives them to the restarted
-    /// engine); the message is refused as `unreadable`, with its ids, and that alone is
-    /// stored. Returns what to publish with the message's acknowledgement. The engine is
-    /// not to be used afterwards: the caller ends, and a restart recovers from the store,
-    /// which the panic never reached.
-    pub async fn refuse_poisoned(&mut self, ready: &tokio::sync::watch::Sender<bool>, p: &Poisoned) -> Vec<OutMsg> {
+    /// After a step made the engine panic: nothing of the step is kept (the broker still
+    /// holds its messages, unacknowledged, and gives them to the restarted engine), but
+    /// what put the engine there, which is stored alone:
+    /// - a message is refused as `unreadable`, with its ids (the caller acknowledges it
+    ///   with what this returns);
+    /// - an incident whose timer it was is set aside (`Input::SetAside`, logged for the
+    ///   replay, with its incident event and an audit line): the restarted engine no
+    ///   longer runs that incident's timers, and people handle it by hand.
+    ///
+    /// Returns what to publish. The engine is not to be used afterwards: the caller ends,
+    /// and a restart recovers from the store, which the panic never reached.
+    pub async fn refuse_poisoned(&mut self, ready: &tokio::sync::watch::Sender<bool>) -> Vec<OutMsg> {
+        let Some(p) = self.poison.take() else { return Vec::new() };
         self.batch = Batch::default();
         self.out.clear();
-        let detail = format!("this message made the engine fail (a fault in vakt: {}); it was refused, and vakt starts again", p.why);
+        self.seq = self.seq_stored;
         let now = self.last_now;
-        self.reject(now, &p.topic, "unreadable", &detail, &p.ids);
+        match p.culprit {
+            Culprit::Message { topic, ids } => {
+                let detail = format!("this message made the engine fail (a fault in vakt: {}); it was refused, and vakt starts again", p.why);
+                self.reject(now, &topic, "unreadable", &detail, &ids);
+            }
+            Culprit::Timer { incident } => {
+                let reason = format!("its timer made the engine fail (a fault in vakt: {}); the engine no longer offers, escalates or alerts on it: handle it by hand", p.why);
+                let input = Input::SetAside { incident, reason: reason.clone() };
+                self.log_record(now, serde_json::to_string(&input).expect("inputs serialize"));
+                self.emit(&Action::SetAside { at: now, incident, reason: reason.clone() }, &Cause { topic: None, alarm: None, reply: None });
+                let audit = AuditRow { at_ms: now.as_millis(), username: REFUSED_BY.to_owned(), role: SYSTEM_ROLE, action: SET_ASIDE_ACTION.to_owned(), incident: Some(incident.0 as i64), detail: reason, outcome: "ok".to_owned() };
+                self.batch.audit.push(audit);
+            }
+        }
         self.commit(ready, false).await
     }
 
@@ -603,7 +688,7 @@ impl Driver {
         if let Some(m) = topic.strip_prefix(ALARMS_PREFIX) {
             // In the audit trail too, with the batch: the dashboards' list survives a
             // restart (which a message that made the engine fail brings about itself).
-            let audit = AuditRow { at_ms: now.as_millis(), username: REFUSED_BY.to_owned(), role: "system", action: REFUSED_ACTION.to_owned(), incident: None, detail: msg.to_string(), outcome: code.to_owned() };
+            let audit = AuditRow { at_ms: now.as_millis(), username: REFUSED_BY.to_owned(), role: SYSTEM_ROLE, action: REFUSED_ACTION.to_owned(), incident: None, detail: msg.to_string(), outcome: code.to_owned() };
             self.batch.audit.push(audit);
             self.remember_refused(m, msg);
         }
@@ -689,8 +774,15 @@ impl Driver {
                 }
                 self.emit(&action, cause);
             }
-            if let Action::Closed { incident, .. } = &action {
-                self.contexts.remove(incident);
+            match &action {
+                Action::Closed { incident, .. } => {
+                    self.contexts.remove(incident);
+                    self.set_aside.remove(incident);
+                }
+                Action::SetAside { incident, .. } => {
+                    self.set_aside.insert(*incident);
+                }
+                _ => {}
             }
         }
         if mode == Mode::Live {
@@ -771,6 +863,7 @@ impl Driver {
     fn refresh_gauges(&self) {
         self.metrics.open_incidents.set(self.engine.open_incident_count() as i64);
         self.metrics.staff_on_duty.set(self.engine.on_duty_count() as i64);
+        self.metrics.incidents_set_aside.set(self.set_aside.len() as i64);
     }
 
     /// Stores the pending batch in one transaction, retrying until the store takes it.
@@ -832,6 +925,7 @@ impl Driver {
             }
         }
         let batch = std::mem::take(&mut self.batch);
+        self.seq_stored = self.seq;
         if let Some(mark) = batch.events_acked_through {
             self.events_acked_stored = mark;
         }
@@ -936,7 +1030,7 @@ impl Driver {
     /// At a quiet moment, after enough log records: store a snapshot and cut the log.
     /// A failure is logged and tried again after the next batch; nothing depends on it.
     async fn maybe_checkpoint(&mut self) {
-        if self.poisoned {
+        if self.failed {
             return; // a snapshot of an engine that panicked would keep what went wrong
         }
         if self.seq.log - self.checkpoint_seq < self.checkpoint_every as i64 {
@@ -1008,6 +1102,11 @@ pub fn parse_topic(topic: &str, payload: &[u8], now: Timestamp, limits: &WireLim
 }
 
 /// What a panic said.
+/// A fault injection's alarm ids, if set (tests only).
+fn fault_injected(name: &str) -> Vec<String> {
+    std::env::var(name).map(|s| s.split(',').filter(|id| !id.is_empty()).map(str::to_owned).collect()).unwrap_or_default()
+}
+
 fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
     panic.downcast_ref::<&str>().map(|s| (*s).to_owned()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_else(|| "a panic".to_owned())
 }
@@ -1064,6 +1163,60 @@ mod tests {
         let read = Checkpoint::parse(&text).unwrap();
         assert_eq!((read.engine, read.contexts), (engine, vec![(IncidentId(7), ctx)]));
         assert!(Checkpoint::parse("{\"engine\": 1}").is_err());
+    }
+
+    /// A step that failed on an incident's timer, after an alarm of the same step had
+    /// made events: only the set-aside is stored, and it takes the numbers after what was
+    /// stored (a gap in the events would hold their acknowledged mark back for good);
+    /// the alarm's incident is not stored (the broker gives the alarm again), and an
+    /// engine recovered from the store has the incident aside and the other's timer.
+    #[tokio::test]
+    async fn a_failed_step_is_thrown_away_and_leaves_no_gap() {
+        use crate::core::{Alarm, AlarmId, AlarmKind, MunicipalityId, Resident, ResidentId};
+        let dir = std::env::temp_dir().join(format!("vakt-driver-gap-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite:{}", dir.join("t.sqlite").display());
+        let config = || crate::settings::Settings::from_toml(include_str!("../../config/default.toml")).unwrap().engine_config().unwrap();
+        let store = Store::open(&url).await.unwrap();
+        let mut d = Driver::new(Engine::new(config()), store.clone(), Arc::new(Metrics::new()), WireLimits::default());
+        d.recover().await.unwrap();
+        let (ready, _) = tokio::sync::watch::channel(false);
+        let t0 = Timestamp::from_secs(1_700_000_000);
+        let demo = MunicipalityId::parse("demo").unwrap();
+        let alarm = |a: &str, r: &str| {
+            let resident = ResidentId::parse(r).unwrap();
+            Input::Alarm(Alarm { id: AlarmId::parse(a).unwrap(), resident, municipality: demo.clone(), kind: AlarmKind::Fall, priority: None, raised_at: t0, position: None, text: None })
+        };
+        for r in ["r1", "r2", "r3"] {
+            let home = Position::new(61.23, 7.10).unwrap();
+            let res = Resident { id: ResidentId::parse(r).unwrap(), municipality: demo.clone(), home, regular_helpers: Vec::new(), address: String::new(), notes: String::new() };
+            d.apply(Mode::Live, t0, Input::UpsertResident(res), None);
+        }
+        d.apply(Mode::Live, t0, alarm("a1", "r1"), None);
+        d.apply(Mode::Live, t0, alarm("a2", "r2"), None);
+        d.commit(&ready, true).await;
+        let stored = store.sequences().await.unwrap();
+
+        d.fault_panic_on_timer = vec!["a2".into()];
+        d.apply(Mode::Live, t0, alarm("a3", "r3"), None);
+        assert!(!d.batch.events.is_empty(), "the alarm made events");
+        d.fire_due(t0 + Duration::from_secs(3_600));
+        assert!(matches!(d.poison().map(|p| &p.culprit), Some(Culprit::Timer { incident: IncidentId(2) })));
+        d.refuse_poisoned(&ready).await;
+
+        let now = store.sequences().await.unwrap();
+        assert_eq!((now.events, now.log), (stored.events + 1, stored.log + 1), "the set-aside alone, right after what was stored");
+        let last = store.incident_events(2).await.unwrap().pop().unwrap();
+        assert_eq!(last.0, "set_aside");
+        assert!(store.incident_events(3).await.unwrap().is_empty(), "the alarm's step was thrown away");
+        let mut again = Driver::new(Engine::new(config()), store.clone(), Arc::new(Metrics::new()), WireLimits::default());
+        again.recover().await.unwrap();
+        let view = |id: u64| again.engine().incident(IncidentId(id));
+        assert_eq!((view(1).map(|v| v.set_aside), view(2).map(|v| v.set_aside), view(3).is_none()), (Some(false), Some(true), true));
+        assert_eq!(again.engine().next_timer().map(|(_, i)| i), Some(IncidentId(1)), "the other incident's timer is still due");
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// The watchdog's wake ends the write it was meant for, and only that one: a write

@@ -133,6 +133,14 @@ pub async fn start(settings: Settings, config_dir: Option<&Path>) -> Result<Runn
     let changed = driver.apply_directory(store::within(bound, driver::read_directory(&store, i64::MIN)).await.context("reading the directory")?);
     let now = driver.now();
     driver.fire_due(now);
+    if let Some(p) = driver.poison() {
+        // A timer due at start made the engine panic: its incident is set aside (stored),
+        // and the next start goes on without it.
+        let why = p.to_string();
+        error!(panic = %why, "a timer due at start made the engine panic (a fault in vakt): its incident is set aside, and vakt ends to start again from the store");
+        driver.refuse_poisoned(&ready_tx).await;
+        anyhow::bail!("{why}; the incident was set aside");
+    }
     let open = driver.engine().open_incident_count();
     info!(replayed, directory_changes = changed, open_incidents = open, ms = started.elapsed().as_millis() as u64, "state recovered");
     driver.commit(&ready_tx, true).await;
@@ -222,7 +230,8 @@ async fn main_loop(p: LoopParts) -> Result<()> {
     let mut answers = Vec::new();
     let mut flush_tick = tokio::time::interval(Duration::from_millis(500));
     let mut lost: Option<String> = None;
-    let mut poisoned = None;
+    // The inbound message (by its place in `inbound`) that made the engine panic.
+    let mut culprit = None;
     loop {
         let sleep_until = driver.next_deadline().map(|t| {
             let wait = t.as_millis().saturating_sub(driver::wall_clock().as_millis()).max(0) as u64;
@@ -234,8 +243,9 @@ async fn main_loop(p: LoopParts) -> Result<()> {
             n = channels.inbound.recv_many(&mut inbound, MAX_BATCH) => {
                 if n == 0 { lost = Some("the MQTT client task ended".into()); break; }
                 for (i, p) in inbound.iter().enumerate() {
-                    if let Err(p) = driver.on_message(p) {
-                        poisoned = Some((i, p));
+                    driver.on_message(p);
+                    if let Some(poison) = driver.poison() {
+                        culprit = matches!(poison.culprit, driver::Culprit::Message { .. }).then_some(i);
                         break;
                     }
                 }
@@ -272,17 +282,23 @@ async fn main_loop(p: LoopParts) -> Result<()> {
                 }
             }
         }
-        if let Some((i, poison)) = poisoned.take() {
-            // The engine's state is not to be trusted: store nothing of this step but the
-            // message's refusal, acknowledge that message alone, and end, so that the
-            // supervisor starts vakt again from the store and the broker gives it the
-            // step's other messages again. Left to crash, vakt would meet the same message
-            // after every restart, and no alarm after it would get through.
-            error!(topic = %poison.topic, panic = %poison.why, "a message made the engine panic (a fault in vakt): it is refused, and vakt ends to start again from the store");
-            let out = driver.refuse_poisoned(&ready_tx, &poison).await;
-            mqtt.send(out, vec![inbound.swap_remove(i)]);
+        if let Some(poison) = driver.poison() {
+            // The engine's state is not to be trusted: store nothing of this step but what
+            // put it there (a message's refusal, acknowledging that message alone; or a
+            // timer's incident, set aside), and end, so that the supervisor starts vakt
+            // again from the store and the broker gives it the step's other messages
+            // again. Left to crash, vakt would meet the same message or timer after every
+            // restart, and no alarm after it would get through.
+            let why = poison.to_string();
+            match &poison.culprit {
+                driver::Culprit::Message { .. } => error!(panic = %why, "a message made the engine panic (a fault in vakt): it is refused, and vakt ends to start again from the store"),
+                driver::Culprit::Timer { .. } => error!(panic = %why, "an incident's timer made the engine panic (a fault in vakt): the incident is set aside for people to handle, and vakt ends to start again from the store"),
+            }
+            let out = driver.refuse_poisoned(&ready_tx).await;
+            let acks = culprit.take().map(|i| vec![inbound.swap_remove(i)]).unwrap_or_default();
+            mqtt.send(out, acks);
             inbound.clear();
-            lost = Some(format!("a message on {} made the engine panic ({}); it was refused", poison.topic, poison.why));
+            lost = Some(format!("{why}; it was put aside"));
             break;
         }
         driver.delivered(&mut delivered, &mut channels.delivered);

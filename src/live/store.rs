@@ -100,6 +100,10 @@ pub struct Batch {
     pub events_acked_through: Option<i64>,
 }
 
+/// The role of vakt's own lines in the audit trail (refused alarms, incidents set
+/// aside), beside the users' roles.
+pub const SYSTEM_ROLE: &str = "system";
+
 /// One line of the audit trail: who did what, when, and whether it was done.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct AuditRow {
@@ -382,7 +386,7 @@ impl Store {
                 Ok(AuditRow {
                     at_ms: r.try_get(0)?,
                     username: r.try_get(1)?,
-                    role: crate::live::accounts::Role::parse(&role)?.as_str(),
+                    role: if role == SYSTEM_ROLE { SYSTEM_ROLE } else { crate::live::accounts::Role::parse(&role)?.as_str() },
                     action: r.try_get(3)?,
                     incident: r.try_get(4)?,
                     detail: r.try_get(5)?,

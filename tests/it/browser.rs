@@ -2,7 +2,8 @@
 //! (`tests/browser/e2e.mjs`), against the real `vakt` binary on its embedded defaults.
 //! The script logs an operator and a staff member in, in two browser contexts; this
 //! side sends the alarm over MQTT when the script says READY; the script follows it
-//! through the staff app and the dashboard. Screenshots: target/browser-artifacts/.
+//! through the staff app and the dashboard. A second script (`set-aside.mjs`) checks
+//! the flag on an incident vakt set aside. Screenshots: target/browser-artifacts/.
 //!
 //! Needs `chromium` (Debian's package) and `npm ci` in tests/browser; `.ci/run` installs
 //! both. Under CI (`CI` set) their absence fails the test; elsewhere it is skipped with a
@@ -139,4 +140,38 @@ async fn operator_sees_the_alarm_live_and_the_staff_app_takes_it() {
     let expected: Vec<(String, String, String)> =
         [("ops", "note"), ("kari", "accept"), ("kari", "en_route"), ("kari", "on_site"), ("kari", "close")].iter().map(|(u, a)| ((*u).to_owned(), (*a).to_owned(), "ok".to_owned())).collect();
     assert_eq!(audit, expected);
+}
+
+/// An incident whose timer made the engine fail (a fault injected by alarm id) is set
+/// aside; after the restart the dashboard flags it for people, in English and Bokmål
+/// (`tests/browser/set-aside.mjs`).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_incident_set_aside_is_flagged_on_the_dashboard() {
+    if !browser_tools() {
+        return;
+    }
+    let dir = temp_dir("browser-set-aside");
+    let mut backend = Backend::embedded(&dir);
+    backend.env.push(("VAKT_FAULT_PANIC_ON_TIMER".into(), "stuck-b".into()));
+    let mut v = Vakt::start(&backend, &dir);
+    add_user(&v, "ops", "operator-password", &["--role", "operator", "--centre", "backup-centre"]);
+    {
+        let near = Client::connect(backend.mqtt_port(), &[]).await;
+        near.publish_json("vakt/v1/staff/near/status", serde_json::json!({ "state": "on_duty", "position": { "lat": 61.2302, "lon": 7.1003 } })).await;
+        near.publish_json("vakt/v1/alarms/fjord", alarm("stuck-b", "r1", "fall")).await;
+        // The offer expires after 2 s: its timer fails the engine, which sets it aside and ends.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while v.child.try_wait().unwrap().is_none() {
+            assert!(std::time::Instant::now() < deadline, "vakt did not end:\n{}", v.log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    v.restart();
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-artifacts");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/set-aside.mjs");
+    let mut node = Command::new("node");
+    node.arg(script).env("VAKT_URL", format!("http://{}", v.http)).env("VAKT_USERS", "ops,operator-password").env("VAKT_INCIDENT", "1").env("VAKT_ARTIFACTS", &artifacts).env("CHROMIUM", CHROMIUM);
+    let out = tokio::time::timeout(Duration::from_secs(120), tokio::task::spawn_blocking(move || node.output().expect("node"))).await.expect("the browser check finished within 120 s").unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.trim_end().ends_with("PASS"), "{said}\n--- vakt log ---\n{}", v.log());
 }

@@ -262,6 +262,7 @@ fn incident_json(d: &Driver, v: &IncidentView) -> Value {
         "live_offers": v.live_offers.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
         "assigned": v.assigned.as_ref().map(|s| s.as_str()),
         "next_deadline": v.next_deadline.map(|t| t.to_string()),
+        "set_aside": v.set_aside,
         "resident_id": v.resident.as_str(),
         "address": ctx.map(|c| c.address.as_str()),
         "notes": ctx.map(|c| c.notes.as_str()),

@@ -209,6 +209,7 @@ impl ApiError {
         let status = match code {
             "empty_note" | "note_too_long" => StatusCode::BAD_REQUEST,
             "unknown_incident" => StatusCode::NOT_FOUND,
+            "engine_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
             "not_offered" | "not_assigned" | "not_your_centre" | "not_at_this_centre" | "forbidden" => StatusCode::FORBIDDEN,
             "already_taken" | "wrong_state" | "off_duty" | "nothing_to_cancel" => StatusCode::CONFLICT,
             _ => StatusCode::UNPROCESSABLE_ENTITY,

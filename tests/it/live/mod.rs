@@ -58,6 +58,20 @@ async fn raised_alarm_ids(store: &vakt::live::store::Store, incidents: i64) -> V
     ids
 }
 
+/// GET `path` of vakt's API as an admin (the first call adds the user and a session).
+async fn api_as_admin(v: &Vakt, store: &vakt::live::store::Store, path: &str) -> Value {
+    use vakt::live::accounts::{Role, User, hash_password, token_digest};
+    if store.users().await.unwrap().is_empty() {
+        let user = User { username: "admin".into(), role: Role::Admin, staff_id: None, centre: None };
+        store.put_user(&user, &hash_password("a long password").unwrap(), 0, true).await.unwrap();
+        let now = vakt::live::driver::wall_clock().as_millis();
+        store.create_session(&token_digest("admin-token"), "admin", "csrf", now, now + 3_600_000).await.unwrap();
+    }
+    let (code, _, body) = http_get_with(v.http, path, &["Authorization: Bearer admin-token"]).unwrap();
+    assert_eq!(code, 200, "{path}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
 /// Waits (up to 5 s) for a stored checkpoint that `pred` accepts, with the input log cut
 /// to fewer than `log_below` records; its state.
 async fn checkpoint_when(store: &vakt::live::store::Store, log_below: i64, pred: impl Fn(&Value) -> bool) -> Option<Value> {
@@ -282,6 +296,30 @@ async fn killed_mid_escalation_it_carries_on_and_loses_nothing() {
     assert!(v.stop().success(), "a clean stop on SIGTERM");
 }
 
+/// vakt on PostgreSQL and a Mosquitto of the test's own (which outlives vakt's restarts,
+/// and the test's clients with it), with a fault injected (`var` = `alarm_ids`).
+async fn with_fault_injected(name: &str, var: &str, alarm_ids: &str) -> (Mosquitto, u16, Vakt) {
+    let dir = temp_dir(name);
+    let port = free_port();
+    let broker = Mosquitto::start(&dir, port);
+    let mut backend = Backend::external(port).await;
+    backend.env.push((var.into(), alarm_ids.into()));
+    let v = Vakt::start(&backend, &dir);
+    (broker, port, v)
+}
+
+/// Waits up to 15 s for vakt to end by itself; its exit status.
+fn exit_status(v: &mut Vakt) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(s) = v.child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(std::time::Instant::now() < deadline, "vakt did not end after the panic:\n{}", v.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A message that makes the engine panic (a fault in vakt, injected here by alarm id) is
 /// refused with its ids, acknowledged and not applied; vakt ends (status 2) and its
 /// restart recovers from the store, where nothing of the failed step was written. The
@@ -289,12 +327,7 @@ async fn killed_mid_escalation_it_carries_on_and_loses_nothing() {
 /// Left to crash, vakt would meet the same message after every restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_that_makes_the_engine_panic_is_refused_and_the_alarms_after_it_go_through() {
-    let dir = temp_dir("poison");
-    let port = free_port();
-    let _broker = Mosquitto::start(&dir, port);
-    let mut backend = Backend::external(port).await;
-    backend.env.push(("VAKT_FAULT_PANIC_ON_ALARM".into(), "poison-1".into()));
-    let mut v = Vakt::start(&backend, &dir);
+    let (_broker, port, mut v) = with_fault_injected("poison", "VAKT_FAULT_PANIC_ON_ALARM", "poison-1").await;
     let mut ops = Client::connect(port, OPS).await;
     let device = Client::connect_with(port, &[], &unique("gateway"), false).await;
     device.publish_json("vakt/v1/alarms/fjord", alarm("before", "r1", "fall")).await;
@@ -306,15 +339,7 @@ async fn a_message_that_makes_the_engine_panic_is_refused_and_the_alarms_after_i
     let r = ops.expect("vakt/v1/rejects", "the refusal", |m| m["reason"] == "unreadable").await;
     assert_eq!((r["alarm_id"].as_str(), r["resident_id"].as_str(), r["topic"].as_str()), (Some("poison-1"), Some("r2"), Some("vakt/v1/alarms/fjord")), "{r}");
     assert!(r["detail"].as_str().unwrap().contains("fault injected"), "{r}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(s) = v.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(std::time::Instant::now() < deadline, "vakt did not end after the panic:\n{}", v.log());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert_eq!(status.code(), Some(2), "{}", v.log());
+    assert_eq!(exit_status(&mut v).code(), Some(2), "{}", v.log());
     assert!(v.log().contains("a message made the engine panic"), "{}", v.log());
 
     v.restart();
@@ -328,14 +353,64 @@ async fn a_message_that_makes_the_engine_panic_is_refused_and_the_alarms_after_i
     assert_eq!(raised, ["after-1", "after-2", "after-3", "after-4", "after-5", "before"], "each once, the poisoned one never");
     assert_eq!(v.metric("vakt_messages_rejected_total{reason=\"unreadable\"}"), 0.0, "the restarted engine met it no more");
     // The operators still see it after the restart: a person no one was offered.
-    let user = vakt::live::accounts::User { username: "admin".into(), role: vakt::live::accounts::Role::Admin, staff_id: None, centre: None };
-    store.put_user(&user, &vakt::live::accounts::hash_password("a long password").unwrap(), 0, true).await.unwrap();
-    let now = vakt::live::driver::wall_clock().as_millis();
-    store.create_session(&vakt::live::accounts::token_digest("poison-token"), "admin", "csrf", now, now + 3_600_000).await.unwrap();
-    let (code, _, body) = http_get_with(v.http, "/api/refused", &["Authorization: Bearer poison-token"]).unwrap();
-    assert_eq!(code, 200, "{body}");
-    let refused: Value = serde_json::from_str(&body).unwrap();
+    let refused = api_as_admin(&v, &store, "/api/refused").await;
+    let body = refused.to_string();
     assert_eq!((refused["refused"][0]["alarm_id"].as_str(), refused["refused"][0]["reason"].as_str()), (Some("poison-1"), Some("unreadable")), "{body}");
+    store.close().await;
+    assert!(v.stop().success());
+}
+
+/// An incident whose timer makes the engine panic (a fault in vakt, injected here by
+/// alarm id), while running and when due at start: vakt stores that incident as set
+/// aside (its event, an audit line), ends with status 2, and the restarted engine no
+/// longer runs its timers, so it does not fail again. Left to crash, vakt would meet the
+/// same timer after every restart, and no alarm would get through. The incident stays
+/// open and flagged for people, who can still take it; other incidents' timers run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incident_whose_timer_makes_the_engine_panic_is_set_aside_and_the_rest_goes_on() {
+    let (_broker, port, mut v) = with_fault_injected("timer-fault", "VAKT_FAULT_PANIC_ON_TIMER", "stuck-1,stuck-2").await;
+    let (mut ops, device, mut near) = clients_with_near_on_duty(&v, port).await;
+    let offers = staff_topic("near", "offers");
+
+    // While running: the offer expires after 2 s, and its timer fails the engine.
+    device.publish_json("vakt/v1/alarms/fjord", alarm("stuck-1", "r1", "fall")).await;
+    near.expect(&offers, "the offer", |m| is(m, "offer", 1)).await;
+    assert_eq!(exit_status(&mut v).code(), Some(2), "{}", v.log());
+    assert!(v.log().contains("an incident's timer made the engine panic"), "{}", v.log());
+    v.restart();
+    let e = ops.expect("vakt/v1/incidents/fjord", "the incident set aside", |e| is(e, "set_aside", 1)).await;
+    assert!(e["reason"].as_str().unwrap().contains("fault injected"), "{e}");
+
+    // Other incidents' timers run (the offer of 2 expires), and vakt stays up.
+    device.publish_json("vakt/v1/alarms/fjord", alarm("after-1", "r2", "safety")).await;
+    ops.expect("vakt/v1/incidents/fjord", "the next alarm's offer expiring", |e| is(e, "revoked", 2) && e["reason"] == "expired").await;
+    assert!(v.child.try_wait().unwrap().is_none(), "vakt runs on:\n{}", v.log());
+
+    // Due at start: the engine is killed while the offer of 3 is live, and starts after
+    // its expiry; that start sets it aside and ends, and the next goes on.
+    device.publish_json("vakt/v1/alarms/fjord", alarm("stuck-2", "r3", "fall")).await;
+    near.expect(&offers, "the offer of 3", |m| is(m, "offer", 3)).await;
+    v.kill9();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let status = v.restart_until_exit(Duration::from_secs(60));
+    assert_eq!(status.and_then(|s| s.code()), Some(2), "{}", v.log());
+    assert!(v.log().contains("a timer due at start made the engine panic"), "{}", v.log());
+    v.restart();
+    ops.expect("vakt/v1/incidents/fjord", "3 set aside", |e| is(e, "set_aside", 3)).await;
+
+    // Both are open, flagged and counted; the operators see why; staff can still take one.
+    let store = v.store().await;
+    let list = api_as_admin(&v, &store, "/api/incidents").await;
+    let aside: Vec<u64> = list["incidents"].as_array().unwrap().iter().filter(|i| i["set_aside"] == true).map(|i| i["incident_id"].as_u64().unwrap()).collect();
+    assert_eq!(aside, [1, 3], "{list}");
+    let detail = api_as_admin(&v, &store, "/api/incidents/1").await;
+    assert!(detail["audit"].as_array().unwrap().iter().any(|a| a["action"] == "set_aside" && a["username"] == "(vakt)"), "{detail}");
+    assert_eq!(v.metric("vakt_incidents_set_aside"), 2.0);
+    reply(&near, "near", 1, "accept").await;
+    ops.expect("vakt/v1/incidents/fjord", "1 answered by hand", |e| is(e, "answered", 1)).await;
+    near.publish_json(&staff_topic("near", "replies"), json!({ "incident_id": 1, "action": "close", "outcome": "helped" })).await;
+    ops.expect("vakt/v1/incidents/fjord", "1 closed", |e| is(e, "closed", 1)).await;
+    wait_metric(&v, "vakt_incidents_set_aside", 1.0).await;
     store.close().await;
     assert!(v.stop().success());
 }
