@@ -1042,6 +1042,20 @@ impl Driver {
         if self.engine.open_incident_count() > 0 && self.last_now.since(since) < self.checkpoint_busy {
             return;
         }
+        self.checkpoint().await;
+    }
+
+    /// At a clean stop (after the last commit): a checkpoint of everything stored, so the
+    /// next start replays no input. After an upgrade, the new version then reads the old
+    /// one's snapshot (whose older forms it reads, tested) rather than apply the old
+    /// one's inputs under its own rules.
+    pub async fn checkpoint_at_stop(&mut self) {
+        if !self.failed && self.seq.log > self.checkpoint_seq {
+            self.checkpoint().await;
+        }
+    }
+
+    async fn checkpoint(&mut self) {
         let Some(engine) = self.engine.snapshot() else { return };
         let open = engine.open_incidents();
         let contexts = self.contexts.iter().map(|(id, c)| (*id, c.clone())).collect();

@@ -316,13 +316,15 @@ async fn main_loop(p: LoopParts) -> Result<()> {
         mqtt.send(out, std::mem::take(&mut inbound));
     }
     // In-flight writes are done (the loop commits after every step); store the last
-    // deletes, let the publishes and acks already queued go out, then disconnect.
+    // deletes and a checkpoint, let the publishes and acks already queued go out, then
+    // disconnect.
     watcher.abort();
     if let Some(task) = checkpointer {
         task.abort();
     }
     driver.delivered(&mut delivered, &mut channels.delivered);
     driver.commit(&ready_tx, true).await;
+    driver.checkpoint_at_stop().await;
     let _ = ready_tx.send(false);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let _ = stop_tx.send(true);

@@ -810,6 +810,34 @@ async fn checkpoints_cut_the_log_and_recovery_starts_from_them() {
     store.close().await;
 }
 
+/// A clean stop (SIGTERM) stores a checkpoint of everything, open incidents and all: the
+/// next start (after an upgrade, say) replays no input, and the incident carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_stop_leaves_a_checkpoint_and_the_next_start_replays_nothing() {
+    let dir = temp_dir("stop-checkpoint");
+    let backend = Backend::embedded(&dir);
+    let mut v = Vakt::start(&backend, &dir);
+    let port = backend.mqtt_port();
+    let (_ops, device, mut near) = clients_with_near_on_duty(&v, port).await;
+    device.publish_json("vakt/v1/alarms/fjord", alarm("s-1", "r1", "fall")).await;
+    near.expect(&staff_topic("near", "offers"), "the offer", |m| is(m, "offer", 1)).await;
+    reply(&near, "near", 1, "accept").await;
+    near.expect(&staff_topic("near", "offers"), "accepted", |m| m["type"] == "confirmed" && m["action"] == "accept").await;
+    assert!(v.stop().success());
+    let store = v.store().await;
+    let (log_seq, _, state) = store.latest_checkpoint().await.unwrap().expect("a checkpoint at the stop");
+    assert_eq!(store.sequences().await.unwrap().log, log_seq, "it covers every stored input");
+    assert!(state.contains("s-1"), "with the open incident");
+    v.restart();
+    assert_eq!(v.metric("vakt_replayed_records_total"), 0.0, "{}", v.log());
+    assert_eq!(v.metric("vakt_open_incidents"), 1.0);
+    let mut ops = Client::connect(port, OPS).await;
+    let near = Client::connect(port, &[]).await;
+    near.publish_json(&staff_topic("near", "replies"), json!({ "incident_id": 1, "action": "close", "outcome": "helped" })).await;
+    ops.expect("vakt/v1/incidents/fjord", "closed after the restart", |e| is(e, "closed", 1)).await;
+    store.close().await;
+}
+
 /// A site that is never quiet still checkpoints (here at once: `checkpoint_busy_secs = 0`),
 /// with its open incidents. After a SIGKILL the engine comes back from that checkpoint
 /// and what the log holds after it (the log before it was cut), and the accepted
