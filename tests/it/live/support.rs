@@ -430,8 +430,20 @@ impl Client {
     /// `clean_session = false`: the broker keeps the session across its restart and the
     /// client resends what the broker had not acknowledged (a gateway's behaviour).
     pub async fn connect_with(port: u16, subscriptions: &[&str], client_id: &str, clean: bool) -> Client {
+        Self::connect_opts(port, subscriptions, client_id, clean, None).await
+    }
+
+    /// Logged in to the broker as `user`.
+    pub async fn connect_as(port: u16, subscriptions: &[&str], user: &str, password: &str) -> Client {
+        Self::connect_opts(port, subscriptions, &unique(user), true, Some((user, password))).await
+    }
+
+    async fn connect_opts(port: u16, subscriptions: &[&str], client_id: &str, clean: bool, login: Option<(&str, &str)>) -> Client {
         let mut opts = MqttOptions::new(client_id, "127.0.0.1", port);
         opts.set_keep_alive(Duration::from_secs(5)).set_max_packet_size(1 << 20, 1 << 20).set_clean_session(clean).set_inflight(1000);
+        if let Some((user, password)) = login {
+            opts.set_credentials(user, password);
+        }
         let (client, mut eventloop) = AsyncClient::new(opts, 10_000);
         eventloop.set_network_options(nodelay());
         let (tx, rx) = mpsc::unbounded_channel();
