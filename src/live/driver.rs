@@ -95,16 +95,26 @@ pub struct Driver {
     failed: bool,
     /// Open incidents the engine no longer handles by itself (`vakt_incidents_set_aside`).
     set_aside: BTreeSet<IncidentId>,
+    /// Directory rows (their inputs as logged) that made the engine panic, from the audit
+    /// trail: not applied again until they change. `directory_aside_met`: whose current
+    /// row is one of them (`vakt_directory_rows_set_aside`).
+    directory_aside: BTreeSet<String>,
+    directory_aside_met: BTreeSet<String>,
     /// Fault injection for the tests: alarms with these ids (comma-separated) make the
     /// engine panic, when they arrive (`VAKT_FAULT_PANIC_ON_ALARM`) or when their
     /// incident's timer runs (`VAKT_FAULT_PANIC_ON_TIMER`). Read at start; unset in any
     /// real use.
     fault_panic_on_alarm: Vec<String>,
     fault_panic_on_timer: Vec<String>,
+    /// ... and residents or staff with these ids, when their directory row is applied
+    /// (`VAKT_FAULT_PANIC_ON_DIRECTORY`).
+    fault_panic_on_directory: Vec<String>,
 }
 
 /// The audit trail's action for an incident the engine set aside.
 pub const SET_ASIDE_ACTION: &str = "set_aside";
+/// The audit trail's action for a directory row the engine set aside.
+pub const DIRECTORY_ASIDE_ACTION: &str = "directory_row_set_aside";
 
 /// A step that made the engine panic (a fault in vakt, not in a message's form: the
 /// wire's parsers refuse those): what the panic said, and what to put aside so that the
@@ -120,6 +130,7 @@ impl std::fmt::Display for Poisoned {
         match &self.culprit {
             Culprit::Message { topic, .. } => write!(f, "a message on {topic} made the engine panic ({})", self.why),
             Culprit::Timer { incident } => write!(f, "the timer of {incident} made the engine panic ({})", self.why),
+            Culprit::Directory { who, .. } => write!(f, "the directory row of {who} made the engine panic ({})", self.why),
         }
     }
 }
@@ -131,6 +142,9 @@ pub enum Culprit {
     /// An incident's timer: the incident is set aside (`Input::SetAside`), for people to
     /// handle by hand.
     Timer { incident: IncidentId },
+    /// A resident's or staff member's row of the directory (an import, the seed): set
+    /// aside until the row changes. `record`: its input as logged.
+    Directory { who: String, record: String },
 }
 
 /// How many refused alarms the dashboards can look back on.
@@ -320,8 +334,11 @@ impl Driver {
             poison: None,
             failed: false,
             set_aside: BTreeSet::new(),
+            directory_aside: BTreeSet::new(),
+            directory_aside_met: BTreeSet::new(),
             fault_panic_on_alarm: fault_injected("VAKT_FAULT_PANIC_ON_ALARM"),
             fault_panic_on_timer: fault_injected("VAKT_FAULT_PANIC_ON_TIMER"),
+            fault_panic_on_directory: fault_injected("VAKT_FAULT_PANIC_ON_DIRECTORY"),
         }
     }
 
@@ -488,6 +505,12 @@ impl Driver {
         self.metrics.replayed_records.inc_by(n);
         self.set_aside = self.engine.open_incidents().filter(|v| v.set_aside).map(|v| v.id).collect();
         self.refresh_gauges();
+        // Directory rows that made the engine panic, from the audit trail.
+        for detail in within(bound, self.store.latest_audit(DIRECTORY_ASIDE_ACTION, 10_000)).await? {
+            if let Some(record) = serde_json::from_str::<serde_json::Value>(&detail).ok().and_then(|d| d["input"].as_str().map(str::to_owned)) {
+                self.directory_aside.insert(record);
+            }
+        }
         // The latest refused alarms, from the audit trail, oldest first.
         let refused = within(bound, self.store.latest_audit(REFUSED_ACTION, REFUSED_KEPT as i64)).await?;
         for detail in refused.into_iter().rev() {
@@ -500,23 +523,40 @@ impl Driver {
     }
 
     /// Applies directory entries (imports, seeds) that differ from the engine's view.
-    /// Returns how many changed.
+    /// Returns how many changed. A row that made the engine panic before is left out
+    /// until it changes; one that makes it panic now poisons the driver (see
+    /// [`Driver::refuse_poisoned`]).
     pub fn apply_directory(&mut self, changes: DirectoryChanges) -> usize {
+        let residents = changes.residents.into_iter().filter(|r| self.engine.resident(&r.id) != Some(r)).map(|r| (format!("resident {}", r.id), r.id.to_string(), Input::UpsertResident(r)));
+        let staff = changes.staff.into_iter().filter(|s| self.engine.staff_member(&s.id) != Some(s)).map(|s| (format!("staff {}", s.id), s.id.to_string(), Input::UpsertStaff(s)));
+        let rows: Vec<_> = residents.chain(staff).collect();
         let mut changed = 0;
-        for r in changes.residents {
-            if self.engine.resident(&r.id) != Some(&r) {
-                let now = self.now();
-                self.apply(Mode::Live, now, Input::UpsertResident(r), None);
-                changed += 1;
+        for (who, id, input) in rows {
+            if self.failed {
+                break;
             }
-        }
-        for s in changes.staff {
-            if self.engine.staff_member(&s.id) != Some(&s) {
-                let now = self.now();
-                self.apply(Mode::Live, now, Input::UpsertStaff(s), None);
-                changed += 1;
+            // Directory changes are few (an import, the start): the record is made twice.
+            let record = serde_json::to_string(&input).expect("inputs serialize");
+            if self.directory_aside.contains(&record) {
+                if self.directory_aside_met.insert(who.clone()) {
+                    warn!(%who, "a directory row that made the engine panic is left out until it changes (import it again, corrected)");
+                }
+                continue;
             }
+            self.directory_aside_met.remove(&who);
+            let fault = self.fault_panic_on_directory.contains(&id);
+            let now = self.now();
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                assert!(!fault, "fault injected by VAKT_FAULT_PANIC_ON_DIRECTORY");
+                self.apply(Mode::Live, now, input, None)
+            }));
+            if let Err(panic) = ran {
+                self.poisoned(Poisoned { why: panic_text(&*panic), culprit: Culprit::Directory { who, record } });
+                break;
+            }
+            changed += 1;
         }
+        self.metrics.directory_rows_set_aside.set(self.directory_aside_met.len() as i64);
         changed
     }
 
@@ -675,6 +715,11 @@ impl Driver {
                 self.log_record(now, serde_json::to_string(&input).expect("inputs serialize"));
                 self.emit(&Action::SetAside { at: now, incident, reason: reason.clone() }, &Cause { topic: None, alarm: None, reply: None });
                 let audit = AuditRow { at_ms: now.as_millis(), username: REFUSED_BY.to_owned(), role: SYSTEM_ROLE, action: SET_ASIDE_ACTION.to_owned(), incident: Some(incident.0 as i64), detail: reason, outcome: "ok".to_owned() };
+                self.batch.audit.push(audit);
+            }
+            Culprit::Directory { who, record } => {
+                let detail = serde_json::json!({ "who": who, "input": record, "why": p.why }).to_string();
+                let audit = AuditRow { at_ms: now.as_millis(), username: REFUSED_BY.to_owned(), role: SYSTEM_ROLE, action: DIRECTORY_ASIDE_ACTION.to_owned(), incident: None, detail, outcome: "ok".to_owned() };
                 self.batch.audit.push(audit);
             }
         }

@@ -134,12 +134,12 @@ pub async fn start(settings: Settings, config_dir: Option<&Path>) -> Result<Runn
     let now = driver.now();
     driver.fire_due(now);
     if let Some(p) = driver.poison() {
-        // A timer due at start made the engine panic: its incident is set aside (stored),
-        // and the next start goes on without it.
+        // A directory row or a timer due at start made the engine panic: the row or the
+        // incident is set aside (stored), and the next start goes on without it.
         let why = p.to_string();
-        error!(panic = %why, "a timer due at start made the engine panic (a fault in vakt): its incident is set aside, and vakt ends to start again from the store");
+        error!(panic = %why, "at start, the engine panicked (a fault in vakt): what it met is set aside, and vakt ends to start again from the store");
         driver.refuse_poisoned(&ready_tx).await;
-        anyhow::bail!("{why}; the incident was set aside");
+        anyhow::bail!("{why}; it was set aside");
     }
     let open = driver.engine().open_incident_count();
     info!(replayed, directory_changes = changed, open_incidents = open, ms = started.elapsed().as_millis() as u64, "state recovered");
@@ -293,6 +293,7 @@ async fn main_loop(p: LoopParts) -> Result<()> {
             match &poison.culprit {
                 driver::Culprit::Message { .. } => error!(panic = %why, "a message made the engine panic (a fault in vakt): it is refused, and vakt ends to start again from the store"),
                 driver::Culprit::Timer { .. } => error!(panic = %why, "an incident's timer made the engine panic (a fault in vakt): the incident is set aside for people to handle, and vakt ends to start again from the store"),
+                driver::Culprit::Directory { .. } => error!(panic = %why, "a directory row made the engine panic (a fault in vakt): it is left out until it changes, and vakt ends to start again from the store"),
             }
             let out = driver.refuse_poisoned(&ready_tx).await;
             let acks = culprit.take().map(|i| vec![inbound.swap_remove(i)]).unwrap_or_default();

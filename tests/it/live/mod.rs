@@ -394,7 +394,7 @@ async fn an_incident_whose_timer_makes_the_engine_panic_is_set_aside_and_the_res
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     let status = v.restart_until_exit(Duration::from_secs(60));
     assert_eq!(status.and_then(|s| s.code()), Some(2), "{}", v.log());
-    assert!(v.log().contains("a timer due at start made the engine panic"), "{}", v.log());
+    assert!(v.log().contains("at start, the engine panicked") && v.log().contains("the timer of I3 made the engine panic"), "{}", v.log());
     v.restart();
     ops.expect("vakt/v1/incidents/fjord", "3 set aside", |e| is(e, "set_aside", 3)).await;
 
@@ -413,6 +413,43 @@ async fn an_incident_whose_timer_makes_the_engine_panic_is_set_aside_and_the_res
     wait_metric(&v, "vakt_incidents_set_aside", 1.0).await;
     store.close().await;
     assert!(v.stop().success());
+}
+
+/// A directory row (here from `vakt import`) whose input makes the engine panic (a
+/// fault in vakt, injected by id): vakt stores it as set aside (an audit line) and ends
+/// with status 2; the restarted engine leaves that row out, so it does not fail again,
+/// and takes the rest of the import. The resident's alarms are refused as unknown (red
+/// on the dashboard), and the row is tried again once it changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_row_that_makes_the_engine_panic_is_left_out_until_it_changes() {
+    let (_broker, port, mut v) = with_fault_injected("directory-fault", "VAKT_FAULT_PANIC_ON_DIRECTORY", "new-7").await;
+    let import = |v: &Vakt, rows: &str| {
+        let file = v.dir.join("import.csv");
+        std::fs::write(&file, format!("resident_id,municipality,lat,lon,address,notes,regular_helpers\n{rows}")).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vakt")).args(["import", "residents"]).arg(&file).arg("--config").arg(&v.config).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    import(&v, "new-7,fjord,61.2,7.1,Nyvegen 7,,\nnew-8,fjord,61.21,7.11,Nyvegen 8,,\n");
+    assert_eq!(exit_status(&mut v).code(), Some(2), "{}", v.log());
+    assert!(v.log().contains("the directory row of resident new-7 made the engine panic"), "{}", v.log());
+    v.restart();
+    assert!(v.log().contains("left out until it changes"), "{}", v.log());
+    assert_eq!(v.metric("vakt_directory_rows_set_aside"), 1.0);
+    let mut ops = Client::connect(port, OPS).await;
+    let device = Client::connect(port, &[]).await;
+    device.publish_json("vakt/v1/alarms/fjord", alarm("d-8", "new-8", "fall")).await;
+    ops.expect("vakt/v1/incidents/fjord", "the rest of the import applied", |e| e["type"] == "raised" && e["resident_id"] == "new-8").await;
+    device.publish_json("vakt/v1/alarms/fjord", alarm("d-7", "new-7", "fall")).await;
+    let r = ops.expect("vakt/v1/rejects", "the left-out resident's alarm refused", |m| m["reason"] == "unknown_resident").await;
+    assert_eq!(r["resident_id"], "new-7");
+    let store = v.store().await;
+    let aside = store.latest_audit("directory_row_set_aside", 10).await.unwrap();
+    assert_eq!(aside.len(), 1);
+    assert!(aside[0].contains("resident new-7") && aside[0].contains("Nyvegen 7"), "{}", aside[0]);
+    // Corrected (here: changed), it is tried again.
+    import(&v, "new-7,fjord,61.2,7.1,Nyvegen 7B,,\n");
+    assert_eq!(exit_status(&mut v).code(), Some(2), "tried again:\n{}", v.log());
+    store.close().await;
 }
 
 /// The broker (a Mosquitto of this test's own, with persistence) restarts while alarms
