@@ -367,19 +367,7 @@ impl Driver {
         let WebAct { who, what } = act;
         let (name, incident, detail, input) = match what {
             WebAction::Staff(input) => {
-                let (name, incident, detail) = match &input {
-                    Input::StaffReply { incident, reply, .. } => {
-                        let detail = match reply {
-                            StaffReply::Close { outcome, note } => format!("{outcome}{}", note.as_ref().map(|n| format!(": {n}")).unwrap_or_default()),
-                            _ => String::new(),
-                        };
-                        (outbound::reply_name(reply), Some(*incident), detail)
-                    }
-                    Input::StaffOnDuty { .. } => ("on_duty", None, String::new()),
-                    Input::StaffOffDuty { .. } => ("off_duty", None, String::new()),
-                    Input::StaffPosition { .. } => ("position", None, String::new()),
-                    _ => ("input", None, String::new()),
-                };
+                let (name, incident, detail) = staff_audit(&input);
                 (name, incident, detail, Ok(input))
             }
             WebAction::Operator { incident, act } => {
@@ -661,10 +649,21 @@ impl Driver {
                     self.metrics.alarms_received.with_label_values(&[a.municipality.as_str()]).inc();
                     fault = self.fault_panic_on_alarm.iter().any(|f| f == a.id.as_str());
                 }
+                let audited = match &input {
+                    Input::StaffReply { staff, .. } | Input::StaffOnDuty { staff, .. } | Input::StaffOffDuty { staff } => Some((staff.to_string(), staff_audit(&input))),
+                    _ => None,
+                };
+                if audited.is_some() {
+                    self.capture = Some(Vec::new());
+                }
                 let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     assert!(!fault, "fault injected by VAKT_FAULT_PANIC_ON_ALARM");
                     self.apply(Mode::Live, now, input, Some(topic))
                 }));
+                if let (Some((staff, audit)), Ok(())) = (audited, &applied) {
+                    let actions = self.capture.take().unwrap_or_default();
+                    self.audit_staff_message(now, staff, audit, &actions);
+                }
                 if let Err(panic) = applied {
                     let ids = self.refused_ids(topic, &publish.payload);
                     self.poisoned(Poisoned { why: panic_text(&*panic), culprit: Culprit::Message { topic: topic.to_owned(), ids } });
@@ -676,6 +675,16 @@ impl Driver {
                 self.reject(now, topic, reject.code, &reject.detail, &ids);
             }
         }
+    }
+
+    /// A staff member's reply or duty change over MQTT: an audit line, as from the web
+    /// app (by the staff id, the broker's login). Positions are not audited from MQTT: an
+    /// app may send one every few seconds.
+    fn audit_staff_message(&mut self, now: Timestamp, staff: String, audited: (&'static str, Option<IncidentId>, String), actions: &[Action]) {
+        let (name, incident, detail) = audited;
+        let outcome = actions.iter().find_map(|a| if let Action::Rejected { reason, .. } = a { Some(reason.code()) } else { None }).unwrap_or("ok");
+        let row = AuditRow { at_ms: now.as_millis(), username: staff, role: Role::Staff.as_str(), action: name.to_owned(), incident: incident.map(|i| i.0 as i64), detail, outcome: outcome.to_owned() };
+        self.batch.audit.push(row);
     }
 
     /// The ids a refused message's reject carries: an alarm's, where they can be read.
@@ -1161,6 +1170,24 @@ pub fn parse_topic(topic: &str, payload: &[u8], now: Timestamp, limits: &WireLim
 }
 
 /// What a panic said.
+/// What the audit trail says of a staff member's input: the action's name, the
+/// incident, and a detail (a close's outcome and note).
+fn staff_audit(input: &Input) -> (&'static str, Option<IncidentId>, String) {
+    match input {
+        Input::StaffReply { incident, reply, .. } => {
+            let detail = match reply {
+                StaffReply::Close { outcome, note } => format!("{outcome}{}", note.as_ref().map(|n| format!(": {n}")).unwrap_or_default()),
+                _ => String::new(),
+            };
+            (outbound::reply_name(reply), Some(*incident), detail)
+        }
+        Input::StaffOnDuty { .. } => ("on_duty", None, String::new()),
+        Input::StaffOffDuty { .. } => ("off_duty", None, String::new()),
+        Input::StaffPosition { .. } => ("position", None, String::new()),
+        _ => ("input", None, String::new()),
+    }
+}
+
 /// A fault injection's alarm ids, if set (tests only).
 fn fault_injected(name: &str) -> Vec<String> {
     std::env::var(name).map(|s| s.split(',').filter(|id| !id.is_empty()).map(str::to_owned).collect()).unwrap_or_default()

@@ -178,6 +178,19 @@ async fn full_incident(backend: Backend, dir: &std::path::Path) {
     // Every stored outbound message reached the broker.
     wait_metric(&v, "vakt_outbox_pending", 0.0).await;
     assert_eq!(store.outbox_len().await.unwrap(), 0);
+    // The staff apps' replies are in the audit trail too, by staff id, refusal and all.
+    let audit: Vec<(String, String, String, String)> = store.incident_audit(id as i64).await.unwrap().into_iter().map(|a| (a.username, a.action, a.detail, a.outcome)).collect();
+    let line = |u: &str, a: &str, d: &str, o: &str| (u.to_owned(), a.to_owned(), d.to_owned(), o.to_owned());
+    let expected = vec![
+        line("near", "decline", "", "ok"),
+        line("middle", "decline", "", "ok"),
+        line("far", "accept", "", "ok"),
+        line("near", "accept", "", "already_taken"),
+        line("far", "en_route", "", "ok"),
+        line("far", "on_site", "", "ok"),
+        line("far", "close", "helped: Hjelpte opp frå golvet", "ok"),
+    ];
+    assert_eq!(audit, expected);
     store.close().await;
 }
 
