@@ -107,8 +107,10 @@ pub struct Driver {
     fault_panic_on_alarm: Vec<String>,
     fault_panic_on_timer: Vec<String>,
     /// ... and residents or staff with these ids, when their directory row is applied
-    /// (`VAKT_FAULT_PANIC_ON_DIRECTORY`).
+    /// (`VAKT_FAULT_PANIC_ON_DIRECTORY`), and alarms when they are replayed from the
+    /// input log (`VAKT_FAULT_PANIC_ON_REPLAY`).
     fault_panic_on_directory: Vec<String>,
+    fault_panic_on_replay: Vec<String>,
 }
 
 /// The audit trail's action for an incident the engine set aside.
@@ -339,6 +341,7 @@ impl Driver {
             fault_panic_on_alarm: fault_injected("VAKT_FAULT_PANIC_ON_ALARM"),
             fault_panic_on_timer: fault_injected("VAKT_FAULT_PANIC_ON_TIMER"),
             fault_panic_on_directory: fault_injected("VAKT_FAULT_PANIC_ON_DIRECTORY"),
+            fault_panic_on_replay: fault_injected("VAKT_FAULT_PANIC_ON_REPLAY"),
         }
     }
 
@@ -479,12 +482,28 @@ impl Driver {
             after = last.seq;
             for row in page {
                 let at = Timestamp::from_millis(row.at_ms);
-                if row.record == TICK {
-                    self.engine.handle_timeout(at);
-                    self.drain(Mode::Replay, &Cause { topic: None, alarm: None, reply: None });
-                } else {
-                    let input: Input = serde_json::from_str(&row.record).with_context(|| format!("input log record {} is unreadable", row.seq))?;
-                    self.apply(Mode::Replay, at, input, None);
+                let input = if row.record == TICK { None } else { Some(serde_json::from_str::<Input>(&row.record).with_context(|| format!("input log record {} is unreadable", row.seq))?) };
+                let fault = matches!(&input, Some(Input::Alarm(a)) if self.fault_panic_on_replay.iter().any(|f| f == a.id.as_str()));
+                // The live engine applied this record without a panic; this one panics
+                // only if it is not the version that wrote it. Said plainly, not as a
+                // crash that a supervisor would repeat with the same result.
+                let replayed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    assert!(!fault, "fault injected by VAKT_FAULT_PANIC_ON_REPLAY");
+                    match input {
+                        None => {
+                            self.engine.handle_timeout(at);
+                            self.drain(Mode::Replay, &Cause { topic: None, alarm: None, reply: None });
+                        }
+                        Some(input) => self.apply(Mode::Replay, at, input, None),
+                    }
+                }));
+                if let Err(panic) = replayed {
+                    anyhow::bail!(
+                        "replaying input log record {} (at {at}) made the engine panic ({}): this version of vakt cannot replay what the one that wrote it did. \
+                         Start the version that wrote the log and stop it with SIGTERM (a clean stop stores a checkpoint and leaves nothing to replay), then start this one",
+                        row.seq,
+                        panic_text(&*panic)
+                    );
                 }
                 self.last_now = self.last_now.max(at);
                 n += 1;
@@ -1301,6 +1320,12 @@ mod tests {
         let view = |id: u64| again.engine().incident(IncidentId(id));
         assert_eq!((view(1).map(|v| v.set_aside), view(2).map(|v| v.set_aside), view(3).is_none()), (Some(false), Some(true), true));
         assert_eq!(again.engine().next_timer().map(|(_, i)| i), Some(IncidentId(1)), "the other incident's timer is still due");
+        // A version that cannot replay the log (here: a fault injected on a1) says so,
+        // with the record and what to do, rather than panic.
+        let mut other = Driver::new(Engine::new(config()), store.clone(), Arc::new(Metrics::new()), WireLimits::default());
+        other.fault_panic_on_replay = vec!["a1".into()];
+        let err = format!("{:#}", other.recover().await.unwrap_err());
+        assert!(err.contains("replaying input log record 4") && err.contains("fault injected") && err.contains("stop it with SIGTERM"), "{err}");
         store.close().await;
         let _ = std::fs::remove_dir_all(&dir);
     }
