@@ -1,17 +1,18 @@
 // An incident vakt set aside (its timer met a fault in vakt; tests/it/browser.rs makes
 // one before this script runs) is flagged on the dashboard for people to handle: in the
 // queue, in its details and timeline (the event, and vakt's own audit line), in English
-// and in Bokmål. Debian's Chromium, driven by playwright-core. Screenshots: $VAKT_ARTIFACTS.
+// and in Bokmål. The staff member whose offer it still is sees it open, and takes it.
+// Debian's Chromium, driven by playwright-core. Screenshots: $VAKT_ARTIFACTS.
 import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 const base = process.env.VAKT_URL;
 const artifacts = process.env.VAKT_ARTIFACTS || 'artifacts';
-const [user, pass] = (process.env.VAKT_USERS || '').split(',');
+const [user, pass, staffUser, staffPass] = (process.env.VAKT_USERS || '').split(',');
 const id = process.env.VAKT_INCIDENT;
-if (!base || !pass || !id) {
-  console.error('VAKT_URL, VAKT_USERS=ops,pass and VAKT_INCIDENT are needed');
+if (!base || !staffPass || !id) {
+  console.error('VAKT_URL, VAKT_USERS=ops,pass,staff,pass and VAKT_INCIDENT are needed');
   process.exit(2);
 }
 mkdirSync(artifacts, { recursive: true });
@@ -35,12 +36,15 @@ try {
     await page.click('#login-button');
     await page.waitForURL(/\/dashboard$/);
     const item = `#queue .incident[data-id="${id}"]`;
+    // Read in one go in the page: the live queue redraws its items at any event.
+    const flagged = () => page.evaluate((sel) => {
+      const e = document.querySelector(`${sel} .set-aside`);
+      return e ? { text: e.textContent, color: getComputedStyle(e).color, state: document.querySelector(sel).dataset.state } : null;
+    }, item);
     await page.waitForSelector(`${item} .set-aside`);
-    const shown = await page.textContent(`${item} .set-aside`);
-    if (shown !== flag) throw new Error(`${locale}: the queue shows "${shown}", not "${flag}"`);
-    if ((await page.getAttribute(item, 'data-state')) !== 'unanswered') throw new Error(`${locale}: a set-aside incident nobody has is not shown unanswered`);
-    const color = await page.$eval(`${item} .set-aside`, (e) => getComputedStyle(e).color);
-    if (color !== 'rgb(192, 57, 43)') throw new Error(`${locale}: the flag is ${color}, not red`);
+    const got = await flagged();
+    const want = { text: flag, color: 'rgb(192, 57, 43)', state: 'unanswered' };
+    if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(`${locale}: the queue shows ${JSON.stringify(got)}, not ${JSON.stringify(want)} (red, and unanswered: nobody has it)`);
     await page.click(item);
     await page.waitForSelector('#timeline');
     const facts = await page.textContent('#detail .facts');
@@ -53,6 +57,21 @@ try {
     if (errors.length) throw new Error(`page errors:\n${errors.join('\n')}`);
     console.log(`step: flagged in ${locale}`);
   }
+  // The staff app: the offer's time is long past, and it is still theirs to take, with
+  // no countdown (nothing will pass it on).
+  const app = await (await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, locale: 'en-US' })).newPage();
+  await app.goto(`${base}/login`);
+  await app.fill('#username', staffUser);
+  await app.fill('#password', staffPass);
+  await app.click('#login-button');
+  await app.waitForURL(/\/app$/);
+  await app.waitForSelector('[data-action="accept"]');
+  if (await app.$('.countdown')) throw new Error(`the offer of a set-aside incident counts down: ${await app.textContent('.countdown')}`);
+  await app.screenshot({ path: join(artifacts, 'set-aside-app.png'), fullPage: true });
+  console.log('step: the staff app shows the offer, open, with no countdown');
+  await app.click('[data-action="accept"]');
+  await app.waitForSelector('[data-action="en_route"]:not([disabled])');
+  console.log('step: taken by hand');
 } catch (e) {
   failed = true;
   console.log(`FAIL ${e.stack || e.message}`);

@@ -155,6 +155,7 @@ async fn an_incident_set_aside_is_flagged_on_the_dashboard() {
     backend.env.push(("VAKT_FAULT_PANIC_ON_TIMER".into(), "stuck-b".into()));
     let mut v = Vakt::start(&backend, &dir);
     add_user(&v, "ops", "operator-password", &["--role", "operator", "--centre", "backup-centre"]);
+    add_user(&v, "kari", "staff-password", &["--role", "staff", "--staff", "near"]);
     {
         let near = Client::connect(backend.mqtt_port(), &[]).await;
         near.publish_json("vakt/v1/staff/near/status", serde_json::json!({ "state": "on_duty", "position": { "lat": 61.2302, "lon": 7.1003 } })).await;
@@ -170,8 +171,11 @@ async fn an_incident_set_aside_is_flagged_on_the_dashboard() {
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-artifacts");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/set-aside.mjs");
     let mut node = Command::new("node");
-    node.arg(script).env("VAKT_URL", format!("http://{}", v.http)).env("VAKT_USERS", "ops,operator-password").env("VAKT_INCIDENT", "1").env("VAKT_ARTIFACTS", &artifacts).env("CHROMIUM", CHROMIUM);
+    node.arg(script).env("VAKT_URL", format!("http://{}", v.http)).env("VAKT_USERS", "ops,operator-password,kari,staff-password").env("VAKT_INCIDENT", "1").env("VAKT_ARTIFACTS", &artifacts).env("CHROMIUM", CHROMIUM);
     let out = tokio::time::timeout(Duration::from_secs(120), tokio::task::spawn_blocking(move || node.output().expect("node"))).await.expect("the browser check finished within 120 s").unwrap();
     let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && said.trim_end().ends_with("PASS"), "{said}\n--- vakt log ---\n{}", v.log());
+    let store = v.store().await;
+    let kinds: Vec<String> = store.incident_events(1).await.unwrap().into_iter().map(|(k, _)| k).collect();
+    assert!(kinds.ends_with(&["set_aside".to_owned(), "answered".to_owned(), "accepted".to_owned()]), "{kinds:?}");
 }
