@@ -174,7 +174,7 @@ impl Engine {
 
     /// When `handle_timeout` must next be called.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        self.timers.first().map(|&(at, _)| at)
+        self.next_timer().map(|(at, _)| at)
     }
 
     /// The first timer: when, and for which incident.

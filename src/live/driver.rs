@@ -389,7 +389,7 @@ impl Driver {
                 self.capture = Some(Vec::new());
                 self.apply(Mode::Live, now, input, Some("(web)"));
                 let actions = self.capture.take().unwrap_or_default();
-                match actions.iter().find_map(|a| if let Action::Rejected { reason, .. } = a { Some(reason) } else { None }) {
+                match refusal(&actions) {
                     Some(reason) => ActOutcome::Refused { code: reason.code(), detail: reason.to_string() },
                     None => ActOutcome::Done { events: self.batch.events[first_event..].iter().filter_map(|e| serde_json::from_str(&e.body).ok()).collect() },
                 }
@@ -701,7 +701,7 @@ impl Driver {
     /// app may send one every few seconds.
     fn audit_staff_message(&mut self, now: Timestamp, staff: String, audited: (&'static str, Option<IncidentId>, String), actions: &[Action]) {
         let (name, incident, detail) = audited;
-        let outcome = actions.iter().find_map(|a| if let Action::Rejected { reason, .. } = a { Some(reason.code()) } else { None }).unwrap_or("ok");
+        let outcome = refusal(actions).map_or("ok", RejectReason::code);
         let row = AuditRow { at_ms: now.as_millis(), username: staff, role: Role::Staff.as_str(), action: name.to_owned(), incident: incident.map(|i| i.0 as i64), detail, outcome: outcome.to_owned() };
         self.batch.audit.push(row);
     }
@@ -742,13 +742,11 @@ impl Driver {
                 let input = Input::SetAside { incident, reason: reason.clone() };
                 self.log_record(now, serde_json::to_string(&input).expect("inputs serialize"));
                 self.emit(&Action::SetAside { at: now, incident, reason: reason.clone() }, &Cause { topic: None, alarm: None, reply: None });
-                let audit = AuditRow { at_ms: now.as_millis(), username: REFUSED_BY.to_owned(), role: SYSTEM_ROLE, action: SET_ASIDE_ACTION.to_owned(), incident: Some(incident.0 as i64), detail: reason, outcome: "ok".to_owned() };
-                self.batch.audit.push(audit);
+                self.audit_by_vakt(now, SET_ASIDE_ACTION, Some(incident), reason, "ok");
             }
             Culprit::Directory { who, record } => {
                 let detail = serde_json::json!({ "who": who, "input": record, "why": p.why }).to_string();
-                let audit = AuditRow { at_ms: now.as_millis(), username: REFUSED_BY.to_owned(), role: SYSTEM_ROLE, action: DIRECTORY_ASIDE_ACTION.to_owned(), incident: None, detail, outcome: "ok".to_owned() };
-                self.batch.audit.push(audit);
+                self.audit_by_vakt(now, DIRECTORY_ASIDE_ACTION, None, detail, "ok");
             }
         }
         self.commit(ready, false).await
@@ -761,10 +759,15 @@ impl Driver {
         if let Some(m) = topic.strip_prefix(ALARMS_PREFIX) {
             // In the audit trail too, with the batch: the dashboards' list survives a
             // restart (which a message that made the engine fail brings about itself).
-            let audit = AuditRow { at_ms: now.as_millis(), username: REFUSED_BY.to_owned(), role: SYSTEM_ROLE, action: REFUSED_ACTION.to_owned(), incident: None, detail: msg.to_string(), outcome: code.to_owned() };
-            self.batch.audit.push(audit);
+            self.audit_by_vakt(now, REFUSED_ACTION, None, msg.to_string(), code);
             self.remember_refused(m, msg);
         }
+    }
+
+    /// An audit line of vakt's own (by `(vakt)`, role `system`), stored with the batch.
+    fn audit_by_vakt(&mut self, now: Timestamp, action: &str, incident: Option<IncidentId>, detail: String, outcome: &str) {
+        let row = AuditRow { at_ms: now.as_millis(), username: REFUSED_BY.to_owned(), role: SYSTEM_ROLE, action: action.to_owned(), incident: incident.map(|i| i.0 as i64), detail, outcome: outcome.to_owned() };
+        self.batch.audit.push(row);
     }
 
     fn remember_refused(&mut self, municipality: &str, message: serde_json::Value) {
@@ -1189,6 +1192,11 @@ pub fn parse_topic(topic: &str, payload: &[u8], now: Timestamp, limits: &WireLim
 }
 
 /// What a panic said.
+/// The engine's refusal among the actions an input produced, if it refused it.
+fn refusal(actions: &[Action]) -> Option<&RejectReason> {
+    actions.iter().find_map(|a| if let Action::Rejected { reason, .. } = a { Some(reason) } else { None })
+}
+
 /// What the audit trail says of a staff member's input: the action's name, the
 /// incident, and a detail (a close's outcome and note).
 fn staff_audit(input: &Input) -> (&'static str, Option<IncidentId>, String) {
