@@ -26,7 +26,7 @@ Usage:
 
 Without --config, the built-in config/default.toml is used: an embedded MQTT broker on
 127.0.0.1:1883, an SQLite file vakt.sqlite in the current directory, HTTP on 127.0.0.1:8080.
-Logs: RUST_LOG (default info).";
+Logs: RUST_LOG (default info, without the embedded broker's own log: see docs/operations.md).";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -265,8 +265,15 @@ fn load_settings(config: Option<&std::path::Path>) -> Result<vakt::settings::Set
     Ok(settings)
 }
 
+/// The log filter without `RUST_LOG`. The embedded broker (rumqttd) logs every client
+/// that disconnects, and the readiness probe at start, as an error; an operator's alert
+/// on errors would go off every night for nothing. What matters of the broker shows in
+/// vakt's own lines (its MQTT connection, the broker thread ending), so its log is off
+/// unless asked for: `RUST_LOG=info,rumqttd=info`.
+const DEFAULT_LOG: &str = "info,rumqttd=off";
+
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=warn"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG));
     // Colours only on a terminal: log files and journald get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi).with_writer(std::io::stderr).init();

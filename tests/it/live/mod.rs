@@ -105,7 +105,7 @@ async fn wait_metric_until(v: &Vakt, name: &str, what: &str, pred: impl Fn(f64) 
 /// accept → revoke to the others → en route → on site → close; then the stored history
 /// and the metrics must tell the same story.
 async fn full_incident(backend: Backend, dir: &std::path::Path) {
-    let v = Vakt::start(&backend, dir);
+    let mut v = Vakt::start(&backend, dir);
     let port = backend.mqtt_port();
     let mut ops = Client::connect(port, OPS).await;
     let device = Client::connect(port, &[]).await;
@@ -192,6 +192,18 @@ async fn full_incident(backend: Backend, dir: &std::path::Path) {
     ];
     assert_eq!(audit, expected);
     store.close().await;
+
+    // A normal night logs no error (an operator's alert on errors must not go off for
+    // it): a gateway that connects for one alarm and leaves, then a clean stop.
+    let gateway = Client::connect(port, &[]).await;
+    gateway.publish_json("vakt/v1/alarms/fjord", alarm("a-2", "r2", "door")).await;
+    ops.expect("vakt/v1/incidents/fjord", "the gateway's alarm", |e| e["type"] == "raised" && e["alarm_id"] == "a-2").await;
+    gateway.client.disconnect().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(v.stop().success());
+    let log = v.log();
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains(" ERROR ")).collect();
+    assert!(errors.is_empty(), "errors logged on a normal night: {errors:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

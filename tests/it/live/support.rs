@@ -387,7 +387,8 @@ fn spawn_child(dir: &std::path::Path, config: &std::path::Path, env: &[(String, 
     Command::new(env!("CARGO_BIN_EXE_vakt"))
         .args(["run", "--config"])
         .arg(config)
-        .env("RUST_LOG", "info,rumqttd=warn")
+        // vakt's own default log filter, as a user gets it.
+        .env_remove("RUST_LOG")
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::from(log.try_clone().unwrap()))
         .stderr(Stdio::from(log))
