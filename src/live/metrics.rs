@@ -76,7 +76,7 @@ impl Metrics {
             staff_on_duty: gauge(&r, "staff_on_duty", "Home-care staff logged in"),
             incidents_set_aside: gauge(&r, "incidents_set_aside", "Open incidents the engine no longer handles by itself (a fault in vakt met them): people must"),
             directory_rows_set_aside: gauge(&r, "directory_rows_set_aside", "Residents and staff whose directory row made the engine panic (a fault in vakt): left out until the row changes"),
-            mqtt_connected: gauge(&r, "mqtt_connected", "1 while connected to the MQTT broker"),
+            mqtt_connected: gauge(&r, "mqtt_connected", "1 while connected to the MQTT broker and subscribed to what vakt takes in"),
             mqtt_disconnects: counter(&r, "mqtt_connection_errors_total", "MQTT connection losses and failed connection attempts"),
             store_write_failures: counter(&r, "store_write_failures_total", "Failed store writes (retried until they succeed)"),
             outbox_pending: gauge(&r, "outbox_pending", "Outbox messages (offers, revokes, answers, rejects) the broker has not acknowledged"),

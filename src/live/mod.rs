@@ -100,10 +100,12 @@ pub async fn start(settings: Settings, config_dir: Option<&Path>) -> Result<Runn
     let (engine_tx, engine_rx) = tokio::sync::mpsc::channel(1024);
     let (live_tx, _) = tokio::sync::broadcast::channel(4096);
 
-    // The embedded broker starts first: a taken port is reported before anything else happens.
+    // The embedded broker's port is checked first: a taken port is reported before
+    // anything else happens. The broker starts listening only when the engine is about
+    // to subscribe (below).
     let embedded = match &settings.mqtt.url {
         Some(_) => None,
-        None => Some(mqtt::start_embedded_broker(&settings.mqtt.listen, settings.wire.max_payload_bytes)?),
+        None => Some(mqtt::embedded_broker_address(&settings.mqtt.listen)?),
     };
 
     // Every store call of the start is bounded like the writes: a database that takes
@@ -178,6 +180,9 @@ pub async fn start(settings: Settings, config_dir: Option<&Path>) -> Result<Runn
         let parts = LoopParts { driver, store, mqtt, channels, mqtt_task, probe, ready_tx, stop_tx, stop_req, engine_rx, live_tx };
         main_loop(parts).await
     };
+    if let Some(addr) = embedded {
+        mqtt::start_embedded_broker(addr, settings.wire.max_payload_bytes)?;
+    }
     std::thread::Builder::new()
         .name("vakt-engine".into())
         .spawn(move || {

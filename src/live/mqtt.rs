@@ -55,9 +55,10 @@ impl From<super::store::OutboxRow> for OutMsg {
     }
 }
 
-/// Starts rumqttd in its own threads, listening on `listen`. Fails clearly if the
-/// port is taken (checked by binding it first: rumqttd would only log the error).
-pub fn start_embedded_broker(listen: &str, max_payload_bytes: usize) -> Result<SocketAddr> {
+/// Where the embedded broker is to listen (`mqtt.listen`). Fails clearly if the port is
+/// taken (checked by binding it: rumqttd would only log the error), so that vakt says
+/// so at once, before the broker itself starts.
+pub fn embedded_broker_address(listen: &str) -> Result<SocketAddr> {
     let addr: SocketAddr = listen.parse().with_context(|| format!("mqtt.listen {listen:?} is not an address:port"))?;
     match std::net::TcpListener::bind(addr) {
         Ok(l) => drop(l),
@@ -66,6 +67,18 @@ pub fn start_embedded_broker(listen: &str, max_payload_bytes: usize) -> Result<S
              set mqtt.listen to a free port, or mqtt.url to use that broker"
         ),
     }
+    Ok(addr)
+}
+
+/// Starts rumqttd in its own threads, listening on `addr`, and returns once it takes
+/// connections.
+///
+/// vakt starts it only when its engine is about to subscribe. The broker acknowledges
+/// an alarm as soon as it has it, and drops one that nobody subscribes to: listening
+/// any earlier (while vakt opens its database, or replays its log) would acknowledge
+/// the devices' alarms into nothing. Until then a device cannot connect, and keeps its
+/// alarm.
+pub fn start_embedded_broker(addr: SocketAddr, max_payload_bytes: usize) -> Result<()> {
     // rumqttd's own configuration format; values sized for one municipality's devices.
     let toml = format!(
         r#"
@@ -103,7 +116,7 @@ dynamic_filters = true
     for _ in 0..100 {
         if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
             info!(%addr, "embedded MQTT broker listening");
-            return Ok(addr);
+            return Ok(());
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -349,18 +362,20 @@ impl ClientTask {
     async fn on_event(&mut self, ev: Event) {
         match ev {
             Event::Incoming(Packet::ConnAck(ack)) => {
-                self.metrics.mqtt_connected.set(1);
                 info!(session_present = ack.session_present, "MQTT connected");
                 // Subscribe when the broker has no session for us, and also when this process
                 // has not seen a SUBACK yet: a connection can drop between the broker creating
                 // the session and us receiving its CONNACK, and then "session present" holds
-                // a session without our subscriptions.
+                // a session without our subscriptions. All in one SUBSCRIBE: vakt counts as
+                // connected (and ready) at its one SUBACK, when the broker routes the alarms
+                // to it; before, a broker without our session would drop them.
                 if !ack.session_present || !self.subscribed {
-                    for topic in SUBSCRIPTIONS {
-                        if let Err(e) = self.client.try_subscribe(*topic, QoS::AtLeastOnce) {
-                            warn!(error = %e, topic, "subscribe failed");
-                        }
+                    let filters = SUBSCRIPTIONS.iter().map(|t| rumqttc::SubscribeFilter::new((*t).to_owned(), QoS::AtLeastOnce));
+                    if let Err(e) = self.client.try_subscribe_many(filters) {
+                        warn!(error = %e, "subscribe failed");
                     }
+                } else {
+                    self.metrics.mqtt_connected.set(1);
                 }
                 if !ack.session_present {
                     // The broker forgot what was in flight (rumqttc dropped its copies too):
@@ -383,7 +398,10 @@ impl ClientTask {
                     warn!("engine stopped; inbound message left unacknowledged for redelivery");
                 }
             }
-            Event::Incoming(Packet::SubAck(_)) => self.subscribed = true,
+            Event::Incoming(Packet::SubAck(_)) => {
+                self.subscribed = true;
+                self.metrics.mqtt_connected.set(1);
+            }
             Event::Incoming(Packet::PubAck(ack)) => {
                 if let Some(msg) = self.inflight.remove(&ack.pkid).and_then(|key| self.unacked.remove(&key)) {
                     let _ = self.del_tx.send(msg.stored);

@@ -615,6 +615,36 @@ async fn running_with_a_session(backend: &Backend, dir: &std::path::Path, first:
     (v, ops, device, bearer)
 }
 
+/// The embedded broker acknowledges an alarm as soon as it has it, and drops one that
+/// nobody subscribes to: it must not listen before vakt's engine can take alarms. While
+/// vakt waits for its database at start, a device cannot connect (so it keeps its
+/// alarm); once the database answers, vakt starts, and the device's alarm is handled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_broker_takes_no_alarm_before_the_engine_can() {
+    let dir = temp_dir("late-database");
+    let mut backend = Backend::embedded(&dir);
+    backend.db = Db::fresh_postgres().await;
+    // Nothing listens there yet: the database is not up.
+    let db_port = free_port();
+    backend.database_port = Some(db_port);
+    let mut v = Vakt::launch(&backend, &dir);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !v.log().contains("database not available yet") {
+        assert!(std::time::Instant::now() < deadline, "vakt never said it waits for its database:\n{}", v.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mqtt = std::net::SocketAddr::from(([127, 0, 0, 1], backend.mqtt_port()));
+    assert!(std::net::TcpStream::connect_timeout(&mqtt, Duration::from_millis(500)).is_err(), "the embedded broker takes connections before vakt can take alarms");
+
+    let _database = DbProxy::start_on(db_port, 5432).await;
+    v.wait_ready();
+    let mut ops = Client::connect(backend.mqtt_port(), OPS).await;
+    let device = Client::connect(backend.mqtt_port(), &[]).await;
+    device.publish_json("vakt/v1/alarms/fjord", alarm("late-1", "r1", "fall")).await;
+    ops.expect("vakt/v1/incidents/fjord", "the alarm handled", |e| e["type"] == "raised" && e["alarm_id"] == "late-1").await;
+    assert!(v.stop().success());
+}
+
 /// A broker of the test's own, and a fresh PostgreSQL database that vakt reaches through
 /// a `DbProxy`, with writes bounded at 2 s (`write_timeout_secs`).
 async fn behind_a_database_proxy(name: &str) -> (std::path::PathBuf, u16, Mosquitto, Backend, DbProxy) {

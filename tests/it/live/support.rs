@@ -156,9 +156,14 @@ pub struct DbProxy {
 
 impl DbProxy {
     pub async fn start(target: u16) -> DbProxy {
+        Self::start_on(0, target).await
+    }
+
+    /// On `port` (0: any free one).
+    pub async fn start_on(port: u16, target: u16) -> DbProxy {
         use std::sync::atomic::AtomicBool;
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let lose_replies = std::sync::Arc::new(AtomicBool::new(false));
         let trigger = std::sync::Arc::new(std::sync::Mutex::new(None::<Vec<u8>>));
@@ -277,6 +282,17 @@ impl Vakt {
 
     /// With an engine configuration and a directory of the caller's.
     pub fn start_with(backend: &Backend, dir: &std::path::Path, engine_toml: &str, residents: &str, staff: &str) -> Vakt {
+        let mut v = Self::launch_with(backend, dir, engine_toml, residents, staff);
+        v.wait_ready();
+        v
+    }
+
+    /// Like `start`, without waiting for it to be ready (see `wait_ready`).
+    pub fn launch(backend: &Backend, dir: &std::path::Path) -> Vakt {
+        Self::launch_with(backend, dir, &format!("{LADDER_TOML}{FJORD_TOML}"), &residents_csv(), STAFF_CSV)
+    }
+
+    fn launch_with(backend: &Backend, dir: &std::path::Path, engine_toml: &str, residents: &str, staff: &str) -> Vakt {
         std::fs::write(dir.join("residents.csv"), residents).unwrap();
         std::fs::write(dir.join("staff.csv"), staff).unwrap();
         let http_port = free_port();
@@ -284,14 +300,8 @@ impl Vakt {
         let client_id = unique("vakt-engine");
         let text = format!("{engine_toml}\n{}\n[seed]\nresidents = \"residents.csv\"\nstaff = \"staff.csv\"\n", backend.toml(&client_id, http_port));
         std::fs::write(&config, text).unwrap();
-        Self::spawn(backend.clone(), dir.to_owned(), config, SocketAddr::from(([127, 0, 0, 1], http_port)))
-    }
-
-    fn spawn(backend: Backend, dir: PathBuf, config: PathBuf, http: SocketAddr) -> Vakt {
-        let child = spawn_child(&dir, &config, &backend.env);
-        let mut v = Vakt { child, http, dir, config, backend };
-        v.wait_ready();
-        v
+        let child = spawn_child(dir, &config, &backend.env);
+        Vakt { child, http: SocketAddr::from(([127, 0, 0, 1], http_port)), dir: dir.to_owned(), config, backend: backend.clone() }
     }
 
     /// The same configuration and store, a new process (after a kill or a stop).
