@@ -175,6 +175,11 @@ impl Store {
         } else {
             bail!("database.url must start with sqlite: or postgres:// (got {url:?})");
         };
+        // One connection first, on its own: the pool reports a database it cannot reach
+        // (a refused connection, a host that does not resolve) as "pool timed out" after
+        // 5 s, hiding why, which is what the person setting vakt up needs to read.
+        let first = AnyConnection::connect(&url).await.with_context(|| format!("cannot open the database {}", redact(&url)))?;
+        let _ = first.close().await;
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 2 } else { 4 })
             .acquire_timeout(Duration::from_secs(5))

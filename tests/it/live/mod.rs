@@ -335,14 +335,35 @@ async fn with_fault_injected(name: &str, var: &str, alarm_ids: &str) -> (Mosquit
 
 /// Waits up to 15 s for vakt to end by itself; its exit status.
 fn exit_status(v: &mut Vakt) -> std::process::ExitStatus {
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    exit_within(v, Duration::from_secs(15))
+}
+
+fn exit_within(v: &mut Vakt, within: Duration) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + within;
     loop {
         if let Some(s) = v.child.try_wait().unwrap() {
             return s;
         }
-        assert!(std::time::Instant::now() < deadline, "vakt did not end after the panic:\n{}", v.log());
+        assert!(std::time::Instant::now() < deadline, "vakt did not end in time:\n{}", v.log());
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A database vakt cannot reach fails the start with the reason (here: nothing listens
+/// on its port, so the connection is refused), which is what the person setting vakt up
+/// must read; not with a connection pool's "timed out".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_cannot_be_reached_fails_the_start_with_the_reason() {
+    let dir = temp_dir("no-database");
+    let mut backend = Backend::embedded(&dir);
+    backend.db = Db::Postgres("vakt_unreached".into());
+    backend.database_port = Some(free_port());
+    let mut v = Vakt::launch(&backend, &dir);
+    assert!(!exit_within(&mut v, Duration::from_secs(90)).success());
+    let log = v.log();
+    assert!(log.contains("database not available yet"), "it tried again first:\n{log}");
+    let last = log.lines().last().unwrap_or_default().to_lowercase();
+    assert!(last.contains("cannot open the database") && last.contains("connection refused"), "the start's error names the reason:\n{log}");
 }
 
 /// A message that makes the engine panic (a fault in vakt, injected here by alarm id) is
