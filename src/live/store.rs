@@ -178,7 +178,12 @@ impl Store {
         // One connection first, on its own: the pool reports a database it cannot reach
         // (a refused connection, a host that does not resolve) as "pool timed out" after
         // 5 s, hiding why, which is what the person setting vakt up needs to read.
-        let first = AnyConnection::connect(&url).await.with_context(|| format!("cannot open the database {}", redact(&url)))?;
+        // Bounded as the pool's own wait is: a server that takes the connection but
+        // never answers must not hold a command (`vakt import`) for ever.
+        let first = match tokio::time::timeout(Duration::from_secs(5), AnyConnection::connect(&url)).await {
+            Ok(connected) => connected.with_context(|| format!("cannot open the database {}", redact(&url)))?,
+            Err(_) => bail!("cannot open the database {}: it did not answer within 5 s", redact(&url)),
+        };
         let _ = first.close().await;
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 2 } else { 4 })
