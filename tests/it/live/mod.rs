@@ -636,6 +636,46 @@ async fn running_with_a_session(backend: &Backend, dir: &std::path::Path, first:
     (v, ops, device, bearer)
 }
 
+/// A database server that takes the connection and never answers fails a command
+/// (here `vakt user list`) within the store's bound, saying so, instead of holding it.
+#[test]
+fn a_database_that_never_answers_fails_a_command_in_time() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Takes every connection and says nothing.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            held.push(conn);
+        }
+    });
+    let dir = temp_dir("silent-database");
+    let default = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/default.toml")).unwrap();
+    let config = default.replace("url = \"sqlite://vakt.sqlite\"", &format!("url = \"postgres://postgres@127.0.0.1:{port}/vakt\""));
+    assert_ne!(config, default, "the default configuration names its database as this test expects");
+    std::fs::write(dir.join("vakt.toml"), config).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vakt"))
+        .args(["user", "list", "--config"])
+        .arg(dir.join("vakt.toml"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("`vakt user list` still waits for a database that never answers after 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success() && stderr.contains("did not answer within 5 s"), "{status}: {stderr}");
+}
+
 /// The embedded broker acknowledges an alarm as soon as it has it, and drops one that
 /// nobody subscribes to: it must not listen before vakt's engine can take alarms. While
 /// vakt waits for its database at start, a device cannot connect (so it keeps its
