@@ -339,14 +339,7 @@ fn exit_status(v: &mut Vakt) -> std::process::ExitStatus {
 }
 
 fn exit_within(v: &mut Vakt, within: Duration) -> std::process::ExitStatus {
-    let deadline = std::time::Instant::now() + within;
-    loop {
-        if let Some(s) = v.child.try_wait().unwrap() {
-            return s;
-        }
-        assert!(std::time::Instant::now() < deadline, "vakt did not end in time:\n{}", v.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    exited_within(&mut v.child, within).unwrap_or_else(|| panic!("vakt did not end in time:\n{}", v.log()))
 }
 
 /// A database vakt cannot reach fails the start with the reason (here: nothing listens
@@ -660,16 +653,9 @@ fn a_database_that_never_answers_fails_a_command_in_time() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("`vakt user list` still waits for a database that never answers after 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    let Some(status) = exited_within(&mut child, Duration::from_secs(30)) else {
+        let _ = child.kill();
+        panic!("`vakt user list` still waits for a database that never answers after 30 s");
     };
     let mut stderr = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();

@@ -277,7 +277,9 @@ pub struct Vakt {
 impl Vakt {
     /// Writes the configuration and the sample directory, starts vakt, waits for /readyz.
     pub fn start(backend: &Backend, dir: &std::path::Path) -> Vakt {
-        Self::start_with(backend, dir, &format!("{LADDER_TOML}{FJORD_TOML}"), &residents_csv(), STAFF_CSV)
+        let mut v = Self::launch(backend, dir);
+        v.wait_ready();
+        v
     }
 
     /// With an engine configuration and a directory of the caller's.
@@ -314,14 +316,7 @@ impl Vakt {
     /// exit status, if it exits within `within` (it is killed otherwise).
     pub fn restart_until_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
         self.respawn();
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
+        exited_within(&mut self.child, within)
     }
 
     /// Ends the process if it still runs and starts another on the same configuration.
@@ -389,6 +384,20 @@ impl Drop for Vakt {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A process's exit status, if it exits within `within`.
+pub fn exited_within(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
