@@ -157,6 +157,9 @@ enum Val<'a> {
 /// PostgreSQL allows 65,535 parameters per statement, SQLite 32,766; stay well below.
 const MAX_PARAMS: usize = 20_000;
 
+/// How long opening the database, and taking a pooled connection, may wait.
+const OPEN_WAIT: Duration = Duration::from_secs(5);
+
 impl Store {
     /// Connects (creating an SQLite file if missing) and applies the migrations.
     pub async fn open(url: &str) -> Result<Store> {
@@ -180,14 +183,14 @@ impl Store {
         // 5 s, hiding why, which is what the person setting vakt up needs to read.
         // Bounded as the pool's own wait is: a server that takes the connection but
         // never answers must not hold a command (`vakt import`) for ever.
-        let first = match tokio::time::timeout(Duration::from_secs(5), AnyConnection::connect(&url)).await {
+        let first = match tokio::time::timeout(OPEN_WAIT, AnyConnection::connect(&url)).await {
             Ok(connected) => connected.with_context(|| format!("cannot open the database {}", redact(&url)))?,
-            Err(_) => bail!("cannot open the database {}: it did not answer within 5 s", redact(&url)),
+            Err(_) => bail!("cannot open the database {}: it did not answer within {} s", redact(&url), OPEN_WAIT.as_secs()),
         };
         let _ = first.close().await;
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 2 } else { 4 })
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(OPEN_WAIT)
             .connect(&url)
             .await
             .with_context(|| format!("cannot open the database {}", redact(&url)))?;
