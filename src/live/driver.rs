@@ -666,6 +666,10 @@ impl Driver {
                 let mut fault = false;
                 if let Input::Alarm(a) = &input {
                     self.metrics.alarms_received.with_label_values(&[a.municipality.as_str()]).inc();
+                    if let Some(ahead) = wire::clock_ahead(a, now, &self.limits) {
+                        warn!(alarm_id = %a.id, municipality = %a.municipality, raised_at = %a.raised_at, ahead_s = ahead.as_secs(), "the alarm's device clock is fast; the alarm is taken at its arrival");
+                        self.metrics.alarms_clock_ahead.with_label_values(&[a.municipality.as_str()]).inc();
+                    }
                     fault = self.fault_panic_on_alarm.iter().any(|f| f == a.id.as_str());
                 }
                 let audited = match &input {

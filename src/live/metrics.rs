@@ -8,6 +8,7 @@ use crate::core::{Action, ResponseModel};
 pub struct Metrics {
     pub registry: Registry,
     pub alarms_received: IntCounterVec,
+    pub alarms_clock_ahead: IntCounterVec,
     pub rejected: IntCounterVec,
     pub answer_time: HistogramVec,
     pub answered: IntCounterVec,
@@ -65,6 +66,12 @@ impl Metrics {
         r.register(Box::new(store_write_seconds.clone())).expect("unique metric");
         Metrics {
             alarms_received: counter_vec(&r, "alarms_received_total", "Alarms accepted by the wire parser, by the municipality of the topic", &["municipality"]),
+            alarms_clock_ahead: counter_vec(
+                &r,
+                "alarms_clock_ahead_total",
+                "Alarms taken although their device's clock ran more than max_future_secs ahead of vakt's (the device's clock needs setting)",
+                &["municipality"],
+            ),
             rejected: counter_vec(&r, "messages_rejected_total", "Messages refused, by reason code (docs/mqtt.md)", &["reason"]),
             answered: counter_vec(&r, "answered_total", "Incidents answered by a human", &["municipality", "model"]),
             answered_within_target: counter_vec(&r, "answered_within_target_total", "Incidents answered within the target (60 s)", &["municipality", "model"]),
