@@ -13,9 +13,7 @@ fn root() -> PathBuf {
 }
 
 fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("vakt-sim-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    crate::live::support::temp_dir(&format!("sim-{name}"))
 }
 
 /// One municipality whose own centre has `c` operators and resolves every alarm itself:

@@ -26,10 +26,35 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// Where the tests' folders go: one folder each, named by `unique`.
+fn scratch_root() -> PathBuf {
+    std::env::temp_dir().join("vakt-tests")
+}
+
 pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(unique(name));
+    static REAPED: std::sync::Once = std::sync::Once::new();
+    REAPED.call_once(|| {
+        for entry in std::fs::read_dir(scratch_root()).into_iter().flatten().flatten() {
+            if run_ended(&entry.file_name().to_string_lossy()) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    });
+    let dir = scratch_root().join(unique(name));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Was `name` (made by `unique`, `-` or `_` between its parts) made by a run of the
+/// tests or benches that has ended? A test cannot remove its folder or database at its
+/// end (it may fail first, and a database is dropped asynchronously), so each run
+/// removes those that ended runs left behind. Only where /proc tells which processes
+/// live (Linux); elsewhere nothing is removed.
+fn run_ended(name: &str) -> bool {
+    let mut parts = name.rsplit(['-', '_']);
+    let (Some(n), Some(pid)) = (parts.next(), parts.next()) else { return false };
+    let (Ok(_), Ok(pid)) = (n.parse::<u32>(), pid.parse::<u32>()) else { return false };
+    std::path::Path::new("/proc/self").exists() && pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// Where the engine's store and broker are.
@@ -68,8 +93,17 @@ pub enum Db {
 impl Db {
     /// A new, empty database on the machine's PostgreSQL.
     pub async fn fresh_postgres() -> Db {
+        static REAPED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
         let name = unique("vakt_it").replace('-', "_");
         let mut admin = postgres_admin().await;
+        REAPED
+            .get_or_init(|| async {
+                let names: Vec<String> = sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'vakt\\_it\\_%'").fetch_all(&mut admin).await.expect("list test databases");
+                for ended in names.iter().filter(|n| run_ended(n)) {
+                    let _ = sqlx::Executor::execute(&mut admin, format!("DROP DATABASE IF EXISTS {ended} WITH (FORCE)").as_str()).await;
+                }
+            })
+            .await;
         sqlx::Executor::execute(&mut admin, format!("CREATE DATABASE {name}").as_str()).await.expect("create test database");
         Db::Postgres(name)
     }
