@@ -100,21 +100,43 @@ pub struct Driver {
     /// row is one of them (`vakt_directory_rows_set_aside`).
     directory_aside: BTreeSet<String>,
     directory_aside_met: BTreeSet<String>,
-    /// Fault injection for the tests: alarms with these ids (comma-separated) make the
-    /// engine panic, when they arrive (`VAKT_FAULT_PANIC_ON_ALARM`) or when their
-    /// incident's timer runs (`VAKT_FAULT_PANIC_ON_TIMER`). Read at start; unset in any
-    /// real use.
-    fault_panic_on_alarm: Vec<String>,
-    fault_panic_on_timer: Vec<String>,
-    /// ... and residents or staff with these ids, when their directory row is applied
-    /// (`VAKT_FAULT_PANIC_ON_DIRECTORY`), and alarms when they are replayed from the
-    /// input log (`VAKT_FAULT_PANIC_ON_REPLAY`).
-    fault_panic_on_directory: Vec<String>,
-    fault_panic_on_replay: Vec<String>,
+    faults: Faults,
+}
+
+/// Fault injection for the tests: what makes the engine panic, each a comma-separated
+/// list in an environment variable. Read at start; unset in any real use.
+#[derive(Default)]
+struct Faults {
+    /// Alarms with these ids, when they arrive (`VAKT_FAULT_PANIC_ON_ALARM`)...
+    alarm: Vec<String>,
+    /// ... when their incident's timer runs (`VAKT_FAULT_PANIC_ON_TIMER`)...
+    timer: Vec<String>,
+    /// ... and when they are replayed from the input log (`VAKT_FAULT_PANIC_ON_REPLAY`).
+    replay: Vec<String>,
+    /// Residents or staff with these ids, when their directory row is applied
+    /// (`VAKT_FAULT_PANIC_ON_DIRECTORY`).
+    directory: Vec<String>,
+    /// Web actions of these names (`resolve`, `on_duty`...), when they are applied
+    /// (`VAKT_FAULT_PANIC_ON_WEB_ACTION`).
+    web: Vec<String>,
+}
+
+impl Faults {
+    fn from_env() -> Faults {
+        Faults {
+            alarm: fault_injected("VAKT_FAULT_PANIC_ON_ALARM"),
+            timer: fault_injected("VAKT_FAULT_PANIC_ON_TIMER"),
+            replay: fault_injected("VAKT_FAULT_PANIC_ON_REPLAY"),
+            directory: fault_injected("VAKT_FAULT_PANIC_ON_DIRECTORY"),
+            web: fault_injected("VAKT_FAULT_PANIC_ON_WEB_ACTION"),
+        }
+    }
 }
 
 /// The audit trail's action for an incident the engine set aside.
 pub const SET_ASIDE_ACTION: &str = "set_aside";
+/// The audit trail's outcome of a web action that made the engine fail.
+pub const WEB_ACTION_FAILED: &str = "engine_failed";
 /// The audit trail's action for a directory row the engine set aside.
 pub const DIRECTORY_ASIDE_ACTION: &str = "directory_row_set_aside";
 
@@ -133,6 +155,7 @@ impl std::fmt::Display for Poisoned {
             Culprit::Message { topic, .. } => write!(f, "a message on {topic} made the engine panic ({})", self.why),
             Culprit::Timer { incident } => write!(f, "the timer of {incident} made the engine panic ({})", self.why),
             Culprit::Directory { who, .. } => write!(f, "the directory row of {who} made the engine panic ({})", self.why),
+            Culprit::WebAction { username, action, .. } => write!(f, "{username}'s web action {action} made the engine panic ({})", self.why),
         }
     }
 }
@@ -147,6 +170,9 @@ pub enum Culprit {
     /// A resident's or staff member's row of the directory (an import, the seed): set
     /// aside until the row changes. `record`: its input as logged.
     Directory { who: String, record: String },
+    /// A user's action from the web side: not applied, noted in the audit trail under
+    /// the user (outcome `engine_failed`); the user is told to try again after the restart.
+    WebAction { username: String, role: &'static str, action: String, incident: Option<IncidentId> },
 }
 
 /// How many refused alarms the dashboards can look back on.
@@ -338,10 +364,7 @@ impl Driver {
             set_aside: BTreeSet::new(),
             directory_aside: BTreeSet::new(),
             directory_aside_met: BTreeSet::new(),
-            fault_panic_on_alarm: fault_injected("VAKT_FAULT_PANIC_ON_ALARM"),
-            fault_panic_on_timer: fault_injected("VAKT_FAULT_PANIC_ON_TIMER"),
-            fault_panic_on_directory: fault_injected("VAKT_FAULT_PANIC_ON_DIRECTORY"),
-            fault_panic_on_replay: fault_injected("VAKT_FAULT_PANIC_ON_REPLAY"),
+            faults: Faults::from_env(),
         }
     }
 
@@ -387,8 +410,17 @@ impl Driver {
             Ok(input) => {
                 let first_event = self.batch.events.len();
                 self.capture = Some(Vec::new());
-                self.apply(Mode::Live, now, input, Some("(web)"));
+                let fault = self.faults.web.iter().any(|f| f == name);
+                let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    assert!(!fault, "fault injected by VAKT_FAULT_PANIC_ON_WEB_ACTION");
+                    self.apply(Mode::Live, now, input, Some("(web)"))
+                }));
                 let actions = self.capture.take().unwrap_or_default();
+                if let Err(panic) = applied {
+                    let culprit = Culprit::WebAction { username: who.username, role: who.role.as_str(), action: name.to_owned(), incident };
+                    self.poisoned(Poisoned { why: panic_text(&*panic), culprit });
+                    return ActOutcome::Refused { code: "engine_unavailable", detail: "this action made the engine fail (a fault in vakt) and was not applied; vakt starts again".into() };
+                }
                 match refusal(&actions) {
                     Some(reason) => ActOutcome::Refused { code: reason.code(), detail: reason.to_string() },
                     None => ActOutcome::Done { events: self.batch.events[first_event..].iter().filter_map(|e| serde_json::from_str(&e.body).ok()).collect() },
@@ -483,7 +515,7 @@ impl Driver {
             for row in page {
                 let at = Timestamp::from_millis(row.at_ms);
                 let input = if row.record == TICK { None } else { Some(serde_json::from_str::<Input>(&row.record).with_context(|| format!("input log record {} is unreadable", row.seq))?) };
-                let fault = matches!(&input, Some(Input::Alarm(a)) if self.fault_panic_on_replay.iter().any(|f| f == a.id.as_str()));
+                let fault = matches!(&input, Some(Input::Alarm(a)) if self.faults.replay.iter().any(|f| f == a.id.as_str()));
                 // The live engine applied this record without a panic; this one panics
                 // only if it is not the version that wrote it. Said plainly, not as a
                 // crash that a supervisor would repeat with the same result.
@@ -551,7 +583,7 @@ impl Driver {
                 continue;
             }
             self.directory_aside_met.remove(&who);
-            let fault = self.fault_panic_on_directory.contains(&id);
+            let fault = self.faults.directory.contains(&id);
             let now = self.now();
             let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 assert!(!fault, "fault injected by VAKT_FAULT_PANIC_ON_DIRECTORY");
@@ -576,7 +608,7 @@ impl Driver {
         }
         self.log_record(now, TICK.to_owned());
         while let Some((_, incident)) = self.engine.next_timer().filter(|&(at, _)| at <= now) {
-            let fault = !self.fault_panic_on_timer.is_empty() && self.contexts.get(&incident).is_some_and(|c| self.fault_panic_on_timer.iter().any(|f| f == c.alarm.as_str()));
+            let fault = !self.faults.timer.is_empty() && self.contexts.get(&incident).is_some_and(|c| self.faults.timer.iter().any(|f| f == c.alarm.as_str()));
             let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 assert!(!fault, "fault injected by VAKT_FAULT_PANIC_ON_TIMER");
                 self.engine.handle_next_timeout(now)
@@ -670,7 +702,7 @@ impl Driver {
                         warn!(alarm_id = %a.id, municipality = %a.municipality, raised_at = %a.raised_at, ahead_s = ahead.as_secs(), "the alarm's device clock is fast; the alarm is taken at its arrival");
                         self.metrics.alarms_clock_ahead.with_label_values(&[a.municipality.as_str()]).inc();
                     }
-                    fault = self.fault_panic_on_alarm.iter().any(|f| f == a.id.as_str());
+                    fault = self.faults.alarm.iter().any(|f| f == a.id.as_str());
                 }
                 let audited = match &input {
                     Input::StaffReply { staff, .. } | Input::StaffOnDuty { staff, .. } | Input::StaffOffDuty { staff } => Some((staff.to_string(), staff_audit(&input))),
@@ -751,6 +783,10 @@ impl Driver {
             Culprit::Directory { who, record } => {
                 let detail = serde_json::json!({ "who": who, "input": record, "why": p.why }).to_string();
                 self.audit_by_vakt(now, DIRECTORY_ASIDE_ACTION, None, detail, "ok");
+            }
+            Culprit::WebAction { username, role, action, incident } => {
+                let detail = format!("it made the engine fail (a fault in vakt: {}) and was not applied; vakt started again", p.why);
+                self.batch.audit.push(AuditRow { at_ms: now.as_millis(), username, role, action, incident: incident.map(|i| i.0 as i64), detail, outcome: WEB_ACTION_FAILED.to_owned() });
             }
         }
         self.commit(ready, false).await
@@ -1287,35 +1323,49 @@ mod tests {
     /// stored (a gap in the events would hold their acknowledged mark back for good);
     /// the alarm's incident is not stored (the broker gives the alarm again), and an
     /// engine recovered from the store has the incident aside and the other's timer.
-    #[tokio::test]
-    async fn a_failed_step_is_thrown_away_and_leaves_no_gap() {
-        use crate::core::{Alarm, AlarmId, AlarmKind, MunicipalityId, Resident, ResidentId};
-        let dir = std::env::temp_dir().join(format!("vakt-driver-gap-{}", std::process::id()));
+    /// A driver on a new SQLite store in its own folder, on the default configuration
+    /// (municipality `demo`), with residents r1..r3 applied.
+    async fn demo_driver(name: &str) -> (std::path::PathBuf, Store, Driver) {
+        use crate::core::{MunicipalityId, Resident, ResidentId};
+        let dir = std::env::temp_dir().join(format!("vakt-driver-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let url = format!("sqlite:{}", dir.join("t.sqlite").display());
-        let config = || crate::settings::Settings::from_toml(include_str!("../../config/default.toml")).unwrap().engine_config().unwrap();
         let store = Store::open(&url).await.unwrap();
-        let mut d = Driver::new(Engine::new(config()), store.clone(), Arc::new(Metrics::new()), WireLimits::default());
+        let mut d = Driver::new(Engine::new(demo_config()), store.clone(), Arc::new(Metrics::new()), WireLimits::default());
         d.recover().await.unwrap();
-        let (ready, _) = tokio::sync::watch::channel(false);
-        let t0 = Timestamp::from_secs(1_700_000_000);
         let demo = MunicipalityId::parse("demo").unwrap();
-        let alarm = |a: &str, r: &str| {
-            let resident = ResidentId::parse(r).unwrap();
-            Input::Alarm(Alarm { id: AlarmId::parse(a).unwrap(), resident, municipality: demo.clone(), kind: AlarmKind::Fall, priority: None, raised_at: t0, position: None, text: None })
-        };
         for r in ["r1", "r2", "r3"] {
             let home = Position::new(61.23, 7.10).unwrap();
             let res = Resident { id: ResidentId::parse(r).unwrap(), municipality: demo.clone(), home, regular_helpers: Vec::new(), address: String::new(), notes: String::new() };
-            d.apply(Mode::Live, t0, Input::UpsertResident(res), None);
+            d.apply(Mode::Live, T0, Input::UpsertResident(res), None);
         }
+        (dir, store, d)
+    }
+
+    fn demo_config() -> crate::core::EngineConfig {
+        crate::settings::Settings::from_toml(include_str!("../../config/default.toml")).unwrap().engine_config().unwrap()
+    }
+
+    const T0: Timestamp = Timestamp::from_secs(1_700_000_000);
+
+    fn demo_alarm(a: &str, r: &str) -> Input {
+        use crate::core::{Alarm, AlarmId, AlarmKind, MunicipalityId, ResidentId};
+        let (id, resident, municipality) = (AlarmId::parse(a).unwrap(), ResidentId::parse(r).unwrap(), MunicipalityId::parse("demo").unwrap());
+        Input::Alarm(Alarm { id, resident, municipality, kind: AlarmKind::Fall, priority: None, raised_at: T0, position: None, text: None })
+    }
+
+    #[tokio::test]
+    async fn a_failed_step_is_thrown_away_and_leaves_no_gap() {
+        let (dir, store, mut d) = demo_driver("gap").await;
+        let (ready, _) = tokio::sync::watch::channel(false);
+        let (t0, alarm, config) = (T0, demo_alarm, demo_config);
         d.apply(Mode::Live, t0, alarm("a1", "r1"), None);
         d.apply(Mode::Live, t0, alarm("a2", "r2"), None);
         d.commit(&ready, true).await;
         let stored = store.sequences().await.unwrap();
 
-        d.fault_panic_on_timer = vec!["a2".into()];
+        d.faults.timer = vec!["a2".into()];
         d.apply(Mode::Live, t0, alarm("a3", "r3"), None);
         assert!(!d.batch.events.is_empty(), "the alarm made events");
         d.fire_due(t0 + Duration::from_secs(3_600));
@@ -1335,9 +1385,43 @@ mod tests {
         // A version that cannot replay the log (here: a fault injected on a1) says so,
         // with the record and what to do, rather than panic.
         let mut other = Driver::new(Engine::new(config()), store.clone(), Arc::new(Metrics::new()), WireLimits::default());
-        other.fault_panic_on_replay = vec!["a1".into()];
+        other.faults.replay = vec!["a1".into()];
         let err = format!("{:#}", other.recover().await.unwrap_err());
         assert!(err.contains("replaying input log record 4") && err.contains("fault injected") && err.contains("stop it with SIGTERM"), "{err}");
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A web action that makes the engine panic is not applied: the step is thrown away,
+    /// the action is noted in the audit trail under its user (`engine_failed`), and an
+    /// engine recovered from the store takes the same action again.
+    #[tokio::test]
+    async fn a_web_action_that_makes_the_engine_fail_is_audited_and_not_applied() {
+        use crate::live::accounts::{Role, User};
+        let (dir, store, mut d) = demo_driver("web-fault").await;
+        let (ready, _) = tokio::sync::watch::channel(false);
+        d.apply(Mode::Live, T0, demo_alarm("a1", "r1"), None);
+        d.commit(&ready, true).await;
+        let admin = || User { username: "admin1".into(), role: Role::Admin, staff_id: None, centre: None };
+        let note = || WebAct { who: admin(), what: WebAction::Operator { incident: IncidentId(1), act: OperatorAct::Note { note: "rang her".into() } } };
+
+        d.faults.web = vec!["note".into()];
+        let outcome = d.act(note());
+        assert!(matches!(outcome, ActOutcome::Refused { code: "engine_unavailable", .. }));
+        assert!(matches!(d.poison().map(|p| &p.culprit), Some(Culprit::WebAction { incident: Some(IncidentId(1)), .. })));
+        d.refuse_poisoned(&ready).await;
+        let audit = store.incident_audit(1).await.unwrap();
+        let last = audit.last().expect("an audit line");
+        assert_eq!((last.username.as_str(), last.action.as_str(), last.outcome.as_str()), ("admin1", "note", WEB_ACTION_FAILED));
+        assert!(last.detail.contains("fault injected"), "{}", last.detail);
+        let kinds = |events: Vec<(String, String)>| events.into_iter().map(|(kind, _)| kind).collect::<Vec<_>>();
+        assert!(!kinds(store.incident_events(1).await.unwrap()).contains(&"note_added".to_owned()), "not applied");
+
+        let mut again = Driver::new(Engine::new(demo_config()), store.clone(), Arc::new(Metrics::new()), WireLimits::default());
+        again.recover().await.unwrap();
+        assert!(matches!(again.act(note()), ActOutcome::Done { .. }), "the restarted engine takes it");
+        again.commit(&ready, true).await;
+        assert!(kinds(store.incident_events(1).await.unwrap()).contains(&"note_added".to_owned()));
         store.close().await;
         let _ = std::fs::remove_dir_all(&dir);
     }

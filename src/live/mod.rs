@@ -299,6 +299,7 @@ async fn main_loop(p: LoopParts) -> Result<()> {
                 driver::Culprit::Message { .. } => error!(panic = %why, "a message made the engine panic (a fault in vakt): it is refused, and vakt ends to start again from the store"),
                 driver::Culprit::Timer { .. } => error!(panic = %why, "an incident's timer made the engine panic (a fault in vakt): the incident is set aside for people to handle, and vakt ends to start again from the store"),
                 driver::Culprit::Directory { .. } => error!(panic = %why, "a directory row made the engine panic (a fault in vakt): it is left out until it changes, and vakt ends to start again from the store"),
+                driver::Culprit::WebAction { .. } => error!(panic = %why, "a web action made the engine panic (a fault in vakt): it is not applied (noted in the audit trail), and vakt ends to start again from the store"),
             }
             let out = driver.refuse_poisoned(&ready_tx).await;
             let acks = culprit.take().map(|i| vec![inbound.swap_remove(i)]).unwrap_or_default();

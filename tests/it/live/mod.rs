@@ -460,6 +460,41 @@ async fn an_incident_whose_timer_makes_the_engine_panic_is_set_aside_and_the_res
     assert!(v.stop().success());
 }
 
+/// A web action (here an operator's note) that makes the engine panic (a fault in vakt,
+/// injected by the action's name) is not applied: vakt notes it in the audit trail under
+/// the user who asked (`engine_failed`), does not answer that request with success, and
+/// ends with status 2; its restart recovers from the store, and takes the same action.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_action_that_makes_the_engine_panic_is_noted_and_vakt_starts_again() {
+    let (_broker, port, mut v) = with_fault_injected("web-fault", "VAKT_FAULT_PANIC_ON_WEB_ACTION", "note").await;
+    let mut ops = Client::connect(port, OPS).await;
+    let device = Client::connect(port, &[]).await;
+    device.publish_json("vakt/v1/alarms/fjord", alarm("a-1", "r1", "fall")).await;
+    ops.expect("vakt/v1/incidents/fjord", "the incident", |e| is(e, "raised", 1)).await;
+    let store = v.store().await;
+    api_as_admin(&v, &store, "/api/incidents").await;
+    let note = |v: &Vakt| {
+        let headers = ["Authorization: Bearer admin-token", "Content-Type: application/json"];
+        http_request(v.http, "POST", "/api/incidents/1/actions", &headers, r#"{"action":"note","note":"rang her"}"#)
+    };
+    let answer = note(&v);
+    assert_ne!(answer.as_ref().map(|a| a.0), Some(200), "{answer:?}");
+    assert_eq!(exit_status(&mut v).code(), Some(2), "{}", v.log());
+    assert!(v.log().contains("a web action made the engine panic"), "{}", v.log());
+
+    v.backend.env.clear();
+    v.restart();
+    let detail = api_as_admin(&v, &store, "/api/incidents/1").await;
+    let failed = detail["audit"].as_array().unwrap().iter().find(|a| a["action"] == "note").cloned().unwrap_or_default();
+    assert_eq!((failed["username"].as_str(), failed["outcome"].as_str()), (Some("admin"), Some("engine_failed")), "{detail}");
+    assert!(!detail["events"].as_array().unwrap().iter().any(|e| e["type"] == "note_added"), "not applied: {detail}");
+    let (code, _, body) = note(&v).expect("an answer");
+    assert_eq!(code, 200, "{body}");
+    ops.expect("vakt/v1/incidents/fjord", "the note, after the restart", |e| is(e, "note_added", 1)).await;
+    store.close().await;
+    assert!(v.stop().success());
+}
+
 /// A directory row (here from `vakt import`) whose input makes the engine panic (a
 /// fault in vakt, injected by id): vakt stores it as set aside (an audit line) and ends
 /// with status 2; the restarted engine leaves that row out, so it does not fail again,

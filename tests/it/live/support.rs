@@ -457,10 +457,16 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
 /// A GET with extra header lines (`"Authorization: Bearer …"`): (status, the response's
 /// header lines, body), or None if nothing answers within 15 s.
 pub fn http_get_with(addr: SocketAddr, path: &str, headers: &[&str]) -> Option<(u16, String, String)> {
+    http_request(addr, "GET", path, headers, "")
+}
+
+/// One HTTP/1.1 request: its status, head and body; `None` if there was no answer.
+pub fn http_request(addr: SocketAddr, method: &str, path: &str, headers: &[&str], body: &str) -> Option<(u16, String, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(15))).ok()?;
     let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n{extra}Connection: close\r\n\r\n").ok()?;
+    let length = if method == "GET" { String::new() } else { format!("Content-Length: {}\r\n", body.len()) };
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{extra}{length}Connection: close\r\n\r\n{body}").ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
     let code = text.split_whitespace().nth(1)?.parse().ok()?;
