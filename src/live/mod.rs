@@ -283,6 +283,11 @@ async fn main_loop(p: LoopParts) -> Result<()> {
                         }
                         driver::EngineRequest::Read(read) => read(&driver),
                     }
+                    if driver.poison().is_some() {
+                        // Nothing more of a failed engine: the requests left are dropped,
+                        // and their callers told the engine is unavailable.
+                        break;
+                    }
                     next = engine_rx.try_recv().ok();
                 }
             }
