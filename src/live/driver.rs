@@ -1318,11 +1318,6 @@ mod tests {
         assert!(Checkpoint::parse("{\"engine\": 1}").is_err());
     }
 
-    /// A step that failed on an incident's timer, after an alarm of the same step had
-    /// made events: only the set-aside is stored, and it takes the numbers after what was
-    /// stored (a gap in the events would hold their acknowledged mark back for good);
-    /// the alarm's incident is not stored (the broker gives the alarm again), and an
-    /// engine recovered from the store has the incident aside and the other's timer.
     /// A driver on a new SQLite store in its own folder, on the default configuration
     /// (municipality `demo`), with residents r1..r3 applied.
     async fn demo_driver(name: &str) -> (std::path::PathBuf, Store, Driver) {
@@ -1332,7 +1327,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let url = format!("sqlite:{}", dir.join("t.sqlite").display());
         let store = Store::open(&url).await.unwrap();
-        let mut d = Driver::new(Engine::new(demo_config()), store.clone(), Arc::new(Metrics::new()), WireLimits::default());
+        let mut d = driver_on(&store);
         d.recover().await.unwrap();
         let demo = MunicipalityId::parse("demo").unwrap();
         for r in ["r1", "r2", "r3"] {
@@ -1341,6 +1336,11 @@ mod tests {
             d.apply(Mode::Live, T0, Input::UpsertResident(res), None);
         }
         (dir, store, d)
+    }
+
+    /// A new driver (an engine as at start, before recovery) on `store`.
+    fn driver_on(store: &Store) -> Driver {
+        Driver::new(Engine::new(demo_config()), store.clone(), Arc::new(Metrics::new()), WireLimits::default())
     }
 
     fn demo_config() -> crate::core::EngineConfig {
@@ -1355,20 +1355,24 @@ mod tests {
         Input::Alarm(Alarm { id, resident, municipality, kind: AlarmKind::Fall, priority: None, raised_at: T0, position: None, text: None })
     }
 
+    /// A step that failed on an incident's timer, after an alarm of the same step had
+    /// made events: only the set-aside is stored, and it takes the numbers after what was
+    /// stored (a gap in the events would hold their acknowledged mark back for good);
+    /// the alarm's incident is not stored (the broker gives the alarm again), and an
+    /// engine recovered from the store has the incident aside and the other's timer.
     #[tokio::test]
     async fn a_failed_step_is_thrown_away_and_leaves_no_gap() {
         let (dir, store, mut d) = demo_driver("gap").await;
         let (ready, _) = tokio::sync::watch::channel(false);
-        let (t0, alarm, config) = (T0, demo_alarm, demo_config);
-        d.apply(Mode::Live, t0, alarm("a1", "r1"), None);
-        d.apply(Mode::Live, t0, alarm("a2", "r2"), None);
+        d.apply(Mode::Live, T0, demo_alarm("a1", "r1"), None);
+        d.apply(Mode::Live, T0, demo_alarm("a2", "r2"), None);
         d.commit(&ready, true).await;
         let stored = store.sequences().await.unwrap();
 
         d.faults.timer = vec!["a2".into()];
-        d.apply(Mode::Live, t0, alarm("a3", "r3"), None);
+        d.apply(Mode::Live, T0, demo_alarm("a3", "r3"), None);
         assert!(!d.batch.events.is_empty(), "the alarm made events");
-        d.fire_due(t0 + Duration::from_secs(3_600));
+        d.fire_due(T0 + Duration::from_secs(3_600));
         assert!(matches!(d.poison().map(|p| &p.culprit), Some(Culprit::Timer { incident: IncidentId(2) })));
         d.refuse_poisoned(&ready).await;
 
@@ -1377,14 +1381,14 @@ mod tests {
         let last = store.incident_events(2).await.unwrap().pop().unwrap();
         assert_eq!(last.0, "set_aside");
         assert!(store.incident_events(3).await.unwrap().is_empty(), "the alarm's step was thrown away");
-        let mut again = Driver::new(Engine::new(config()), store.clone(), Arc::new(Metrics::new()), WireLimits::default());
+        let mut again = driver_on(&store);
         again.recover().await.unwrap();
         let view = |id: u64| again.engine().incident(IncidentId(id));
         assert_eq!((view(1).map(|v| v.set_aside), view(2).map(|v| v.set_aside), view(3).is_none()), (Some(false), Some(true), true));
         assert_eq!(again.engine().next_timer().map(|(_, i)| i), Some(IncidentId(1)), "the other incident's timer is still due");
         // A version that cannot replay the log (here: a fault injected on a1) says so,
         // with the record and what to do, rather than panic.
-        let mut other = Driver::new(Engine::new(config()), store.clone(), Arc::new(Metrics::new()), WireLimits::default());
+        let mut other = driver_on(&store);
         other.faults.replay = vec!["a1".into()];
         let err = format!("{:#}", other.recover().await.unwrap_err());
         assert!(err.contains("replaying input log record 4") && err.contains("fault injected") && err.contains("stop it with SIGTERM"), "{err}");
@@ -1417,7 +1421,7 @@ mod tests {
         let kinds = |events: Vec<(String, String)>| events.into_iter().map(|(kind, _)| kind).collect::<Vec<_>>();
         assert!(!kinds(store.incident_events(1).await.unwrap()).contains(&"note_added".to_owned()), "not applied");
 
-        let mut again = Driver::new(Engine::new(demo_config()), store.clone(), Arc::new(Metrics::new()), WireLimits::default());
+        let mut again = driver_on(&store);
         again.recover().await.unwrap();
         assert!(matches!(again.act(note()), ActOutcome::Done { .. }), "the restarted engine takes it");
         again.commit(&ready, true).await;
