@@ -1,7 +1,7 @@
 //! Load benchmark for the live engine (issue 3), through Mosquitto.
 //!
 //! `cargo bench --bench load` (add `-- --quick` for 5 s steps, `-- --stores sqlite`,
-//! `-- --step STORE:RATE [--step-secs N]` for one alarm → offer step,
+//! `-- --step STORE:RATE [--step-secs N]` for one alarm → offer step (STORE `echo`: (e) below),
 //! `-- --repeat N` for the latency goal's comparison at 1,000/s only, N times over, with its median,
 //! `-- --machine-broker` for the machine's Mosquitto on 1883 with its default settings,
 //! `-- --embedded` for vakt's own broker, in-process, with SQLite and with PostgreSQL).
@@ -16,13 +16,18 @@
 //! (a) the floor: a message published by one client and received by another (one hop);
 //! (b) an alarm published by a device client until the offer reaches the staff client
 //!     through vakt (two hops, plus the engine and its store, persistence on in both).
+//! (e) the same alarm → offer path through an engine that does nothing: a process of
+//!     the bench's own that answers each alarm at once with an offer-sized message (two
+//!     hops and an MQTT client's work, no engine, no store);
 //! (f) the durable-write floor of this disk: a 300-byte write into a preallocated file
 //!     made durable with fdatasync, at the same rates (a store commit costs at least this);
 //! (g) the store's own commit floor: a one-row transaction through sqlx, on SQLite and
 //!     on PostgreSQL as vakt writes them, at the same rates.
 //! All at 100 and 1,000 per second; p50, p99, p99.9 and the ratio of (b) to twice (a),
-//! to twice (a) plus (f), and to twice (a) plus (g). Then the highest rate (b) sustains for a step with p99 under 100 ms and
-//! every offer delivered, on SQLite and on PostgreSQL. Each (b) step also prints (on
+//! to (e), to twice (a) plus (f), and to twice (a) plus (g). Then the highest rate a
+//! step sustains with p99 under 100 ms and every offer delivered: through (e) first (the
+//! most any engine could sustain with the broker and the load generator on the same
+//! cores), then (b) on SQLite and on PostgreSQL, with each as a share of (e)'s. Each (b) step also prints (on
 //! stderr) the store's commit times and the CPU time per alarm of vakt and of the whole
 //! machine, which on these shared 2-core machines is what sets the sustained rate.
 //!
@@ -31,7 +36,9 @@
 //! attached, with no new offer). Offers do not expire during a step (timeout 600 s), so
 //! what is measured is the alarm → offer path, not escalations. Each step starts on a
 //! quiet disk (a PostgreSQL CHECKPOINT, then `sync`) and its store is removed after it,
-//! so a step does not pay for the writes of the one before.
+//! so a step does not pay for the writes of the one before; the broker's session of
+//! the step's vakt is ended after it, so later steps do not pay for a broker queueing
+//! their alarms for a vakt that is gone.
 
 #[allow(dead_code)]
 #[path = "../tests/it/live/support.rs"]
@@ -377,6 +384,22 @@ async fn start_vakt(store: &str, residents: u64) -> (Vakt, AsyncClient) {
     (v, client)
 }
 
+/// The device's alarm number `seq`: one resident per alarm.
+fn alarm(seq: u64) -> (String, Vec<u8>) {
+    let raised = vakt::live::driver::wall_clock().to_string();
+    ("vakt/v1/alarms/fjord".to_owned(), format!("{{\"alarm_id\":\"L{seq}\",\"resident_id\":\"r{seq}\",\"kind\":\"safety\",\"raised_at\":\"{raised}\"}}").into_bytes())
+}
+
+/// The alarm number in an alarm or an offer (revokes carry none). Found by its bytes,
+/// not by parsing the JSON: a JSON parse per offer was a good part of the load
+/// generator's own CPU at 10,000/s, on the 2 cores vakt is measured on.
+fn alarm_seq(p: &[u8]) -> Option<u64> {
+    const KEY: &[u8] = b"\"alarm_id\":\"L";
+    let at = p.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let digits = p[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&p[at..at + digits]).ok()?.parse().ok()
+}
+
 async fn alarm_to_offer(store: &str, rate: u64, secs: u64) -> Stats {
     let (mut v, _staff) = start_vakt(store, rate * secs).await;
     settle_disk(&v.backend.db).await;
@@ -386,19 +409,8 @@ async fn alarm_to_offer(store: &str, rate: u64, secs: u64) -> Stats {
         rate,
         secs,
         "vakt/v1/staff/+/offers",
-        |seq| {
-            let raised = vakt::live::driver::wall_clock().to_string();
-            ("vakt/v1/alarms/fjord".to_owned(), format!("{{\"alarm_id\":\"L{seq}\",\"resident_id\":\"r{seq}\",\"kind\":\"safety\",\"raised_at\":\"{raised}\"}}").into_bytes())
-        },
-        |p| {
-            // Only offers carry an alarm id (revokes do not). Found by its bytes, not by
-            // parsing the offer: a JSON parse per offer was a good part of the load
-            // generator's own CPU at 10,000/s, on the 2 cores vakt is measured on.
-            const KEY: &[u8] = b"\"alarm_id\":\"L";
-            let at = p.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
-            let digits = p[at..].iter().take_while(|b| b.is_ascii_digit()).count();
-            std::str::from_utf8(&p[at..at + digits]).ok()?.parse().ok()
-        },
+        alarm,
+        alarm_seq,
     )
     .await;
     // CPU per alarm: what the engine costs, and what the whole path costs this machine
@@ -428,8 +440,103 @@ async fn alarm_to_offer(store: &str, rate: u64, secs: u64) -> Stats {
     );
     let (open, stopping) = (v.metric("vakt_open_incidents"), Instant::now());
     let _ = v.stop_within(Duration::from_secs(120));
+    forget_session(&v).await;
     eprintln!("    [{store} {rate}/s: a clean stop with {open} incidents open (its checkpoint carries them) took {:.2} s]", stopping.elapsed().as_secs_f64());
     remove_store(&v.backend.db, &v.dir).await;
+    stats
+}
+
+/// Alarm → offer through vakt on `store`, or through the engine that does nothing (`echo`).
+async fn alarm_to(store: &str, rate: u64, secs: u64) -> Stats {
+    if store == "echo" { alarm_to_echo(rate, secs).await } else { alarm_to_offer(store, rate, secs).await }
+}
+
+/// Ends the broker's session of a stopped vakt (`clean_session = false`). Left, it stays
+/// subscribed to the alarms, and the broker would keep queueing every later step's alarms
+/// for it (up to its queue's limit, then dropping them, but matching each one): a cost per
+/// alarm that grows with every step before, on the cores the next step is measured on.
+async fn forget_session(v: &Vakt) {
+    if v.backend.embedded_broker {
+        return; // the broker ended with vakt's process
+    }
+    let config = std::fs::read_to_string(&v.config).unwrap_or_default();
+    let Some(id) = config.lines().find_map(|l| l.trim().strip_prefix("client_id = \"")?.strip_suffix('"')) else { return };
+    let mut opts = MqttOptions::new(id, "127.0.0.1", broker_port());
+    opts.set_clean_session(true);
+    let (client, mut el) = AsyncClient::new(opts, 10);
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match el.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => client.disconnect().await.expect("DISCONNECT queued"),
+                Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the bench could not end the session of a stopped vakt");
+}
+
+/// (e) The floor of the alarm → offer path: an engine that does nothing. This bench
+/// binary in a process of its own (`--echo-engine PORT`), subscribed to the alarms as
+/// vakt is, answers each alarm at once with an offer-sized message to a staff client's
+/// offers topic: two hops and an MQTT client's own work, with no engine and no store.
+/// What any engine's path costs this machine at the least, and the highest rate any
+/// engine could sustain here, with the broker and the load generator on the same cores.
+fn echo_engine(port: u16) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async move {
+        let mut opts = MqttOptions::new(unique("bench-echo"), "127.0.0.1", port);
+        opts.set_keep_alive(Duration::from_secs(30)).set_max_packet_size(1 << 20, 1 << 20).set_inflight(1000);
+        let (client, mut el) = AsyncClient::new(opts, 1_000_000);
+        el.set_network_options(support::nodelay());
+        client.subscribe("vakt/v1/alarms/+", QoS::AtLeastOnce).await.unwrap();
+        // About the size of vakt's offer (its address, position, notes and times).
+        let pad = "x".repeat(300);
+        loop {
+            match el.poll().await {
+                Ok(Event::Incoming(Packet::SubAck(_))) => println!("subscribed"),
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let Some(seq) = alarm_seq(&p.payload) else { continue };
+                    let offer = format!("{{\"type\":\"offer\",\"alarm_id\":\"L{seq}\",\"pad\":\"{pad}\"}}");
+                    client.try_publish(format!("vakt/v1/staff/s{}/offers", seq % STAFF as u64), QoS::AtLeastOnce, false, offer).expect("the echo's queue has room");
+                }
+                Ok(_) => {}
+                Err(e) => panic!("the echo engine lost the broker: {e}"),
+            }
+        }
+    });
+}
+
+/// The echo engine's process; killed when dropped.
+struct Echo(std::process::Child);
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Alarm → offer through the echo engine (see `echo_engine`).
+async fn alarm_to_echo(rate: u64, secs: u64) -> Stats {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--echo-engine", &broker_port().to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting the echo engine");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "subscribed", "the echo engine subscribed");
+    let echo = Echo(child);
+    let (echo_cpu, machine_cpu) = (process_cpu_secs(echo.0.id()), machine_busy_secs());
+    let stats = run_load(broker_port(), rate, secs, "vakt/v1/staff/+/offers", alarm, alarm_seq).await;
+    eprintln!(
+        "    [echo {rate}/s: CPU per alarm: the echo engine {:.0} µs, whole machine {:.0} µs]",
+        1e6 * (process_cpu_secs(echo.0.id()) - echo_cpu) / (rate * secs) as f64,
+        1e6 * (machine_busy_secs() - machine_cpu) / (rate * secs) as f64
+    );
     stats
 }
 
@@ -519,6 +626,10 @@ async fn repeated_ratios(stores: &[String], n: usize, secs: u64) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(port) = args.iter().position(|a| a == "--echo-engine").and_then(|i| args.get(i + 1)) {
+        echo_engine(port.parse().expect("--echo-engine PORT"));
+        return;
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let stores: Vec<String> = args.iter().position(|a| a == "--stores").and_then(|i| args.get(i + 1)).map_or(vec!["sqlite".into(), "postgres".into()], |s| s.split(',').map(String::from).collect());
     let secs = if quick { 5 } else { 30 };
@@ -538,10 +649,11 @@ fn main() {
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     // `--step STORE:RATE`: one alarm → offer step of `step_secs` (`--step-secs N`), for
-    // profiling, or to see a rate hold for longer.
+    // profiling, or to see a rate hold for longer; STORE `echo` is the engine that does
+    // nothing (e).
     if let Some(step) = args.iter().position(|a| a == "--step").and_then(|i| args.get(i + 1)) {
         let (store, rate) = step.split_once(':').expect("--step STORE:RATE");
-        let b = rt.block_on(alarm_to_offer(store, rate.parse().expect("rate"), step_secs));
+        let b = rt.block_on(alarm_to(store, rate.parse().expect("rate"), step_secs));
         row(&format!("(b) {store} {rate}/s"), &b);
         return;
     }
@@ -570,8 +682,14 @@ fn main() {
         for rate in [100, 1000] {
             // The embedded broker lives in a vakt process: the floor is measured through it.
             let host = if embedded { Some(start_vakt("embedded", 10).await) } else { None };
+            // The floors on a quiet machine too: right after the step before, the removal of
+            // its store and the disk's catching up would be measured as the broker's noise.
+            settle(stores.iter().any(|s| s.ends_with("postgres"))).await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
             let a = one_hop(rate, secs).await;
             row(&format!("(a) one hop, {rate}/s"), &a);
+            let e = alarm_to_echo(rate, secs).await;
+            row(&format!("(e) alarm → offer via an engine that does nothing, {rate}/s"), &e);
             if let Some((mut v, _)) = host {
                 let _ = v.stop_within(Duration::from_secs(120));
             }
@@ -584,10 +702,12 @@ fn main() {
                 let b = alarm_to_offer(store, rate, secs).await;
                 row(&format!("(b) alarm → offer via vakt + {store}, {rate}/s"), &b);
                 ratios.push(format!(
-                    "{store} {rate}/s: to 2×(a): p50 {:.2}×, p99 {:.2}×, p99.9 {:.2}×; to 2×(a) + (f): p50 {:.2}×, p99 {:.2}×; to 2×(a) + (g): p50 {:.2}×, p99 {:.2}×",
+                    "{store} {rate}/s: to 2×(a): p50 {:.2}×, p99 {:.2}×, p99.9 {:.2}×; to (e): p50 {:.2}×, p99 {:.2}×; to 2×(a) + (f): p50 {:.2}×, p99 {:.2}×; to 2×(a) + (g): p50 {:.2}×, p99 {:.2}×",
                     b.p50 / (2.0 * a.p50),
                     b.p99 / (2.0 * a.p99),
                     b.p999 / (2.0 * a.p999),
+                    b.p50 / e.p50,
+                    b.p99 / e.p99,
                     b.p50 / (2.0 * a.p50 + f.p50),
                     b.p99 / (2.0 * a.p99 + f.p99),
                     b.p50 / (2.0 * a.p50 + g.p50),
@@ -595,17 +715,18 @@ fn main() {
                 ));
             }
         }
-        println!("\nRatio of (b) to twice (a), to twice (a) plus one durable write (f), and to twice (a) plus one commit of the store (g), same run:");
+        println!("\nRatio of (b) to twice (a), to the path through an engine that does nothing (e), to twice (a) plus one durable write (f), and to twice (a) plus one commit of the store (g), same run:");
         for r in &ratios {
             println!("- {r}");
         }
-        println!("\nHighest sustained rate ({step_secs} s steps, every offer delivered, p99 < 100 ms):");
-        for store in &stores {
+        println!("\nHighest sustained rate ({step_secs} s steps, every offer delivered, p99 < 100 ms), first through the engine that does nothing (e): the most any engine could sustain on this machine with the broker and the load generator on its cores:");
+        let mut sustained = Vec::new();
+        for store in std::iter::once(&"echo".to_owned()).chain(&stores) {
             let mut good = 0u64;
             let mut bad = None;
             let mut rate = 2000u64;
             for _ in 0..6 {
-                let b = alarm_to_offer(store, rate, step_secs).await;
+                let b = alarm_to(store, rate, step_secs).await;
                 let ok = b.received == b.sent && b.p99 < 100.0;
                 println!("- {store} at {rate}/s: {} / {} offers, p99 {}: {}", b.received, b.sent, Stats::ms(b.p99), if ok { "sustained" } else { "not sustained" });
                 if ok {
@@ -620,6 +741,10 @@ fn main() {
                 };
             }
             println!("- **{store}: {good} alarms/s sustained**");
+            sustained.push(good);
+        }
+        for (store, good) in stores.iter().zip(&sustained[1..]) {
+            println!("- {store}: {:.2} of the rate through the engine that does nothing", *good as f64 / sustained[0].max(1) as f64);
         }
     });
 }
