@@ -403,7 +403,7 @@ fn alarm_seq(p: &[u8]) -> Option<u64> {
 async fn alarm_to_offer(store: &str, rate: u64, secs: u64) -> Stats {
     let (mut v, _staff) = start_vakt(store, rate * secs).await;
     settle_disk(&v.backend.db).await;
-    let (vakt_cpu, machine_cpu) = (process_cpu_secs(v.child.id()), machine_busy_secs());
+    let cpu = CpuUse::from_now(v.child.id());
     let stats = run_load(
         broker_port(),
         rate,
@@ -415,13 +415,8 @@ async fn alarm_to_offer(store: &str, rate: u64, secs: u64) -> Stats {
     .await;
     // CPU per alarm: what the engine costs, and what the whole path costs this machine
     // (broker, engine, database, and the bench's own clients), over the step and its drain.
-    let vakt_cpu = process_cpu_secs(v.child.id()) - vakt_cpu;
-    let machine_cpu = machine_busy_secs() - machine_cpu;
-    eprintln!(
-        "    [{store} {rate}/s: CPU per alarm: vakt {:.0} µs, whole machine {:.0} µs]",
-        1e6 * vakt_cpu / (rate * secs) as f64,
-        1e6 * machine_cpu / (rate * secs) as f64
-    );
+    let (vakt_cpu, machine_cpu) = cpu.per_alarm_us(rate * secs);
+    eprintln!("    [{store} {rate}/s: CPU per alarm: vakt {vakt_cpu:.0} µs, whole machine {machine_cpu:.0} µs]");
     let writes = v.metric("vakt_store_write_seconds_count");
     let failures = v.metric("vakt_store_write_failures_total");
     assert_eq!(failures, 0.0, "store writes failed under load");
@@ -459,9 +454,7 @@ async fn forget_session(v: &Vakt) {
     if v.backend.embedded_broker {
         return; // the broker ended with vakt's process
     }
-    let config = std::fs::read_to_string(&v.config).unwrap_or_default();
-    let Some(id) = config.lines().find_map(|l| l.trim().strip_prefix("client_id = \"")?.strip_suffix('"')) else { return };
-    let mut opts = MqttOptions::new(id, "127.0.0.1", broker_port());
+    let mut opts = MqttOptions::new(&v.client_id, "127.0.0.1", broker_port());
     opts.set_clean_session(true);
     let (client, mut el) = AsyncClient::new(opts, 10);
     let ended = tokio::time::timeout(Duration::from_secs(5), async {
@@ -530,13 +523,10 @@ async fn alarm_to_echo(rate: u64, secs: u64) -> Stats {
     std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "subscribed", "the echo engine subscribed");
     let echo = Echo(child);
-    let (echo_cpu, machine_cpu) = (process_cpu_secs(echo.0.id()), machine_busy_secs());
+    let cpu = CpuUse::from_now(echo.0.id());
     let stats = run_load(broker_port(), rate, secs, "vakt/v1/staff/+/offers", alarm, alarm_seq).await;
-    eprintln!(
-        "    [echo {rate}/s: CPU per alarm: the echo engine {:.0} µs, whole machine {:.0} µs]",
-        1e6 * (process_cpu_secs(echo.0.id()) - echo_cpu) / (rate * secs) as f64,
-        1e6 * (machine_busy_secs() - machine_cpu) / (rate * secs) as f64
-    );
+    let (echo_cpu, machine_cpu) = cpu.per_alarm_us(rate * secs);
+    eprintln!("    [echo {rate}/s: CPU per alarm: the echo engine {echo_cpu:.0} µs, whole machine {machine_cpu:.0} µs]");
     stats
 }
 
@@ -557,6 +547,14 @@ async fn settle(postgres: bool) {
     let _ = std::process::Command::new("sync").status();
 }
 
+/// The floors too are measured on a quiet disk: right after a step, the removal of its
+/// store (a PostgreSQL database of 30,000 alarms) and the disk's catching up would be
+/// measured as the broker's noise.
+async fn settle_for_floor(stores: &[String]) {
+    settle(stores.iter().any(|s| s.ends_with("postgres"))).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+}
+
 /// A step's store is removed after it (a full search leaves a million rows otherwise):
 /// the PostgreSQL database, or `dir`, which holds the SQLite file.
 async fn remove_store(db: &support::Db, dir: &std::path::Path) {
@@ -568,6 +566,25 @@ async fn remove_store(db: &support::Db, dir: &std::path::Path) {
         support::Db::Sqlite(_) => {
             let _ = std::fs::remove_dir_all(dir);
         }
+    }
+}
+
+/// CPU time used from a moment on, by one process and by the whole machine.
+struct CpuUse {
+    pid: u32,
+    process: f64,
+    machine: f64,
+}
+
+impl CpuUse {
+    fn from_now(pid: u32) -> CpuUse {
+        CpuUse { pid, process: process_cpu_secs(pid), machine: machine_busy_secs() }
+    }
+
+    /// Microseconds per alarm since then: the process's, and the whole machine's.
+    fn per_alarm_us(&self, alarms: u64) -> (f64, f64) {
+        let per = |secs: f64| 1e6 * secs / alarms as f64;
+        (per(process_cpu_secs(self.pid) - self.process), per(machine_busy_secs() - self.machine))
     }
 }
 
@@ -602,11 +619,8 @@ async fn repeated_ratios(stores: &[String], n: usize, secs: u64) {
     let mut ratios: Vec<(String, f64)> = Vec::new();
     for i in 1..=n {
         for store in stores {
-            // Each (a) just before its (b), on a quiet disk: right after a step, the
-            // removal of its store (a PostgreSQL database of 30,000 alarms) and the disk's
-            // catching up would be measured as the broker's noise.
-            settle(stores.iter().any(|s| s.ends_with("postgres"))).await;
-            tokio::time::sleep(Duration::from_secs(2)).await;
+            // Each (a) just before its (b).
+            settle_for_floor(stores).await;
             let a = one_hop(RATE, secs).await;
             let b = alarm_to_offer(store, RATE, secs).await;
             let ratio = b.p99 / (2.0 * a.p99);
@@ -682,10 +696,7 @@ fn main() {
         for rate in [100, 1000] {
             // The embedded broker lives in a vakt process: the floor is measured through it.
             let host = if embedded { Some(start_vakt("embedded", 10).await) } else { None };
-            // The floors on a quiet machine too: right after the step before, the removal of
-            // its store and the disk's catching up would be measured as the broker's noise.
-            settle(stores.iter().any(|s| s.ends_with("postgres"))).await;
-            tokio::time::sleep(Duration::from_secs(2)).await;
+            settle_for_floor(&stores).await;
             let a = one_hop(rate, secs).await;
             row(&format!("(a) one hop, {rate}/s"), &a);
             // Not through the embedded broker: the vakt process that hosts it is itself
@@ -732,7 +743,7 @@ fn main() {
             "\nHighest sustained rate ({step_secs} s steps, every offer delivered, p99 < 100 ms){}:",
             if echo.is_some() { ", first through the engine that does nothing (e): the most any engine could sustain on this machine with the broker and the load generator on its cores" } else { "" }
         );
-        let mut sustained = Vec::new();
+        let mut echo_rate = None;
         for store in echo.iter().chain(&stores) {
             let mut good = 0u64;
             let mut bad = None;
@@ -753,11 +764,10 @@ fn main() {
                 };
             }
             println!("- **{store}: {good} alarms/s sustained**");
-            sustained.push(good);
-        }
-        if echo.is_some() {
-            for (store, good) in stores.iter().zip(&sustained[1..]) {
-                println!("- {store}: {:.2} of the rate through the engine that does nothing", *good as f64 / sustained[0].max(1) as f64);
+            match echo_rate {
+                None if store == "echo" => echo_rate = Some(good),
+                Some(floor) => println!("- {store}: {:.2} of the rate through the engine that does nothing", good as f64 / floor.max(1) as f64),
+                None => {}
             }
         }
     });

@@ -306,6 +306,10 @@ pub struct Vakt {
     pub dir: PathBuf,
     pub config: PathBuf,
     pub backend: Backend,
+    /// Its MQTT client id (a session the broker keeps: `clean_session = false`). The
+    /// load bench ends that session after a step; no test reads it yet.
+    #[allow(dead_code)]
+    pub client_id: String,
 }
 
 impl Vakt {
@@ -337,7 +341,7 @@ impl Vakt {
         let text = format!("{engine_toml}\n{}\n[seed]\nresidents = \"residents.csv\"\nstaff = \"staff.csv\"\n", backend.toml(&client_id, http_port));
         std::fs::write(&config, text).unwrap();
         let child = spawn_child(dir, &config, &backend.env);
-        Vakt { child, http: SocketAddr::from(([127, 0, 0, 1], http_port)), dir: dir.to_owned(), config, backend: backend.clone() }
+        Vakt { child, http: SocketAddr::from(([127, 0, 0, 1], http_port)), dir: dir.to_owned(), config, backend: backend.clone(), client_id }
     }
 
     /// The same configuration and store, a new process (after a kill or a stop).
