@@ -423,7 +423,7 @@ async fn alarm_to_offer(store: &str, rate: u64, secs: u64) -> Stats {
     let sum = v.metric("vakt_store_write_seconds_sum");
     let share = |le: &str| 100.0 * v.metric(&format!("vakt_store_write_seconds_bucket{{le=\"{le}\"}}")) / writes.max(1.0);
     eprintln!(
-        "    [{store} {rate}/s: {writes} store transactions for {} alarms; mean {:.3} ms; within 0.5 ms {:.1} %, 1 ms {:.1} %, 2 ms {:.1} %, 5 ms {:.2} %; over 20 ms: {}, over 100 ms: {}]",
+        "    [{store} {rate}/s: {writes} store transactions for {} alarms; mean {:.3} ms; within 0.5 ms {:.2} %, 1 ms {:.2} %, 2 ms {:.2} %, 5 ms {:.2} %; over 20 ms: {}, over 100 ms: {}]",
         rate * secs,
         1000.0 * sum / writes.max(1.0),
         share("0.0005"),
