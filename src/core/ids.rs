@@ -102,6 +102,11 @@ string_id!(
 string_id!(
     /// An operator's id at a response centre.
     OperatorId, "operator id");
+string_id!(
+    /// A gateway's or alarm receiver's id, from its status topic
+    /// (`vakt/v1/gateways/{municipality}/{gateway_id}`). Not an engine input: the live
+    /// side watches whether gateways are online (`live::gateways`).
+    GatewayId, "gateway id");
 
 /// An incident's id: the engine numbers incidents itself, in order of creation.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, serde::Serialize, serde::Deserialize)]

@@ -27,7 +27,7 @@ pub use alarm::{Alarm, AlarmKind, AlarmText, Priority};
 pub use config::{Backup, CentreConfig, CentreKind, ConfigError, DrivingTime, EngineConfig, EngineConfigParts, KindRule, LadderConfig, MunicipalityConfig, ResponseModel};
 pub use engine::{Engine, IncidentView};
 pub use geo::{Position, TravelModel};
-pub use ids::{AlarmId, CentreId, IncidentId, MunicipalityId, OperatorId, ResidentId, StaffId};
+pub use ids::{AlarmId, CentreId, GatewayId, IncidentId, MunicipalityId, OperatorId, ResidentId, StaffId};
 pub use incident::Stage;
 pub use input::{Input, Outcome, StaffReply};
 pub use kpi::{KpiCollector, Kpis};

@@ -21,6 +21,7 @@ use anyhow::{Context, Result};
 use rumqttc::Publish;
 use tracing::{debug, error, info, warn};
 
+use super::gateways::{self, Gateways};
 use super::metrics::Metrics;
 use super::outbound::{self, ALARMS_PREFIX, IncidentContext, RefusedIds};
 use super::accounts::{Role, User};
@@ -88,6 +89,8 @@ pub struct Driver {
     /// dashboards: a refused alarm may still be a person who needs help. Each is in the
     /// audit trail too, from which a start reads them back.
     refused_alarms: VecDeque<RefusedAlarm>,
+    /// Each gateway's latest status (see `live::gateways`).
+    gateways: Gateways,
     /// A step made the engine panic, and what did: its state is not to be trusted,
     /// stored or checkpointed any more (`failed`, for good), and the culprit is put aside
     /// (see [`Driver::refuse_poisoned`]).
@@ -359,6 +362,7 @@ impl Driver {
             acked_beyond: BTreeSet::new(),
             events_acked_stored: 0,
             refused_alarms: VecDeque::new(),
+            gateways: Gateways::default(),
             poison: None,
             failed: false,
             set_aside: BTreeSet::new(),
@@ -692,6 +696,9 @@ impl Driver {
             return;
         }
         let topic = publish.topic.as_str();
+        if let Some(rest) = topic.strip_prefix(gateways::PREFIX) {
+            return self.on_gateway(now, topic, rest, &publish.payload);
+        }
         let parsed = parse_topic(topic, &publish.payload, now, &self.limits);
         match parsed {
             Ok(input) => {
@@ -730,6 +737,45 @@ impl Driver {
                 self.reject(now, topic, reject.code, &reject.detail, &ids);
             }
         }
+    }
+
+    /// A gateway's status (`rest`: the topic after [`gateways::PREFIX`]): kept, counted
+    /// and logged; refused with a reason as any message is. Nothing is stored (the
+    /// broker's retained message is the record), and the engine is not involved.
+    fn on_gateway(&mut self, now: Timestamp, topic: &str, rest: &str, payload: &[u8]) {
+        let parsed = match rest.split_once('/') {
+            Some((m, g)) => wire::parse_gateway(m, g, payload, &self.limits),
+            None => Err(WireReject { code: "bad_topic", detail: format!("a gateway's status goes on vakt/v1/gateways/{{municipality}}/{{gateway_id}}, not {topic:?}") }),
+        };
+        let report = match parsed {
+            Ok(r) if self.engine.config().municipality_index(&r.municipality).is_none() => {
+                Err(WireReject { code: RejectReason::UnknownMunicipality.code(), detail: format!("no municipality {} is configured", r.municipality) })
+            }
+            other => other,
+        };
+        let r = match report {
+            Ok(r) => r,
+            Err(reject) => {
+                warn!(topic, reason = reject.code, detail = %reject.detail, "message rejected");
+                return self.reject(now, topic, reject.code, &reject.detail, &RefusedIds::default());
+            }
+        };
+        let (municipality, gateway) = (r.municipality.as_str(), r.gateway.as_str());
+        match self.gateways.report(&r, now) {
+            gateways::Change::WentOffline => warn!(municipality, gateway, "gateway offline: alarms sent through it cannot reach vakt until it is back"),
+            gateways::Change::CameBack => info!(municipality, gateway, "gateway online again"),
+            gateways::Change::Appeared => info!(municipality, gateway, "gateway online"),
+            gateways::Change::Forgotten => info!(municipality, gateway, "gateway taken out of service (its status cleared)"),
+            gateways::Change::Unchanged => {}
+        }
+        let (online, offline) = self.gateways.counts(&r.municipality);
+        self.metrics.gateways.with_label_values(&[municipality, "online"]).set(online);
+        self.metrics.gateways.with_label_values(&[municipality, "offline"]).set(offline);
+    }
+
+    /// Every gateway known, with its latest status.
+    pub fn gateways(&self) -> &Gateways {
+        &self.gateways
     }
 
     /// A staff member's reply or duty change over MQTT: an audit line, as from the web

@@ -1,7 +1,8 @@
 //! Prometheus metrics for `/metrics`. Labels are bounded sets (municipality, model,
-//! reject reason, event kind); never an alarm, resident or staff id.
+//! reject reason, event kind, a gateway's state); never an alarm, resident,
+//! staff or gateway id.
 
-use prometheus::{Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use crate::core::{Action, ResponseModel};
 
@@ -21,6 +22,7 @@ pub struct Metrics {
     pub staff_on_duty: IntGauge,
     pub incidents_set_aside: IntGauge,
     pub directory_rows_set_aside: IntGauge,
+    pub gateways: IntGaugeVec,
     pub mqtt_connected: IntGauge,
     pub mqtt_disconnects: IntCounter,
     pub store_write_seconds: Histogram,
@@ -38,6 +40,12 @@ fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> 
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
     let g = IntGauge::new(name, help).expect("valid metric");
+    registry.register(Box::new(g.clone())).expect("unique metric");
+    g
+}
+
+fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
     registry.register(Box::new(g.clone())).expect("unique metric");
     g
 }
@@ -83,6 +91,12 @@ impl Metrics {
             staff_on_duty: gauge(&r, "staff_on_duty", "Home-care staff logged in"),
             incidents_set_aside: gauge(&r, "incidents_set_aside", "Open incidents the engine no longer handles by itself (a fault in vakt met them): people must"),
             directory_rows_set_aside: gauge(&r, "directory_rows_set_aside", "Residents and staff whose directory row made the engine panic (a fault in vakt): left out until the row changes"),
+            gateways: gauge_vec(
+                &r,
+                "gateways",
+                "Gateways by their latest status on vakt/v1/gateways (online, or offline: its alarms cannot reach vakt), by municipality",
+                &["municipality", "state"],
+            ),
             mqtt_connected: gauge(&r, "mqtt_connected", "1 while connected to the MQTT broker and subscribed to what vakt takes in"),
             mqtt_disconnects: counter(&r, "mqtt_connection_errors_total", "MQTT connection losses and failed connection attempts"),
             store_write_failures: counter(&r, "store_write_failures_total", "Failed store writes (retried until they succeed)"),

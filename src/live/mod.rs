@@ -11,6 +11,7 @@
 
 pub mod accounts;
 pub mod directory;
+pub mod gateways;
 pub mod driver;
 pub mod http;
 pub mod metrics;

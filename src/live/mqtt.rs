@@ -29,8 +29,9 @@ use tracing::{info, warn};
 use super::metrics::Metrics;
 use crate::settings::MqttSection;
 
-/// What the engine subscribes to.
-pub const SUBSCRIPTIONS: &[&str] = &["vakt/v1/alarms/+", "vakt/v1/staff/+/status", "vakt/v1/staff/+/replies"];
+/// What the engine subscribes to. Subscribing at every start also has the broker send
+/// each gateway's retained status again (vakt keeps them in memory only).
+pub const SUBSCRIPTIONS: &[&str] = &["vakt/v1/alarms/+", "vakt/v1/staff/+/status", "vakt/v1/staff/+/replies", "vakt/v1/gateways/+/+"];
 
 /// Which stored message an outbound message is: reported back once the broker has it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

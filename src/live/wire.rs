@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::core::{Alarm, AlarmId, AlarmKind, AlarmText, IncidentId, Input, MunicipalityId, Outcome, Position, Priority, ResidentId, StaffId, StaffReply, Timestamp};
+use crate::core::{Alarm, AlarmId, AlarmKind, AlarmText, GatewayId, IncidentId, Input, MunicipalityId, Outcome, Position, Priority, ResidentId, StaffId, StaffReply, Timestamp};
 
 /// Limits on what the wire accepts.
 #[derive(Debug, Clone, Copy)]
@@ -158,6 +158,38 @@ pub fn parse_status(staff: &str, payload: &[u8], limits: &WireLimits) -> Result<
     }
 }
 
+/// What a gateway said of itself on `vakt/v1/gateways/{municipality}/{gateway_id}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayReport {
+    pub municipality: MunicipalityId,
+    pub gateway: GatewayId,
+    /// Online or offline; `None` for an empty message, which clears the topic's retained
+    /// status: the gateway is gone for good (taken out of service), to be forgotten.
+    pub online: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GatewayMsg {
+    state: GatewayState,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum GatewayState {
+    Online,
+    Offline,
+}
+
+/// `vakt/v1/gateways/{municipality}/{gateway_id}` → a gateway's status (not an engine
+/// input: see `live::gateways`).
+pub fn parse_gateway(municipality: &str, gateway: &str, payload: &[u8], limits: &WireLimits) -> Result<GatewayReport, WireReject> {
+    let municipality = MunicipalityId::parse(municipality).map_err(|e| WireReject::new("bad_topic", e.to_string()))?;
+    let gateway = GatewayId::parse(gateway).map_err(|e| WireReject::new("bad_topic", e.to_string()))?;
+    let online = if payload.is_empty() { None } else { Some(json::<GatewayMsg>(payload, limits)?.state == GatewayState::Online) };
+    Ok(GatewayReport { municipality, gateway, online })
+}
+
 /// The longest note a reply (or an operator's action) may carry, in characters.
 pub const MAX_NOTE_CHARS: usize = 2000;
 
@@ -217,6 +249,22 @@ mod tests {
         assert_eq!(a.raised_at, now() - Duration::from_secs(2));
         assert_eq!(a.text.unwrap().as_str(), "Falt på badet");
         assert!(alarm(r#"{"alarm_id":"a","resident_id":"r","kind":"safety","raised_at":"2024-03-01T08:00:00Z"}"#).is_ok());
+    }
+
+    #[test]
+    fn a_gateway_says_online_or_offline_or_clears_its_status() {
+        let l = WireLimits::default();
+        let online = parse_gateway("sogndal", "gw-1", br#"{"state":"online"}"#, &l).unwrap();
+        assert_eq!((online.municipality.as_str(), online.gateway.as_str(), online.online), ("sogndal", "gw-1", Some(true)));
+        assert_eq!(parse_gateway("sogndal", "gw-1", br#"{"state":"offline"}"#, &l).unwrap().online, Some(false));
+        assert_eq!(parse_gateway("sogndal", "gw-1", b"", &l).unwrap().online, None);
+        let code = |m: &str, g: &str, p: &[u8]| parse_gateway(m, g, p, &l).unwrap_err().code;
+        assert_eq!(code("sogndal", "gw-1", br#"{"state":"asleep"}"#), "invalid_field");
+        assert_eq!(code("sogndal", "gw-1", br#"{"state":"online","battery":3}"#), "invalid_field");
+        assert_eq!(code("sogndal", "gw-1", b"{}"), "invalid_field");
+        assert_eq!(code("sogndal", "gw-1", b"online"), "malformed_json");
+        assert_eq!(code("sogndal", "gw 1", br#"{"state":"online"}"#), "bad_topic");
+        assert_eq!(code("", "gw-1", br#"{"state":"online"}"#), "bad_topic");
     }
 
     #[test]

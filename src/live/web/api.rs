@@ -43,6 +43,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/map", get(map))
         .route("/api/kpis", get(kpis))
         .route("/api/refused", get(refused))
+        .route("/api/gateways", get(gateways))
         .route("/api/stream", get(stream))
         .route("/api/staff/me", get(staff_me))
         .route("/api/staff/me/status", post(staff_status))
@@ -93,6 +94,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/map"),
     ("get", "/api/kpis"),
     ("get", "/api/refused"),
+    ("get", "/api/gateways"),
     ("get", "/api/stream"),
     ("get", "/api/staff/me"),
     ("post", "/api/staff/me/status"),
@@ -520,6 +522,24 @@ async fn refused(State(s): State<AppState>, a: Authed) -> Result<Json<Value>, Ap
     let scope = RefusedScope::of(&s, &a.user);
     let list = s.read(move |d| d.refused_alarms().filter(|r| scope.sees(&r.municipality)).map(|r| r.message.clone()).collect::<Vec<Value>>()).await?;
     Ok(Json(json!({ "refused": list })))
+}
+
+/// The gateways of the user's municipalities with their latest status, offline first
+/// (see `live::gateways`): a gateway offline is alarms that cannot reach vakt.
+async fn gateways(State(s): State<AppState>, a: Authed) -> Result<Json<Value>, ApiError> {
+    a.require(DASHBOARD)?;
+    let visible: Vec<String> = accounts::visible_municipalities(&s.config, &a.user).map(|m| m.id.as_str().to_owned()).collect();
+    let mut list = s
+        .read(move |d| {
+            d.gateways()
+                .iter()
+                .filter(|(m, ..)| visible.iter().any(|v| v == m.as_str()))
+                .map(|(m, g, st)| (st.online, json!({ "municipality": m.as_str(), "gateway_id": g.as_str(), "state": if st.online { "online" } else { "offline" }, "since": st.since.to_string() })))
+                .collect::<Vec<_>>()
+        })
+        .await?;
+    list.sort_by_key(|(online, _)| *online);
+    Ok(Json(json!({ "gateways": list.into_iter().map(|(_, g)| g).collect::<Vec<Value>>() })))
 }
 
 fn my_staff_id(a: &Authed) -> Result<crate::core::StaffId, ApiError> {

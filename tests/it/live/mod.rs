@@ -980,7 +980,7 @@ async fn the_shipped_broker_access_control_keeps_each_client_to_its_own() {
         sh_in(&dir, &format!("mosquitto_passwd -b passwd {user} {password}"));
     }
     let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/mosquitto/vakt.acl")).unwrap();
-    std::fs::write(dir.join("acl"), format!("{shipped}\nuser gateway-fjord\ntopic write vakt/v1/alarms/fjord\n")).unwrap();
+    std::fs::write(dir.join("acl"), format!("{shipped}\nuser gateway-fjord\ntopic write vakt/v1/alarms/fjord\ntopic write vakt/v1/gateways/fjord/gateway-fjord\n")).unwrap();
     let port = free_port();
     let d = dir.display();
     let conf = dir.join("mosquitto.conf");
@@ -1026,6 +1026,11 @@ async fn the_shipped_broker_access_control_keeps_each_client_to_its_own() {
     assert_eq!(accepts, 1, "the forged accept never reached vakt");
     assert_eq!(v.metric("vakt_messages_rejected_total{reason=\"unknown_municipality\"}"), 0.0, "the other municipality's alarm never reached vakt");
     assert_eq!(v.metric("vakt_alarms_received_total{municipality=\"fjord\"}"), 1.0);
+    // Its status under another gateway's id is dropped; under its own, it gets through.
+    gateway.publish_json("vakt/v1/gateways/fjord/gateway-other", json!({ "state": "offline" })).await;
+    gateway.publish_json("vakt/v1/gateways/fjord/gateway-fjord", json!({ "state": "online" })).await;
+    wait_metric(&v, GW_ONLINE, 1.0).await;
+    assert_eq!(v.metric(GW_OFFLINE), 0.0, "the status under another's id never reached vakt");
     store.close().await;
     drop(v);
     drop(broker);
@@ -1236,4 +1241,92 @@ async fn incident_events_stored_while_the_broker_was_down_go_out_after_a_crash()
         assert!(ops.try_take(|t, e| t == "vakt/v1/incidents/fjord" && e["seq"] == *seq).is_none(), "event {seq} came twice");
     }
     store.close().await;
+}
+
+/// A gateway as the contract asks (docs/mqtt.md): a retained `online` once connected,
+/// and a retained `offline` as its last will. Its connection dies without a goodbye
+/// when the returned task is aborted (the socket closes, no DISCONNECT).
+async fn gateway(port: u16, topic: &str) -> tokio::task::JoinHandle<()> {
+    let mut opts = rumqttc::MqttOptions::new(unique("gateway"), "127.0.0.1", port);
+    opts.set_keep_alive(Duration::from_secs(5)).set_last_will(rumqttc::LastWill::new(topic, r#"{"state":"offline"}"#, rumqttc::QoS::AtLeastOnce, true));
+    let (client, mut eventloop) = rumqttc::AsyncClient::new(opts, 10);
+    client.publish(topic, rumqttc::QoS::AtLeastOnce, true, r#"{"state":"online"}"#).await.unwrap();
+    tokio::spawn(async move {
+        let _client = client;
+        loop {
+            if eventloop.poll().await.is_err() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    })
+}
+
+const GW_ONLINE: &str = "vakt_gateways{municipality=\"fjord\",state=\"online\"}";
+const GW_OFFLINE: &str = "vakt_gateways{municipality=\"fjord\",state=\"offline\"}";
+
+/// A gateway comes online, then its connection dies: the broker publishes its will and
+/// vakt counts it offline and lists it for operators. Its alarms are untouched.
+async fn a_gateway_goes_offline(v: &Vakt, port: u16) {
+    let gw = gateway(port, "vakt/v1/gateways/fjord/gw-1").await;
+    wait_metric(v, GW_ONLINE, 1.0).await;
+    assert_eq!(v.metric(GW_OFFLINE), 0.0);
+    gw.abort();
+    wait_metric(v, GW_OFFLINE, 1.0).await;
+    assert_eq!(v.metric(GW_ONLINE), 0.0);
+    assert!(v.log().contains("gateway offline"), "a warning in the log:\n{}", v.log());
+    let store = v.store().await;
+    let listed = api_as_admin(v, &store, "/api/gateways").await;
+    let gws = listed["gateways"].as_array().unwrap();
+    assert_eq!(gws.len(), 1, "{listed}");
+    assert_eq!((gws[0]["municipality"].as_str(), gws[0]["gateway_id"].as_str(), gws[0]["state"].as_str()), (Some("fjord"), Some("gw-1"), Some("offline")), "{listed}");
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_whose_connection_dies_is_shown_offline_on_the_embedded_broker() {
+    let (_dir, backend, v, mut ops, device) = embedded_with_clients("gateway-embedded").await;
+    a_gateway_goes_offline(&v, backend.mqtt_port()).await;
+    // Alarms keep their own way (through another gateway, say).
+    device.publish_json("vakt/v1/alarms/fjord", alarm("gw-a1", "r1", "fall")).await;
+    ops.expect("vakt/v1/incidents/fjord", "raised", |e| is(e, "raised", 1)).await;
+}
+
+/// On Mosquitto: the gateway's status outlives a restart of vakt (the broker's retained
+/// message is the record); a cleared status forgets the gateway; a bad status is refused
+/// with its reason, as any message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_whose_connection_dies_is_shown_offline_and_known_after_a_restart() {
+    let dir = temp_dir("gateway-mosquitto");
+    let port = free_port();
+    let _broker = Mosquitto::start(&dir, port);
+    let mut v = Vakt::start(&Backend::sqlite_on(port, &dir), &dir);
+    let mut ops = Client::connect(port, OPS).await;
+    a_gateway_goes_offline(&v, port).await;
+
+    v.kill9();
+    v.restart();
+    wait_metric(&v, GW_OFFLINE, 1.0).await;
+
+    let (cleaner, mut eventloop) = rumqttc::AsyncClient::new(rumqttc::MqttOptions::new(unique("cleaner"), "127.0.0.1", port), 10);
+    let polling = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+    cleaner.publish("vakt/v1/gateways/fjord/gw-1", rumqttc::QoS::AtLeastOnce, true, Vec::new()).await.unwrap();
+    wait_metric(&v, GW_OFFLINE, 0.0).await;
+    assert_eq!(v.metric(GW_ONLINE), 0.0);
+    polling.abort();
+
+    let device = Client::connect(port, &[]).await;
+    let bad = [
+        ("vakt/v1/gateways/fjord/gw-2", r#"{"state":"asleep"}"#, "invalid_field"),
+        ("vakt/v1/gateways/fjord/gw-2", "online", "malformed_json"),
+        ("vakt/v1/gateways/atlantis/gw-3", r#"{"state":"online"}"#, "unknown_municipality"),
+        ("vakt/v1/gateways/fjord/gw 4", r#"{"state":"online"}"#, "bad_topic"),
+    ];
+    for (topic, payload, _) in bad {
+        device.publish(topic, payload).await;
+    }
+    for (topic, _, reason) in bad {
+        ops.expect("vakt/v1/rejects", reason, |m| m["reason"] == reason && m["topic"] == topic).await;
+    }
+    assert_eq!(v.metric(GW_ONLINE) + v.metric(GW_OFFLINE), 0.0, "no refused status counts");
+    assert_eq!(http_get(v.http, "/readyz").unwrap().0, 200);
 }

@@ -1,0 +1,127 @@
+//! Whether each gateway is online, by its own word on
+//! `vakt/v1/gateways/{municipality}/{gateway_id}`: a retained `online` when it connects,
+//! and its last will, a retained `offline`, which the broker publishes when the
+//! gateway's connection dies without a goodbye (power or network gone, or silent past
+//! its keep-alive).
+//!
+//! A gateway (an alarm receiver, a home's base unit) that goes silent makes its
+//! residents' alarms stop coming, and nothing else notices: no alarm is refused, none
+//! arrives. So vakt keeps each gateway's latest status, counts those online and offline
+//! per municipality (`vakt_gateways`), logs every change (offline as a warning), and
+//! shows operators the gateways that are offline (`/api/gateways`, the dashboard).
+//!
+//! Not stored: the broker's retained messages are the record. vakt subscribes afresh at
+//! every start, and the broker then sends each gateway's latest status again.
+
+use std::collections::BTreeMap;
+
+use crate::core::{GatewayId, MunicipalityId, Timestamp};
+
+use super::wire::GatewayReport;
+
+/// The topics' common start, `vakt/v1/gateways/`.
+pub const PREFIX: &str = "vakt/v1/gateways/";
+
+/// A gateway's latest status, and since when vakt has known it (a status the broker
+/// kept from before vakt started is known from vakt's start).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    pub online: bool,
+    pub since: Timestamp,
+}
+
+/// What a report changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// A gateway not known before, online.
+    Appeared,
+    /// Offline now (or first heard of as offline).
+    WentOffline,
+    /// Online again after being offline.
+    CameBack,
+    /// Its status cleared: taken out of service.
+    Forgotten,
+    /// Nothing (the same status again, or a clear for a gateway not known).
+    Unchanged,
+}
+
+#[derive(Debug, Default)]
+pub struct Gateways {
+    by_id: BTreeMap<(MunicipalityId, GatewayId), Status>,
+}
+
+impl Gateways {
+    pub fn report(&mut self, r: &GatewayReport, now: Timestamp) -> Change {
+        let key = (r.municipality.clone(), r.gateway.clone());
+        let before = self.by_id.get(&key).map(|s| s.online);
+        match (r.online, before) {
+            (None, None) => Change::Unchanged,
+            (None, Some(_)) => {
+                self.by_id.remove(&key);
+                Change::Forgotten
+            }
+            (Some(online), Some(was)) if online == was => Change::Unchanged,
+            (Some(online), _) => {
+                self.by_id.insert(key, Status { online, since: now });
+                match (online, before) {
+                    (false, _) => Change::WentOffline,
+                    (true, None) => Change::Appeared,
+                    (true, Some(_)) => Change::CameBack,
+                }
+            }
+        }
+    }
+
+    /// How many of `municipality`'s gateways are online, and how many offline.
+    pub fn counts(&self, municipality: &MunicipalityId) -> (i64, i64) {
+        let mut n = (0, 0);
+        for ((m, _), s) in &self.by_id {
+            if m == municipality {
+                if s.online {
+                    n.0 += 1;
+                } else {
+                    n.1 += 1;
+                }
+            }
+        }
+        n
+    }
+
+    /// Every gateway known, by municipality and id.
+    pub fn iter(&self) -> impl Iterator<Item = (&MunicipalityId, &GatewayId, &Status)> {
+        self.by_id.iter().map(|((m, g), s)| (m, g, s))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(m: &str, g: &str, online: Option<bool>) -> GatewayReport {
+        GatewayReport { municipality: MunicipalityId::parse(m).unwrap(), gateway: GatewayId::parse(g).unwrap(), online }
+    }
+
+    #[test]
+    fn a_gateway_is_followed_through_offline_back_and_out_of_service() {
+        let mut gws = Gateways::default();
+        let (t0, t1, t2) = (Timestamp::from_secs(10), Timestamp::from_secs(20), Timestamp::from_secs(30));
+        let sogndal = MunicipalityId::parse("sogndal").unwrap();
+        assert_eq!(gws.report(&report("sogndal", "gw-1", Some(true)), t0), Change::Appeared);
+        assert_eq!(gws.report(&report("sogndal", "gw-2", Some(true)), t0), Change::Appeared);
+        assert_eq!(gws.report(&report("luster", "gw-1", Some(false)), t0), Change::WentOffline, "first heard of as offline");
+        assert_eq!(gws.report(&report("sogndal", "gw-1", Some(true)), t1), Change::Unchanged);
+        assert_eq!(gws.counts(&sogndal), (2, 0));
+        assert_eq!(gws.report(&report("sogndal", "gw-1", Some(false)), t1), Change::WentOffline);
+        assert_eq!(gws.counts(&sogndal), (1, 1));
+        let (_, _, s) = gws.iter().find(|(m, g, _)| *m == &sogndal && g.as_str() == "gw-1").unwrap();
+        assert_eq!(*s, Status { online: false, since: t1 });
+        assert_eq!(gws.report(&report("sogndal", "gw-1", Some(false)), t2), Change::Unchanged, "a repeat keeps its time");
+        assert_eq!(gws.iter().find(|(_, g, s)| g.as_str() == "gw-1" && !s.online && s.since == t1).map(|(m, ..)| m.as_str()), Some("sogndal"));
+        assert_eq!(gws.report(&report("sogndal", "gw-1", Some(true)), t2), Change::CameBack);
+        assert_eq!(gws.report(&report("sogndal", "gw-2", None), t2), Change::Forgotten);
+        assert_eq!(gws.report(&report("sogndal", "gw-2", None), t2), Change::Unchanged);
+        assert_eq!(gws.counts(&sogndal), (1, 0));
+        assert_eq!(gws.counts(&MunicipalityId::parse("luster").unwrap()), (0, 1));
+        assert_eq!(gws.iter().count(), 2);
+    }
+}
