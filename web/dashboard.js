@@ -325,6 +325,25 @@ async function loadKpis() {
   );
 }
 
+// Gateways offline (their last will, or their own word): alarms through them cannot
+// reach vakt. Not on the live stream: read at start and every 10 s.
+async function loadGateways() {
+  const r = await api('/api/gateways');
+  const offline = r.gateways.filter((g) => g.state === 'offline');
+  const name = (id) => (me.municipalities.find((m) => m.id === id) || { name: id }).name;
+  document.getElementById('gateways').replaceChildren(
+    ...offline.map((g) =>
+      el(
+        'li',
+        { class: 'refused-alarm gateway-offline' },
+        el('div', { class: 'incident-head' }, el('strong', {}, g.gateway_id), el('span', { class: 'small' }, t('offline since {time}', { time: clock(g.since) }))),
+        el('div', { class: 'small' }, name(g.municipality)),
+      ),
+    ),
+  );
+  document.getElementById('gateways-panel').hidden = offline.length === 0;
+}
+
 async function main() {
   me = await whoami();
   if (me.user.role === 'staff') { location.href = '/app'; return; }
@@ -332,7 +351,7 @@ async function main() {
   document.getElementById('scope').textContent = me.municipalities.map((m) => m.name).join(', ');
   document.getElementById('logout').addEventListener('click', logout);
   map = new PlainMap(document.getElementById('map'), { tiles: me.tiles, attribution: me.tiles_attribution });
-  await Promise.all([loadIncidents(), loadMap(), loadKpis(), loadRefused()]);
+  await Promise.all([loadIncidents(), loadMap(), loadKpis(), loadRefused(), loadGateways()]);
   primed = true;
   const reload = throttle(() => Promise.all([loadIncidents(), selected !== null ? loadDetail() : null]), 150);
   const reloadMap = throttle(loadMap, 1000);
@@ -352,6 +371,7 @@ async function main() {
   es.onerror = () => { state.className = 'live-state off'; };
   setInterval(loadMap, 10000);
   setInterval(loadKpis, 30000);
+  setInterval(loadGateways, 10000);
 }
 
 main().catch((e) => { document.getElementById('detail').replaceChildren(el('p', { class: 'error' }, e.message)); });

@@ -3,6 +3,7 @@
 //   an operator logs in and watches the dashboard; the staff app, in a second browser
 //   context, logs in and goes on duty; the alarm arrives live on the dashboard (red),
 //   and one for a resident vakt does not know is listed as refused (red, with its ids);
+//   a gateway whose connection died is listed as offline;
 //   the app gets the offer and accepts it (the dashboard turns yellow); the staff member
 //   goes on the way, on site and closes it (green), then changes their password and logs
 //   in with the new one. Then both again in a Norwegian browser: the pages speak Bokmål
@@ -123,6 +124,13 @@ try {
     return !document.getElementById('refused-panel').hidden && /Unknown resident/.test(list.textContent) && /resident nobody-7/.test(list.textContent) && /alarm browser-2/.test(list.textContent);
   }, null, { timeout: 15000 });
   step('the refused alarm is on the dashboard, with its resident and alarm ids');
+  // A gateway whose connection died (its last will, sent by the harness): listed under
+  // the queue, for its alarms cannot reach vakt.
+  await ops.waitForFunction(() => {
+    const list = document.getElementById('gateways');
+    return !document.getElementById('gateways-panel').hidden && /gw-hall/.test(list.textContent) && /offline since \d\d:\d\d:\d\d/.test(list.textContent) && /Fjord/.test(list.textContent);
+  }, null, { timeout: 15000 });
+  step('the gateway offline is on the dashboard, with its municipality');
   // The page calls for attention: the tab's title counts the unanswered incident, and
   // the chime sounded (for the new incident and the refused alarm; none for what the
   // page found when it opened).
@@ -250,6 +258,7 @@ try {
     if (!nbTimeline.includes(want)) throw new Error(`the Bokmål timeline lacks "${want}":\n${nbTimeline}`);
   }
   if (!(await nbOps.textContent('#refused')).includes('Ukjent bruker')) throw new Error('the refused alarm is not in Bokmål');
+  if (!(await nbOps.textContent('#gateways')).includes('uten forbindelse siden')) throw new Error('the gateway offline is not in Bokmål');
   if (await nbOps.evaluate(() => document.body.dataset.alerts)) throw new Error('the chime sounded for what was there when the page opened');
   await shot(nbOps, 'dashboard-4-bokmal');
   await nbOps.click('[data-lang-toggle]');
