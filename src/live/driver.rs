@@ -743,10 +743,10 @@ impl Driver {
     /// and logged; refused with a reason as any message is. Nothing is stored (the
     /// broker's retained message is the record), and the engine is not involved.
     fn on_gateway(&mut self, now: Timestamp, topic: &str, rest: &str, payload: &[u8]) {
-        let parsed = match rest.split_once('/') {
+        let parsed = refused_on_panic(topic, || match rest.split_once('/') {
             Some((m, g)) => wire::parse_gateway(m, g, payload, &self.limits),
             None => Err(WireReject { code: "bad_topic", detail: format!("a gateway's status goes on vakt/v1/gateways/{{municipality}}/{{gateway_id}}, not {topic:?}") }),
-        };
+        });
         let report = match parsed {
             Ok(r) if self.engine.config().municipality_index(&r.municipality).is_none() => {
                 Err(WireReject { code: RejectReason::UnknownMunicipality.code(), detail: format!("no municipality {} is configured", r.municipality) })
@@ -1314,7 +1314,7 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
 /// nothing is left half done) is refused as `unreadable` instead of ending the engine:
 /// the broker would give the restarted engine the same message again, and again, and
 /// no alarm after it would get through.
-fn refused_on_panic(topic: &str, parse: impl FnOnce() -> Result<Input, WireReject>) -> Result<Input, WireReject> {
+fn refused_on_panic<T>(topic: &str, parse: impl FnOnce() -> Result<T, WireReject>) -> Result<T, WireReject> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(parse)).unwrap_or_else(|panic| {
         let why = panic_text(&*panic);
         error!(topic, panic = %why, "a parser panicked on a message: a fault in vakt; the message is refused");
@@ -1328,7 +1328,7 @@ mod tests {
 
     #[test]
     fn a_parser_that_panics_refuses_the_message_and_the_engine_goes_on() {
-        let r = refused_on_panic("vakt/v1/alarms/demo", || panic!("a fault"));
+        let r = refused_on_panic::<Input>("vakt/v1/alarms/demo", || panic!("a fault"));
         let e = r.unwrap_err();
         assert_eq!(e.code, "unreadable");
         assert!(wire::REJECT_CODES.contains(&e.code));
