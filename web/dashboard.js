@@ -51,19 +51,20 @@ function bar(age) {
 }
 
 // Attention: the tab's title counts the unanswered incidents, and a chime sounds for
-// each new one and each newly refused alarm (sound from the first click or key on the
-// page; browsers allow none before).
+// each new one, each newly refused alarm and each gateway gone offline (sound from the
+// first click or key on the page; browsers allow none before).
 const TITLE = document.title;
-const heard = new Set(); // the unanswered incidents and refused alarms already alerted for
+const heard = new Set(); // the unanswered incidents, refused alarms and gateways offline already alerted for
 let primed = false; // what the page found when it opened is not news
-function attend(unansweredIds, refusedKeys) {
-  const now = [...unansweredIds.map((id) => `i${id}`), ...refusedKeys.map((k) => `r${k}`)];
-  document.title = unansweredIds.length ? `(${unansweredIds.length}) ${TITLE}` : TITLE;
+function attend() {
+  const now = [...unansweredNow.map((id) => `i${id}`), ...refusedNow.map((k) => `r${k}`), ...offlineNow.map((k) => `g${k}`)];
+  document.title = unansweredNow.length ? `(${unansweredNow.length}) ${TITLE}` : TITLE;
   if (primed && now.some((k) => !heard.has(k))) alertSound();
   for (const k of now) heard.add(k);
 }
 let unansweredNow = [];
 let refusedNow = [];
+let offlineNow = [];
 for (const ev of ['pointerdown', 'keydown']) document.addEventListener(ev, unlockAudio, { once: true });
 
 function renderQueue() {
@@ -87,7 +88,7 @@ function renderQueue() {
   );
   document.getElementById('queue-empty').hidden = items.length > 0;
   unansweredNow = items.filter((i) => stateOf(i) === 'unanswered').map((i) => i.incident_id);
-  attend(unansweredNow, refusedNow);
+  attend();
 }
 
 // The age of unanswered incidents counts every second against the target.
@@ -132,7 +133,7 @@ async function loadRefused() {
   );
   document.getElementById('refused-panel').hidden = r.refused.length === 0;
   refusedNow = r.refused.map((x) => `${x.at} ${x.topic} ${x.alarm_id || ''}`);
-  attend(unansweredNow, refusedNow);
+  attend();
 }
 
 async function loadIncidents() {
@@ -342,6 +343,8 @@ async function loadGateways() {
     ),
   );
   document.getElementById('gateways-panel').hidden = offline.length === 0;
+  offlineNow = offline.map((g) => `${g.municipality}/${g.gateway_id} ${g.since}`);
+  attend();
 }
 
 async function main() {
