@@ -48,13 +48,16 @@ pub enum Change {
 #[derive(Debug, Default)]
 pub struct Gateways {
     by_id: BTreeMap<(MunicipalityId, GatewayId), Status>,
+    /// Per municipality: how many online, how many offline (kept as reports come: a
+    /// home's base unit may be a gateway, so there may be thousands).
+    counts: BTreeMap<MunicipalityId, (i64, i64)>,
 }
 
 impl Gateways {
     pub fn report(&mut self, r: &GatewayReport, now: Timestamp) -> Change {
         let key = (r.municipality.clone(), r.gateway.clone());
         let before = self.by_id.get(&key).map(|s| s.online);
-        match (r.online, before) {
+        let change = match (r.online, before) {
             (None, None) => Change::Unchanged,
             (None, Some(_)) => {
                 self.by_id.remove(&key);
@@ -69,22 +72,23 @@ impl Gateways {
                     (true, Some(_)) => Change::CameBack,
                 }
             }
+        };
+        if change != Change::Unchanged {
+            let n = self.counts.entry(r.municipality.clone()).or_default();
+            let count = |n: &mut (i64, i64), online: bool, by: i64| if online { n.0 += by } else { n.1 += by };
+            if let Some(was) = before {
+                count(n, was, -1);
+            }
+            if let Some(online) = r.online {
+                count(n, online, 1);
+            }
         }
+        change
     }
 
     /// How many of `municipality`'s gateways are online, and how many offline.
     pub fn counts(&self, municipality: &MunicipalityId) -> (i64, i64) {
-        let mut n = (0, 0);
-        for ((m, _), s) in &self.by_id {
-            if m == municipality {
-                if s.online {
-                    n.0 += 1;
-                } else {
-                    n.1 += 1;
-                }
-            }
-        }
-        n
+        self.counts.get(municipality).copied().unwrap_or_default()
     }
 
     /// Every gateway known, by municipality and id.
@@ -123,5 +127,9 @@ mod tests {
         assert_eq!(gws.counts(&sogndal), (1, 0));
         assert_eq!(gws.counts(&MunicipalityId::parse("luster").unwrap()), (0, 1));
         assert_eq!(gws.iter().count(), 2);
+        for m in [&sogndal, &MunicipalityId::parse("luster").unwrap()] {
+            let recount = gws.iter().filter(|(g, ..)| *g == m).fold((0, 0), |n, (_, _, s)| if s.online { (n.0 + 1, n.1) } else { (n.0, n.1 + 1) });
+            assert_eq!(gws.counts(m), recount, "{m}");
+        }
     }
 }

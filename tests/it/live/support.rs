@@ -540,6 +540,11 @@ impl Client {
         self.client.publish(topic, QoS::AtLeastOnce, false, payload).await.unwrap();
     }
 
+    /// Retained: the broker keeps it for later subscribers (an empty payload clears it).
+    pub async fn publish_retained(&self, topic: &str, payload: impl Into<Vec<u8>>) {
+        self.client.publish(topic, QoS::AtLeastOnce, true, payload).await.unwrap();
+    }
+
     pub async fn publish_json(&self, topic: &str, v: Value) {
         self.publish(topic, v.to_string()).await;
     }
