@@ -129,7 +129,7 @@ try {
   await ops.waitForFunction(() => {
     const list = document.getElementById('gateways');
     return !document.getElementById('gateways-panel').hidden && /gw-hall/.test(list.textContent) && /offline since \d\d:\d\d:\d\d/.test(list.textContent) && /Fjord/.test(list.textContent);
-  }, null, { timeout: 15000 });
+  }, null, { timeout: 25000 }); // the page reads the gateways every 10 s
   // A chime for each: the incident, the refused alarm and the gateway gone offline.
   await ops.waitForFunction(() => Number(document.body.dataset.alerts) >= 3, null, { timeout: 5000 });
   step('the gateway offline is on the dashboard, with its municipality, and the chime sounded for it');
