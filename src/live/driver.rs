@@ -731,12 +731,16 @@ impl Driver {
                     self.poisoned(Poisoned { why: panic_text(&*panic), culprit: Culprit::Message { topic: topic.to_owned(), ids } });
                 }
             }
-            Err(reject) => {
-                warn!(topic, reason = reject.code, detail = %reject.detail, "message rejected");
-                let ids = self.refused_ids(topic, &publish.payload);
-                self.reject(now, topic, reject.code, &reject.detail, &ids);
-            }
+            Err(reject) => self.refuse(now, topic, &publish.payload, reject),
         }
+    }
+
+    /// A message the wire refused: logged, and refused on the rejects topic with the ids
+    /// that can be read from it.
+    fn refuse(&mut self, now: Timestamp, topic: &str, payload: &[u8], reject: WireReject) {
+        warn!(topic, reason = reject.code, detail = %reject.detail, "message rejected");
+        let ids = self.refused_ids(topic, payload);
+        self.reject(now, topic, reject.code, &reject.detail, &ids);
     }
 
     /// A gateway's status (`rest`: the topic after [`gateways::PREFIX`]): kept, counted
@@ -747,18 +751,13 @@ impl Driver {
             Some((m, g)) => wire::parse_gateway(m, g, payload, &self.limits),
             None => Err(WireReject { code: "bad_topic", detail: format!("a gateway's status goes on vakt/v1/gateways/{{municipality}}/{{gateway_id}}, not {topic:?}") }),
         });
-        let report = match parsed {
-            Ok(r) if self.engine.config().municipality_index(&r.municipality).is_none() => {
-                Err(WireReject { code: RejectReason::UnknownMunicipality.code(), detail: format!("no municipality {} is configured", r.municipality) })
-            }
-            other => other,
-        };
-        let r = match report {
+        let known = parsed.and_then(|r| match self.engine.config().municipality_index(&r.municipality) {
+            Some(_) => Ok(r),
+            None => Err(WireReject { code: RejectReason::UnknownMunicipality.code(), detail: format!("no municipality {} is configured", r.municipality) }),
+        });
+        let r = match known {
             Ok(r) => r,
-            Err(reject) => {
-                warn!(topic, reason = reject.code, detail = %reject.detail, "message rejected");
-                return self.reject(now, topic, reject.code, &reject.detail, &RefusedIds::default());
-            }
+            Err(reject) => return self.refuse(now, topic, payload, reject),
         };
         let (municipality, gateway) = (r.municipality.as_str(), r.gateway.as_str());
         match self.gateways.report(&r, now) {

@@ -528,12 +528,12 @@ async fn refused(State(s): State<AppState>, a: Authed) -> Result<Json<Value>, Ap
 /// (see `live::gateways`): a gateway offline is alarms that cannot reach vakt.
 async fn gateways(State(s): State<AppState>, a: Authed) -> Result<Json<Value>, ApiError> {
     a.require(DASHBOARD)?;
-    let visible: Vec<String> = accounts::visible_municipalities(&s.config, &a.user).map(|m| m.id.as_str().to_owned()).collect();
+    let user = a.user.clone();
     let mut list = s
         .read(move |d| {
             d.gateways()
                 .iter()
-                .filter(|(m, ..)| visible.iter().any(|v| v == m.as_str()))
+                .filter(|(m, ..)| accounts::may_see_id(d.engine().config(), &user, m))
                 .map(|(m, g, st)| (st.online, json!({ "municipality": m.as_str(), "gateway_id": g.as_str(), "state": if st.online { "online" } else { "offline" }, "since": st.since.to_string() })))
                 .collect::<Vec<_>>()
         })
