@@ -32,7 +32,8 @@ pub struct Settings {
     pub municipalities: Vec<MunicipalitySection>,
     #[serde(default, rename = "driving_time")]
     pub driving_times: Vec<DrivingTimeSection>,
-    /// `vakt run` only: the broker, the store, the HTTP port, wire limits, sample data.
+    /// `vakt run` only: the broker, the store, the HTTP port, wire limits, gateways,
+    /// sample data.
     #[serde(default)]
     pub mqtt: MqttSection,
     #[serde(default)]
@@ -41,6 +42,8 @@ pub struct Settings {
     pub http: HttpSection,
     #[serde(default)]
     pub wire: WireSection,
+    #[serde(default)]
+    pub gateways: GatewaysSection,
     #[serde(default)]
     pub seed: SeedSection,
 }
@@ -143,6 +146,22 @@ impl WireSection {
             max_future: Duration::from_secs(self.max_future_secs),
             max_age: Duration::from_secs(self.max_age_secs),
         }
+    }
+}
+
+/// Gateways' statuses (docs/mqtt.md, `vakt/v1/gateways/...`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewaysSection {
+    /// How long a home's base unit must stay offline before vakt raises its resident's
+    /// `connection_lost` alarm: a unit that reconnects within it (a mobile network's
+    /// blink) raises none. 0: at once.
+    pub offline_alarm_after_secs: u64,
+}
+
+impl Default for GatewaysSection {
+    fn default() -> Self {
+        Self { offline_alarm_after_secs: 300 }
     }
 }
 

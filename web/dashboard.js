@@ -338,7 +338,7 @@ async function loadGateways() {
         'li',
         { class: 'refused-alarm gateway-offline' },
         el('div', { class: 'incident-head' }, el('strong', {}, g.gateway_id), el('span', { class: 'small' }, t('offline since {time}', { time: clock(g.since) }))),
-        el('div', { class: 'small' }, name(g.municipality)),
+        el('div', { class: 'small' }, g.resident_id ? `${name(g.municipality)} · ${t('resident {id}', { id: g.resident_id })}` : name(g.municipality)),
       ),
     ),
   );

@@ -71,6 +71,9 @@ pub struct Driver {
     checkpoint_at: Option<Timestamp>,
     pub checkpoint_every: u64,
     pub checkpoint_busy: Duration,
+    /// How long a home's base unit stays offline before its resident's
+    /// `connection_lost` alarm is raised (`gateways.offline_alarm_after_secs`).
+    pub base_unit_grace: Duration,
     /// A write that takes longer has failed (`database.write_timeout_secs`).
     pub write_timeout: Duration,
     write_watch: Arc<WriteWatch>,
@@ -353,6 +356,7 @@ impl Driver {
             checkpoint_at: None,
             checkpoint_every: 10_000,
             checkpoint_busy: Duration::from_secs(600),
+            base_unit_grace: Duration::from_secs(300),
             write_timeout: Duration::from_secs(10),
             write_watch: Arc::default(),
             watchdog: None,
@@ -606,7 +610,18 @@ impl Driver {
     /// Runs the timers due at `now` (logged as a tick, so a replay runs them at the same
     /// time), one incident at a time: should one make the engine panic, the driver is
     /// poisoned with that incident as the culprit (see [`Driver::refuse_poisoned`]).
+    ///
+    /// Then the base units' alarms whose grace has passed (see `live::gateways`).
     pub fn fire_due(&mut self, now: Timestamp) {
+        self.run_timers(now);
+        if self.gateways.next_due().is_some_and(|t| t <= now) {
+            for (r, since) in self.gateways.take_due(now) {
+                self.raise_connection_lost(now, &r, since);
+            }
+        }
+    }
+
+    fn run_timers(&mut self, now: Timestamp) {
         if self.failed || self.engine.poll_timeout().is_none_or(|t| t > now) {
             return;
         }
@@ -672,7 +687,7 @@ impl Driver {
     }
 
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        self.engine.poll_timeout()
+        [self.engine.poll_timeout(), self.gateways.next_due()].into_iter().flatten().min()
     }
 
     fn poisoned(&mut self, p: Poisoned) {
@@ -699,39 +714,43 @@ impl Driver {
         if let Some(rest) = topic.strip_prefix(gateways::PREFIX) {
             return self.on_gateway(now, topic, rest, &publish.payload);
         }
-        let parsed = parse_topic(topic, &publish.payload, now, &self.limits);
-        match parsed {
-            Ok(input) => {
-                let mut fault = false;
-                if let Input::Alarm(a) = &input {
-                    self.metrics.alarms_received.with_label_values(&[a.municipality.as_str()]).inc();
-                    if let Some(ahead) = wire::clock_ahead(a, now, &self.limits) {
-                        warn!(alarm_id = %a.id, municipality = %a.municipality, raised_at = %a.raised_at, ahead_s = ahead.as_secs(), "the alarm's device clock is fast; the alarm is taken at its arrival");
-                        self.metrics.alarms_clock_ahead.with_label_values(&[a.municipality.as_str()]).inc();
-                    }
-                    fault = self.faults.alarm.iter().any(|f| f == a.id.as_str());
-                }
-                let audited = match &input {
-                    Input::StaffReply { staff, .. } | Input::StaffOnDuty { staff, .. } | Input::StaffOffDuty { staff } => Some((staff.to_string(), staff_audit(&input))),
-                    _ => None,
-                };
-                if audited.is_some() {
-                    self.capture = Some(Vec::new());
-                }
-                let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    assert!(!fault, "fault injected by VAKT_FAULT_PANIC_ON_ALARM");
-                    self.apply(Mode::Live, now, input, Some(topic))
-                }));
-                if let (Some((staff, audit)), Ok(())) = (audited, &applied) {
-                    let actions = self.capture.take().unwrap_or_default();
-                    self.audit_staff_message(now, staff, audit, &actions);
-                }
-                if let Err(panic) = applied {
-                    let ids = self.refused_ids(topic, &publish.payload);
-                    self.poisoned(Poisoned { why: panic_text(&*panic), culprit: Culprit::Message { topic: topic.to_owned(), ids } });
-                }
-            }
+        match parse_topic(topic, &publish.payload, now, &self.limits) {
+            Ok(input) => self.take(now, topic, &publish.payload, input),
             Err(reject) => self.refuse(now, topic, &publish.payload, reject),
+        }
+    }
+
+    /// Applies what an inbound message (`payload`, on `topic`) said: counted when it is
+    /// an alarm, audited when it is a staff member's. A panic poisons the driver, with
+    /// the message as the culprit.
+    fn take(&mut self, now: Timestamp, topic: &str, payload: &[u8], input: Input) {
+        let mut fault = false;
+        if let Input::Alarm(a) = &input {
+            self.metrics.alarms_received.with_label_values(&[a.municipality.as_str()]).inc();
+            if let Some(ahead) = wire::clock_ahead(a, now, &self.limits) {
+                warn!(alarm_id = %a.id, municipality = %a.municipality, raised_at = %a.raised_at, ahead_s = ahead.as_secs(), "the alarm's device clock is fast; the alarm is taken at its arrival");
+                self.metrics.alarms_clock_ahead.with_label_values(&[a.municipality.as_str()]).inc();
+            }
+            fault = self.faults.alarm.iter().any(|f| f == a.id.as_str());
+        }
+        let audited = match &input {
+            Input::StaffReply { staff, .. } | Input::StaffOnDuty { staff, .. } | Input::StaffOffDuty { staff } => Some((staff.to_string(), staff_audit(&input))),
+            _ => None,
+        };
+        if audited.is_some() {
+            self.capture = Some(Vec::new());
+        }
+        let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            assert!(!fault, "fault injected by VAKT_FAULT_PANIC_ON_ALARM");
+            self.apply(Mode::Live, now, input, Some(topic))
+        }));
+        if let (Some((staff, audit)), Ok(())) = (audited, &applied) {
+            let actions = self.capture.take().unwrap_or_default();
+            self.audit_staff_message(now, staff, audit, &actions);
+        }
+        if let Err(panic) = applied {
+            let ids = self.refused_ids(topic, payload);
+            self.poisoned(Poisoned { why: panic_text(&*panic), culprit: Culprit::Message { topic: topic.to_owned(), ids } });
         }
     }
 
@@ -744,8 +763,9 @@ impl Driver {
     }
 
     /// A gateway's status (`rest`: the topic after [`gateways::PREFIX`]): kept, counted
-    /// and logged; refused with a reason as any message is. Nothing is stored (the
-    /// broker's retained message is the record), and the engine is not involved.
+    /// and logged; refused with a reason as any message is. The status is not stored
+    /// (the broker's retained message is the record). A home's base unit going offline
+    /// is its resident's `connection_lost` alarm, which the engine takes as any alarm.
     fn on_gateway(&mut self, now: Timestamp, topic: &str, rest: &str, payload: &[u8]) {
         let parsed = refused_on_panic(topic, || match rest.split_once('/') {
             Some((m, g)) => wire::parse_gateway(m, g, payload, &self.limits),
@@ -760,7 +780,8 @@ impl Driver {
             Err(reject) => return self.refuse(now, topic, payload, reject),
         };
         let (municipality, gateway) = (r.municipality.as_str(), r.gateway.as_str());
-        match self.gateways.report(&r, now) {
+        let change = self.gateways.report(&r, now);
+        match change {
             gateways::Change::WentOffline => warn!(municipality, gateway, "gateway offline: alarms sent through it cannot reach vakt until it is back"),
             gateways::Change::CameBack => info!(municipality, gateway, "gateway online again"),
             gateways::Change::Appeared => info!(municipality, gateway, "gateway online"),
@@ -770,6 +791,28 @@ impl Driver {
         let (online, offline) = self.gateways.counts(&r.municipality);
         self.metrics.gateways.with_label_values(&[municipality, "online"]).set(online);
         self.metrics.gateways.with_label_values(&[municipality, "offline"]).set(offline);
+        // A base unit's alarm, after the grace: vakt learns the unit is offline from its
+        // will, or at vakt's start from the retained status (the same alarm id then: a
+        // redelivery, see `GatewayReport::connection_lost`).
+        if change == gateways::Change::WentOffline && r.online == Some(false) && r.base_unit.is_some() {
+            if self.base_unit_grace.is_zero() {
+                self.raise_connection_lost(now, &r, now);
+            } else {
+                self.gateways.hold(r, now, now + self.base_unit_grace);
+            }
+        }
+    }
+
+    /// A base unit's `connection_lost` alarm for its resident, taken as any alarm is.
+    fn raise_connection_lost(&mut self, now: Timestamp, r: &wire::GatewayReport, since: Timestamp) {
+        if self.failed {
+            return;
+        }
+        if let Some(alarm) = r.connection_lost(since) {
+            info!(municipality = %r.municipality, gateway = %r.gateway, alarm_id = %alarm.id, "a base unit is still offline: its resident's connection_lost alarm goes to the engine");
+            let topic = format!("{}{}/{}", gateways::PREFIX, r.municipality, r.gateway);
+            self.take(now, &topic, &[], Input::Alarm(alarm));
+        }
     }
 
     /// Every gateway known, with its latest status.

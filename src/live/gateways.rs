@@ -12,10 +12,14 @@
 //!
 //! Not stored: the broker's retained messages are the record. vakt subscribes afresh at
 //! every start, and the broker then sends each gateway's latest status again.
+//!
+//! A home's base unit that goes offline is also its resident's `connection_lost` alarm
+//! (see `wire::GatewayReport::connection_lost`), held here for a grace period first: a
+//! unit back online within it raises none.
 
 use std::collections::BTreeMap;
 
-use crate::core::{GatewayId, MunicipalityId, Timestamp};
+use crate::core::{GatewayId, MunicipalityId, ResidentId, Timestamp};
 
 use super::wire::GatewayReport;
 
@@ -24,10 +28,12 @@ pub const PREFIX: &str = "vakt/v1/gateways/";
 
 /// A gateway's latest status, and since when vakt has known it (a status the broker
 /// kept from before vakt started is known from vakt's start).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
     pub online: bool,
     pub since: Timestamp,
+    /// A home's base unit: the resident it serves.
+    pub resident: Option<ResidentId>,
 }
 
 /// What a report changed.
@@ -51,6 +57,9 @@ pub struct Gateways {
     /// Per municipality: how many online, how many offline (kept as reports come: a
     /// home's base unit may be a gateway, so there may be thousands).
     counts: BTreeMap<MunicipalityId, (i64, i64)>,
+    /// Base units offline whose alarm waits out the grace: when it is due, since when the
+    /// unit is known offline, and its report.
+    held: BTreeMap<(MunicipalityId, GatewayId), (Timestamp, Timestamp, GatewayReport)>,
 }
 
 impl Gateways {
@@ -65,7 +74,7 @@ impl Gateways {
             }
             (Some(online), Some(was)) if online == was => Change::Unchanged,
             (Some(online), _) => {
-                self.by_id.insert(key, Status { online, since: now });
+                self.by_id.insert(key, Status { online, since: now, resident: r.base_unit.as_ref().map(|b| b.resident.clone()) });
                 match (online, before) {
                     (false, _) => Change::WentOffline,
                     (true, None) => Change::Appeared,
@@ -73,6 +82,9 @@ impl Gateways {
                 }
             }
         };
+        if matches!(change, Change::CameBack | Change::Forgotten) {
+            self.held.remove(&(r.municipality.clone(), r.gateway.clone()));
+        }
         if change != Change::Unchanged {
             let n = self.counts.entry(r.municipality.clone()).or_default();
             let count = |n: &mut (i64, i64), online: bool, by: i64| if online { n.0 += by } else { n.1 += by };
@@ -91,6 +103,24 @@ impl Gateways {
         self.counts.get(municipality).copied().unwrap_or_default()
     }
 
+    /// Holds a base unit's `offline` (known since `since`) until `due`: unless the unit
+    /// is back online or out of service before, [`Gateways::take_due`] gives it then.
+    pub fn hold(&mut self, r: GatewayReport, since: Timestamp, due: Timestamp) {
+        self.held.insert((r.municipality.clone(), r.gateway.clone()), (due, since, r));
+    }
+
+    /// When the next held `offline` is due.
+    pub fn next_due(&self) -> Option<Timestamp> {
+        self.held.values().map(|(due, ..)| *due).min()
+    }
+
+    /// The held `offline`s due at `now` (each with since when its unit is offline), no
+    /// longer held.
+    pub fn take_due(&mut self, now: Timestamp) -> Vec<(GatewayReport, Timestamp)> {
+        let due: Vec<_> = self.held.iter().filter(|(_, (at, ..))| *at <= now).map(|(k, _)| k.clone()).collect();
+        due.into_iter().filter_map(|k| self.held.remove(&k)).map(|(_, since, r)| (r, since)).collect()
+    }
+
     /// Every gateway known, by municipality and id.
     pub fn iter(&self) -> impl Iterator<Item = (&MunicipalityId, &GatewayId, &Status)> {
         self.by_id.iter().map(|((m, g), s)| (m, g, s))
@@ -102,7 +132,27 @@ mod tests {
     use super::*;
 
     fn report(m: &str, g: &str, online: Option<bool>) -> GatewayReport {
-        GatewayReport { municipality: MunicipalityId::parse(m).unwrap(), gateway: GatewayId::parse(g).unwrap(), online }
+        GatewayReport { municipality: MunicipalityId::parse(m).unwrap(), gateway: GatewayId::parse(g).unwrap(), online, base_unit: None }
+    }
+
+    #[test]
+    fn a_held_offline_is_given_when_due_unless_the_unit_came_back() {
+        let mut gws = Gateways::default();
+        let t = Timestamp::from_secs;
+        for g in ["bu-1", "bu-2", "bu-3"] {
+            gws.report(&report("luster", g, Some(false)), t(10));
+            gws.hold(report("luster", g, Some(false)), t(10), t(if g == "bu-3" { 20 } else { 310 }));
+        }
+        assert_eq!(gws.next_due(), Some(t(20)));
+        assert!(gws.take_due(t(19)).is_empty());
+        let due = gws.take_due(t(20));
+        assert_eq!(due.iter().map(|(r, since)| (r.gateway.as_str(), *since)).collect::<Vec<_>>(), [("bu-3", t(10))]);
+        assert!(gws.take_due(t(20)).is_empty(), "given once");
+        // bu-1 is back, bu-2 taken out of service: neither is given.
+        assert_eq!(gws.report(&report("luster", "bu-1", Some(true)), t(60)), Change::CameBack);
+        assert_eq!(gws.report(&report("luster", "bu-2", None), t(60)), Change::Forgotten);
+        assert_eq!(gws.next_due(), None);
+        assert!(gws.take_due(t(400)).is_empty());
     }
 
     #[test]
@@ -118,7 +168,7 @@ mod tests {
         assert_eq!(gws.report(&report("sogndal", "gw-1", Some(false)), t1), Change::WentOffline);
         assert_eq!(gws.counts(&sogndal), (1, 1));
         let (_, _, s) = gws.iter().find(|(m, g, _)| *m == &sogndal && g.as_str() == "gw-1").unwrap();
-        assert_eq!(*s, Status { online: false, since: t1 });
+        assert_eq!(*s, Status { online: false, since: t1, resident: None });
         assert_eq!(gws.report(&report("sogndal", "gw-1", Some(false)), t2), Change::Unchanged, "a repeat keeps its time");
         assert_eq!(gws.iter().find(|(_, g, s)| g.as_str() == "gw-1" && !s.online && s.since == t1).map(|(m, ..)| m.as_str()), Some("sogndal"));
         assert_eq!(gws.report(&report("sogndal", "gw-1", Some(true)), t2), Change::CameBack);

@@ -127,6 +127,7 @@ pub async fn start(settings: Settings, config_dir: Option<&Path>) -> Result<Runn
     }
 
     let mut driver = driver::Driver::new(Engine::new(config), store.clone(), metrics.clone(), settings.wire.limits());
+    driver.base_unit_grace = Duration::from_secs(settings.gateways.offline_alarm_after_secs);
     driver.checkpoint_every = settings.database.checkpoint_every.max(1);
     driver.checkpoint_busy = Duration::from_secs(settings.database.checkpoint_busy_secs);
     driver.write_timeout = bound;

@@ -166,12 +166,52 @@ pub struct GatewayReport {
     /// Online or offline; `None` for an empty message, which clears the topic's retained
     /// status: the gateway is gone for good (taken out of service), to be forgotten.
     pub online: Option<bool>,
+    /// A home's base unit names the one resident it serves, and when it connected: its
+    /// going offline is then that resident's technical alarm (see
+    /// [`GatewayReport::connection_lost`]). A receiver shared by many homes names none.
+    pub base_unit: Option<BaseUnit>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseUnit {
+    pub resident: ResidentId,
+    /// When the connection the status speaks of began: the same in the retained
+    /// `online` and in that connection's last will, new at each connection.
+    pub connected_at: Timestamp,
+}
+
+impl GatewayReport {
+    /// The `connection_lost` alarm a base unit's `offline` raises for its resident,
+    /// raised at `offline_since` (when vakt learned of it: a last will carries no time of
+    /// its own).
+    ///
+    /// Its id is the connection's start, `gateway-offline:{connected_at in ms}`: the
+    /// broker gives the same retained `offline` again at each start of vakt, and the
+    /// engine takes the same id for the same resident as a redelivery (within
+    /// `engine.dedupe_window_hours`), so one lost connection is one alarm.
+    pub fn connection_lost(&self, offline_since: Timestamp) -> Option<Alarm> {
+        let unit = self.base_unit.as_ref().filter(|_| self.online == Some(false))?;
+        let id = format!("gateway-offline:{}", unit.connected_at.as_millis());
+        let text = format!("Base unit {} lost its connection (connected since {}); no alarm can come through it", self.gateway, unit.connected_at);
+        Some(Alarm {
+            id: AlarmId::parse(&id).expect("a number after a fixed prefix is a valid id"),
+            resident: unit.resident.clone(),
+            municipality: self.municipality.clone(),
+            kind: AlarmKind::ConnectionLost,
+            priority: None,
+            raised_at: offline_since,
+            position: None,
+            text: Some(AlarmText::parse(&text).expect("a gateway id and a time fit an alarm's text")),
+        })
+    }
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct GatewayMsg {
     state: GatewayState,
+    resident_id: Option<String>,
+    connected_at: Option<String>,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -182,12 +222,21 @@ enum GatewayState {
 }
 
 /// `vakt/v1/gateways/{municipality}/{gateway_id}` → a gateway's status (not an engine
-/// input: see `live::gateways`).
+/// input: see `live::gateways`; a base unit's `offline` becomes an alarm).
 pub fn parse_gateway(municipality: &str, gateway: &str, payload: &[u8], limits: &WireLimits) -> Result<GatewayReport, WireReject> {
     let municipality = MunicipalityId::parse(municipality).map_err(|e| WireReject::new("bad_topic", e.to_string()))?;
     let gateway = GatewayId::parse(gateway).map_err(|e| WireReject::new("bad_topic", e.to_string()))?;
-    let online = if payload.is_empty() { None } else { Some(json::<GatewayMsg>(payload, limits)?.state == GatewayState::Online) };
-    Ok(GatewayReport { municipality, gateway, online })
+    if payload.is_empty() {
+        return Ok(GatewayReport { municipality, gateway, online: None, base_unit: None });
+    }
+    let m: GatewayMsg = json(payload, limits)?;
+    let connected_at = m.connected_at.map(|t| Timestamp::parse_rfc3339(&t).map_err(|e| WireReject::new("absurd_timestamp", format!("connected_at: {e}")))).transpose()?;
+    let base_unit = match (m.resident_id, connected_at) {
+        (Some(r), Some(connected_at)) => Some(BaseUnit { resident: field("resident_id", ResidentId::parse(&r))?, connected_at }),
+        (Some(_), None) => return Err(WireReject::new("invalid_field", "a base unit that names its resident_id gives its connected_at too")),
+        (None, _) => None,
+    };
+    Ok(GatewayReport { municipality, gateway, online: Some(m.state == GatewayState::Online), base_unit })
 }
 
 /// The longest note a reply (or an operator's action) may carry, in characters.
@@ -265,6 +314,29 @@ mod tests {
         assert_eq!(code("sogndal", "gw-1", b"online"), "malformed_json");
         assert_eq!(code("sogndal", "gw 1", br#"{"state":"online"}"#), "bad_topic");
         assert_eq!(code("", "gw-1", br#"{"state":"online"}"#), "bad_topic");
+        assert_eq!(online.connection_lost(Timestamp::from_millis(0)), None, "a shared receiver raises no alarm");
+    }
+
+    #[test]
+    fn a_base_unit_that_goes_offline_raises_one_alarm_for_its_resident() {
+        let l = WireLimits::default();
+        let now = Timestamp::parse_rfc3339("2026-11-28T10:00:00Z").unwrap();
+        let will = br#"{"state":"offline","resident_id":"r-17","connected_at":"2026-11-20T06:00:00.250Z"}"#;
+        let r = parse_gateway("sogndal", "bu-17", will, &l).unwrap();
+        assert_eq!(r.base_unit.as_ref().map(|b| b.resident.as_str()), Some("r-17"));
+        let a = r.connection_lost(now).unwrap();
+        assert_eq!((a.id.as_str(), a.resident.as_str(), a.municipality.as_str(), a.kind), ("gateway-offline:1795154400250", "r-17", "sogndal", AlarmKind::ConnectionLost));
+        assert_eq!((a.raised_at, a.priority, a.position), (now, None, None));
+        assert!(a.text.unwrap().as_str().contains("bu-17"));
+        // The same will again (a restart of vakt, a redelivery): the same alarm id.
+        assert_eq!(parse_gateway("sogndal", "bu-17", will, &l).unwrap().connection_lost(now + Duration::from_secs(60)).unwrap().id, a.id);
+        // Its `online` raises nothing.
+        let online = parse_gateway("sogndal", "bu-17", br#"{"state":"online","resident_id":"r-17","connected_at":"2026-11-20T06:00:00.250Z"}"#, &l).unwrap();
+        assert!(online.base_unit.is_some() && online.connection_lost(now).is_none());
+        let code = |p: &[u8]| parse_gateway("sogndal", "bu-17", p, &l).unwrap_err().code;
+        assert_eq!(code(br#"{"state":"offline","resident_id":"r-17"}"#), "invalid_field");
+        assert_eq!(code(br#"{"state":"offline","resident_id":"r 17","connected_at":"2026-11-20T06:00:00Z"}"#), "invalid_field");
+        assert_eq!(code(br#"{"state":"offline","resident_id":"r-17","connected_at":"monday"}"#), "absurd_timestamp");
     }
 
     #[test]

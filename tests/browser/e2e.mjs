@@ -128,11 +128,11 @@ try {
   // the queue, for its alarms cannot reach vakt.
   await ops.waitForFunction(() => {
     const list = document.getElementById('gateways');
-    return !document.getElementById('gateways-panel').hidden && /gw-hall/.test(list.textContent) && /offline since \d\d:\d\d:\d\d/.test(list.textContent) && /Fjord/.test(list.textContent);
+    return !document.getElementById('gateways-panel').hidden && /gw-hall/.test(list.textContent) && /offline since \d\d:\d\d:\d\d/.test(list.textContent) && /Fjord · resident r2/.test(list.textContent);
   }, null, { timeout: 25000 }); // the page reads the gateways every 10 s
   // A chime for each: the incident, the refused alarm and the gateway gone offline.
   await ops.waitForFunction(() => Number(document.body.dataset.alerts) >= 3, null, { timeout: 5000 });
-  step('the gateway offline is on the dashboard, with its municipality, and the chime sounded for it');
+  step('the base unit offline is on the dashboard, with its municipality and resident, and the chime sounded for it');
   // The page calls for attention: the tab's title counts the unanswered incident, and
   // the chime sounded (for the new incident and the refused alarm; none for what the
   // page found when it opened).

@@ -115,8 +115,10 @@ async fn operator_sees_the_alarm_live_and_the_staff_app_takes_it() {
                 device.publish_json("vakt/v1/alarms/fjord", alarm("browser-1", "r1", "fall")).await;
                 // And one for a resident vakt does not know: refused, on the dashboard in red.
                 device.publish_json("vakt/v1/alarms/fjord", alarm("browser-2", "nobody-7", "fall")).await;
-                // And a gateway's last will: offline, listed on the dashboard.
-                device.publish_json("vakt/v1/gateways/fjord/gw-hall", serde_json::json!({ "state": "offline" })).await;
+                // And a base unit's last will: offline, listed on the dashboard with its
+                // resident (its alarm would come after the grace, 300 s, beyond the test).
+                let will = serde_json::json!({ "state": "offline", "resident_id": "r2", "connected_at": "2026-11-20T06:00:00Z" });
+                device.publish_json("vakt/v1/gateways/fjord/gw-hall", will).await;
             }
             said.push(line);
         }

@@ -1244,13 +1244,19 @@ async fn incident_events_stored_while_the_broker_was_down_go_out_after_a_crash()
 }
 
 /// A gateway as the contract asks (docs/mqtt.md): a retained `online` once connected,
-/// and a retained `offline` as its last will. Its connection dies without a goodbye
-/// when the returned task is aborted (the socket closes, no DISCONNECT).
-async fn gateway(port: u16, topic: &str) -> tokio::task::JoinHandle<()> {
+/// and a retained `offline` as its last will, each with the fields of `about` (a base
+/// unit's resident and connection time). Its connection dies without a goodbye when
+/// the returned task is aborted (the socket closes, no DISCONNECT).
+async fn gateway(port: u16, topic: &str, about: Value) -> tokio::task::JoinHandle<()> {
+    let status = |state: &str| {
+        let mut s = about.clone();
+        s["state"] = json!(state);
+        s.to_string()
+    };
     let mut opts = rumqttc::MqttOptions::new(unique("gateway"), "127.0.0.1", port);
-    opts.set_keep_alive(Duration::from_secs(5)).set_last_will(rumqttc::LastWill::new(topic, r#"{"state":"offline"}"#, rumqttc::QoS::AtLeastOnce, true));
+    opts.set_keep_alive(Duration::from_secs(5)).set_last_will(rumqttc::LastWill::new(topic, status("offline"), rumqttc::QoS::AtLeastOnce, true));
     let (client, mut eventloop) = rumqttc::AsyncClient::new(opts, 10);
-    client.publish(topic, rumqttc::QoS::AtLeastOnce, true, r#"{"state":"online"}"#).await.unwrap();
+    client.publish(topic, rumqttc::QoS::AtLeastOnce, true, status("online")).await.unwrap();
     tokio::spawn(async move {
         let _client = client;
         loop {
@@ -1267,7 +1273,7 @@ const GW_OFFLINE: &str = "vakt_gateways{municipality=\"fjord\",state=\"offline\"
 /// A gateway comes online, then its connection dies: the broker publishes its will and
 /// vakt counts it offline and lists it for operators. Its alarms are untouched.
 async fn a_gateway_goes_offline(v: &Vakt, port: u16) {
-    let gw = gateway(port, "vakt/v1/gateways/fjord/gw-1").await;
+    let gw = gateway(port, "vakt/v1/gateways/fjord/gw-1", json!({})).await;
     wait_metric(v, GW_ONLINE, 1.0).await;
     assert_eq!(v.metric(GW_OFFLINE), 0.0);
     gw.abort();
@@ -1327,4 +1333,76 @@ async fn a_gateway_whose_connection_dies_is_shown_offline_and_known_after_a_rest
     }
     assert_eq!(v.metric(GW_ONLINE) + v.metric(GW_OFFLINE), 0.0, "no refused status counts");
     assert_eq!(http_get(v.http, "/readyz").unwrap().0, 200);
+}
+
+/// A home's base unit names its resident and when it connected: its going offline, for
+/// longer than the grace, is that resident's `connection_lost` alarm, offered as any
+/// alarm, and raised once however often vakt starts again and meets the retained status.
+/// A unit back within the grace raises none; one that names no known resident is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_base_unit_that_stays_offline_raises_its_residents_alarm_once() {
+    let dir = temp_dir("base-unit");
+    let port = free_port();
+    let _broker = Mosquitto::start(&dir, port);
+    let engine_toml = format!("[gateways]\noffline_alarm_after_secs = 2\n{LADDER_TOML}{FJORD_TOML}");
+    let mut v = Vakt::start_with(&Backend::sqlite_on(port, &dir), &dir, &engine_toml, &residents_csv(), STAFF_CSV);
+    let mut ops = Client::connect(port, OPS).await;
+    let mut near = Client::connect(port, &[&staff_topic("near", "offers")]).await;
+    on_duty(&near, "near", 61.2302, 7.1003).await;
+    let received = "vakt_alarms_received_total{municipality=\"fjord\"}";
+    let r2_unit = json!({ "resident_id": "r2", "connected_at": "2026-11-20T05:00:00Z" });
+
+    // r2's unit blinks: offline, and back (a new connection) within the grace.
+    let blink = gateway(port, "vakt/v1/gateways/fjord/bu-r2", r2_unit.clone()).await;
+    wait_metric(&v, GW_ONLINE, 1.0).await;
+    blink.abort();
+    wait_metric(&v, GW_OFFLINE, 1.0).await;
+    let _back = gateway(port, "vakt/v1/gateways/fjord/bu-r2", json!({ "resident_id": "r2", "connected_at": "2026-11-20T05:00:03Z" })).await;
+    wait_metric(&v, GW_ONLINE, 1.0).await;
+
+    // r1's unit goes, and stays, offline.
+    let unit = gateway(port, "vakt/v1/gateways/fjord/bu-r1", json!({ "resident_id": "r1", "connected_at": "2026-11-20T06:00:00Z" })).await;
+    wait_metric(&v, GW_ONLINE, 2.0).await;
+    unit.abort();
+    let raised = ops.expect("vakt/v1/incidents/fjord", "the base unit's alarm", |e| e["type"] == "raised" && e["kind"] == "connection_lost").await;
+    assert_eq!((raised["resident_id"].as_str(), raised["alarm_id"].as_str()), (Some("r1"), Some("gateway-offline:1795154400000")), "{raised}");
+    let offer = near.expect(&staff_topic("near", "offers"), "its offer", |m| m["type"] == "offer").await;
+    assert_eq!(offer["alarm"]["kind"], "connection_lost", "{offer}");
+    assert!(offer["alarm"]["text"].as_str().unwrap().contains("bu-r1"), "{offer}");
+    assert_eq!(v.metric(received), 1.0, "r2's unit, back within the grace, raised nothing");
+    let store = v.store().await;
+    let listed = api_as_admin(&v, &store, "/api/gateways").await;
+    store.close().await;
+    let units: Vec<_> = listed["gateways"].as_array().unwrap().iter().map(|g| (g["gateway_id"].as_str(), g["state"].as_str(), g["resident_id"].as_str())).collect();
+    assert_eq!(units, [(Some("bu-r1"), Some("offline"), Some("r1")), (Some("bu-r2"), Some("online"), Some("r2"))], "{listed}");
+    // Near calls r1, and closes the incident.
+    let incident = raised["incident_id"].as_u64().unwrap();
+    reply(&near, "near", incident, "accept").await;
+    reply(&near, "near", incident, "on_site").await;
+    near.publish_json(&staff_topic("near", "replies"), json!({ "incident_id": incident, "action": "close", "outcome": "technical_fixed" })).await;
+    ops.expect("vakt/v1/incidents/fjord", "closed", |e| is(e, "closed", incident)).await;
+
+    // vakt starts again and the broker gives it the retained `offline` again: after the
+    // grace, the same alarm, a redelivery. An alarm sent after it shows it was handled.
+    v.kill9();
+    v.restart();
+    wait_metric(&v, received, 1.0).await;
+    let device = Client::connect(port, &[]).await;
+    device.publish_json("vakt/v1/alarms/fjord", alarm("after", "r3", "fall")).await;
+    ops.expect("vakt/v1/incidents/fjord", "the next alarm", |e| e["type"] == "raised" && e["alarm_id"] == "after").await;
+    // (The same event may come again after the SIGKILL, with its own seq: at least once.)
+    assert!(ops.try_take(|_, e| e["type"] == "raised" && e["kind"] == "connection_lost" && e["seq"] != raised["seq"]).is_none(), "raised once");
+    let store = v.store().await;
+    let raised_total = store.event_counts().await.unwrap().into_iter().find(|(k, _)| k == "raised").map(|(_, n)| n);
+    assert_eq!(raised_total, Some(2), "the base unit's alarm and the one after it");
+    store.close().await;
+
+    // A base unit whose resident vakt does not know: refused as any alarm for them is.
+    let stranger = gateway(port, "vakt/v1/gateways/fjord/bu-x", json!({ "resident_id": "nobody", "connected_at": "2026-11-21T06:00:00Z" })).await;
+    wait_metric(&v, GW_ONLINE, 2.0).await;
+    stranger.abort();
+    let refused = ops.expect("vakt/v1/rejects", "unknown_resident", |m| m["reason"] == "unknown_resident").await;
+    assert_eq!(refused["topic"], "vakt/v1/gateways/fjord/bu-x", "{refused}");
+    device.publish("vakt/v1/gateways/fjord/bu-y", r#"{"state":"offline","resident_id":"r3"}"#).await;
+    ops.expect("vakt/v1/rejects", "no connected_at", |m| m["reason"] == "invalid_field" && m["topic"] == "vakt/v1/gateways/fjord/bu-y").await;
 }
