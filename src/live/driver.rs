@@ -614,10 +614,8 @@ impl Driver {
     /// Then the base units' alarms whose grace has passed (see `live::gateways`).
     pub fn fire_due(&mut self, now: Timestamp) {
         self.run_timers(now);
-        if self.gateways.next_due().is_some_and(|t| t <= now) {
-            for (r, since) in self.gateways.take_due(now) {
-                self.raise_connection_lost(now, &r, since);
-            }
+        for (r, since) in self.gateways.take_due(now) {
+            self.raise_connection_lost(now, &r, since);
         }
     }
 
@@ -794,7 +792,7 @@ impl Driver {
         // A base unit's alarm, after the grace: vakt learns the unit is offline from its
         // will, or at vakt's start from the retained status (the same alarm id then: a
         // redelivery, see `GatewayReport::connection_lost`).
-        if change == gateways::Change::WentOffline && r.online == Some(false) && r.base_unit.is_some() {
+        if change == gateways::Change::WentOffline && r.base_unit.is_some() {
             if self.base_unit_grace.is_zero() {
                 self.raise_connection_lost(now, &r, now);
             } else {

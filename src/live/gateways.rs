@@ -17,7 +17,7 @@
 //! (see `wire::GatewayReport::connection_lost`), held here for a grace period first: a
 //! unit back online within it raises none.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::core::{GatewayId, MunicipalityId, ResidentId, Timestamp};
 
@@ -58,9 +58,14 @@ pub struct Gateways {
     /// home's base unit may be a gateway, so there may be thousands).
     counts: BTreeMap<MunicipalityId, (i64, i64)>,
     /// Base units offline whose alarm waits out the grace: when it is due, since when the
-    /// unit is known offline, and its report.
-    held: BTreeMap<(MunicipalityId, GatewayId), (Timestamp, Timestamp, GatewayReport)>,
+    /// unit is known offline, and its report; and the same by when due (a network
+    /// outage may take thousands of units offline at once, and the driver asks for the
+    /// next one at every message).
+    held: BTreeMap<Key, (Timestamp, Timestamp, GatewayReport)>,
+    held_by_due: BTreeSet<(Timestamp, Key)>,
 }
+
+type Key = (MunicipalityId, GatewayId);
 
 impl Gateways {
     pub fn report(&mut self, r: &GatewayReport, now: Timestamp) -> Change {
@@ -83,7 +88,7 @@ impl Gateways {
             }
         };
         if matches!(change, Change::CameBack | Change::Forgotten) {
-            self.held.remove(&(r.municipality.clone(), r.gateway.clone()));
+            self.release(&(r.municipality.clone(), r.gateway.clone()));
         }
         if change != Change::Unchanged {
             let n = self.counts.entry(r.municipality.clone()).or_default();
@@ -106,19 +111,34 @@ impl Gateways {
     /// Holds a base unit's `offline` (known since `since`) until `due`: unless the unit
     /// is back online or out of service before, [`Gateways::take_due`] gives it then.
     pub fn hold(&mut self, r: GatewayReport, since: Timestamp, due: Timestamp) {
-        self.held.insert((r.municipality.clone(), r.gateway.clone()), (due, since, r));
+        let key = (r.municipality.clone(), r.gateway.clone());
+        self.release(&key);
+        self.held_by_due.insert((due, key.clone()));
+        self.held.insert(key, (due, since, r));
+    }
+
+    fn release(&mut self, key: &Key) {
+        if let Some((due, ..)) = self.held.remove(key) {
+            self.held_by_due.remove(&(due, key.clone()));
+        }
     }
 
     /// When the next held `offline` is due.
     pub fn next_due(&self) -> Option<Timestamp> {
-        self.held.values().map(|(due, ..)| *due).min()
+        self.held_by_due.first().map(|(due, _)| *due)
     }
 
     /// The held `offline`s due at `now` (each with since when its unit is offline), no
     /// longer held.
     pub fn take_due(&mut self, now: Timestamp) -> Vec<(GatewayReport, Timestamp)> {
-        let due: Vec<_> = self.held.iter().filter(|(_, (at, ..))| *at <= now).map(|(k, _)| k.clone()).collect();
-        due.into_iter().filter_map(|k| self.held.remove(&k)).map(|(_, since, r)| (r, since)).collect()
+        let mut due = Vec::new();
+        while self.held_by_due.first().is_some_and(|(at, _)| *at <= now) {
+            let (_, key) = self.held_by_due.pop_first().expect("just seen");
+            if let Some((_, since, r)) = self.held.remove(&key) {
+                due.push((r, since));
+            }
+        }
+        due
     }
 
     /// Every gateway known, by municipality and id.
@@ -144,6 +164,8 @@ mod tests {
             gws.hold(report("luster", g, Some(false)), t(10), t(if g == "bu-3" { 20 } else { 310 }));
         }
         assert_eq!(gws.next_due(), Some(t(20)));
+        // Held again (its offline given twice): one entry, the later due time.
+        gws.hold(report("luster", "bu-1", Some(false)), t(10), t(320));
         assert!(gws.take_due(t(19)).is_empty());
         let due = gws.take_due(t(20));
         assert_eq!(due.iter().map(|(r, since)| (r.gateway.as_str(), *since)).collect::<Vec<_>>(), [("bu-3", t(10))]);
@@ -153,6 +175,7 @@ mod tests {
         assert_eq!(gws.report(&report("luster", "bu-2", None), t(60)), Change::Forgotten);
         assert_eq!(gws.next_due(), None);
         assert!(gws.take_due(t(400)).is_empty());
+        assert!(gws.held.is_empty() && gws.held_by_due.is_empty());
     }
 
     #[test]
