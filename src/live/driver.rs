@@ -713,7 +713,7 @@ impl Driver {
             return self.on_gateway(now, topic, rest, &publish.payload);
         }
         match parse_topic(topic, &publish.payload, now, &self.limits) {
-            Ok(input) => self.take(now, topic, &publish.payload, input),
+            Ok(input) => self.take_input(now, topic, &publish.payload, input),
             Err(reject) => self.refuse(now, topic, &publish.payload, reject),
         }
     }
@@ -721,7 +721,7 @@ impl Driver {
     /// Applies what an inbound message (`payload`, on `topic`) said: counted when it is
     /// an alarm, audited when it is a staff member's. A panic poisons the driver, with
     /// the message as the culprit.
-    fn take(&mut self, now: Timestamp, topic: &str, payload: &[u8], input: Input) {
+    fn take_input(&mut self, now: Timestamp, topic: &str, payload: &[u8], input: Input) {
         let mut fault = false;
         if let Input::Alarm(a) = &input {
             self.metrics.alarms_received.with_label_values(&[a.municipality.as_str()]).inc();
@@ -809,7 +809,7 @@ impl Driver {
         if let Some(alarm) = r.connection_lost(since) {
             info!(municipality = %r.municipality, gateway = %r.gateway, alarm_id = %alarm.id, "a base unit is still offline: its resident's connection_lost alarm goes to the engine");
             let topic = format!("{}{}/{}", gateways::PREFIX, r.municipality, r.gateway);
-            self.take(now, &topic, &[], Input::Alarm(alarm));
+            self.take_input(now, &topic, &[], Input::Alarm(alarm));
         }
     }
 

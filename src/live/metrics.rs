@@ -73,7 +73,7 @@ impl Metrics {
         .expect("valid metric");
         r.register(Box::new(store_write_seconds.clone())).expect("unique metric");
         Metrics {
-            alarms_received: counter_vec(&r, "alarms_received_total", "Alarms accepted by the wire parser, by the municipality of the topic", &["municipality"]),
+            alarms_received: counter_vec(&r, "alarms_received_total", "Alarms accepted by the wire parser, and base units' connection_lost alarms raised by vakt, by the municipality of the topic", &["municipality"]),
             alarms_clock_ahead: counter_vec(
                 &r,
                 "alarms_clock_ahead_total",
