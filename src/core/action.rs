@@ -150,6 +150,8 @@ pub enum Actor {
     Resident(ResidentId),
     Device(AlarmId),
     Centre(CentreId),
+    /// vakt itself (`Input::SystemNote`).
+    System,
 }
 
 /// Why an input was refused. Expected outcomes, not errors: the sender gets told.
@@ -241,6 +243,7 @@ impl std::fmt::Display for Actor {
             Actor::Resident(r) => write!(f, "resident {r}"),
             Actor::Device(a) => write!(f, "alarm {a}"),
             Actor::Centre(c) => write!(f, "centre {c}"),
+            Actor::System => f.write_str("vakt"),
         }
     }
 }

@@ -144,6 +144,7 @@ impl Engine {
             Input::OperatorAssign { operator, incident, staff } => self.on_operator_assign(now, operator, incident, staff),
             Input::OperatorEscalate { operator, incident } => self.on_operator_escalate(now, operator, incident),
             Input::OperatorNote { operator, incident, note } => self.on_operator_note(now, operator, incident, note),
+            Input::SystemNote { incident, note } => self.on_system_note(now, incident, note),
             Input::CentreStaffing { centre, operators_on_duty } => self.on_centre_staffing(now, centre, operators_on_duty),
             Input::SetAside { incident, reason } => self.on_set_aside(now, incident, reason),
             Input::UpsertResident(r) => self.on_upsert_resident(now, r),
@@ -757,6 +758,12 @@ impl Engine {
             return self.reject(now, Some(Actor::Operator(operator)), Some(id), RejectReason::UnknownIncident);
         }
         self.push(Action::NoteAdded { at: now, incident: id, by: Actor::Operator(operator), note });
+    }
+
+    fn on_system_note(&mut self, now: Timestamp, id: IncidentId, note: String) {
+        if self.incidents.contains_key(&id) {
+            self.push(Action::NoteAdded { at: now, incident: id, by: Actor::System, note });
+        }
     }
 
     fn on_set_aside(&mut self, now: Timestamp, id: IncidentId, reason: String) {

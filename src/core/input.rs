@@ -39,6 +39,10 @@ pub enum Input {
     OperatorEscalate { operator: OperatorId, incident: IncidentId },
     /// An operator writes a note on an open incident, for the record.
     OperatorNote { operator: OperatorId, incident: IncidentId, note: String },
+    /// A note of the driver's own on an open incident, for the record (e.g. the base
+    /// unit whose lost connection raised it is back online). Nothing else changes; an
+    /// incident no longer open is left alone.
+    SystemNote { incident: IncidentId, note: String },
     /// How many operators a centre has on duty; zero is an outage (queue goes to backup).
     CentreStaffing { centre: CentreId, operators_on_duty: u32 },
 

@@ -778,6 +778,7 @@ impl Driver {
             Err(reject) => return self.refuse(now, topic, payload, reject),
         };
         let (municipality, gateway) = (r.municipality.as_str(), r.gateway.as_str());
+        let lost = self.gateways.get(&r.municipality, &r.gateway).filter(|s| !s.online).and_then(|s| s.base_unit.clone());
         let change = self.gateways.report(&r, now);
         match change {
             gateways::Change::WentOffline => warn!(municipality, gateway, "gateway offline: alarms sent through it cannot reach vakt until it is back"),
@@ -797,6 +798,15 @@ impl Driver {
                 self.raise_connection_lost(now, &r, now);
             } else {
                 self.gateways.hold(r, now, now + self.base_unit_grace);
+            }
+        } else if let (gateways::Change::CameBack, Some(lost)) = (change, lost) {
+            // Back after its alarm was raised: a note on that alarm's incident, if it is
+            // still open, so that whoever has it knows alarms can come through again.
+            let alarm = wire::connection_lost_id(&lost);
+            let open = self.contexts.iter().find(|(_, c)| c.alarm == alarm && c.resident == lost.resident).map(|(id, _)| *id);
+            if let Some(incident) = open {
+                let note = format!("Base unit {} is back online: alarms can come through it again", r.gateway);
+                self.take_input(now, topic, payload, Input::SystemNote { incident, note });
             }
         }
     }

@@ -19,9 +19,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::core::{GatewayId, MunicipalityId, ResidentId, Timestamp};
+use crate::core::{GatewayId, MunicipalityId, Timestamp};
 
-use super::wire::GatewayReport;
+use super::wire::{BaseUnit, GatewayReport};
 
 /// The topics' common start, `vakt/v1/gateways/`.
 pub const PREFIX: &str = "vakt/v1/gateways/";
@@ -32,8 +32,8 @@ pub const PREFIX: &str = "vakt/v1/gateways/";
 pub struct Status {
     pub online: bool,
     pub since: Timestamp,
-    /// A home's base unit: the resident it serves.
-    pub resident: Option<ResidentId>,
+    /// A home's base unit: the resident it serves, and when its connection began.
+    pub base_unit: Option<BaseUnit>,
 }
 
 /// What a report changed.
@@ -79,7 +79,7 @@ impl Gateways {
             }
             (Some(online), Some(was)) if online == was => Change::Unchanged,
             (Some(online), _) => {
-                self.by_id.insert(key, Status { online, since: now, resident: r.base_unit.as_ref().map(|b| b.resident.clone()) });
+                self.by_id.insert(key, Status { online, since: now, base_unit: r.base_unit.clone() });
                 match (online, before) {
                     (false, _) => Change::WentOffline,
                     (true, None) => Change::Appeared,
@@ -101,6 +101,11 @@ impl Gateways {
             }
         }
         change
+    }
+
+    /// A gateway's latest status.
+    pub fn get(&self, municipality: &MunicipalityId, gateway: &GatewayId) -> Option<&Status> {
+        self.by_id.get(&(municipality.clone(), gateway.clone()))
     }
 
     /// How many of `municipality`'s gateways are online, and how many offline.
@@ -191,7 +196,7 @@ mod tests {
         assert_eq!(gws.report(&report("sogndal", "gw-1", Some(false)), t1), Change::WentOffline);
         assert_eq!(gws.counts(&sogndal), (1, 1));
         let (_, _, s) = gws.iter().find(|(m, g, _)| *m == &sogndal && g.as_str() == "gw-1").unwrap();
-        assert_eq!(*s, Status { online: false, since: t1, resident: None });
+        assert_eq!(*s, Status { online: false, since: t1, base_unit: None });
         assert_eq!(gws.report(&report("sogndal", "gw-1", Some(false)), t2), Change::Unchanged, "a repeat keeps its time");
         assert_eq!(gws.iter().find(|(_, g, s)| g.as_str() == "gw-1" && !s.online && s.since == t1).map(|(m, ..)| m.as_str()), Some("sogndal"));
         assert_eq!(gws.report(&report("sogndal", "gw-1", Some(true)), t2), Change::CameBack);

@@ -191,10 +191,9 @@ impl GatewayReport {
     /// `engine.dedupe_window_hours`), so one lost connection is one alarm.
     pub fn connection_lost(&self, offline_since: Timestamp) -> Option<Alarm> {
         let unit = self.base_unit.as_ref().filter(|_| self.online == Some(false))?;
-        let id = format!("gateway-offline:{}", unit.connected_at.as_millis());
         let text = format!("Base unit {} lost its connection (connected since {}); no alarm can come through it", self.gateway, unit.connected_at);
         Some(Alarm {
-            id: AlarmId::parse(&id).expect("a number after a fixed prefix is a valid id"),
+            id: connection_lost_id(unit),
             resident: unit.resident.clone(),
             municipality: self.municipality.clone(),
             kind: AlarmKind::ConnectionLost,
@@ -204,6 +203,12 @@ impl GatewayReport {
             text: Some(AlarmText::parse(&text).expect("a gateway id and a time fit an alarm's text")),
         })
     }
+}
+
+/// The id of the `connection_lost` alarm of a base unit's connection (see
+/// [`GatewayReport::connection_lost`]).
+pub fn connection_lost_id(unit: &BaseUnit) -> AlarmId {
+    AlarmId::parse(&format!("gateway-offline:{}", unit.connected_at.as_millis())).expect("a number after a fixed prefix is a valid id")
 }
 
 #[derive(Deserialize)]

@@ -31,6 +31,7 @@ enum Op {
     Assign { incident: u64, staff: usize },
     Escalate { incident: u64 },
     Note { incident: u64 },
+    SystemNote { incident: u64 },
     Staffing { centre: usize, operators: u32 },
     SetAside { incident: u64 },
 }
@@ -53,6 +54,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (1..12u64, 0..STAFF.len()).prop_map(|(incident, staff)| Op::Assign { incident, staff }),
         1 => (1..12u64).prop_map(|incident| Op::Escalate { incident }),
         1 => (1..12u64).prop_map(|incident| Op::Note { incident }),
+        1 => (1..12u64).prop_map(|incident| Op::SystemNote { incident }),
         1 => (0..CENTRES.len(), 0..3u32).prop_map(|(centre, operators)| Op::Staffing { centre, operators }),
         1 => (1..12u64).prop_map(|incident| Op::SetAside { incident }),
     ]
@@ -92,6 +94,7 @@ fn input(w: &World, op: &Op) -> Input {
         Op::Assign { incident, staff } => Input::OperatorAssign { operator: id("op"), incident: IncidentId(*incident), staff: id(STAFF[*staff].0) },
         Op::Escalate { incident } => Input::OperatorEscalate { operator: id("op"), incident: IncidentId(*incident) },
         Op::Note { incident } => Input::OperatorNote { operator: id("op"), incident: IncidentId(*incident), note: "note".into() },
+        Op::SystemNote { incident } => Input::SystemNote { incident: IncidentId(*incident), note: "back online".into() },
         Op::Staffing { centre, operators } => Input::CentreStaffing { centre: id(CENTRES[*centre]), operators_on_duty: *operators },
         Op::SetAside { incident } => Input::SetAside { incident: IncidentId(*incident), reason: "a fault".into() },
     }

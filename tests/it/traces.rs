@@ -259,7 +259,7 @@ fn broadcast_decliners_are_asked_again_in_the_next_round() {
 }
 
 /// The dashboard's actions on a running ladder: a note, an assignment to a named staff
-/// member, an escalation to everyone; and what they may not do.
+/// member, an escalation to everyone; and what they may not do. And vakt's own note.
 #[test]
 fn operators_note_assign_and_escalate() {
     let mut w = fjord();
@@ -275,6 +275,9 @@ fn operators_note_assign_and_escalate() {
     w.at(8.0, Input::OperatorEscalate { operator: op(), incident: IncidentId(1) });
     w.at(9.0, Input::OperatorNote { operator: op(), incident: IncidentId(1), note: "Kari er framme".into() });
     w.at(10.0, Input::OperatorNote { operator: op(), incident: IncidentId(7), note: "?".into() });
+    // vakt's own note (a base unit back online): on an open incident; an unknown one is left alone.
+    w.at(10.0, Input::SystemNote { incident: IncidentId(1), note: "Base unit bu-1 is back online".into() });
+    w.at(10.0, Input::SystemNote { incident: IncidentId(7), note: "?".into() });
     // Waiting at a centre: answer and forward it first.
     w.resident("rd", "dal", (61.10, 7.48), &[]);
     let alarm = w.alarm("a2", "rd", "dal", AlarmKind::Safety);
@@ -303,6 +306,7 @@ fn operators_note_assign_and_escalate() {
         [    8.0] rejected input from operator o1 about I1: not possible while the incident is accepted
         [    9.0] I1 note from operator o1: "Kari er framme"
         [   10.0] rejected input from operator o1 about I7: no open incident with that id
+        [   10.0] I1 note from vakt: "Base unit bu-1 is back online"
         [   11.0] I2 raised: alarm a2 (safety, high) from rd in dal under shared_centre
         [   11.0] I2 queued at sentral
         [   12.0] rejected input from operator o1 about I2: not possible while the incident is awaiting answer

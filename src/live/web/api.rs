@@ -534,7 +534,7 @@ async fn gateways(State(s): State<AppState>, a: Authed) -> Result<Json<Value>, A
             d.gateways()
                 .iter()
                 .filter(|(m, ..)| accounts::may_see_id(d.engine().config(), &user, m))
-                .map(|(m, g, st)| (st.online, json!({ "municipality": m.as_str(), "gateway_id": g.as_str(), "state": if st.online { "online" } else { "offline" }, "since": st.since.to_string(), "resident_id": st.resident.as_ref().map(|r| r.as_str()) })))
+                .map(|(m, g, st)| (st.online, json!({ "municipality": m.as_str(), "gateway_id": g.as_str(), "state": if st.online { "online" } else { "offline" }, "since": st.since.to_string(), "resident_id": st.base_unit.as_ref().map(|b| b.resident.as_str()) })))
                 .collect::<Vec<_>>()
         })
         .await?;

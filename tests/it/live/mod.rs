@@ -1338,7 +1338,8 @@ async fn a_gateway_whose_connection_dies_is_shown_offline_and_known_after_a_rest
 /// A home's base unit names its resident and when it connected: its going offline, for
 /// longer than the grace, is that resident's `connection_lost` alarm, offered as any
 /// alarm, and raised once however often vakt starts again and meets the retained status.
-/// A unit back within the grace raises none; one that names no known resident is refused.
+/// A unit back within the grace raises none, one back after it notes so on the incident;
+/// one that names no known resident is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_base_unit_that_stays_offline_raises_its_residents_alarm_once() {
     let dir = temp_dir("base-unit");
@@ -1397,9 +1398,22 @@ async fn a_base_unit_that_stays_offline_raises_its_residents_alarm_once() {
     assert_eq!(raised_total, Some(2), "the base unit's alarm and the one after it");
     store.close().await;
 
+    // r4's unit is offline past the grace, then back: a note on its alarm's incident,
+    // which stays open for a person to close.
+    let r4_unit = gateway(port, "vakt/v1/gateways/fjord/bu-r4", json!({ "resident_id": "r4", "connected_at": "2026-11-22T06:00:00Z" })).await;
+    wait_metric(&v, GW_ONLINE, 2.0).await;
+    r4_unit.abort();
+    let raised = ops.expect("vakt/v1/incidents/fjord", "r4's alarm", |e| e["type"] == "raised" && e["resident_id"] == "r4").await;
+    let incident = raised["incident_id"].as_u64().unwrap();
+    let _r4_back = gateway(port, "vakt/v1/gateways/fjord/bu-r4", json!({ "resident_id": "r4", "connected_at": "2026-11-22T06:10:00Z" })).await;
+    let note = ops.expect("vakt/v1/incidents/fjord", "the note", |e| is(e, "note_added", incident)).await;
+    assert_eq!(note["by"], "vakt", "{note}");
+    assert!(note["note"].as_str().unwrap().contains("bu-r4 is back online"), "{note}");
+    assert_eq!(v.metric("vakt_open_incidents"), 2.0, "r3's fall and r4's incident: it stays open");
+
     // A base unit whose resident vakt does not know: refused as any alarm for them is.
     let stranger = gateway(port, "vakt/v1/gateways/fjord/bu-x", json!({ "resident_id": "nobody", "connected_at": "2026-11-21T06:00:00Z" })).await;
-    wait_metric(&v, GW_ONLINE, 2.0).await;
+    wait_metric(&v, GW_ONLINE, 3.0).await;
     stranger.abort();
     let refused = ops.expect("vakt/v1/rejects", "unknown_resident", |m| m["reason"] == "unknown_resident").await;
     assert_eq!(refused["topic"], "vakt/v1/gateways/fjord/bu-x", "{refused}");
