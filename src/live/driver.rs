@@ -790,24 +790,34 @@ impl Driver {
         let (online, offline) = self.gateways.counts(&r.municipality);
         self.metrics.gateways.with_label_values(&[municipality, "online"]).set(online);
         self.metrics.gateways.with_label_values(&[municipality, "offline"]).set(offline);
-        // A base unit's alarm, after the grace: vakt learns the unit is offline from its
-        // will, or at vakt's start from the retained status (the same alarm id then: a
-        // redelivery, see `GatewayReport::connection_lost`).
-        if change == gateways::Change::WentOffline && r.base_unit.is_some() {
-            if self.base_unit_grace.is_zero() {
-                self.raise_connection_lost(now, &r, now);
-            } else {
-                self.gateways.hold(r, now, now + self.base_unit_grace);
+        self.on_base_unit(now, topic, payload, change, r, lost);
+    }
+
+    /// What a base unit's status (`r`, which made `change`) means for its resident:
+    /// - offline: held for the grace, then the `connection_lost` alarm. vakt learns it
+    ///   from the will, or at vakt's start from the retained status (the same alarm id
+    ///   then: a redelivery, see `GatewayReport::connection_lost`);
+    /// - back online after its alarm (`lost`: the connection that was lost): a note on
+    ///   that alarm's incident, if it is still open, so that whoever has it knows alarms
+    ///   can come through again.
+    fn on_base_unit(&mut self, now: Timestamp, topic: &str, payload: &[u8], change: gateways::Change, r: wire::GatewayReport, lost: Option<wire::BaseUnit>) {
+        match (change, lost) {
+            (gateways::Change::WentOffline, _) if r.base_unit.is_some() => {
+                if self.base_unit_grace.is_zero() {
+                    self.raise_connection_lost(now, &r, now);
+                } else {
+                    self.gateways.hold(r, now, now + self.base_unit_grace);
+                }
             }
-        } else if let (gateways::Change::CameBack, Some(lost)) = (change, lost) {
-            // Back after its alarm was raised: a note on that alarm's incident, if it is
-            // still open, so that whoever has it knows alarms can come through again.
-            let alarm = wire::connection_lost_id(&lost);
-            let open = self.contexts.iter().find(|(_, c)| c.alarm == alarm && c.resident == lost.resident).map(|(id, _)| *id);
-            if let Some(incident) = open {
-                let note = format!("Base unit {} is back online: alarms can come through it again", r.gateway);
-                self.take_input(now, topic, payload, Input::SystemNote { incident, note });
+            (gateways::Change::CameBack, Some(lost)) => {
+                let alarm = wire::connection_lost_id(&lost);
+                let open = self.contexts.iter().find(|(_, c)| c.alarm == alarm && c.resident == lost.resident).map(|(id, _)| *id);
+                if let Some(incident) = open {
+                    let note = format!("Base unit {} is back online: alarms can come through it again", r.gateway);
+                    self.take_input(now, topic, payload, Input::SystemNote { incident, note });
+                }
             }
+            _ => {}
         }
     }
 

@@ -67,19 +67,23 @@ pub struct Gateways {
 
 type Key = (MunicipalityId, GatewayId);
 
+fn key(r: &GatewayReport) -> Key {
+    (r.municipality.clone(), r.gateway.clone())
+}
+
 impl Gateways {
     pub fn report(&mut self, r: &GatewayReport, now: Timestamp) -> Change {
-        let key = (r.municipality.clone(), r.gateway.clone());
-        let before = self.by_id.get(&key).map(|s| s.online);
+        let id = key(r);
+        let before = self.by_id.get(&id).map(|s| s.online);
         let change = match (r.online, before) {
             (None, None) => Change::Unchanged,
             (None, Some(_)) => {
-                self.by_id.remove(&key);
+                self.by_id.remove(&id);
                 Change::Forgotten
             }
             (Some(online), Some(was)) if online == was => Change::Unchanged,
             (Some(online), _) => {
-                self.by_id.insert(key, Status { online, since: now, base_unit: r.base_unit.clone() });
+                self.by_id.insert(id, Status { online, since: now, base_unit: r.base_unit.clone() });
                 match (online, before) {
                     (false, _) => Change::WentOffline,
                     (true, None) => Change::Appeared,
@@ -88,7 +92,7 @@ impl Gateways {
             }
         };
         if matches!(change, Change::CameBack | Change::Forgotten) {
-            self.release(&(r.municipality.clone(), r.gateway.clone()));
+            self.release(&key(r));
         }
         if change != Change::Unchanged {
             let n = self.counts.entry(r.municipality.clone()).or_default();
@@ -116,10 +120,10 @@ impl Gateways {
     /// Holds a base unit's `offline` (known since `since`) until `due`: unless the unit
     /// is back online or out of service before, [`Gateways::take_due`] gives it then.
     pub fn hold(&mut self, r: GatewayReport, since: Timestamp, due: Timestamp) {
-        let key = (r.municipality.clone(), r.gateway.clone());
-        self.release(&key);
-        self.held_by_due.insert((due, key.clone()));
-        self.held.insert(key, (due, since, r));
+        let id = key(&r);
+        self.release(&id);
+        self.held_by_due.insert((due, id.clone()));
+        self.held.insert(id, (due, since, r));
     }
 
     fn release(&mut self, key: &Key) {
