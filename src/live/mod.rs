@@ -179,7 +179,7 @@ pub async fn start(settings: Settings, config_dir: Option<&Path>) -> Result<Runn
         }
         let _ = ready_tx.send(true);
         let _ = started_tx.send(Ok(()));
-        let parts = LoopParts { driver, store, mqtt, channels, mqtt_task, probe, ready_tx, stop_tx, stop_req, engine_rx, live_tx };
+        let parts = LoopParts { driver, store, mqtt, channels, mqtt_task, probe, ready_tx, stop_tx, stop_req, engine_rx, live_tx, embedded: embedded.is_some() };
         main_loop(parts).await
     };
     if let Some(addr) = embedded {
@@ -223,12 +223,19 @@ struct LoopParts {
     stop_req: watch::Receiver<bool>,
     engine_rx: tokio::sync::mpsc::Receiver<driver::EngineRequest>,
     live_tx: tokio::sync::broadcast::Sender<web::LiveMessage>,
+    /// The broker is vakt's own (see `main_loop` on stopping).
+    embedded: bool,
 }
+
+/// Stopping with the embedded broker: how long vakt goes on taking alarms, at most, and
+/// how long a quiet moment must be for it to stop taking them.
+const EMBEDDED_STOP_DRAIN: Duration = Duration::from_secs(2);
+const EMBEDDED_STOP_QUIET: Duration = Duration::from_millis(50);
 
 /// The engine task: one step at a time (a batch of messages, due timers, web actions),
 /// each stored before it is acknowledged, answered or published.
 async fn main_loop(p: LoopParts) -> Result<()> {
-    let LoopParts { mut driver, store, mqtt, mut channels, mqtt_task, probe, ready_tx, stop_tx, mut stop_req, mut engine_rx, live_tx } = p;
+    let LoopParts { mut driver, store, mqtt, mut channels, mqtt_task, probe, ready_tx, stop_tx, mut stop_req, mut engine_rx, live_tx, embedded } = p;
     let (dir_tx, mut directory) = tokio::sync::mpsc::channel(4);
     let watcher = tokio::spawn(driver::watch_directory(store.clone(), Duration::from_secs(5), probe, dir_tx));
     let checkpointer = (store.backend == store::Backend::Sqlite).then(|| tokio::spawn(checkpoint_wal(store.clone())));
@@ -239,14 +246,24 @@ async fn main_loop(p: LoopParts) -> Result<()> {
     let mut lost: Option<String> = None;
     // The inbound message (by its place in `inbound`) that made the engine panic.
     let mut culprit = None;
+    // Stopping with the embedded broker: until when vakt goes on taking alarms.
+    let mut draining: Option<tokio::time::Instant> = None;
     loop {
         let sleep_until = driver.next_deadline().map(|t| {
             let wait = t.as_millis().saturating_sub(driver::wall_clock().as_millis()).max(0) as u64;
             tokio::time::Instant::now() + Duration::from_millis(wait)
         });
         let mut flush = false;
+        let mut stopping = false;
         tokio::select! {
-            _ = stop_req.wait_for(|s| *s) => break,
+            _ = stop_req.wait_for(|s| *s), if draining.is_none() => {
+                if !embedded {
+                    break;
+                }
+                stopping = true;
+            }
+            _ = tokio::time::sleep(EMBEDDED_STOP_QUIET), if draining.is_some() => break,
+            _ = async { tokio::time::sleep_until(draining.expect("guarded")).await }, if draining.is_some() => break,
             n = channels.inbound.recv_many(&mut inbound, MAX_BATCH) => {
                 if n == 0 { lost = Some("the MQTT client task ended".into()); break; }
                 for (i, p) in inbound.iter().enumerate() {
@@ -257,7 +274,7 @@ async fn main_loop(p: LoopParts) -> Result<()> {
                     }
                 }
             }
-            _ = async { tokio::time::sleep_until(sleep_until.expect("guarded")).await }, if sleep_until.is_some() => {
+            _ = async { tokio::time::sleep_until(sleep_until.expect("guarded")).await }, if sleep_until.is_some() && draining.is_none() => {
                 let now = driver.now();
                 driver.fire_due(now);
             }
@@ -293,6 +310,15 @@ async fn main_loop(p: LoopParts) -> Result<()> {
                     next = engine_rx.try_recv().ok();
                 }
             }
+        }
+        if stopping {
+            // The embedded broker has acknowledged to the devices every alarm it passes
+            // on, and ends with the process: an alarm it holds for vakt when vakt stops
+            // is lost. So vakt stores its checkpoint first, then goes on taking alarms
+            // until none has come for a moment (at most EMBEDDED_STOP_DRAIN), and only
+            // then stops.
+            driver.checkpoint_at_stop().await;
+            draining = Some(tokio::time::Instant::now() + EMBEDDED_STOP_DRAIN);
         }
         if let Some(poison) = driver.poison() {
             // The engine's state is not to be trusted: store nothing of this step but what
@@ -338,9 +364,13 @@ async fn main_loop(p: LoopParts) -> Result<()> {
     }
     driver.delivered(&mut delivered, &mut channels.delivered);
     driver.commit(&ready_tx, true).await;
-    driver.checkpoint_at_stop().await;
+    if draining.is_none() {
+        driver.checkpoint_at_stop().await;
+    }
     let _ = ready_tx.send(false);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    if !embedded {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     let _ = stop_tx.send(true);
     if let Err(e) = tokio::time::timeout(Duration::from_secs(3), mqtt_task).await {
         error!(error = %e, "MQTT client did not stop in time");

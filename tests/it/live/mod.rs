@@ -206,6 +206,42 @@ async fn full_incident(backend: Backend, dir: &std::path::Path) {
     assert!(errors.is_empty(), "errors logged on a normal night: {errors:#?}");
 }
 
+/// With the embedded broker, an alarm the broker has acknowledged to its device is
+/// vakt's alone to keep (the broker ends with the process): a stop (SIGTERM) while a
+/// burst is still being worked through takes every alarm of it first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_with_the_embedded_broker_keeps_every_alarm_it_acknowledged() {
+    let dir = temp_dir("embedded-stop");
+    let backend = Backend::embedded(&dir);
+    let mut v = Vakt::start(&backend, &dir);
+    let mut opts = rumqttc::MqttOptions::new(unique("device"), "127.0.0.1", backend.mqtt_port());
+    opts.set_inflight(1000);
+    let (device, mut eventloop) = rumqttc::AsyncClient::new(opts, 1000);
+    const N: usize = 300;
+    let acked = tokio::spawn(async move {
+        let mut acks = 0;
+        while acks < N {
+            match eventloop.poll().await {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) => acks += 1,
+                Ok(_) => {}
+                Err(e) => panic!("the device lost its broker: {e}"),
+            }
+        }
+    });
+    for i in 0..N {
+        let payload = alarm(&format!("burst-{i}"), &format!("r{}", i + 1), "fall").to_string();
+        device.publish("vakt/v1/alarms/fjord", rumqttc::QoS::AtLeastOnce, false, payload).await.unwrap();
+    }
+    tokio::time::timeout(Duration::from_secs(10), acked).await.expect("the broker acknowledged the burst").unwrap();
+    // At once, while vakt is still at it.
+    assert!(v.stop().success());
+    v.restart();
+    let store = v.store().await;
+    let raised = store.event_counts().await.unwrap().into_iter().find(|(k, _)| k == "raised").map_or(0, |(_, n)| n);
+    assert_eq!(raised, N as i64, "every alarm the broker acknowledged is stored");
+    store.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_incident_on_the_embedded_defaults() {
     let dir = temp_dir("e2e-embedded");
