@@ -311,15 +311,6 @@ async fn main_loop(p: LoopParts) -> Result<()> {
                 }
             }
         }
-        if stopping {
-            // The embedded broker has acknowledged to the devices every alarm it passes
-            // on, and ends with the process: an alarm it holds for vakt when vakt stops
-            // is lost. So vakt stores its checkpoint first, then goes on taking alarms
-            // until none has come for a moment (at most EMBEDDED_STOP_DRAIN), and only
-            // then stops.
-            driver.checkpoint_at_stop().await;
-            draining = Some(tokio::time::Instant::now() + EMBEDDED_STOP_DRAIN);
-        }
         if let Some(poison) = driver.poison() {
             // The engine's state is not to be trusted: store nothing of this step but what
             // put it there (a message's refusal, acknowledging that message alone; or a
@@ -354,6 +345,16 @@ async fn main_loop(p: LoopParts) -> Result<()> {
         // The acknowledgements after the messages people act on: the broker keeps an
         // alarm a few microseconds longer, the offer leaves first. All in one write.
         mqtt.send(out, std::mem::take(&mut inbound));
+        if stopping {
+            // The embedded broker has acknowledged to the devices every alarm it passes
+            // on, and ends with the process: an alarm it holds for vakt when vakt stops
+            // is lost. So vakt stores its checkpoint (after the step's commit, as a stop
+            // with an external broker does after the loop), then goes on taking alarms
+            // until none has come for a moment (at most EMBEDDED_STOP_DRAIN), and only
+            // then stops.
+            driver.checkpoint_at_stop().await;
+            draining = Some(tokio::time::Instant::now() + EMBEDDED_STOP_DRAIN);
+        }
     }
     // In-flight writes are done (the loop commits after every step); store the last
     // deletes and a checkpoint, let the publishes and acks already queued go out, then
