@@ -901,13 +901,14 @@ impl Driver {
     fn reject(&mut self, now: Timestamp, topic: &str, code: &'static str, detail: &str, ids: &RefusedIds) {
         self.metrics.rejected.with_label_values(&[code]).inc();
         let msg = outbound::reject_message(topic, code, detail, now, ids);
-        self.push_out(outbound::REJECTS_TOPIC.to_owned(), msg.to_string(), now);
         if let Some(m) = topic.strip_prefix(ALARMS_PREFIX) {
             // In the audit trail too, with the batch: the dashboards' list survives a
             // restart (which a message that made the engine fail brings about itself).
-            self.audit_by_vakt(now, REFUSED_ACTION, None, msg.to_string(), code);
-            self.remember_refused(m, msg);
+            self.audit_by_vakt(now, REFUSED_ACTION, None, msg.clone(), code);
+            let kept = serde_json::from_str(&msg).expect("a reject is JSON");
+            self.remember_refused(m, kept);
         }
+        self.push_out(outbound::REJECTS_TOPIC.to_owned(), msg, now);
     }
 
     /// An audit line of vakt's own (by `(vakt)`, role `system`), stored with the batch.
@@ -1011,7 +1012,7 @@ impl Driver {
             if let (Some((staff, incident, reply)), false) = (&cause.reply, refused) {
                 let at = self.last_now;
                 let msg = outbound::confirmed_message(*incident, reply, at);
-                self.push_out(outbound::offers_topic(staff), msg.to_string(), at);
+                self.push_out(outbound::offers_topic(staff), msg, at);
             }
             self.refresh_gauges();
         }
@@ -1023,12 +1024,12 @@ impl Driver {
         match action {
             Action::Offered { staff, incident, .. } => {
                 if let Some(msg) = self.contexts.get(incident).and_then(|c| outbound::offer_message(action, c)) {
-                    self.push_out(outbound::offers_topic(staff), msg.to_string(), at);
+                    self.push_out(outbound::offers_topic(staff), msg, at);
                 }
             }
             Action::Revoked { staff, incident, reason, .. } => {
                 let msg = outbound::revoke_message(*incident, *reason, at);
-                self.push_out(outbound::offers_topic(staff), msg.to_string(), at);
+                self.push_out(outbound::offers_topic(staff), msg, at);
             }
             Action::Rejected { by, incident, reason, .. } => {
                 let topic = cause.topic.unwrap_or("(internal)");
@@ -1043,7 +1044,7 @@ impl Driver {
                             self.metrics.rejected.with_label_values(&[reason.code()]).inc();
                         }
                         let msg = outbound::refused_message(incident.unwrap_or(*inc), reply, reason, at);
-                        self.push_out(outbound::offers_topic(s), msg.to_string(), at);
+                        self.push_out(outbound::offers_topic(s), msg, at);
                     }
                     _ => {
                         let ids = cause.alarm.map(|a| RefusedIds { alarm: Some(a.id.clone()), resident: Some(a.resident.clone()) }).unwrap_or_default();
@@ -1061,8 +1062,7 @@ impl Driver {
         let seq = self.seq.events;
         let body = outbound::incident_event(seq, action, ctx);
         let published = body.is_some();
-        let body = body.unwrap_or_else(|| serde_json::json!({ "v": 1, "seq": seq, "incident_id": incident.0, "at": at.to_string(), "type": outbound::event_kind(action), "detail": action.to_string() }));
-        let text = body.to_string();
+        let text = body.unwrap_or_else(|| outbound::unpublished_event(seq, action, incident));
         // A published event goes out from the events row itself (no outbox copy); the
         // broker's acknowledgement moves `events_acked` on.
         if published {
