@@ -106,6 +106,11 @@ pub struct Driver {
     /// row is one of them (`vakt_directory_rows_set_aside`).
     directory_aside: BTreeSet<String>,
     directory_aside_met: BTreeSet<String>,
+    /// Web actions (their inputs as logged) that made this version of the engine panic,
+    /// from the audit trail: refused rather than applied again. Without it, a person who
+    /// repeats the action (the page said it failed) would stop vakt again each time, and
+    /// every alarm would wait for each restart.
+    web_aside: BTreeSet<String>,
     faults: Faults,
 }
 
@@ -145,6 +150,11 @@ pub const SET_ASIDE_ACTION: &str = "set_aside";
 pub const WEB_ACTION_FAILED: &str = "engine_failed";
 /// The audit trail's action for a directory row the engine set aside.
 pub const DIRECTORY_ASIDE_ACTION: &str = "directory_row_set_aside";
+/// The audit trail's action (by vakt) for a web action that made the engine fail: the
+/// same action (the same input) is refused, not applied, by this version of vakt.
+pub const WEB_ACTION_ASIDE_ACTION: &str = "web_action_set_aside";
+/// The refusal of a web action set aside.
+pub const WEB_ACTION_ASIDE_CODE: &str = "action_set_aside";
 
 /// A step that made the engine panic (a fault in vakt, not in a message's form: the
 /// wire's parsers refuse those): what the panic said, and what to put aside so that the
@@ -177,8 +187,9 @@ pub enum Culprit {
     /// aside until the row changes. `record`: its input as logged.
     Directory { who: String, record: String },
     /// A user's action from the web side: not applied, noted in the audit trail under
-    /// the user (outcome `engine_failed`); the user is told to try again after the restart.
-    WebAction { username: String, role: &'static str, action: String, incident: Option<IncidentId> },
+    /// the user (outcome `engine_failed`), and set aside: this version of vakt refuses
+    /// the same action (the same input: `record`, as it would be logged) from then on.
+    WebAction { username: String, role: &'static str, action: String, incident: Option<IncidentId>, record: String },
 }
 
 /// How many refused alarms the dashboards can look back on.
@@ -372,6 +383,7 @@ impl Driver {
             set_aside: BTreeSet::new(),
             directory_aside: BTreeSet::new(),
             directory_aside_met: BTreeSet::new(),
+            web_aside: BTreeSet::new(),
             faults: Faults::from_env(),
         }
     }
@@ -415,7 +427,16 @@ impl Driver {
         };
         let outcome = match input {
             Err(refused) => refused,
-            Ok(input) => {
+            Ok(input) => 'applied: {
+                // Web actions are few: the record is made twice (here, and as it is logged).
+                let record = serde_json::to_string(&input).expect("inputs serialize");
+                if self.web_aside.contains(&record) {
+                    warn!(action = name, username = %who.username, "a web action that made the engine fail before is refused, not applied again");
+                    break 'applied ActOutcome::Refused {
+                        code: WEB_ACTION_ASIDE_CODE,
+                        detail: "this same action made the engine fail before (a fault in vakt), so it is not applied again; do what it was for another way, and report it".into(),
+                    };
+                }
                 let first_event = self.batch.events.len();
                 self.capture = Some(Vec::new());
                 let fault = self.faults.web.iter().any(|f| f == name);
@@ -425,7 +446,7 @@ impl Driver {
                 }));
                 let actions = self.capture.take().unwrap_or_default();
                 if let Err(panic) = applied {
-                    let culprit = Culprit::WebAction { username: who.username, role: who.role.as_str(), action: name.to_owned(), incident };
+                    let culprit = Culprit::WebAction { username: who.username, role: who.role.as_str(), action: name.to_owned(), incident, record };
                     self.poisoned(Poisoned { why: panic_text(&*panic), culprit });
                     return ActOutcome::Refused { code: "engine_unavailable", detail: "this action made the engine fail (a fault in vakt) and was not applied; vakt starts again".into() };
                 }
@@ -556,6 +577,14 @@ impl Driver {
         for detail in within(bound, self.store.latest_audit(DIRECTORY_ASIDE_ACTION, 10_000)).await? {
             if let Some(record) = serde_json::from_str::<serde_json::Value>(&detail).ok().and_then(|d| d["input"].as_str().map(str::to_owned)) {
                 self.directory_aside.insert(record);
+            }
+        }
+        // Web actions that made this version of the engine panic, from the audit trail (a
+        // new version tries them again: the fault may be mended).
+        for detail in within(bound, self.store.latest_audit(WEB_ACTION_ASIDE_ACTION, 10_000)).await? {
+            let Ok(d) = serde_json::from_str::<serde_json::Value>(&detail) else { continue };
+            if let (Some(record), Some(env!("CARGO_PKG_VERSION"))) = (d["input"].as_str(), d["version"].as_str()) {
+                self.web_aside.insert(record.to_owned());
             }
         }
         // The latest refused alarms, from the audit trail, oldest first.
@@ -890,9 +919,11 @@ impl Driver {
                 let detail = serde_json::json!({ "who": who, "input": record, "why": p.why }).to_string();
                 self.audit_by_vakt(now, DIRECTORY_ASIDE_ACTION, None, detail, "ok");
             }
-            Culprit::WebAction { username, role, action, incident } => {
+            Culprit::WebAction { username, role, action, incident, record } => {
                 let detail = format!("it made the engine fail (a fault in vakt: {}) and was not applied; vakt started again", p.why);
+                let aside = serde_json::json!({ "action": action, "input": record, "version": env!("CARGO_PKG_VERSION"), "why": p.why }).to_string();
                 self.batch.audit.push(AuditRow { at_ms: now.as_millis(), username, role, action, incident: incident.map(|i| i.0 as i64), detail, outcome: WEB_ACTION_FAILED.to_owned() });
+                self.audit_by_vakt(now, WEB_ACTION_ASIDE_ACTION, incident, aside, "ok");
             }
         }
         self.commit(ready, false).await
@@ -1504,7 +1535,8 @@ mod tests {
 
     /// A web action that makes the engine panic is not applied: the step is thrown away,
     /// the action is noted in the audit trail under its user (`engine_failed`), and an
-    /// engine recovered from the store takes the same action again.
+    /// engine recovered from the store refuses the same action (it would only fail again)
+    /// and takes any other.
     #[tokio::test]
     async fn a_web_action_that_makes_the_engine_fail_is_audited_and_not_applied() {
         use crate::live::accounts::{Role, User};
@@ -1521,17 +1553,24 @@ mod tests {
         assert!(matches!(d.poison().map(|p| &p.culprit), Some(Culprit::WebAction { incident: Some(IncidentId(1)), .. })));
         d.refuse_poisoned(&ready).await;
         let audit = store.incident_audit(1).await.unwrap();
-        let last = audit.last().expect("an audit line");
-        assert_eq!((last.username.as_str(), last.action.as_str(), last.outcome.as_str()), ("admin1", "note", WEB_ACTION_FAILED));
-        assert!(last.detail.contains("fault injected"), "{}", last.detail);
+        let failed = audit.iter().find(|a| a.username == "admin1").expect("the user's audit line");
+        assert_eq!((failed.action.as_str(), failed.outcome.as_str()), ("note", WEB_ACTION_FAILED));
+        assert!(failed.detail.contains("fault injected"), "{}", failed.detail);
+        let aside = audit.iter().find(|a| a.action == WEB_ACTION_ASIDE_ACTION).expect("vakt's line setting the action aside");
+        assert!(aside.username == REFUSED_BY && aside.detail.contains("rang her"), "{aside:?}");
         let kinds = |events: Vec<(String, String)>| events.into_iter().map(|(kind, _)| kind).collect::<Vec<_>>();
         assert!(!kinds(store.incident_events(1).await.unwrap()).contains(&"note_added".to_owned()), "not applied");
 
         let mut again = driver_on(&store);
         again.recover().await.unwrap();
-        assert!(matches!(again.act(note()), ActOutcome::Done { .. }), "the restarted engine takes it");
+        assert!(matches!(again.act(note()), ActOutcome::Refused { code: WEB_ACTION_ASIDE_CODE, .. }), "the same action is refused, not applied again");
+        let other = WebAct { who: admin(), what: WebAction::Operator { incident: IncidentId(1), act: OperatorAct::Note { note: "rang igjen".into() } } };
+        assert!(matches!(again.act(other), ActOutcome::Done { .. }), "another action is taken");
         again.commit(&ready, true).await;
         assert!(kinds(store.incident_events(1).await.unwrap()).contains(&"note_added".to_owned()));
+        let audit = store.incident_audit(1).await.unwrap();
+        let refused = audit.iter().filter(|a| a.outcome == WEB_ACTION_ASIDE_CODE).count();
+        assert_eq!(refused, 1, "the refusal is audited: {audit:?}");
         store.close().await;
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -499,7 +499,8 @@ async fn an_incident_whose_timer_makes_the_engine_panic_is_set_aside_and_the_res
 /// A web action (here an operator's note) that makes the engine panic (a fault in vakt,
 /// injected by the action's name) is not applied: vakt notes it in the audit trail under
 /// the user who asked (`engine_failed`), does not answer that request with success, and
-/// ends with status 2; its restart recovers from the store, and takes the same action.
+/// ends with status 2; its restart recovers from the store, refuses that same action
+/// (409 `action_set_aside`) instead of failing on it again, and takes another.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_web_action_that_makes_the_engine_panic_is_noted_and_vakt_starts_again() {
     let (_broker, port, mut v) = with_fault_injected("web-fault", "VAKT_FAULT_PANIC_ON_WEB_ACTION", "note").await;
@@ -524,9 +525,16 @@ async fn a_web_action_that_makes_the_engine_panic_is_noted_and_vakt_starts_again
     let failed = detail["audit"].as_array().unwrap().iter().find(|a| a["action"] == "note").cloned().unwrap_or_default();
     assert_eq!((failed["username"].as_str(), failed["outcome"].as_str()), (Some("admin"), Some("engine_failed")), "{detail}");
     assert!(!detail["events"].as_array().unwrap().iter().any(|e| e["type"] == "note_added"), "not applied: {detail}");
+    // The same action again (the page said it failed) is refused, not applied: it would
+    // stop vakt again, and every alarm would wait for each restart. Another is taken.
     let (code, _, body) = note(&v).expect("an answer");
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("action_set_aside"), "{body}");
+    assert_eq!(http_get(v.http, "/readyz").map(|(code, _)| code), Some(200), "vakt goes on: {}", v.log());
+    let headers = ["Authorization: Bearer admin-token", "Content-Type: application/json"];
+    let (code, _, body) = http_request(v.http, "POST", "/api/incidents/1/actions", &headers, r#"{"action":"note","note":"rang igjen"}"#).expect("an answer");
     assert_eq!(code, 200, "{body}");
-    ops.expect("vakt/v1/incidents/fjord", "the note, after the restart", |e| is(e, "note_added", 1)).await;
+    ops.expect("vakt/v1/incidents/fjord", "the other note, after the restart", |e| is(e, "note_added", 1)).await;
     store.close().await;
     assert!(v.stop().success());
 }
