@@ -428,7 +428,6 @@ impl Driver {
         let outcome = match input {
             Err(refused) => refused,
             Ok(input) => 'applied: {
-                // Web actions are few: the record is made twice (here, and as it is logged).
                 let record = serde_json::to_string(&input).expect("inputs serialize");
                 if self.web_aside.contains(&record) {
                     warn!(action = name, username = %who.username, "a web action that made the engine fail before is refused, not applied again");
@@ -442,7 +441,7 @@ impl Driver {
                 let fault = self.faults.web.iter().any(|f| f == name);
                 let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     assert!(!fault, "fault injected by VAKT_FAULT_PANIC_ON_WEB_ACTION");
-                    self.apply(Mode::Live, now, input, Some("(web)"))
+                    self.apply_recorded(now, input, record.clone(), Some("(web)"))
                 }));
                 let actions = self.capture.take().unwrap_or_default();
                 if let Err(panic) = applied {
@@ -573,20 +572,18 @@ impl Driver {
         self.metrics.replayed_records.inc_by(n);
         self.set_aside = self.engine.open_incidents().filter(|v| v.set_aside).map(|v| v.id).collect();
         self.refresh_gauges();
-        // Directory rows that made the engine panic, from the audit trail.
-        for detail in within(bound, self.store.latest_audit(DIRECTORY_ASIDE_ACTION, 10_000)).await? {
-            if let Some(record) = serde_json::from_str::<serde_json::Value>(&detail).ok().and_then(|d| d["input"].as_str().map(str::to_owned)) {
-                self.directory_aside.insert(record);
-            }
-        }
-        // Web actions that made this version of the engine panic, from the audit trail (a
-        // new version tries them again: the fault may be mended).
-        for detail in within(bound, self.store.latest_audit(WEB_ACTION_ASIDE_ACTION, 10_000)).await? {
-            let Ok(d) = serde_json::from_str::<serde_json::Value>(&detail) else { continue };
-            if let (Some(record), Some(env!("CARGO_PKG_VERSION"))) = (d["input"].as_str(), d["version"].as_str()) {
-                self.web_aside.insert(record.to_owned());
-            }
-        }
+        // Directory rows that made the engine panic, and web actions that made this
+        // version of it panic (a new version tries them again: the fault may be mended),
+        // from the audit trail: the inputs each line sets aside.
+        let set_aside = async |action| -> Result<Vec<serde_json::Value>> {
+            let lines = within(bound, self.store.latest_audit(action, 10_000)).await?;
+            Ok(lines.iter().filter_map(|detail| serde_json::from_str::<serde_json::Value>(detail).ok()).collect())
+        };
+        let directory = set_aside(DIRECTORY_ASIDE_ACTION).await?;
+        let web = set_aside(WEB_ACTION_ASIDE_ACTION).await?;
+        let input = |d: &serde_json::Value| d["input"].as_str().map(str::to_owned);
+        self.directory_aside.extend(directory.iter().filter_map(input));
+        self.web_aside.extend(web.iter().filter(|d| d["version"] == env!("CARGO_PKG_VERSION")).filter_map(input));
         // The latest refused alarms, from the audit trail, oldest first.
         let refused = within(bound, self.store.latest_audit(REFUSED_ACTION, REFUSED_KEPT as i64)).await?;
         for detail in refused.into_iter().rev() {
@@ -611,7 +608,6 @@ impl Driver {
             if self.failed {
                 break;
             }
-            // Directory changes are few (an import, the start): the record is made twice.
             let record = serde_json::to_string(&input).expect("inputs serialize");
             if self.directory_aside.contains(&record) {
                 if self.directory_aside_met.insert(who.clone()) {
@@ -624,7 +620,7 @@ impl Driver {
             let now = self.now();
             let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 assert!(!fault, "fault injected by VAKT_FAULT_PANIC_ON_DIRECTORY");
-                self.apply(Mode::Live, now, input, None)
+                self.apply_recorded(now, input, record.clone(), None)
             }));
             if let Err(panic) = ran {
                 self.poisoned(Poisoned { why: panic_text(&*panic), culprit: Culprit::Directory { who, record } });
@@ -974,10 +970,23 @@ impl Driver {
     }
 
     fn apply(&mut self, mode: Mode, now: Timestamp, input: Input, topic: Option<&str>) {
-        if mode == Mode::Live {
-            let record = serde_json::to_string(&input).expect("inputs serialize");
-            self.log_record(now, record);
+        match mode {
+            Mode::Live => {
+                let record = serde_json::to_string(&input).expect("inputs serialize");
+                self.apply_recorded(now, input, record, topic);
+            }
+            Mode::Replay => self.apply_unlogged(mode, now, input, topic),
         }
+    }
+
+    /// Applies a live input whose log record (`record`) the caller has made already, to
+    /// check it against what was set aside (directory rows, web actions).
+    fn apply_recorded(&mut self, now: Timestamp, input: Input, record: String, topic: Option<&str>) {
+        self.log_record(now, record);
+        self.apply_unlogged(Mode::Live, now, input, topic);
+    }
+
+    fn apply_unlogged(&mut self, mode: Mode, now: Timestamp, input: Input, topic: Option<&str>) {
         let alarm = match &input {
             Input::Alarm(a) => Some(a.clone()),
             _ => None,

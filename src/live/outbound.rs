@@ -318,11 +318,11 @@ pub struct RefusedIds {
 mod tests {
     use super::*;
     use serde_json::{Value, json};
+    use std::time::Duration;
 
     fn parsed(text: String) -> Value {
         serde_json::from_str(&text).expect("valid JSON")
     }
-    use std::time::Duration;
 
     #[test]
     fn rejects_are_published_as_json_with_the_ids_of_a_refused_alarm() {
