@@ -111,6 +111,12 @@ pub struct Driver {
     /// repeats the action (the page said it failed) would stop vakt again each time, and
     /// every alarm would wait for each restart.
     web_aside: BTreeSet<String>,
+    /// Alarms (alarm id, resident id) that made this version of the engine panic, from
+    /// the audit trail: refused at once if met again. A retained message (a home's base
+    /// unit's `offline`, met at every start) or a gateway that sends an alarm again
+    /// would otherwise stop vakt again each time, and every other alarm would wait for
+    /// each restart.
+    alarm_aside: BTreeSet<(String, String)>,
     faults: Faults,
 }
 
@@ -155,6 +161,9 @@ pub const DIRECTORY_ASIDE_ACTION: &str = "directory_row_set_aside";
 pub const WEB_ACTION_ASIDE_ACTION: &str = "web_action_set_aside";
 /// The refusal of a web action set aside.
 pub const WEB_ACTION_ASIDE_CODE: &str = "action_set_aside";
+/// The audit trail's action (by vakt) for an alarm that made the engine fail: this
+/// version of vakt refuses the same alarm (alarm id and resident) if it meets it again.
+pub const ALARM_ASIDE_ACTION: &str = "alarm_set_aside";
 
 /// A step that made the engine panic (a fault in vakt, not in a message's form: the
 /// wire's parsers refuse those): what the panic said, and what to put aside so that the
@@ -178,8 +187,11 @@ impl std::fmt::Display for Poisoned {
 
 #[derive(Debug)]
 pub enum Culprit {
-    /// An inbound message: refused, with the ids of the alarm it held.
-    Message { topic: String, ids: RefusedIds },
+    /// An inbound message, or what one brought about (a base unit's `connection_lost`
+    /// alarm, on its status topic): refused, with the ids of the alarm it held. `alarm`:
+    /// the input was an alarm (`ids` are its own), which is also set aside: this version
+    /// of vakt refuses it at once if it meets it again.
+    Message { topic: String, ids: RefusedIds, alarm: bool },
     /// An incident's timer: the incident is set aside (`Input::SetAside`), for people to
     /// handle by hand.
     Timer { incident: IncidentId },
@@ -384,6 +396,7 @@ impl Driver {
             directory_aside: BTreeSet::new(),
             directory_aside_met: BTreeSet::new(),
             web_aside: BTreeSet::new(),
+            alarm_aside: BTreeSet::new(),
             faults: Faults::from_env(),
         }
     }
@@ -581,14 +594,18 @@ impl Driver {
         };
         let directory = set_aside(DIRECTORY_ASIDE_ACTION).await?;
         let web = set_aside(WEB_ACTION_ASIDE_ACTION).await?;
+        let alarms = set_aside(ALARM_ASIDE_ACTION).await?;
         let input = |d: &serde_json::Value| d["input"].as_str().map(str::to_owned);
+        let this_version = |d: &&serde_json::Value| d["version"] == env!("CARGO_PKG_VERSION");
         self.directory_aside.extend(directory.iter().filter_map(input));
-        self.web_aside.extend(web.iter().filter(|d| d["version"] == env!("CARGO_PKG_VERSION")).filter_map(input));
+        self.web_aside.extend(web.iter().filter(this_version).filter_map(input));
+        let alarm = |d: &serde_json::Value| Some((d["alarm_id"].as_str()?.to_owned(), d["resident_id"].as_str()?.to_owned()));
+        self.alarm_aside.extend(alarms.iter().filter(this_version).filter_map(alarm));
         // The latest refused alarms, from the audit trail, oldest first.
         let refused = within(bound, self.store.latest_audit(REFUSED_ACTION, REFUSED_KEPT as i64)).await?;
         for detail in refused.into_iter().rev() {
             let Ok(message) = serde_json::from_str::<serde_json::Value>(&detail) else { continue };
-            if let Some(m) = message["topic"].as_str().and_then(|t| t.strip_prefix(ALARMS_PREFIX)).map(str::to_owned) {
+            if let Some(m) = message["topic"].as_str().and_then(|t| outbound::refused_alarm_municipality(t, message.get("alarm_id").is_some())).map(str::to_owned) {
                 self.remember_refused(&m, message);
             }
         }
@@ -748,7 +765,15 @@ impl Driver {
     /// the message as the culprit.
     fn take_input(&mut self, now: Timestamp, topic: &str, payload: &[u8], input: Input) {
         let mut fault = false;
+        let mut alarm_ids = None;
         if let Input::Alarm(a) = &input {
+            let ids = RefusedIds { alarm: Some(a.id.clone()), resident: Some(a.resident.clone()) };
+            if !self.alarm_aside.is_empty() && self.alarm_aside.contains(&(a.id.to_string(), a.resident.to_string())) {
+                warn!(topic, alarm_id = %a.id, resident_id = %a.resident, "an alarm that made the engine fail before is refused, not taken again");
+                let detail = "this alarm made the engine fail before (a fault in vakt), so it is refused rather than taken again; handle it by hand, and report it";
+                return self.reject(now, topic, "unreadable", detail, &ids);
+            }
+            alarm_ids = Some(ids);
             self.metrics.alarms_received.with_label_values(&[a.municipality.as_str()]).inc();
             if let Some(ahead) = wire::clock_ahead(a, now, &self.limits) {
                 warn!(alarm_id = %a.id, municipality = %a.municipality, raised_at = %a.raised_at, ahead_s = ahead.as_secs(), "the alarm's device clock is fast; the alarm is taken at its arrival");
@@ -772,8 +797,9 @@ impl Driver {
             self.audit_staff_message(now, staff, audit, &actions);
         }
         if let Err(panic) = applied {
-            let ids = self.refused_ids(topic, payload);
-            self.poisoned(Poisoned { why: panic_text(&*panic), culprit: Culprit::Message { topic: topic.to_owned(), ids } });
+            let alarm = alarm_ids.is_some();
+            let ids = alarm_ids.unwrap_or_else(|| self.refused_ids(topic, payload));
+            self.poisoned(Poisoned { why: panic_text(&*panic), culprit: Culprit::Message { topic: topic.to_owned(), ids, alarm } });
         }
     }
 
@@ -900,9 +926,13 @@ impl Driver {
         self.seq = self.seq_stored;
         let now = self.last_now;
         match p.culprit {
-            Culprit::Message { topic, ids } => {
+            Culprit::Message { topic, ids, alarm } => {
                 let detail = format!("this message made the engine fail (a fault in vakt: {}); it was refused, and vakt starts again", p.why);
                 self.reject(now, &topic, "unreadable", &detail, &ids);
+                if let (true, Some(a), Some(r)) = (alarm, &ids.alarm, &ids.resident) {
+                    let aside = serde_json::json!({ "alarm_id": a.as_str(), "resident_id": r.as_str(), "topic": topic, "version": env!("CARGO_PKG_VERSION"), "why": p.why }).to_string();
+                    self.audit_by_vakt(now, ALARM_ASIDE_ACTION, None, aside, "ok");
+                }
             }
             Culprit::Timer { incident } => {
                 let reason = format!("its timer made the engine fail (a fault in vakt: {}); the engine no longer offers, escalates or alerts on it: handle it by hand", p.why);
@@ -929,7 +959,7 @@ impl Driver {
     fn reject(&mut self, now: Timestamp, topic: &str, code: &'static str, detail: &str, ids: &RefusedIds) {
         self.metrics.rejected.with_label_values(&[code]).inc();
         let msg = outbound::reject_message(topic, code, detail, now, ids);
-        if let Some(m) = topic.strip_prefix(ALARMS_PREFIX) {
+        if let Some(m) = outbound::refused_alarm_municipality(topic, ids.alarm.is_some()) {
             // In the audit trail too, with the batch: the dashboards' list survives a
             // restart (which a message that made the engine fail brings about itself).
             self.audit_by_vakt(now, REFUSED_ACTION, None, msg.clone(), code);
@@ -1581,6 +1611,52 @@ mod tests {
         let audit = store.incident_audit(1).await.unwrap();
         let refused = audit.iter().filter(|a| a.outcome == WEB_ACTION_ASIDE_CODE).count();
         assert_eq!(refused, 1, "the refusal is audited: {audit:?}");
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// An alarm that makes the engine panic is refused and set aside: an engine recovered
+    /// from the store refuses the same alarm (alarm id and resident) at once if it meets
+    /// it again (a retained message, a gateway that sends it again), rather than fail
+    /// again, and takes any other, the same id for another resident included.
+    #[tokio::test]
+    async fn an_alarm_that_made_the_engine_fail_is_refused_at_once_if_met_again() {
+        let (dir, store, mut d) = demo_driver("alarm-fault").await;
+        let (ready, _) = tokio::sync::watch::channel(false);
+        d.commit(&ready, true).await;
+        let raised_at = wall_clock();
+        let publish = |a: &str, r: &str| {
+            let alarm = serde_json::json!({ "alarm_id": a, "resident_id": r, "kind": "fall", "raised_at": raised_at.to_string() });
+            Publish::new("vakt/v1/alarms/demo", rumqttc::QoS::AtLeastOnce, alarm.to_string())
+        };
+        let rejects = |out: &[OutMsg]| out.iter().filter(|m| m.topic == outbound::REJECTS_TOPIC).map(|m| serde_json::from_str::<serde_json::Value>(&m.payload).unwrap()).collect::<Vec<_>>();
+
+        d.faults.alarm = vec!["a1".into()];
+        d.on_message(&publish("a1", "r1"));
+        assert!(matches!(d.poison().map(|p| &p.culprit), Some(Culprit::Message { alarm: true, .. })));
+        let out = d.refuse_poisoned(&ready).await;
+        let refused = rejects(&out);
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!((refused[0]["reason"].as_str(), refused[0]["alarm_id"].as_str(), refused[0]["resident_id"].as_str()), (Some("unreadable"), Some("a1"), Some("r1")));
+        let aside = store.latest_audit(ALARM_ASIDE_ACTION, 10).await.unwrap();
+        assert!(aside.len() == 1 && aside[0].contains("\"a1\"") && aside[0].contains(env!("CARGO_PKG_VERSION")), "vakt's line setting the alarm aside: {aside:?}");
+
+        // The fault is not injected any more: only the set-aside keeps the alarm out.
+        let mut again = driver_on(&store);
+        again.recover().await.unwrap();
+        again.on_message(&publish("a1", "r1"));
+        again.on_message(&publish("a2", "r2"));
+        again.on_message(&publish("a1", "r3"));
+        assert!(again.poison().is_none());
+        let out = again.commit(&ready, true).await;
+        let refused = rejects(&out);
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!((refused[0]["reason"].as_str(), refused[0]["alarm_id"].as_str(), refused[0]["resident_id"].as_str()), (Some("unreadable"), Some("a1"), Some("r1")));
+        assert!(refused[0]["detail"].as_str().unwrap().contains("made the engine fail before"), "{}", refused[0]);
+        let mut raised: Vec<(String, String)> = again.contexts.values().map(|c| (c.alarm.to_string(), c.resident.to_string())).collect();
+        raised.sort();
+        assert_eq!(raised, [("a1".to_owned(), "r3".to_owned()), ("a2".to_owned(), "r2".to_owned())]);
+        assert_eq!(again.refused_alarms().count(), 2, "the first refusal (read back at start) and this one, for the dashboards");
         store.close().await;
         let _ = std::fs::remove_dir_all(&dir);
     }

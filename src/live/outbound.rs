@@ -307,6 +307,20 @@ pub fn reject_message(topic: &str, code: &str, detail: &str, at: Timestamp, ids:
     })
 }
 
+/// The municipality of a refused alarm, from the topic its reject names, or `None` when
+/// what was refused is not an alarm (a staff message, a gateway's status), which the
+/// dashboards' list of refused alarms leaves out. An alarm is one on
+/// `vakt/v1/alarms/{municipality}`, or a home's base unit's `connection_lost` alarm,
+/// refused on its status topic `vakt/v1/gateways/{municipality}/{unit}` with the alarm's
+/// id (`has_alarm_id`): a person whose alarms cannot come through, whom no one was offered.
+pub fn refused_alarm_municipality(topic: &str, has_alarm_id: bool) -> Option<&str> {
+    if let Some(m) = topic.strip_prefix(ALARMS_PREFIX) {
+        return Some(m);
+    }
+    let unit = topic.strip_prefix(super::gateways::PREFIX).filter(|_| has_alarm_id)?;
+    unit.split_once('/').map(|(m, _)| m)
+}
+
 /// What could be read of a refused alarm's ids (none for other messages).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RefusedIds {
@@ -332,6 +346,16 @@ mod tests {
         let ids = RefusedIds { alarm: Some(AlarmId::parse("gw3-17").unwrap()), resident: Some(ResidentId::parse("r-7").unwrap()) };
         let msg = parsed(reject_message("vakt/v1/alarms/sogndal", "unknown_resident", "no resident r-7", at, &ids));
         assert_eq!((msg["alarm_id"].as_str(), msg["resident_id"].as_str()), (Some("gw3-17"), Some("r-7")));
+    }
+
+    #[test]
+    fn a_refused_alarm_is_one_on_an_alarms_topic_or_a_base_units_with_its_alarm_id() {
+        assert_eq!(refused_alarm_municipality("vakt/v1/alarms/sogndal", false), Some("sogndal"));
+        assert_eq!(refused_alarm_municipality("vakt/v1/alarms/sogndal", true), Some("sogndal"));
+        assert_eq!(refused_alarm_municipality("vakt/v1/gateways/luster/bu-r7", true), Some("luster"), "a base unit's connection_lost alarm");
+        assert_eq!(refused_alarm_municipality("vakt/v1/gateways/luster/bu-r7", false), None, "a gateway's status, not an alarm");
+        assert_eq!(refused_alarm_municipality("vakt/v1/gateways/luster", true), None);
+        assert_eq!(refused_alarm_municipality("vakt/v1/staff/s1/replies", true), None);
     }
 
     fn ctx() -> IncidentContext {

@@ -1464,3 +1464,45 @@ async fn a_base_unit_that_stays_offline_raises_its_residents_alarm_once() {
     device.publish("vakt/v1/gateways/fjord/bu-y", r#"{"state":"offline","resident_id":"r3"}"#).await;
     ops.expect("vakt/v1/rejects", "no connected_at", |m| m["reason"] == "invalid_field" && m["topic"] == "vakt/v1/gateways/fjord/bu-y").await;
 }
+
+/// A home's base unit whose `connection_lost` alarm makes the engine panic (a fault in
+/// vakt, injected by its alarm id), with no grace: vakt refuses the alarm (on the rejects
+/// topic and the dashboards' list, with its resident), sets it aside and ends with status
+/// 2. The broker gives every start the unit's retained `offline` again, which would raise
+/// the same alarm and stop vakt again each time: the restarted engine (the same version,
+/// the fault still in it) refuses it at once instead, and goes on taking alarms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_base_units_alarm_that_makes_the_engine_panic_does_not_stop_vakt_at_every_start() {
+    let dir = temp_dir("base-unit-fault");
+    let port = free_port();
+    let _broker = Mosquitto::start(&dir, port);
+    let mut backend = Backend::sqlite_on(port, &dir);
+    backend.env.push(("VAKT_FAULT_PANIC_ON_ALARM".into(), "gateway-offline:1795154400000".into()));
+    let engine_toml = format!("[gateways]\noffline_alarm_after_secs = 0\n{LADDER_TOML}{FJORD_TOML}");
+    let mut v = Vakt::start_with(&backend, &dir, &engine_toml, &residents_csv(), STAFF_CSV);
+    let mut ops = Client::connect(port, OPS).await;
+    let unit = gateway(port, "vakt/v1/gateways/fjord/bu-r1", json!({ "resident_id": "r1", "connected_at": "2026-11-20T06:00:00Z" })).await;
+    wait_metric(&v, GW_ONLINE, 1.0).await;
+    unit.abort();
+    let r = ops.expect("vakt/v1/rejects", "the refusal", |m| m["reason"] == "unreadable").await;
+    let ids = (r["topic"].as_str(), r["alarm_id"].as_str(), r["resident_id"].as_str());
+    assert_eq!(ids, (Some("vakt/v1/gateways/fjord/bu-r1"), Some("gateway-offline:1795154400000"), Some("r1")), "{r}");
+    assert_eq!(exit_status(&mut v).code(), Some(2), "{}", v.log());
+
+    v.restart();
+    // (The first refusal may come again too: the outbox is at least once.)
+    let again = |m: &Value| m["reason"] == "unreadable" && m["detail"].as_str().is_some_and(|d| d.contains("made the engine fail before"));
+    let again = ops.expect("vakt/v1/rejects", "refused again, at once", again).await;
+    assert_eq!((again["alarm_id"].as_str(), again["resident_id"].as_str()), (Some("gateway-offline:1795154400000"), Some("r1")), "{again}");
+    let device = Client::connect(port, &[]).await;
+    device.publish_json("vakt/v1/alarms/fjord", alarm("after", "r2", "fall")).await;
+    ops.expect("vakt/v1/incidents/fjord", "the next alarm", |e| e["type"] == "raised" && e["alarm_id"] == "after").await;
+    assert_eq!(http_get(v.http, "/readyz").map(|(code, _)| code), Some(200), "vakt goes on: {}", v.log());
+    let store = v.store().await;
+    let refused = api_as_admin(&v, &store, "/api/refused").await;
+    let list = refused["refused"].as_array().unwrap();
+    let about_r1 = list.iter().all(|x| x["resident_id"] == "r1" && x["topic"] == "vakt/v1/gateways/fjord/bu-r1");
+    assert!(list.len() == 2 && about_r1, "the operators see whose alarm was refused, each time: {refused}");
+    store.close().await;
+    assert!(v.stop().success());
+}
