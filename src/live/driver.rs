@@ -47,6 +47,47 @@ struct Cause<'a> {
     reply: Option<(StaffId, IncidentId, StaffReply)>,
 }
 
+/// How far the broker has acknowledged a numbered run of stored messages (the incident
+/// events, the outbox's rows), without a gap: every number up to `acked` is done, and
+/// those done beyond it wait for the gap to close. At start, what is after the stored
+/// mark is published again (at least once).
+#[derive(Debug, Default)]
+struct Feed {
+    acked: i64,
+    beyond: BTreeSet<i64>,
+    /// `acked` as of the last commit.
+    stored: i64,
+}
+
+impl Feed {
+    /// As stored: everything up to `mark` done.
+    fn at(mark: i64) -> Feed {
+        Feed { acked: mark, beyond: BTreeSet::new(), stored: mark }
+    }
+
+    /// Message `seq` needs publishing no more (acknowledged, or never published).
+    fn done(&mut self, seq: i64) {
+        if seq <= self.acked {
+            return;
+        }
+        self.beyond.insert(seq);
+        while self.beyond.first() == Some(&(self.acked + 1)) {
+            self.beyond.pop_first();
+            self.acked += 1;
+        }
+    }
+
+    /// The mark moved since it was stored.
+    fn moved(&self) -> bool {
+        self.acked != self.stored
+    }
+
+    /// How many of the messages up to `last` are not done.
+    fn unacknowledged(&self, last: i64) -> i64 {
+        last - self.acked - self.beyond.len() as i64
+    }
+}
+
 pub struct Driver {
     engine: Engine,
     store: Store,
@@ -54,8 +95,9 @@ pub struct Driver {
     limits: WireLimits,
     seq: Sequences,
     /// The numbers in use by what is stored (as of the last commit): a step that is
-    /// thrown away gives its numbers back, so the stored events stay without a gap (the
-    /// broker's acknowledgements move `events_acked` on only over a run without one).
+    /// thrown away gives its numbers back, so the stored events and outbox rows stay
+    /// without a gap (the broker's acknowledgements move their marks on only over a run
+    /// without one).
     seq_stored: Sequences,
     /// By incident id, which only grows: a B-tree takes each new one at its end. A hash
     /// map here doubled its table now and then, moving every context at once: with
@@ -83,11 +125,10 @@ pub struct Driver {
     /// What to publish after the next commit, in the order it was made: outbox rows
     /// (`None`: the next row of `batch.outbox`) and incident events.
     out: Vec<Option<OutMsg>>,
-    /// Incident events: every one up to `events_acked` is with the broker (or is not
-    /// published); those acknowledged beyond it wait for the gap to close.
-    events_acked: i64,
-    acked_beyond: BTreeSet<i64>,
-    events_acked_stored: i64,
+    /// How far the broker has the incident events (an event not published counts as
+    /// done at once), and the outbox's rows.
+    events_feed: Feed,
+    outbox_feed: Feed,
     /// The latest refused alarms (oldest first, at most [`REFUSED_KEPT`]), for the
     /// dashboards: a refused alarm may still be a person who needs help. Each is in the
     /// audit trail too, from which a start reads them back.
@@ -385,9 +426,8 @@ impl Driver {
             watchdog: None,
             capture: None,
             out: Vec::new(),
-            events_acked: 0,
-            acked_beyond: BTreeSet::new(),
-            events_acked_stored: 0,
+            events_feed: Feed::default(),
+            outbox_feed: Feed::default(),
             refused_alarms: VecDeque::new(),
             gateways: Gateways::default(),
             poison: None,
@@ -533,8 +573,8 @@ impl Driver {
         let bound = self.write_timeout;
         self.seq = within(bound, self.store.sequences()).await?;
         self.seq_stored = self.seq;
-        self.events_acked = within(bound, self.store.events_acked_through()).await?;
-        self.events_acked_stored = self.events_acked;
+        self.events_feed = Feed::at(within(bound, self.store.events_acked_through()).await?);
+        self.outbox_feed = Feed::at(within(bound, self.store.outbox_acked_through()).await?);
         let mut after = 0;
         if let Some((log_seq, at_ms, state)) = within(bound, self.store.latest_checkpoint()).await? {
             let checkpoint = Checkpoint::parse(&state).with_context(|| format!("checkpoint at log record {log_seq} is unreadable"))?;
@@ -681,46 +721,45 @@ impl Driver {
     }
 
     /// The broker acknowledged these messages (those in `received`, and any waiting on
-    /// `rx`): outbox rows are deleted with the next commit, and the incident events'
-    /// mark moves on over every event acknowledged without a gap.
+    /// `rx`): the outbox's and the incident events' marks move on over every one
+    /// acknowledged without a gap (stored with the next commit).
     pub fn delivered(&mut self, received: &mut Vec<Stored>, rx: &mut tokio::sync::mpsc::UnboundedReceiver<Stored>) {
         while let Ok(m) = rx.try_recv() {
             received.push(m);
         }
         for m in received.drain(..) {
             match m {
-                Stored::Outbox(id) => self.batch.delivered.push(id),
-                Stored::Event(seq) => self.event_done(seq),
+                Stored::Outbox(id) => self.outbox_feed.done(id),
+                Stored::Event(seq) => self.events_feed.done(seq),
             }
         }
     }
 
-    /// An incident event needs publishing no more (acknowledged, or never published).
-    fn event_done(&mut self, seq: i64) {
-        if seq <= self.events_acked {
-            return;
-        }
-        self.acked_beyond.insert(seq);
-        while self.acked_beyond.first() == Some(&(self.events_acked + 1)) {
-            self.acked_beyond.pop_first();
-            self.events_acked += 1;
-        }
-    }
-
     /// What the broker has not acknowledged, to publish at start (after `recover`): the
-    /// outbox, and the incident events after the stored mark, in order.
+    /// outbox rows and the incident events after their stored marks, in order.
     pub async fn unpublished(&mut self) -> Result<Vec<OutMsg>> {
         let bound = self.write_timeout;
-        let mut out: Vec<OutMsg> = within(bound, self.store.pending_outbox()).await?.into_iter().map(OutMsg::from).collect();
-        self.metrics.outbox_pending.set(out.len() as i64);
-        for (seq, kind, municipality, body) in within(bound, self.store.events_after(self.events_acked)).await? {
-            if self.acked_beyond.contains(&seq) {
+        let rows = within(bound, self.store.pending_outbox()).await?;
+        // An id after the mark without a row was acknowledged and deleted before the
+        // outbox kept a mark (migration 0006): done. (A thrown-away step gives its ids
+        // back, and pruning stops at the mark, so no other id goes missing.)
+        let mut next = self.outbox_feed.acked + 1;
+        for id in rows.iter().map(|r| r.id).chain([self.seq.outbox + 1]) {
+            for absent in next..id {
+                self.outbox_feed.done(absent);
+            }
+            next = id + 1;
+        }
+        let mut out: Vec<OutMsg> = rows.into_iter().map(OutMsg::from).collect();
+        self.metrics.outbox_pending.set(self.outbox_feed.unacknowledged(self.seq.outbox));
+        for (seq, kind, municipality, body) in within(bound, self.store.events_after(self.events_feed.acked)).await? {
+            if self.events_feed.beyond.contains(&seq) {
                 continue;
             }
             let topic = municipality.as_deref().and_then(|m| crate::core::MunicipalityId::parse(m).ok()).map(|m| outbound::incidents_topic(&m));
             match topic {
                 Some(topic) if outbound::is_published(&kind) => out.push(OutMsg { stored: Stored::Event(seq), topic, payload: body }),
-                _ => self.event_done(seq),
+                _ => self.events_feed.done(seq),
             }
         }
         Ok(out)
@@ -1135,7 +1174,7 @@ impl Driver {
         let published = body.is_some();
         let text = body.unwrap_or_else(|| outbound::unpublished_event(seq, action, incident));
         // A published event goes out from the events row itself (no outbox copy); the
-        // broker's acknowledgement moves `events_acked` on.
+        // broker's acknowledgement moves `events_feed` on.
         if published {
             let topic = outbound::incidents_topic(&ctx.municipality);
             self.out.push(Some(OutMsg { stored: Stored::Event(seq), topic, payload: text.clone() }));
@@ -1149,7 +1188,7 @@ impl Driver {
             body: text,
         });
         if !published {
-            self.event_done(seq);
+            self.events_feed.done(seq);
         }
     }
 
@@ -1163,21 +1202,18 @@ impl Driver {
     /// Returns the outbox messages to publish. While the store is down nothing is
     /// acknowledged, so the broker keeps the inbound messages.
     ///
-    /// Deleting delivered outbox rows is not urgent (at worst a row is published again
-    /// after a crash), so a batch of deletes alone waits for the next batch with work in
-    /// it, or for `flush_deletes`: one fsync per alarm batch, not one per PUBACK.
-    pub async fn commit(&mut self, ready: &tokio::sync::watch::Sender<bool>, flush_deletes: bool) -> Vec<OutMsg> {
+    /// Storing how far the broker has acknowledged is not urgent (at worst a message is
+    /// published again after a crash), so marks that moved alone wait for the next batch
+    /// with work in it, or for `flush_marks`: one fsync per alarm batch, not one per
+    /// PUBACK.
+    pub async fn commit(&mut self, ready: &tokio::sync::watch::Sender<bool>, flush_marks: bool) -> Vec<OutMsg> {
         let has_work = !(self.batch.log.is_empty() && self.batch.events.is_empty() && self.batch.outbox.is_empty() && self.batch.audit.is_empty());
-        let mark_moved = self.events_acked != self.events_acked_stored;
-        let deletes_due = flush_deletes && (!self.batch.delivered.is_empty() || mark_moved);
-        if !has_work && !deletes_due {
+        let marks_due = flush_marks && (self.events_feed.moved() || self.outbox_feed.moved());
+        if !has_work && !marks_due {
             return Vec::new();
         }
-        self.batch.events_acked_through = mark_moved.then_some(self.events_acked);
-        // Each stored row is reported delivered once (the client task forgets it then);
-        // a repeat within the batch would count twice in the gauge below.
-        self.batch.delivered.sort_unstable();
-        self.batch.delivered.dedup();
+        self.batch.events_acked_through = self.events_feed.moved().then_some(self.events_feed.acked);
+        self.batch.outbox_acked_through = self.outbox_feed.moved().then_some(self.outbox_feed.acked);
         let mut backoff = Duration::from_millis(50);
         let mut failed_before = false;
         let watch = self.write_watch();
@@ -1220,13 +1256,16 @@ impl Driver {
         let batch = std::mem::take(&mut self.batch);
         self.seq_stored = self.seq;
         if let Some(mark) = batch.events_acked_through {
-            self.events_acked_stored = mark;
+            self.events_feed.stored = mark;
+        }
+        if let Some(mark) = batch.outbox_acked_through {
+            self.outbox_feed.stored = mark;
         }
         self.maybe_checkpoint().await;
-        // Counted here, not in the database: a count query after every commit that
-        // deleted rows held each batch's offers back by a round trip to the database.
-        self.metrics.outbox_pending.add(batch.outbox.len() as i64 - batch.delivered.len() as i64);
-        self.metrics.events_unacknowledged.set(self.seq.events - self.events_acked);
+        // Counted here, not in the database: a count query after every commit held each
+        // batch's offers back by a round trip to the database.
+        self.metrics.outbox_pending.set(self.outbox_feed.unacknowledged(self.seq.outbox));
+        self.metrics.events_unacknowledged.set(self.events_feed.unacknowledged(self.seq.events));
         let mut rows = batch.outbox.into_iter();
         let made = std::mem::take(&mut self.out).into_iter().filter_map(|m| m.or_else(|| rows.next().map(OutMsg::from)));
         // Offers, revokes and answers to staff (the outbox) go out before the incident
@@ -1657,6 +1696,49 @@ mod tests {
         raised.sort();
         assert_eq!(raised, [("a1".to_owned(), "r3".to_owned()), ("a2".to_owned(), "r2".to_owned())]);
         assert_eq!(again.refused_alarms().count(), 2, "the first refusal (read back at start) and this one, for the dashboards");
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A mark moves only over a run without a gap; what was done beyond a gap waits for
+    /// it, and counts as done meanwhile.
+    #[test]
+    fn a_feed_mark_moves_over_what_is_done_without_a_gap() {
+        let mut f = Feed::at(3);
+        assert!(!f.moved());
+        for seq in [5, 6, 2, 3] {
+            f.done(seq);
+        }
+        assert_eq!((f.acked, f.unacknowledged(8)), (3, 3), "4, 7 and 8 are not done");
+        f.done(4);
+        assert_eq!((f.acked, f.unacknowledged(8), f.moved()), (6, 2, true));
+        f.stored = f.acked;
+        assert!(!f.moved());
+    }
+
+    /// The outbox's rows stay, acknowledged, until a checkpoint prunes them: the mark
+    /// tells a start what to publish again. An id after the mark with no row (deleted
+    /// when acknowledged, before the outbox kept a mark) counts as done, so the mark can
+    /// move past it.
+    #[tokio::test]
+    async fn a_start_publishes_the_outbox_after_its_mark_and_steps_over_ids_without_a_row() {
+        let (dir, store, mut d) = demo_driver("outbox-mark").await;
+        let (ready, _) = tokio::sync::watch::channel(false);
+        d.commit(&ready, true).await;
+        let row = |id: i64| OutboxRow { id, topic: format!("t{id}"), payload: format!("p{id}"), created_ms: id };
+        store.append(&Batch { outbox: vec![row(5), row(9)], outbox_acked_through: Some(4), ..Batch::default() }).await.unwrap();
+
+        let mut again = driver_on(&store);
+        again.recover().await.unwrap();
+        let out = again.unpublished().await.unwrap();
+        let ids: Vec<_> = out.iter().filter_map(|m| if let Stored::Outbox(id) = m.stored { Some(id) } else { None }).collect();
+        assert_eq!(ids, [5, 9]);
+        assert_eq!(again.outbox_feed.unacknowledged(again.seq.outbox), 2);
+        let (_tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        again.delivered(&mut vec![Stored::Outbox(9), Stored::Outbox(5)], &mut rx);
+        assert!(again.commit(&ready, true).await.is_empty());
+        assert_eq!((store.outbox_acked_through().await.unwrap(), store.outbox_pending().await.unwrap()), (9, 0));
+        assert_eq!(store.outbox_ids().await.unwrap(), [5, 9], "kept until a checkpoint");
         store.close().await;
         let _ = std::fs::remove_dir_all(&dir);
     }

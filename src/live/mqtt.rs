@@ -36,7 +36,8 @@ pub const SUBSCRIPTIONS: &[&str] = &["vakt/v1/alarms/+", "vakt/v1/staff/+/status
 /// Which stored message an outbound message is: reported back once the broker has it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stored {
-    /// A row of `outbox` (offers, revokes, answers to staff, rejects): deleted then.
+    /// A row of `outbox` (offers, revokes, answers to staff, rejects): the outbox's mark
+    /// moves over it then.
     Outbox(i64),
     /// An incident event (`events.seq`), published from the events table itself.
     Event(i64),

@@ -7,9 +7,10 @@
 //!   fresh engine rebuilds the state exactly (the core is deterministic), which is how a
 //!   restart recovers open incidents, pending timers and staff state.
 //! - `events`: the incident history, one row per action.
-//! - `outbox`: messages for the broker, deleted once the broker has acknowledged them.
-//! - `event_feed`: how far the broker has acknowledged the incident events (published
-//!   from `events` itself).
+//! - `outbox`: messages for the broker; pruned with each checkpoint up to how far the
+//!   broker has acknowledged them.
+//! - `event_feed`: how far the broker has acknowledged, without a gap, the incident
+//!   events (published from `events` itself) and the outbox's rows.
 //! - `users`, `sessions`, `audit`: the web side's accounts and who did what.
 //! - `residents`, `staff`: the directory, filled by `vakt import`.
 //!
@@ -92,8 +93,8 @@ pub struct Batch {
     pub log: Vec<LogRow>,
     pub events: Vec<EventRow>,
     pub outbox: Vec<OutboxRow>,
-    /// Outbox ids the broker has acknowledged: deleted in the same transaction.
-    pub delivered: Vec<i64>,
+    /// The broker has every outbox row up to this `outbox.id`.
+    pub outbox_acked_through: Option<i64>,
     /// What people did through the web side, stored with the inputs it became.
     pub audit: Vec<AuditRow>,
     /// The broker has every published incident event up to this `events.seq`.
@@ -119,7 +120,7 @@ pub struct AuditRow {
 
 impl Batch {
     pub fn is_empty(&self) -> bool {
-        self.log.is_empty() && self.events.is_empty() && self.outbox.is_empty() && self.delivered.is_empty() && self.audit.is_empty() && self.events_acked_through.is_none()
+        self.log.is_empty() && self.events.is_empty() && self.outbox.is_empty() && self.audit.is_empty() && self.events_acked_through.is_none() && self.outbox_acked_through.is_none()
     }
 }
 
@@ -216,13 +217,15 @@ impl Store {
     pub async fn sequences(&self) -> Result<Sequences> {
         let row = sqlx::query(
             "SELECT (SELECT COALESCE(MAX(seq), 0) FROM input_log), (SELECT COALESCE(MAX(seq), 0) FROM events), (SELECT COALESCE(MAX(id), 0) FROM outbox), \
-             (SELECT COALESCE(MAX(log_seq), 0) FROM checkpoints)",
+             (SELECT COALESCE(MAX(log_seq), 0) FROM checkpoints), (SELECT outbox_acked_through FROM event_feed WHERE id = 1)",
         )
         .fetch_one(&self.pool)
         .await?;
         let (log, checkpoint): (i64, i64) = (row.try_get(0)?, row.try_get(3)?);
-        // After a checkpoint cut the whole log, numbering continues after the checkpoint.
-        Ok(Sequences { log: log.max(checkpoint), events: row.try_get(1)?, outbox: row.try_get(2)? })
+        let (outbox, outbox_acked): (i64, i64) = (row.try_get(2)?, row.try_get(4)?);
+        // After a checkpoint cut the whole log, or pruned the whole outbox, numbering
+        // continues after the checkpoint, or after the outbox's mark.
+        Ok(Sequences { log: log.max(checkpoint), events: row.try_get(1)?, outbox: outbox.max(outbox_acked) })
     }
 
     /// Stores a batch in one transaction: all of it or nothing.
@@ -255,8 +258,8 @@ impl Store {
     /// server took the COMMIT); writing it again would then fail on its keys for ever,
     /// or, for a batch of audit lines alone (a refused web action), repeat them. A batch
     /// is one transaction, so its first keyed row tells; an audit line is told by its
-    /// time, user, action, incident and outcome. A batch with none of these (only
-    /// deletes, the events' mark: both the same when done twice) is simply written again.
+    /// time, user, action, incident and outcome. A batch with none of these (only the
+    /// marks, the same when written twice) is simply written again.
     pub async fn batch_stored(&self, batch: &Batch) -> Result<bool> {
         let (sql, key) = if let Some(r) = batch.log.first() {
             ("SELECT COUNT(*) FROM input_log WHERE seq = $1", r.seq)
@@ -296,12 +299,15 @@ impl Store {
         row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).transpose()
     }
 
-    /// Stores a checkpoint and cuts the input log (and older checkpoints) up to it, in one transaction.
+    /// Stores a checkpoint and cuts the input log (and older checkpoints) up to it, in one
+    /// transaction; prunes the outbox up to its stored mark there too, off the alarms'
+    /// path (the mark itself is read in the transaction, so only what it covers goes).
     pub async fn write_checkpoint(&self, log_seq: i64, at_ms: i64, state: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("INSERT INTO checkpoints (log_seq, at_ms, state) VALUES ($1, $2, $3)").bind(log_seq).bind(at_ms).bind(state).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM input_log WHERE seq <= $1").bind(log_seq).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM checkpoints WHERE log_seq < $1").bind(log_seq).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM outbox WHERE id <= (SELECT outbox_acked_through FROM event_feed WHERE id = 1)").execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -316,9 +322,11 @@ impl Store {
         rows.iter().map(|r| Ok(LogRow { seq: r.try_get(0)?, at_ms: r.try_get(1)?, record: r.try_get(2)? })).collect()
     }
 
-    /// Messages the broker has not acknowledged yet, oldest first.
+    /// The outbox rows after its stored mark, oldest first: what the broker may not have.
     pub async fn pending_outbox(&self) -> Result<Vec<OutboxRow>> {
-        let rows = sqlx::query("SELECT id, topic, payload, created_ms FROM outbox ORDER BY id").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT id, topic, payload, created_ms FROM outbox WHERE id > (SELECT outbox_acked_through FROM event_feed WHERE id = 1) ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(|r| Ok(OutboxRow { id: r.try_get(0)?, topic: r.try_get(1)?, payload: r.try_get(2)?, created_ms: r.try_get(3)? })).collect()
     }
 
@@ -327,14 +335,28 @@ impl Store {
         Ok(sqlx::query("SELECT acked_through FROM event_feed WHERE id = 1").fetch_one(&self.pool).await?.try_get(0)?)
     }
 
+    /// The broker has every outbox row up to this id.
+    pub async fn outbox_acked_through(&self) -> Result<i64> {
+        Ok(sqlx::query("SELECT outbox_acked_through FROM event_feed WHERE id = 1").fetch_one(&self.pool).await?.try_get(0)?)
+    }
+
     /// The events after `seq`, oldest first: (seq, kind, municipality, body).
     pub async fn events_after(&self, seq: i64) -> Result<Vec<(i64, String, Option<String>, String)>> {
         let rows = sqlx::query("SELECT seq, kind, municipality, body FROM events WHERE seq > $1 ORDER BY seq").bind(seq).fetch_all(&self.pool).await?;
         rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?))).collect()
     }
 
-    pub async fn outbox_len(&self) -> Result<i64> {
-        Ok(sqlx::query("SELECT COUNT(*) FROM outbox").fetch_one(&self.pool).await?.try_get(0)?)
+    /// The ids of every row the outbox holds, acknowledged or not (pruned with each
+    /// checkpoint), in order.
+    pub async fn outbox_ids(&self) -> Result<Vec<i64>> {
+        let rows = sqlx::query("SELECT id FROM outbox ORDER BY id").fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
+    /// How many outbox rows are after its stored mark (see `pending_outbox`).
+    pub async fn outbox_pending(&self) -> Result<i64> {
+        let sql = "SELECT COUNT(*) FROM outbox WHERE id > (SELECT outbox_acked_through FROM event_feed WHERE id = 1)";
+        Ok(sqlx::query(sql).fetch_one(&self.pool).await?.try_get(0)?)
     }
 
     /// An incident's history, in order: (event kind, JSON body).
@@ -717,14 +739,10 @@ async fn append_sqlite_in_one_query(conn: &mut AnyConnection, batch: &Batch) -> 
             vals.extend(chunk.iter().flatten().copied());
         }
     }
-    for (first, last) in ranges(&batch.delivered) {
-        sql.push_str("DELETE FROM outbox WHERE id >= ? AND id <= ?;\n");
-        vals.push(Val::I64(first));
-        vals.push(Val::I64(last));
-    }
-    if let Some(seq) = batch.events_acked_through {
-        sql.push_str("UPDATE event_feed SET acked_through = ? WHERE id = 1;\n");
-        vals.push(Val::I64(seq));
+    if batch.events_acked_through.is_some() || batch.outbox_acked_through.is_some() {
+        sql.push_str("UPDATE event_feed SET acked_through = COALESCE(?, acked_through), outbox_acked_through = COALESCE(?, outbox_acked_through) WHERE id = 1;\n");
+        vals.push(Val::OptI64(batch.events_acked_through));
+        vals.push(Val::OptI64(batch.outbox_acked_through));
     }
     sql.push_str("COMMIT;");
     execute_bound(conn, &sql, vals).await
@@ -734,8 +752,8 @@ async fn append_sqlite_in_one_query(conn: &mut AnyConnection, batch: &Batch) -> 
 /// trip and one commit), with each column's values bound as an array. The text never
 /// changes, so the connection prepares and plans it once; a statement built for its
 /// batch's row counts was new text at nearly every commit under load (prepared again,
-/// planned again, with up to 60,000 parameters). Deleted ids come from earlier batches
-/// (a PUBACK follows a commit), never from this statement's own inserts.
+/// planned again, with up to 60,000 parameters). The marks move over rows of earlier
+/// batches (a PUBACK follows a commit); no row is deleted here (see `write_checkpoint`).
 const POSTGRES_BATCH: &str = "WITH \
     l AS (INSERT INTO input_log (seq, at_ms, record) SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::text[])), \
     e AS (INSERT INTO events (seq, at_ms, incident, municipality, kind, body) \
@@ -743,8 +761,8 @@ const POSTGRES_BATCH: &str = "WITH \
     o AS (INSERT INTO outbox (id, topic, payload, created_ms) SELECT * FROM UNNEST($10::int8[], $11::text[], $12::text[], $13::int8[])), \
     a AS (INSERT INTO audit (at_ms, username, role, action, incident, detail, outcome) \
           SELECT * FROM UNNEST($14::int8[], $15::text[], $16::text[], $17::text[], $18::int8[], $19::text[], $20::text[])), \
-    d AS (DELETE FROM outbox WHERE id = ANY($21::int8[])), \
-    f AS (UPDATE event_feed SET acked_through = $22::int8 WHERE id = 1 AND $22::int8 IS NOT NULL) \
+    f AS (UPDATE event_feed SET acked_through = COALESCE($21::int8, acked_through), outbox_acked_through = COALESCE($22::int8, outbox_acked_through) \
+          WHERE id = 1 AND ($21::int8 IS NOT NULL OR $22::int8 IS NOT NULL)) \
     SELECT 1";
 
 async fn append_postgres_in_one_statement(conn: &mut sqlx::PgConnection, batch: &Batch) -> Result<()> {
@@ -770,8 +788,8 @@ async fn append_postgres_in_one_statement(conn: &mut sqlx::PgConnection, batch: 
         .bind(au.iter().map(|a| a.incident).collect::<Vec<_>>())
         .bind(au.iter().map(|a| a.detail.as_str()).collect::<Vec<_>>())
         .bind(au.iter().map(|a| a.outcome.as_str()).collect::<Vec<_>>())
-        .bind(&batch.delivered)
         .bind(batch.events_acked_through)
+        .bind(batch.outbox_acked_through)
         .execute(conn)
         .await?;
     Ok(())
@@ -817,22 +835,6 @@ fn batch_tables(batch: &Batch) -> [TableRows<'_>; 4] {
         ),
         ("audit", &AUDIT_COLUMNS, batch.audit.iter().map(audit_values).collect()),
     ]
-}
-
-/// Sorted, contiguous runs of ids: acknowledgements come mostly in order, so a batch's
-/// deletes are one or a few range statements.
-fn ranges(ids: &[i64]) -> Vec<(i64, i64)> {
-    let mut sorted = ids.to_vec();
-    sorted.sort_unstable();
-    sorted.dedup();
-    let mut out: Vec<(i64, i64)> = Vec::new();
-    for id in sorted {
-        match out.last_mut() {
-            Some((_, last)) if *last + 1 == id => *last = id,
-            _ => out.push((id, id)),
-        }
-    }
-    out
 }
 
 /// `$1, $2...` for PostgreSQL; anonymous `?` for SQLite, because SQLite looks a named
@@ -936,7 +938,6 @@ mod tests {
         assert_eq!(redact("sqlite://vakt.sqlite"), "sqlite://vakt.sqlite");
         assert_eq!(placeholders(Backend::Postgres, 3, 2), "$3, $4");
         assert_eq!(placeholders(Backend::Sqlite, 3, 2), "?, ?");
-        assert_eq!(ranges(&[7, 3, 4, 5, 9, 8, 4]), vec![(3, 5), (7, 9)]);
     }
 
     /// A PostgreSQL SQLSTATE is five characters and may be all digits ("55000"): it is

@@ -690,7 +690,7 @@ async fn store_round_trip(url: &str) {
             EventRow { seq: 2, at_ms: 101, incident: Some(7), municipality: Some("fjord".into()), kind: "closed", body: "{}".into() },
         ],
         outbox: vec![OutboxRow { id: 1, topic: "t".into(), payload: "it's \"quoted\" ø".into(), created_ms: 100 }],
-        delivered: vec![],
+        outbox_acked_through: None,
         audit: vec![AuditRow { at_ms: 100, username: "ops".into(), role: "operator", action: "note".into(), incident: Some(7), detail: "Dotter's key; \"nøkkel\"".into(), outcome: "ok".into() }],
         events_acked_through: Some(1),
     };
@@ -705,7 +705,7 @@ async fn store_round_trip(url: &str) {
     assert!(store.batch_stored(&Batch { outbox: batch.outbox.clone(), ..Batch::default() }).await.unwrap());
     let log_first = Batch { log: vec![LogRow { seq: 2, at_ms: 100, record: "\"tick\"".into() }], events: batch.events.clone(), outbox: batch.outbox.clone(), ..Batch::default() };
     assert!(!store.batch_stored(&log_first).await.unwrap(), "the log row decides");
-    assert!(!store.batch_stored(&Batch { delivered: vec![1], ..Batch::default() }).await.unwrap(), "nothing keyed: written again");
+    assert!(!store.batch_stored(&Batch { outbox_acked_through: Some(1), ..Batch::default() }).await.unwrap(), "nothing keyed: written again");
     // A batch of audit lines alone (a refused web action) is told by its first line.
     assert!(store.batch_stored(&Batch { audit: batch.audit.clone(), ..Batch::default() }).await.unwrap());
     for other in [
@@ -728,19 +728,22 @@ async fn store_round_trip(url: &str) {
     assert_eq!(store.answered_since(0).await.unwrap(), [(100, "fjord".to_owned(), answered.to_owned())]);
     assert_eq!(store.closed_since(0, 10).await.unwrap(), [(7, vec![("answered".to_owned(), answered.to_owned()), ("closed".to_owned(), "{}".to_owned())])]);
     assert_eq!(store.pending_outbox().await.unwrap()[0].payload, "it's \"quoted\" ø");
-    // Deleting what the broker has, in the next batch, with more rows of its own.
+    // The outbox's mark moves over what the broker has, in the next batch, with more
+    // rows of its own; each mark moves alone.
     let more = Batch {
         outbox: (2..=5).map(|id| OutboxRow { id, topic: format!("t{id}"), payload: format!("p{id}"), created_ms: id }).collect(),
-        delivered: vec![1],
+        outbox_acked_through: Some(1),
         events_acked_through: Some(2),
         ..Batch::default()
     };
     store.append(&more).await.unwrap();
     let left: Vec<(i64, String, String, i64)> = store.pending_outbox().await.unwrap().into_iter().map(|r| (r.id, r.topic, r.payload, r.created_ms)).collect();
     assert_eq!(left, (2..=5).map(|id| (id, format!("t{id}"), format!("p{id}"), id)).collect::<Vec<_>>());
-    assert_eq!(store.events_acked_through().await.unwrap(), 2);
-    store.append(&Batch { delivered: vec![2, 3, 5], ..Batch::default() }).await.unwrap();
-    assert_eq!(store.pending_outbox().await.unwrap().into_iter().map(|r| r.id).collect::<Vec<_>>(), [4]);
+    assert_eq!((store.events_acked_through().await.unwrap(), store.outbox_acked_through().await.unwrap()), (2, 1));
+    store.append(&Batch { outbox_acked_through: Some(3), ..Batch::default() }).await.unwrap();
+    assert_eq!((store.events_acked_through().await.unwrap(), store.outbox_acked_through().await.unwrap()), (2, 3));
+    assert_eq!(store.pending_outbox().await.unwrap().into_iter().map(|r| r.id).collect::<Vec<_>>(), [4, 5]);
+    assert_eq!(store.outbox_pending().await.unwrap(), 2);
     // A batch that fails part-way (its event's number is taken) stores nothing, not even
     // the rows before the failing one; the next batch goes through.
     let clash = Batch {
@@ -751,7 +754,7 @@ async fn store_round_trip(url: &str) {
     };
     assert!(store.append(&clash).await.is_err(), "event 2 exists");
     assert_eq!(store.log_page(0, 10).await.unwrap().len(), 1, "the failed batch's log row was rolled back");
-    assert_eq!(store.pending_outbox().await.unwrap().into_iter().map(|r| r.id).collect::<Vec<_>>(), [4]);
+    assert_eq!(store.pending_outbox().await.unwrap().into_iter().map(|r| r.id).collect::<Vec<_>>(), [4, 5]);
     store.append(&Batch { log: clash.log.clone(), ..Batch::default() }).await.unwrap();
     assert_eq!(store.log_page(0, 10).await.unwrap().len(), 2);
     // A batch larger than one statement's parameters would allow (72,000 values), with
@@ -765,6 +768,16 @@ async fn store_round_trip(url: &str) {
     let stored = store.events_after(2).await.unwrap();
     assert_eq!(stored.len(), 12_000);
     assert_eq!(stored[11_999], (12_002, "rejected".to_owned(), None, "{\"n\":12002}".to_owned()));
+    // A checkpoint prunes the outbox up to its mark, no further; once every row is
+    // pruned, numbering goes on after the mark.
+    let outbox_ids = async || store.outbox_ids().await.unwrap();
+    assert_eq!(outbox_ids().await, [1, 2, 3, 4, 5], "acknowledged rows stay until a checkpoint");
+    store.write_checkpoint(2, 400, "{}").await.unwrap();
+    assert_eq!(outbox_ids().await, [4, 5]);
+    store.append(&Batch { outbox_acked_through: Some(5), ..Batch::default() }).await.unwrap();
+    store.write_checkpoint(3, 400, "{}").await.unwrap();
+    assert_eq!(outbox_ids().await, Vec::<i64>::new());
+    assert_eq!(store.sequences().await.unwrap().outbox, 5);
     if store.backend == vakt::live::store::Backend::Sqlite {
         // The background checkpoint copies the whole write-ahead log into the database.
         let (frames, copied) = store.checkpoint_wal().await.unwrap();

@@ -177,7 +177,7 @@ async fn full_incident(backend: Backend, dir: &std::path::Path) {
     assert_eq!(v.metric("vakt_messages_rejected_total{reason=\"already_taken\"}"), 1.0);
     // Every stored outbound message reached the broker.
     wait_metric(&v, "vakt_outbox_pending", 0.0).await;
-    assert_eq!(store.outbox_len().await.unwrap(), 0);
+    assert_eq!(store.outbox_pending().await.unwrap(), 0);
     // The staff apps' replies are in the audit trail too, by staff id, refusal and all.
     let audit: Vec<(String, String, String, String)> = store.incident_audit(id as i64).await.unwrap().into_iter().map(|a| (a.username, a.action, a.detail, a.outcome)).collect();
     let line = |u: &str, a: &str, d: &str, o: &str| (u.to_owned(), a.to_owned(), d.to_owned(), o.to_owned());
@@ -605,7 +605,7 @@ async fn broker_restart_under_load_loses_nothing() {
     }
     assert_eq!(raised, total, "every alarm stored once\n{}", v.log());
     wait_metric(&v, "vakt_outbox_pending", 0.0).await;
-    assert_eq!(store.outbox_len().await.unwrap(), 0, "every stored message reached the broker");
+    assert_eq!(store.outbox_pending().await.unwrap(), 0, "every stored message reached the broker");
     assert!(v.metric("vakt_mqtt_connection_errors_total") >= 1.0, "the restart was noticed");
     store.close().await;
 }
@@ -1211,16 +1211,16 @@ async fn more_outbound_messages_than_the_inflight_window_all_go_out() {
     tokio::time::sleep(Duration::from_millis(3000)).await;
     let store = v.store().await;
     // Outbox rows, and incident events after the stored mark of what the broker has.
-    let waiting = async || store.outbox_len().await.unwrap() + store.events_after(store.events_acked_through().await.unwrap()).await.unwrap().len() as i64;
+    let waiting = async || store.outbox_pending().await.unwrap() + store.events_after(store.events_acked_through().await.unwrap()).await.unwrap().len() as i64;
     let piled = waiting().await;
     assert!(piled > 40, "only {piled} messages waiting: the test needs many more than the window of 5");
     // The gauge is counted in memory: it agrees with the table (read between two equal
     // counts, as escalations keep adding rows).
     let mut agreed = None;
     for _ in 0..40 {
-        let before = store.outbox_len().await.unwrap();
+        let before = store.outbox_pending().await.unwrap();
         let gauge = v.metric("vakt_outbox_pending");
-        if before == store.outbox_len().await.unwrap() && gauge == before as f64 {
+        if before == store.outbox_pending().await.unwrap() && gauge == before as f64 {
             agreed = Some(before);
             break;
         }
