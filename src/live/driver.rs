@@ -229,10 +229,10 @@ impl std::fmt::Display for Poisoned {
 #[derive(Debug)]
 pub enum Culprit {
     /// An inbound message, or what one brought about (a base unit's `connection_lost`
-    /// alarm, on its status topic): refused, with the ids of the alarm it held. `alarm`:
-    /// the input was an alarm (`ids` are its own), which is also set aside: this version
-    /// of vakt refuses it at once if it meets it again.
-    Message { topic: String, ids: RefusedIds, alarm: bool },
+    /// alarm, on its status topic): refused, with the ids of the alarm it held. An alarm
+    /// (both ids known) is also set aside: this version of vakt refuses it at once if it
+    /// meets it again.
+    Message { topic: String, ids: RefusedIds },
     /// An incident's timer: the incident is set aside (`Input::SetAside`), for people to
     /// handle by hand.
     Timer { incident: IncidentId },
@@ -836,9 +836,8 @@ impl Driver {
             self.audit_staff_message(now, staff, audit, &actions);
         }
         if let Err(panic) = applied {
-            let alarm = alarm_ids.is_some();
             let ids = alarm_ids.unwrap_or_else(|| self.refused_ids(topic, payload));
-            self.poisoned(Poisoned { why: panic_text(&*panic), culprit: Culprit::Message { topic: topic.to_owned(), ids, alarm } });
+            self.poisoned(Poisoned { why: panic_text(&*panic), culprit: Culprit::Message { topic: topic.to_owned(), ids } });
         }
     }
 
@@ -965,10 +964,10 @@ impl Driver {
         self.seq = self.seq_stored;
         let now = self.last_now;
         match p.culprit {
-            Culprit::Message { topic, ids, alarm } => {
+            Culprit::Message { topic, ids } => {
                 let detail = format!("this message made the engine fail (a fault in vakt: {}); it was refused, and vakt starts again", p.why);
                 self.reject(now, &topic, "unreadable", &detail, &ids);
-                if let (true, Some(a), Some(r)) = (alarm, &ids.alarm, &ids.resident) {
+                if let (Some(a), Some(r)) = (&ids.alarm, &ids.resident) {
                     let aside = serde_json::json!({ "alarm_id": a.as_str(), "resident_id": r.as_str(), "topic": topic, "version": env!("CARGO_PKG_VERSION"), "why": p.why }).to_string();
                     self.audit_by_vakt(now, ALARM_ASIDE_ACTION, None, aside, "ok");
                 }
@@ -1672,7 +1671,7 @@ mod tests {
 
         d.faults.alarm = vec!["a1".into()];
         d.on_message(&publish("a1", "r1"));
-        assert!(matches!(d.poison().map(|p| &p.culprit), Some(Culprit::Message { alarm: true, .. })));
+        assert!(matches!(d.poison().map(|p| &p.culprit), Some(Culprit::Message { ids: RefusedIds { alarm: Some(_), resident: Some(_) }, .. })));
         let out = d.refuse_poisoned(&ready).await;
         let refused = rejects(&out);
         assert_eq!(refused.len(), 1, "{refused:?}");
