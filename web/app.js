@@ -159,6 +159,9 @@ async function main() {
     if (p) { sharePosition(false); send('/api/staff/me/status', { position: p }, t('Position')); }
   });
   await load();
+  // The buttons were disabled in the page until their handlers and the session's state
+  // (on duty or not, the CSRF token) were here: a tap before that would do nothing.
+  for (const id of ['logout', 'duty-toggle', 'position-send']) document.getElementById(id).disabled = false;
   if (state.on_duty) sharePosition(true);
   const reload = throttle(load, 100);
   const liveState = document.getElementById('live-state');

@@ -352,7 +352,9 @@ async function main() {
   if (me.user.role === 'staff') { location.href = '/app'; return; }
   document.getElementById('who').textContent = `${me.user.username} (${codeName(me.user.role)}${me.user.centre ? ', ' + me.user.centre : ''})`;
   document.getElementById('scope').textContent = me.municipalities.map((m) => m.name).join(', ');
-  document.getElementById('logout').addEventListener('click', logout);
+  const out = document.getElementById('logout');
+  out.addEventListener('click', logout);
+  out.disabled = false; // disabled in the page until the session's CSRF token is here
   map = new PlainMap(document.getElementById('map'), { tiles: me.tiles, attribution: me.tiles_attribution });
   await Promise.all([loadIncidents(), loadMap(), loadKpis(), loadRefused(), loadGateways()]);
   primed = true;

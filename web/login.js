@@ -23,3 +23,6 @@ form.addEventListener('submit', async (e) => {
     form.password.select();
   }
 });
+// Disabled in the page until this handler is here: before it, the browser would send
+// the form itself, with the password in the address.
+document.getElementById('login-button').disabled = false;

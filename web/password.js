@@ -7,13 +7,13 @@ const form = document.getElementById('password-form');
 const error = document.getElementById('password-error');
 const done = document.getElementById('password-done');
 
-const me = await whoami();
-document.getElementById('who').textContent = me.user.username;
-form.username.value = me.user.username;
-document.getElementById('back').href = me.user.role === 'staff' ? '/app' : '/dashboard';
-
+// The form never submits itself (that would put the passwords in the address): its
+// handler is here before anything is awaited, and its button is disabled in the page
+// until the session (and its CSRF token) is known.
+let me = null;
 form.addEventListener('submit', async (e) => {
   e.preventDefault();
+  if (!me) return;
   error.hidden = true;
   done.hidden = true;
   if (form.next.value !== form.again.value) {
@@ -32,3 +32,9 @@ form.addEventListener('submit', async (e) => {
     error.hidden = false;
   }
 });
+
+me = await whoami();
+document.getElementById('who').textContent = me.user.username;
+form.username.value = me.user.username;
+document.getElementById('back').href = me.user.role === 'staff' ? '/app' : '/dashboard';
+document.getElementById('change-button').disabled = false;

@@ -61,6 +61,9 @@ try {
     viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, locale: 'en-US',
     permissions: ['geolocation'], geolocation: { latitude: 61.2301, longitude: 7.1002 },
   });
+  // A slow phone network: the page is shown before it knows who is logged in. Its
+  // buttons must wait for that (a tap that did nothing is how a shift starts unseen).
+  await appCtx.route('**/api/me', async (r) => { await new Promise((ok) => setTimeout(ok, 700)); await r.continue(); });
   const app = await appCtx.newPage();
   watch(app, 'app');
   await app.goto(`${base}/app`);
