@@ -118,6 +118,19 @@ const REFUSALS = {
   bad_topic: N_('Wrong topic'),
 };
 
+// A municipality by its name, as the user's scope gives it (an id vakt does not know
+// stays as it came).
+const municipalityName = (id) => (me.municipalities.find((m) => m.id === id) || { name: id }).name;
+
+// Where a refused message came from: the municipality of an alarm's topic, or of a
+// base unit's status topic with the unit's id; any other topic as it was.
+function origin(topic) {
+  const p = topic.split('/');
+  if (p.length === 4 && p[2] === 'alarms') return municipalityName(p[3]);
+  if (p.length === 5 && p[2] === 'gateways') return `${municipalityName(p[3])} · ${p[4]}`;
+  return topic;
+}
+
 async function loadRefused() {
   const r = await api('/api/refused');
   document.getElementById('refused').replaceChildren(
@@ -126,7 +139,7 @@ async function loadRefused() {
         'li',
         { class: 'refused-alarm' },
         el('div', { class: 'incident-head' }, el('strong', {}, REFUSALS[x.reason] ? t(REFUSALS[x.reason]) : x.reason), el('span', { class: 'small' }, clock(x.at))),
-        el('div', { class: 'small' }, [x.topic.split('/').pop(), x.resident_id && t('resident {id}', { id: x.resident_id }), x.alarm_id && t('alarm {id}', { id: x.alarm_id })].filter(Boolean).join(' · ')),
+        el('div', { class: 'small' }, [origin(x.topic), x.resident_id && t('resident {id}', { id: x.resident_id }), x.alarm_id && t('alarm {id}', { id: x.alarm_id })].filter(Boolean).join(' · ')),
         el('div', { class: 'small muted' }, x.detail),
       ),
     ),
@@ -331,14 +344,13 @@ async function loadKpis() {
 async function loadGateways() {
   const r = await api('/api/gateways');
   const offline = r.gateways.filter((g) => g.state === 'offline');
-  const name = (id) => (me.municipalities.find((m) => m.id === id) || { name: id }).name;
   document.getElementById('gateways').replaceChildren(
     ...offline.map((g) =>
       el(
         'li',
         { class: 'refused-alarm gateway-offline' },
         el('div', { class: 'incident-head' }, el('strong', {}, g.gateway_id), el('span', { class: 'small' }, t('offline since {time}', { time: clock(g.since) }))),
-        el('div', { class: 'small' }, g.resident_id ? `${name(g.municipality)} · ${t('resident {id}', { id: g.resident_id })}` : name(g.municipality)),
+        el('div', { class: 'small' }, g.resident_id ? `${municipalityName(g.municipality)} · ${t('resident {id}', { id: g.resident_id })}` : municipalityName(g.municipality)),
       ),
     ),
   );

@@ -124,9 +124,9 @@ try {
   // is listed in red under the queue with the ids an operator can find the person by.
   await ops.waitForFunction(() => {
     const list = document.getElementById('refused');
-    return !document.getElementById('refused-panel').hidden && /Unknown resident/.test(list.textContent) && /resident nobody-7/.test(list.textContent) && /alarm browser-2/.test(list.textContent);
+    return !document.getElementById('refused-panel').hidden && /Unknown resident/.test(list.textContent) && /Fjord · resident nobody-7/.test(list.textContent) && /alarm browser-2/.test(list.textContent);
   }, null, { timeout: 15000 });
-  step('the refused alarm is on the dashboard, with its resident and alarm ids');
+  step('the refused alarm is on the dashboard, with its municipality, resident and alarm ids');
   // A gateway whose connection died (its last will, sent by the harness): listed under
   // the queue, for its alarms cannot reach vakt.
   await ops.waitForFunction(() => {
