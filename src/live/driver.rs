@@ -315,25 +315,29 @@ pub enum WebAction {
     Staff(Input),
 }
 
+/// A field it does not know is refused, not ignored: `{"action": "resolve", "notes": …}`
+/// would otherwise resolve the incident and lose the note.
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
 pub enum OperatorAct {
-    Answer,
+    // Struct variants with no field, not unit variants: serde lets a unit variant of a
+    // tagged enum take any other field.
+    Answer {},
     Resolve { note: Option<String> },
-    ForwardToHomeCare,
+    ForwardToHomeCare {},
     Assign { staff_id: StaffId },
-    Escalate,
+    Escalate {},
     Note { note: String },
 }
 
 impl OperatorAct {
     pub fn name(&self) -> &'static str {
         match self {
-            OperatorAct::Answer => "answer",
+            OperatorAct::Answer {} => "answer",
             OperatorAct::Resolve { .. } => "resolve",
-            OperatorAct::ForwardToHomeCare => "forward_to_home_care",
+            OperatorAct::ForwardToHomeCare {} => "forward_to_home_care",
             OperatorAct::Assign { .. } => "assign",
-            OperatorAct::Escalate => "escalate",
+            OperatorAct::Escalate {} => "escalate",
             OperatorAct::Note { .. } => "note",
         }
     }
@@ -530,7 +534,7 @@ impl Driver {
         }
         let operator = crate::core::OperatorId::parse(&who.username).map_err(|e| refused("bad_user", e.to_string()))?;
         Ok(match act {
-            OperatorAct::Answer => {
+            OperatorAct::Answer {} => {
                 // The centre it is queued at (an admin answers for that centre); an
                 // operator answers for their own, and the engine refuses if it is elsewhere.
                 let centre = match (&who.centre, view.queued_at) {
@@ -546,9 +550,9 @@ impl Driver {
                 }
                 Input::OperatorResolve { operator, incident, note }
             }
-            OperatorAct::ForwardToHomeCare => Input::OperatorForward { operator, incident },
+            OperatorAct::ForwardToHomeCare {} => Input::OperatorForward { operator, incident },
             OperatorAct::Assign { staff_id } => Input::OperatorAssign { operator, incident, staff: staff_id },
-            OperatorAct::Escalate => Input::OperatorEscalate { operator, incident },
+            OperatorAct::Escalate {} => Input::OperatorEscalate { operator, incident },
             OperatorAct::Note { note } => {
                 if note.trim().is_empty() {
                     return Err(refused("empty_note", "a note has some text".into()));

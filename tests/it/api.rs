@@ -580,8 +580,17 @@ async fn roles_and_centres_that_may_not_are_refused_and_change_nothing() {
     let (status, _, body) = api.call("POST", "/api/incidents/2/actions", &dalops, Some(json!({ "action": "answer" }))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // Notes have some text, and no more than a staff member's may have (2,000 characters).
+    // A field the action does not have is refused, not dropped: a note sent as "notes"
+    // would be lost.
     let long = "å".repeat(2001);
-    for (act, code) in [(json!({ "action": "note", "note": " " }), "empty_note"), (json!({ "action": "note", "note": long }), "note_too_long"), (json!({ "action": "resolve", "note": long }), "note_too_long")] {
+    for (act, code) in [
+        (json!({ "action": "note", "note": " " }), "empty_note"),
+        (json!({ "action": "note", "note": long }), "note_too_long"),
+        (json!({ "action": "resolve", "note": long }), "note_too_long"),
+        (json!({ "action": "resolve", "notes": "Rang back, all well" }), "bad_request"),
+        (json!({ "action": "escalate", "staff_id": "near" }), "bad_request"),
+        (json!({ "action": "assign", "staff_id": "" }), "bad_request"),
+    ] {
         let (status, _, body) = api.call("POST", "/api/incidents/2/actions", &dalops, Some(act)).await;
         assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some(code)), "{body}");
     }
@@ -784,4 +793,194 @@ async fn store_round_trip(url: &str) {
         assert!(frames > 0 && copied == frames, "{copied} of {frames} frames copied");
     }
     store.close().await;
+}
+
+/// The OpenAPI document says what the API answers: real answers, with an incident open,
+/// an offer out, a staff member on duty and an alarm refused, each checked against the
+/// schema the document gives for its route and status (`check_schema` below), and the
+/// status itself among those the document lists. A field renamed, made null or left
+/// out in the code, and not in the document, fails here.
+#[tokio::test(flavor = "multi_thread")]
+async fn answers_match_the_openapi_document() {
+    let doc: Value = serde_json::from_str(vakt::live::web::api::OPENAPI).unwrap();
+    let api = Api::start().await;
+    let kari = api.login("kari").await;
+    let (status, _, body) = api.call("POST", "/api/staff/me/status", &kari, Some(json!({ "state": "on_duty", "position": { "lat": 61.2301, "lon": 7.1002 } }))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    api.alarm("contract-1", "r1", "fjord").await; // incident 1, offered to kari
+    api.alarm("contract-2", "d1", "dal").await; // incident 2, queued at dal-centre
+    let device = Client::connect(api.mqtt_port, &[]).await;
+    device.publish_json("vakt/v1/alarms/fjord", alarm("contract-3", "nobody", "fall")).await;
+    let mut refused = Value::Null;
+    for _ in 0..200 {
+        refused = api.call("GET", "/api/refused", &api.admin, None).await.2;
+        if refused["refused"].as_array().is_some_and(|r| !r.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(refused["refused"].as_array().map(Vec::len), Some(1), "{refused}");
+
+    let ops = api.login("ops").await;
+    let mut answers = Vec::new();
+    for (method, path, route, who, body) in [
+        ("GET", "/api/me", "/api/me", &api.admin, None),
+        ("GET", "/api/me", "/api/me", &kari, None),
+        ("GET", "/api/incidents", "/api/incidents", &api.admin, None),
+        ("GET", "/api/incidents/1", "/api/incidents/{id}", &api.admin, None),
+        ("GET", "/api/incidents/2", "/api/incidents/{id}", &api.admin, None),
+        ("GET", "/api/incidents/99", "/api/incidents/{id}", &api.admin, None),
+        ("GET", "/api/incidents/x", "/api/incidents/{id}", &api.admin, None),
+        ("GET", "/api/map", "/api/map", &api.admin, None),
+        ("GET", "/api/map?residents=false", "/api/map", &api.admin, None),
+        ("GET", "/api/map?residents=maybe", "/api/map", &api.admin, None),
+        ("GET", "/api/kpis", "/api/kpis", &api.admin, None),
+        ("GET", "/api/refused", "/api/refused", &api.admin, None),
+        ("GET", "/api/gateways", "/api/gateways", &api.admin, None),
+        ("GET", "/api/staff/me", "/api/staff/me", &kari, None),
+        ("GET", "/api/staff/me", "/api/staff/me", &api.admin, None),
+        ("POST", "/api/incidents/1/actions", "/api/incidents/{id}/actions", &ops, Some(json!({ "action": "note", "note": "Called the daughter" }))),
+        ("POST", "/api/incidents/1/actions", "/api/incidents/{id}/actions", &ops, Some(json!({ "action": "answer" }))),
+        ("POST", "/api/incidents/1/actions", "/api/incidents/{id}/actions", &ops, Some(json!({ "action": "resolve", "notes": "a typo" }))),
+        ("POST", "/api/staff/me/replies", "/api/staff/me/replies", &kari, Some(json!({ "incident_id": 1, "action": "accept" }))),
+        ("POST", "/api/staff/me/replies", "/api/staff/me/replies", &kari, Some(json!({ "incident_id": 1, "action": "accept" }))),
+        ("POST", "/api/staff/me/replies", "/api/staff/me/replies", &kari, Some(json!({ "incident_id": 1, "action": "close" }))),
+        ("POST", "/api/staff/me/status", "/api/staff/me/status", &kari, Some(json!({ "position": { "lat": 91.0, "lon": 7.0 } }))),
+        ("GET", "/api/incidents/1", "/api/incidents/{id}", &api.admin, None),
+    ] {
+        let (status, _, answer) = api.call(method, path, who, body).await;
+        let op = &doc["paths"][route][method.to_lowercase()];
+        let documented = &op["responses"][status.as_str()];
+        assert!(documented.is_object(), "{method} {path}: {status} is not among the statuses the document gives ({:?}): {answer}", op["responses"].as_object().map(|r| r.keys().collect::<Vec<_>>()));
+        let mut errors = Vec::new();
+        check_schema(&doc, &documented["content"]["application/json"]["schema"], &answer, "", &mut errors);
+        assert!(errors.is_empty(), "{method} {path} ({status}) does not match the document:\n{}\n{answer}", errors.join("\n"));
+        answers.push(format!("{method} {path} {status}"));
+    }
+    // The walk met what it meant to: an offer taken, its incident detail, refusals.
+    for want in ["GET /api/incidents/99 404 Not Found", "GET /api/incidents/x 400 Bad Request", "POST /api/staff/me/replies 200 OK", "POST /api/staff/me/replies 409 Conflict", "POST /api/incidents/1/actions 400 Bad Request"] {
+        assert!(answers.iter().any(|a| a == want), "{want} not met: {answers:#?}");
+    }
+    api.stop().await;
+}
+
+/// The part of JSON Schema (2020-12, as OpenAPI 3.1 uses it) that docs/openapi.json
+/// uses, checked: `$ref`, `type` (one or a list, `integer` a number without a fraction),
+/// `enum`, `const`, `properties`, `required`, `additionalProperties`, `items`, `oneOf`
+/// (exactly one), `anyOf`, `allOf`, `if`/`then`, `minimum`, `maximum`, `minLength`,
+/// `maxLength`. `pattern` and `format` are not checked; `description` and `default` say
+/// nothing to check. Any other keyword is an error, so the document cannot outgrow this
+/// check unnoticed.
+fn check_schema(doc: &Value, schema: &Value, v: &Value, at: &str, errors: &mut Vec<String>) {
+    let Some(s) = schema.as_object() else {
+        return errors.push(format!("{at}: no schema in the document"));
+    };
+    for (key, want) in s {
+        match key.as_str() {
+            "$ref" => {
+                let name = want.as_str().unwrap().trim_start_matches("#/components/schemas/");
+                check_schema(doc, &doc["components"]["schemas"][name], v, at, errors);
+            }
+            "type" => {
+                let types: Vec<&str> = want.as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_else(|| vec![want.as_str().unwrap()]);
+                let is = |t: &str| match t {
+                    "null" => v.is_null(),
+                    "boolean" => v.is_boolean(),
+                    "string" => v.is_string(),
+                    "number" => v.is_number(),
+                    "integer" => v.is_i64() || v.is_u64(),
+                    "array" => v.is_array(),
+                    "object" => v.is_object(),
+                    other => panic!("type {other}"),
+                };
+                if !types.iter().any(|t| is(t)) {
+                    errors.push(format!("{at}: {v} is not {types:?}"));
+                }
+            }
+            "enum" if !want.as_array().unwrap().contains(v) => errors.push(format!("{at}: {v} is not one of {want}")),
+            "const" if want != v => errors.push(format!("{at}: {v} is not {want}")),
+            "properties" => {
+                if let Some(o) = v.as_object() {
+                    for (name, sub) in want.as_object().unwrap() {
+                        if let Some(x) = o.get(name) {
+                            check_schema(doc, sub, x, &format!("{at}.{name}"), errors);
+                        }
+                    }
+                }
+            }
+            "required" => {
+                if let Some(o) = v.as_object() {
+                    for name in want.as_array().unwrap().iter().filter_map(Value::as_str) {
+                        if !o.contains_key(name) {
+                            errors.push(format!("{at}: no {name}"));
+                        }
+                    }
+                }
+            }
+            "additionalProperties" => {
+                if let Some(o) = v.as_object() {
+                    let known = s.get("properties").and_then(Value::as_object);
+                    for (name, x) in o.iter().filter(|(n, _)| !known.is_some_and(|k| k.contains_key(*n))) {
+                        match want {
+                            Value::Bool(false) => errors.push(format!("{at}: {name} is not in the document")),
+                            Value::Bool(true) => {}
+                            sub => check_schema(doc, sub, x, &format!("{at}.{name}"), errors),
+                        }
+                    }
+                }
+            }
+            "items" => {
+                for (i, x) in v.as_array().into_iter().flatten().enumerate() {
+                    check_schema(doc, want, x, &format!("{at}[{i}]"), errors);
+                }
+            }
+            "oneOf" | "anyOf" | "allOf" => {
+                let passing = want
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|sub| {
+                        let mut e = Vec::new();
+                        check_schema(doc, sub, v, at, &mut e);
+                        e.is_empty()
+                    })
+                    .count();
+                let n = want.as_array().unwrap().len();
+                let ok = match key.as_str() {
+                    "oneOf" => passing == 1,
+                    "anyOf" => passing >= 1,
+                    _ => passing == n,
+                };
+                if !ok {
+                    errors.push(format!("{at}: {passing} of {n} in {key} match {v}"));
+                }
+            }
+            "if" => {
+                let mut e = Vec::new();
+                check_schema(doc, want, v, at, &mut e);
+                if e.is_empty() {
+                    if let Some(then) = s.get("then") {
+                        check_schema(doc, then, v, at, errors);
+                    }
+                }
+            }
+            "minimum" | "maximum" => {
+                if let (Some(x), Some(bound)) = (v.as_f64(), want.as_f64()) {
+                    if (key == "minimum" && x < bound) || (key == "maximum" && x > bound) {
+                        errors.push(format!("{at}: {x} is beyond its {key} {bound}"));
+                    }
+                }
+            }
+            "minLength" | "maxLength" => {
+                if let (Some(x), Some(bound)) = (v.as_str(), want.as_u64()) {
+                    let n = x.chars().count() as u64;
+                    if (key == "minLength" && n < bound) || (key == "maxLength" && n > bound) {
+                        errors.push(format!("{at}: {n} characters is beyond its {key} {bound}"));
+                    }
+                }
+            }
+            "then" | "pattern" | "format" | "description" | "default" | "enum" | "const" => {}
+            other => errors.push(format!("{at}: the check does not know the keyword {other}")),
+        }
+    }
 }
