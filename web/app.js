@@ -1,7 +1,7 @@
 // The staff app (installable): duty on and off, position, offers with a sound and a
 // countdown, accept or decline, on my way, on site, close with an outcome and a note.
 // It sends the MQTT app contract's own messages (docs/mqtt.md) through the HTTP API.
-import { api, whoami, logout, live, throttle, el, mmss, kindName, codeName, unlockAudio, alertSound } from '/assets/common.js';
+import { api, whoami, logout, live, throttle, el, mmss, kindName, codeName, unlockAudio, alertSound, untilAnswered } from '/assets/common.js';
 import { t, translatePage } from '/assets/i18n.js';
 
 translatePage();
@@ -142,7 +142,8 @@ function manualPosition() {
 }
 
 async function main() {
-  me = await whoami();
+  const failed = (e) => say(e.message, true);
+  me = await untilAnswered(whoami, failed);
   if (me.user.role !== 'staff') { location.href = '/dashboard'; return; }
   document.getElementById('who').textContent = me.user.staff_id;
   document.getElementById('logout').addEventListener('click', logout);
@@ -158,7 +159,8 @@ async function main() {
     const p = manualPosition();
     if (p) { sharePosition(false); send('/api/staff/me/status', { position: p }, t('Position')); }
   });
-  await load();
+  await untilAnswered(load, failed);
+  say('');
   // The buttons were disabled in the page until their handlers and the session's state
   // (on duty or not, the CSRF token) were here: a tap before that would do nothing.
   for (const id of ['logout', 'duty-toggle', 'position-send']) document.getElementById(id).disabled = false;

@@ -30,6 +30,22 @@ export async function api(path, { method = 'GET', body } = {}) {
   return data;
 }
 
+// Calls `call` again every 3 s until the server answers, showing each failure with
+// `show`: a page opened while vakt's store is briefly unavailable (503) comes up when
+// the store is back, rather than staying dead with its buttons off. Not after a 401:
+// api() is on its way to the login page then.
+export async function untilAnswered(call, show) {
+  for (;;) {
+    try {
+      return await call();
+    } catch (e) {
+      if (e.status === 401) throw e;
+      show(e);
+      await new Promise((ok) => setTimeout(ok, 3000));
+    }
+  }
+}
+
 // Who is signed in; sends to the login page if nobody is.
 export async function whoami() {
   const me = await api('/api/me');

@@ -3,7 +3,7 @@
 // updates are the incident events (GET /api/stream), after which the page reloads the
 // part that changed. Alarms vakt refused are listed in red under the queue: no one was
 // offered them, so an operator must find the person.
-import { api, whoami, logout, live, throttle, el, mmss, clock, kindName, codeName, unlockAudio, alertSound } from '/assets/common.js';
+import { api, whoami, logout, live, throttle, el, mmss, clock, kindName, codeName, unlockAudio, alertSound, untilAnswered } from '/assets/common.js';
 import { PlainMap } from '/assets/map.js';
 import { t, N_, decimal, translatePage } from '/assets/i18n.js';
 
@@ -360,7 +360,10 @@ async function loadGateways() {
 }
 
 async function main() {
-  me = await whoami();
+  const detail = document.getElementById('detail');
+  const waiting = [...detail.childNodes];
+  const failed = (e) => detail.replaceChildren(el('p', { class: 'error' }, e.message));
+  me = await untilAnswered(whoami, failed);
   if (me.user.role === 'staff') { location.href = '/app'; return; }
   document.getElementById('who').textContent = `${me.user.username} (${codeName(me.user.role)}${me.user.centre ? ', ' + me.user.centre : ''})`;
   document.getElementById('scope').textContent = me.municipalities.map((m) => m.name).join(', ');
@@ -368,7 +371,8 @@ async function main() {
   out.addEventListener('click', logout);
   out.disabled = false; // disabled in the page until the session's CSRF token is here
   map = new PlainMap(document.getElementById('map'), { tiles: me.tiles, attribution: me.tiles_attribution });
-  await Promise.all([loadIncidents(), loadMap(), loadKpis(), loadRefused(), loadGateways()]);
+  await untilAnswered(() => Promise.all([loadIncidents(), loadMap(), loadKpis(), loadRefused(), loadGateways()]), failed);
+  if (selected === null) detail.replaceChildren(...waiting);
   primed = true;
   const reload = throttle(() => Promise.all([loadIncidents(), selected !== null ? loadDetail() : null]), 150);
   const reloadMap = throttle(loadMap, 1000);

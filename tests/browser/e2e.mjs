@@ -41,6 +41,11 @@ try {
   // English browsers here; a Norwegian one at the end.
   const ops = await (await browser.newContext({ viewport: { width: 1400, height: 950 }, locale: 'en-US' })).newPage();
   watch(ops, 'dashboard');
+  // The store is unavailable for the dashboard's first read: the page says so and comes
+  // up once it answers, without a reload.
+  const unavailable = (r) => r.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ error: 'store_unavailable', message: 'the database cannot be reached just now' }) });
+  let incidentsOnce = true;
+  await ops.route('**/api/incidents', (r) => (incidentsOnce ? ((incidentsOnce = false), unavailable(r)) : r.continue()));
   await ops.goto(`${base}/dashboard`);
   await ops.waitForURL(/\/login/);
   await ops.fill('#username', opsUser);
@@ -63,7 +68,14 @@ try {
   });
   // A slow phone network: the page is shown before it knows who is logged in. Its
   // buttons must wait for that (a tap that did nothing is how a shift starts unseen).
-  await appCtx.route('**/api/me', async (r) => { await new Promise((ok) => setTimeout(ok, 700)); await r.continue(); });
+  // And its first answer after the login is the store's being unavailable (the one
+  // before is the 401 that sends the app to the login page): the app asks again.
+  let meCalls = 0;
+  await appCtx.route('**/api/me', async (r) => {
+    if (++meCalls === 2) return unavailable(r);
+    await new Promise((ok) => setTimeout(ok, 700));
+    await r.continue();
+  });
   const app = await appCtx.newPage();
   watch(app, 'app');
   await app.goto(`${base}/app`);
