@@ -1,4 +1,4 @@
-import { api, whoami } from '/assets/common.js';
+import { api, whoami, untilAnswered } from '/assets/common.js';
 import { t, translatePage } from '/assets/i18n.js';
 
 translatePage();
@@ -33,7 +33,11 @@ form.addEventListener('submit', async (e) => {
   }
 });
 
-me = await whoami();
+me = await untilAnswered(whoami, (e) => {
+  error.textContent = e.message;
+  error.hidden = false;
+});
+error.hidden = true;
 document.getElementById('who').textContent = me.user.username;
 form.username.value = me.user.username;
 document.getElementById('back').href = me.user.role === 'staff' ? '/app' : '/dashboard';
