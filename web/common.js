@@ -46,6 +46,43 @@ export async function untilAnswered(call, show) {
   }
 }
 
+// vakt's own readiness (/readyz, as its supervisor sees it), asked every 5 s: `show`
+// gets null while vakt takes alarms, else why not, in the page's language. Operators
+// and staff must know when an alarm cannot reach anyone through vakt. The keys are
+// /readyz's texts (src/live/http.rs, NOT_READY).
+const NOT_READY = {
+  'not ready: the engine is not running': N_('the vakt engine has stopped'),
+  'not ready: recovering, or the store is not taking writes': N_('vakt is starting, or its database does not answer'),
+  'not ready: not connected to the MQTT broker': N_('vakt has no connection to the alarm broker'),
+};
+
+export function watchReadiness(show) {
+  const ask = async () => {
+    let why = null;
+    try {
+      const r = await fetch('/readyz', { cache: 'no-store' });
+      if (!r.ok) {
+        const text = (await r.text()).trim();
+        why = NOT_READY[text] ? t(NOT_READY[text]) : text;
+      }
+    } catch {
+      why = t('this page cannot reach vakt');
+    }
+    show(why);
+  };
+  ask();
+  setInterval(ask, 5000);
+}
+
+// The banner of a page whose vakt is not taking alarms (`#engine-down`), with a chime
+// when it appears.
+export function showReadiness(why) {
+  const b = document.getElementById('engine-down');
+  if (why && b.hidden) alertSound();
+  b.hidden = !why;
+  b.textContent = why ? t('Alarms are not being handled: {why}. Alarms sent meanwhile are kept and come through when vakt is back; until then, follow the backup routine.', { why }) : '';
+}
+
 // Who is signed in; sends to the login page if nobody is.
 export async function whoami() {
   const me = await api('/api/me');

@@ -13,7 +13,7 @@ self.addEventListener('activate', (e) => {
 
 self.addEventListener('fetch', (e) => {
   const url = new URL(e.request.url);
-  if (e.request.method !== 'GET' || url.pathname.startsWith('/api/')) return; // live data: network only
+  if (e.request.method !== 'GET' || url.pathname.startsWith('/api/') || url.pathname === '/readyz') return; // live data: network only
   // Network first, so a new version shows at once; the cache when offline.
   e.respondWith(
     fetch(e.request)

@@ -32,17 +32,24 @@ async fn metrics_text(State(s): State<AppState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render())
 }
 
+/// Why `/readyz` says 503, each its own line of text. The dashboard and the staff app
+/// show these in their own words (`web/common.js` lists them; a test holds the two
+/// lists together).
+pub const NOT_READY: [&str; 3] = ["not ready: the engine is not running", "not ready: recovering, or the store is not taking writes", "not ready: not connected to the MQTT broker"];
+
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
+    let [stopped, storing, broker_lost] = NOT_READY;
+    let not_ready = |why: &str| (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n"));
     // The engine holds the sender: gone, the engine is gone (the process exits next).
     if s.ready.has_changed().is_err() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "not ready: the engine is not running\n".to_owned());
+        return not_ready(stopped);
     }
     let recovered_and_storing = *s.ready.borrow();
     let broker = s.metrics.mqtt_connected.get() == 1;
     match (recovered_and_storing, broker) {
         (true, true) => (StatusCode::OK, "ready\n".to_owned()),
-        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "not ready: recovering, or the store is not taking writes\n".to_owned()),
-        (true, false) => (StatusCode::SERVICE_UNAVAILABLE, "not ready: not connected to the MQTT broker\n".to_owned()),
+        (false, _) => not_ready(storing),
+        (true, false) => not_ready(broker_lost),
     }
 }
 

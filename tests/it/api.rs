@@ -260,10 +260,12 @@ async fn while_the_store_takes_no_writes_the_api_says_so_at_once() {
     lock.execute("BEGIN EXCLUSIVE").await.unwrap();
     let device = Client::connect(api.mqtt_port, &[]).await;
     device.publish_json("vakt/v1/alarms/fjord", alarm("held-1", "r1", "fall")).await;
-    let readyz = || async {
+    let readyz_says = || async {
         let res = api.app.clone().oneshot(Request::builder().uri("/readyz").body(Body::empty()).unwrap()).await.unwrap();
-        res.status()
+        let status = res.status();
+        (status, String::from_utf8(axum::body::to_bytes(res.into_body(), 1 << 16).await.unwrap().to_vec()).unwrap())
     };
+    let readyz = || async { readyz_says().await.0 };
     // The engine's commit waits out SQLite's busy timeout (5 s), then fails and retries.
     let mut waited = 0;
     while readyz().await == StatusCode::OK {
@@ -271,6 +273,8 @@ async fn while_the_store_takes_no_writes_the_api_says_so_at_once() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         waited += 1;
     }
+    // Said in the words the pages know (their banner: web/common.js).
+    assert_eq!(readyz_says().await.1, format!("{}\n", vakt::live::http::NOT_READY[1]));
     // Before, both waited for as long as the store was down (here: for ever).
     let answer = |method: &'static str, path: &'static str, body: Option<Value>| {
         let call = api.call(method, path, &ops, body);
@@ -982,5 +986,15 @@ fn check_schema(doc: &Value, schema: &Value, v: &Value, at: &str, errors: &mut V
             "then" | "pattern" | "format" | "description" | "default" | "enum" | "const" => {}
             other => errors.push(format!("{at}: the check does not know the keyword {other}")),
         }
+    }
+}
+
+/// The dashboard and the staff app show why vakt is not taking alarms in their own
+/// words, keyed by the texts of /readyz: each of those texts has its words there.
+#[test]
+fn the_pages_know_every_reason_readyz_gives() {
+    let common = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/web/common.js")).unwrap();
+    for why in vakt::live::http::NOT_READY {
+        assert!(common.contains(&format!("'{why}': N_(")), "web/common.js has no words for /readyz's \"{why}\"");
     }
 }
