@@ -331,7 +331,7 @@ async function loadKpis() {
   document.getElementById('kpi-staff').textContent = r.staff_on_duty;
   const [today, week, month] = r.periods;
   const rows = [
-    ...today.municipalities.map((m, k) => [m.municipality, m.model, m, week.municipalities[k], month.municipalities[k]]),
+    ...today.municipalities.map((m, k) => [municipalityName(m.municipality), m.model, m, week.municipalities[k], month.municipalities[k]]),
     ...today.models.map((m, k) => [t('all ({model})', { model: codeName(m.model) }), m.model, m, week.models[k], month.models[k]]),
   ];
   document.querySelector('#kpi-table tbody').replaceChildren(

@@ -218,6 +218,8 @@ try {
   }
   // The answer (within the target) counts in today's KPI without a reload.
   await ops.waitForFunction(() => document.getElementById('kpi-today').textContent === '100.0 %', null, { timeout: 15000 });
+  // The table by municipality names each by its name.
+  if ((await ops.textContent('#kpi-table tbody tr td')) !== 'Fjord') throw new Error(`the KPI table's first row is ${await ops.textContent('#kpi-table tbody tr')}`);
   await shot(ops, 'dashboard-3-closed-green');
   step('dashboard turned green; the timeline has every step');
 
