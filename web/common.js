@@ -20,7 +20,14 @@ export async function api(path, { method = 'GET', body } = {}) {
   if (method !== 'GET' && csrf) headers['X-CSRF-Token'] = csrf;
   const r = await fetch(path, { method, headers, credentials: 'same-origin', body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await r.text();
-  const data = text ? JSON.parse(text) : null;
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    // Not vakt's JSON: a proxy's error page, or a network's login page (hotel wifi) that
+    // answers every address. Said as such, and a failure to try again, never taken as data.
+    throw new ApiError(r.ok ? 502 : r.status, { message: t('not an answer from vakt (HTTP {status})', { status: r.status }) });
+  }
   if (!r.ok) {
     if (r.status === 401 && !path.startsWith('/api/login')) {
       location.href = '/login?next=' + encodeURIComponent(location.pathname);

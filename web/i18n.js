@@ -295,4 +295,5 @@ export const NB = {
   "vakt is starting, or its database does not answer": "vakt starter, eller databasen svarer ikke",
   "vakt has no connection to the alarm broker": "vakt har ingen forbindelse til alarmformidleren (MQTT)",
   "this page cannot reach vakt": "denne siden får ikke kontakt med vakt",
+  "not an answer from vakt (HTTP {status})": "ikke et svar fra vakt (HTTP {status})",
 };
