@@ -6,7 +6,11 @@
 //   a gateway whose connection died is listed as offline;
 //   the app gets the offer and accepts it (the dashboard turns yellow); the staff member
 //   goes on the way, on site and closes it (green), then changes their password and logs
-//   in with the new one. Then both again in a Norwegian browser: the pages speak Bokmål
+//   in with the new one. On the way the pages meet trouble: the dashboard's first read
+//   gets a 503 and the app's a 503 and then a wifi's login page (both come up by
+//   themselves), the app runs on a slow network (its buttons wait until they work), and
+//   /readyz says vakt is not taking alarms (a red banner, gone when it is back).
+//   Then both again in a Norwegian browser: the pages speak Bokmål
 //   (refusals too), and the toggle turns a page to English. The configured map tiles cannot be
 //   reached: the positions must show anyway. Screenshots go to $VAKT_ARTIFACTS.
 // Debian's Chromium, driven by playwright-core: no downloaded browser.
