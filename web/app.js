@@ -47,6 +47,8 @@ function offerCard(i) {
   const kids = [
     el('div', { class: 'offer-head' }, el('strong', {}, kindName(i.kind)), i.priority !== 'normal' ? el('span', { class: 'badge state-unanswered' }, codeName(i.priority)) : null, i.expires_at && !mine ? el('span', { class: 'countdown', 'data-expires': i.expires_at }, '') : null),
     el('p', { class: 'address' }, i.address || i.resident_id),
+    // Set aside after a fault in vakt: no timer will pass it on to anyone else.
+    i.set_aside ? el('p', { class: 'small set-aside' }, t('vakt will not pass this on: take it, or tell the operators')) : null,
     i.notes ? el('p', { class: 'small' }, i.notes) : null,
     i.text ? el('p', { class: 'small muted' }, i.text) : null,
     i.position ? el('p', { class: 'small' }, el('a', { href: `geo:${i.position.lat},${i.position.lon}` }, t('Open in maps'))) : null,

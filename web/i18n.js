@@ -227,6 +227,7 @@ export const NB = {
   "Set aside by vakt (a fault in vakt met it): no more offers, escalations or alerts from vakt; handle it by hand": "Lagt til side av vakt (en feil i vakt traff den): vakt sender ingen flere tilbud, eskaleringer eller varsler; følg den opp manuelt",
   "Set aside: handle it by hand": "Lagt til side: følg opp manuelt",
   "Set aside": "Lagt til side",
+  "vakt will not pass this on: take it, or tell the operators": "vakt sender ikke denne videre: ta den, eller si fra til operatørene",
   "vakt no longer offers, escalates or alerts on it: handle it by hand": "vakt sender ikke lenger tilbud, eskalerer eller varsler på den: følg den opp manuelt",
   "set aside": "lagt til side",
   "vakt itself": "vakt selv",

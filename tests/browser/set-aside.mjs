@@ -67,8 +67,9 @@ try {
   await app.waitForURL(/\/app$/);
   await app.waitForSelector('[data-action="accept"]');
   if (await app.$('.countdown')) throw new Error(`the offer of a set-aside incident counts down: ${await app.textContent('.countdown')}`);
+  if ((await app.textContent('.offer .set-aside')) !== 'vakt will not pass this on: take it, or tell the operators') throw new Error('the offer does not say that vakt will not pass it on');
   await app.screenshot({ path: join(artifacts, 'set-aside-app.png'), fullPage: true });
-  console.log('step: the staff app shows the offer, open, with no countdown');
+  console.log('step: the staff app shows the offer, open, with no countdown, saying vakt will not pass it on');
   await app.click('[data-action="accept"]');
   await app.waitForSelector('[data-action="en_route"]:not([disabled])');
   console.log('step: taken by hand');
