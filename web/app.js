@@ -1,7 +1,7 @@
 // The staff app (installable): duty on and off, position, offers with a sound and a
 // countdown, accept or decline, on my way, on site, close with an outcome and a note.
 // It sends the MQTT app contract's own messages (docs/mqtt.md) through the HTTP API.
-import { api, whoami, logout, live, throttle, el, mmss, kindName, codeName, unlockAudio, alertSound, untilAnswered, watchReadiness, showReadiness } from '/assets/common.js';
+import { api, whoami, logout, live, throttle, el, mmss, kindName, codeName, unlockAudio, alertSound, untilAnswered, watchReadiness } from '/assets/common.js';
 import { t, translatePage } from '/assets/i18n.js';
 
 translatePage();
@@ -145,7 +145,7 @@ function manualPosition() {
 
 async function main() {
   const failed = (e) => say(e.message, true);
-  watchReadiness(showReadiness);
+  watchReadiness();
   me = await untilAnswered(whoami, failed);
   if (me.user.role !== 'staff') { location.href = '/dashboard'; return; }
   document.getElementById('who').textContent = me.user.staff_id;

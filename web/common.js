@@ -53,17 +53,17 @@ export async function untilAnswered(call, show) {
   }
 }
 
-// vakt's own readiness (/readyz, as its supervisor sees it), asked every 5 s: `show`
-// gets null while vakt takes alarms, else why not, in the page's language. Operators
-// and staff must know when an alarm cannot reach anyone through vakt. The keys are
-// /readyz's texts (src/live/http.rs, NOT_READY).
+// vakt's own readiness (/readyz, as its supervisor sees it), asked every 5 s and shown
+// in the page's banner (`#engine-down`) while vakt does not take alarms, with why, in
+// the page's language: operators and staff must know when an alarm cannot reach anyone
+// through vakt. The keys are /readyz's texts (src/live/http.rs, NOT_READY).
 const NOT_READY = {
   'not ready: the engine is not running': N_('the vakt engine has stopped'),
   'not ready: recovering, or the store is not taking writes': N_('vakt is starting, or its database does not answer'),
   'not ready: not connected to the MQTT broker': N_('vakt has no connection to the alarm broker'),
 };
 
-export function watchReadiness(show) {
+export function watchReadiness() {
   const ask = async () => {
     let why = null;
     try {
@@ -75,15 +75,14 @@ export function watchReadiness(show) {
     } catch {
       why = t('this page cannot reach vakt');
     }
-    show(why);
+    showReadiness(why);
   };
   ask();
   setInterval(ask, 5000);
 }
 
-// The banner of a page whose vakt is not taking alarms (`#engine-down`), with a chime
-// when it appears.
-export function showReadiness(why) {
+// The banner, with a chime when it appears.
+function showReadiness(why) {
   const b = document.getElementById('engine-down');
   if (why && b.hidden) alertSound();
   b.hidden = !why;

@@ -3,7 +3,7 @@
 // updates are the incident events (GET /api/stream), after which the page reloads the
 // part that changed. Alarms vakt refused are listed in red under the queue: no one was
 // offered them, so an operator must find the person.
-import { api, whoami, logout, live, throttle, el, mmss, clock, kindName, codeName, unlockAudio, alertSound, untilAnswered, watchReadiness, showReadiness } from '/assets/common.js';
+import { api, whoami, logout, live, throttle, el, mmss, clock, kindName, codeName, unlockAudio, alertSound, untilAnswered, watchReadiness } from '/assets/common.js';
 import { PlainMap } from '/assets/map.js';
 import { t, N_, decimal, translatePage } from '/assets/i18n.js';
 
@@ -363,7 +363,7 @@ async function main() {
   const detail = document.getElementById('detail');
   const waiting = [...detail.childNodes];
   const failed = (e) => detail.replaceChildren(el('p', { class: 'error' }, e.message));
-  watchReadiness(showReadiness);
+  watchReadiness();
   me = await untilAnswered(whoami, failed);
   if (me.user.role === 'staff') { location.href = '/app'; return; }
   document.getElementById('who').textContent = `${me.user.username} (${codeName(me.user.role)}${me.user.centre ? ', ' + me.user.centre : ''})`;

@@ -290,7 +290,7 @@ export const NB = {
   "Wrong topic": "Feil emne",
   "resident {id}": "bruker {id}",
   "alarm {id}": "alarm {id}",
-  // vakt not taking alarms (common.js: watchReadiness, showReadiness).
+  // vakt not taking alarms (common.js: watchReadiness).
   "Alarms are not being handled: {why}. Alarms sent meanwhile are kept and come through when vakt is back; until then, follow the backup routine.": "Alarmer blir ikke håndtert nå: {why}. Alarmer som sendes i mellomtiden, blir tatt vare på og kommer fram når vakt er tilbake; følg reserverutinen til da.",
   "the vakt engine has stopped": "vakt-motoren har stoppet",
   "vakt is starting, or its database does not answer": "vakt starter, eller databasen svarer ikke",
