@@ -141,6 +141,21 @@ impl Api {
         panic!("alarm {id} never became an incident");
     }
 
+    /// `GET /api/refused` as the admin, once it lists `n` refused alarms (or after 5 s).
+    async fn refused(&self, n: usize) -> Value {
+        let mut body = Value::Null;
+        for _ in 0..200 {
+            let status;
+            (status, _, body) = self.call("GET", "/api/refused", &self.admin, None).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            if body["refused"].as_array().is_some_and(|r| r.len() == n) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        body
+    }
+
     async fn log_len(&self) -> i64 {
         self.store.log_len().await.unwrap()
     }
@@ -397,16 +412,7 @@ async fn refused_alarms_are_shown_to_the_operators_who_can_find_the_person() {
             })
             .collect()
     };
-    let mut all = Vec::new();
-    for _ in 0..200 {
-        let (status, _, body) = api.call("GET", "/api/refused", &api.admin, None).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        all = list(&body);
-        if all.len() == 4 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    let all = list(&api.refused(4).await);
     let row = |m: &str, reason: &str, a: &str, r: &str| (m.to_owned(), reason.to_owned(), a.to_owned(), r.to_owned());
     let (unreadable, nobodys, absurd, unknown) =
         (row("dal", "malformed_json", "-", "-"), row("dla", "unknown_municipality", "gw-3", "d1"), row("fjord", "absurd_timestamp", "gw-2", "r1"), row("dal", "unknown_resident", "gw-1", "nobody"));
@@ -815,14 +821,7 @@ async fn answers_match_the_openapi_document() {
     api.alarm("contract-2", "d1", "dal").await; // incident 2, queued at dal-centre
     let device = Client::connect(api.mqtt_port, &[]).await;
     device.publish_json("vakt/v1/alarms/fjord", alarm("contract-3", "nobody", "fall")).await;
-    let mut refused = Value::Null;
-    for _ in 0..200 {
-        refused = api.call("GET", "/api/refused", &api.admin, None).await.2;
-        if refused["refused"].as_array().is_some_and(|r| !r.is_empty()) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    let refused = api.refused(1).await;
     assert_eq!(refused["refused"].as_array().map(Vec::len), Some(1), "{refused}");
 
     let ops = api.login("ops").await;
