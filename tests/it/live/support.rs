@@ -409,8 +409,7 @@ impl Vakt {
 
     /// `/metrics` parsed into (name with labels, value).
     pub fn metric(&self, name_and_labels: &str) -> f64 {
-        let (_, body) = http_get(self.http, "/metrics").expect("/metrics answers");
-        body.lines().find_map(|l| l.strip_prefix(name_and_labels).and_then(|rest| rest.strip_prefix(' ')).map(|v| v.trim().parse::<f64>().unwrap())).unwrap_or(0.0)
+        metric_at(self.http, name_and_labels)
     }
 
     pub async fn store(&self) -> vakt::live::store::Store {
@@ -423,6 +422,12 @@ impl Drop for Vakt {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// One value of the `/metrics` of the vakt at `http` (0 if it has none by that name and labels).
+pub fn metric_at(http: SocketAddr, name_and_labels: &str) -> f64 {
+    let (_, body) = http_get(http, "/metrics").expect("/metrics answers");
+    body.lines().find_map(|l| l.strip_prefix(name_and_labels).and_then(|rest| rest.strip_prefix(' ')).map(|v| v.trim().parse::<f64>().unwrap())).unwrap_or(0.0)
 }
 
 /// A process's exit status, if it exits within `within`.
