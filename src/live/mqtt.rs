@@ -72,6 +72,11 @@ pub fn embedded_broker_address(listen: &str) -> Result<SocketAddr> {
     Ok(addr)
 }
 
+/// The embedded broker's log of each subscription filter: segments of this many bytes...
+pub const EMBEDDED_SEGMENT_BYTES: usize = 1 << 20;
+/// ...and this many of them besides the one being written.
+pub const EMBEDDED_SEGMENTS: usize = 10;
+
 /// Starts rumqttd in its own threads, listening on `addr`, and returns once it takes
 /// connections.
 ///
@@ -82,6 +87,14 @@ pub fn embedded_broker_address(listen: &str) -> Result<SocketAddr> {
 /// alarm.
 pub fn start_embedded_broker(addr: SocketAddr, max_payload_bytes: usize) -> Result<()> {
     // rumqttd's own configuration format; values sized for one municipality's devices.
+    // rumqttd keeps every message it routes in memory, in a log per subscription filter,
+    // for subscribers that are behind or offline: up to max_segment_size ×
+    // (max_segment_count + 1) bytes of topics and payloads per filter, dropping the
+    // oldest segment beyond. 1 MiB × 11 holds some 40,000 alarms for a vakt that is
+    // behind (its database down, say): more than a year of the six Indre Sogn
+    // municipalities' alarms. At 10 MiB × 11, the size before, vakt's memory grew with
+    // every message it routed until the logs were full (docs/mqtt.md, "The embedded
+    // broker's memory").
     let toml = format!(
         r#"
 id = 0
@@ -89,8 +102,8 @@ id = 0
 id = 0
 max_connections = 10010
 max_outgoing_packet_count = 200
-max_segment_size = 10485760
-max_segment_count = 10
+max_segment_size = {EMBEDDED_SEGMENT_BYTES}
+max_segment_count = {EMBEDDED_SEGMENTS}
 [v4.1]
 name = "vakt-embedded"
 listen = "{addr}"
