@@ -391,12 +391,15 @@ async fn main_loop(p: LoopParts) -> Result<()> {
 /// pages of log) runs in the commit that crosses the mark, and every alarm queued behind
 /// that commit waits for the database file's fsync too. This one runs on a pooled
 /// connection and does not block the writer; the automatic one remains as a safety net.
+/// It skips its turn while the engine has written nothing since a pass that copied the
+/// whole log (`Store::wal_checkpoint_due`).
 async fn checkpoint_wal(store: store::Store) {
     let mut every = tokio::time::interval(Duration::from_millis(100));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut clean = None;
     loop {
         every.tick().await;
-        if let Err(e) = store.checkpoint_wal().await {
+        if let Err(e) = store.wal_checkpoint_due(&mut clean).await {
             warn!(error = %format!("{e:#}"), "SQLite log checkpoint failed; SQLite's own checkpoint still runs");
         }
     }

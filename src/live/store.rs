@@ -49,6 +49,9 @@ pub struct Store {
     /// connections never make a batch wait. Dropped after any failed write, so the
     /// next attempt starts on a fresh connection.
     writer: Arc<tokio::sync::Mutex<Option<Writer>>>,
+    /// How many batches `append` has tried to write: what the log checkpointer
+    /// (`wal_checkpoint_due`) goes by.
+    appends: Arc<std::sync::atomic::AtomicU64>,
     url: Arc<str>,
     pub backend: Backend,
 }
@@ -195,7 +198,7 @@ impl Store {
             .connect(&url)
             .await
             .with_context(|| format!("cannot open the database {}", redact(&url)))?;
-        let store = Store { pool, writer: Arc::default(), url: url.into(), backend };
+        let store = Store { pool, writer: Arc::default(), appends: Arc::default(), url: url.into(), backend };
         if backend == Backend::Sqlite {
             // Readers (vakt import, backups) do not block the engine's writes.
             sqlx::query("PRAGMA journal_mode=WAL").execute(&store.pool).await.context("enabling SQLite WAL")?;
@@ -230,6 +233,8 @@ impl Store {
 
     /// Stores a batch in one transaction: all of it or nothing.
     pub async fn append(&self, batch: &Batch) -> Result<()> {
+        // Counted before the write: a write that fails may have left pages in the log.
+        self.appends.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut writer = self.writer.lock().await;
         let conn = match &mut *writer {
             Some(conn) => conn,
@@ -657,6 +662,23 @@ impl Store {
     pub async fn checkpoint_wal(&self) -> Result<(i64, i64)> {
         let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&self.pool).await?;
         Ok((row.try_get(1)?, row.try_get(2)?))
+    }
+
+    /// SQLite: a passive checkpoint (`checkpoint_wal`) unless none is needed: the last
+    /// one (`*clean`, kept by the caller between calls) copied the whole log and no batch
+    /// has been appended since. Returns whether it ran. So an idle vakt does not wake
+    /// sqlx's connection thread ten times a second for nothing. What the web side writes
+    /// (sessions, users, audit lines) is copied with the next batch's pass, or by
+    /// SQLite's own checkpoint; until then it is in the log, as durable as anywhere.
+    pub async fn wal_checkpoint_due(&self, clean: &mut Option<u64>) -> Result<bool> {
+        let appends = self.appends.load(std::sync::atomic::Ordering::Relaxed);
+        if *clean == Some(appends) {
+            return Ok(false);
+        }
+        let (frames, copied) = self.checkpoint_wal().await?;
+        // A reader in the way leaves part of the log uncopied: try again next time.
+        *clean = (copied == frames).then_some(appends);
+        Ok(true)
     }
 
     /// Closes the engine's write connection; the next batch opens a new one (on the

@@ -801,6 +801,15 @@ async fn store_round_trip(url: &str) {
         // The background checkpoint copies the whole write-ahead log into the database.
         let (frames, copied) = store.checkpoint_wal().await.unwrap();
         assert!(frames > 0 && copied == frames, "{copied} of {frames} frames copied");
+        // Its loop runs a pass after a batch, none while nothing was appended since a
+        // pass that copied everything, and one again after the next batch.
+        let mut clean = None;
+        assert!(store.wal_checkpoint_due(&mut clean).await.unwrap(), "the first pass runs");
+        assert!(!store.wal_checkpoint_due(&mut clean).await.unwrap(), "nothing appended since a clean pass");
+        store.append(&Batch { outbox_acked_through: Some(5), ..Batch::default() }).await.unwrap();
+        assert!(store.wal_checkpoint_due(&mut clean).await.unwrap(), "a batch appended since");
+        let (frames, copied) = store.checkpoint_wal().await.unwrap();
+        assert_eq!(copied, frames, "that pass copied the batch's pages too");
     }
     store.close().await;
 }
