@@ -787,6 +787,9 @@ async fn soak(store: &str, minutes: u64, rate: u64) {
     let sent = rate * minutes * 60;
     let (vakt_cpu, _) = cpu.per_alarm_us(sent);
     let received = v.metric("vakt_alarms_received_total{municipality=\"fjord\"}") as u64;
+    // Every message out has been acknowledged by the broker: a mark that stopped moving
+    // would keep its gap in memory and publish everything after it again at the next start.
+    let (outbox_pending, events_unacked) = (v.metric("vakt_outbox_pending"), v.metric("vakt_incident_events_unacknowledged"));
     let refused = v.metric("vakt_messages_rejected_total{reason=\"unknown_kind\"}") as u64;
     let (rss, peak) = rss_kib(pid);
     let store_end = store_bytes(&v.backend.db).await;
@@ -812,6 +815,7 @@ async fn soak(store: &str, minutes: u64, rate: u64) {
         seen.declined.load(Ordering::Relaxed),
         seen.refused.load(Ordering::Relaxed),
     );
+    println!("- at the end, not yet acknowledged by the broker: {outbox_pending} outbox messages, {events_unacked} incident events");
     println!("- alarm → first offer over the soak: p50 {}, p99 {}, p99.9 {}", Stats::ms(stats.p50), Stats::ms(stats.p99), Stats::ms(stats.p999));
     println!("- vakt's CPU per alarm (its life cycle, four messages in and five out): {vakt_cpu:.0} µs");
     println!("- vakt RSS at the end {:.1} MiB, peak {:.1} MiB; store {:.0} bytes per alarm", rss as f64 / 1024.0, peak as f64 / 1024.0, store_end as f64 / sent as f64);
