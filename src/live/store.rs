@@ -49,9 +49,10 @@ pub struct Store {
     /// connections never make a batch wait. Dropped after any failed write, so the
     /// next attempt starts on a fresh connection.
     writer: Arc<tokio::sync::Mutex<Option<Writer>>>,
-    /// How many batches `append` has tried to write: what the log checkpointer
-    /// (`wal_checkpoint_due`) goes by.
-    appends: Arc<std::sync::atomic::AtomicU64>,
+    /// How many writes of the engine's (`append`'s batches, `write_checkpoint`'s
+    /// snapshots) have been tried: what the log checkpointer (`wal_checkpoint_due`)
+    /// goes by.
+    engine_writes: Arc<std::sync::atomic::AtomicU64>,
     url: Arc<str>,
     pub backend: Backend,
 }
@@ -198,7 +199,7 @@ impl Store {
             .connect(&url)
             .await
             .with_context(|| format!("cannot open the database {}", redact(&url)))?;
-        let store = Store { pool, writer: Arc::default(), appends: Arc::default(), url: url.into(), backend };
+        let store = Store { pool, writer: Arc::default(), engine_writes: Arc::default(), url: url.into(), backend };
         if backend == Backend::Sqlite {
             // Readers (vakt import, backups) do not block the engine's writes.
             sqlx::query("PRAGMA journal_mode=WAL").execute(&store.pool).await.context("enabling SQLite WAL")?;
@@ -233,8 +234,7 @@ impl Store {
 
     /// Stores a batch in one transaction: all of it or nothing.
     pub async fn append(&self, batch: &Batch) -> Result<()> {
-        // Counted before the write: a write that fails may have left pages in the log.
-        self.appends.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.count_engine_write();
         let mut writer = self.writer.lock().await;
         let conn = match &mut *writer {
             Some(conn) => conn,
@@ -308,6 +308,7 @@ impl Store {
     /// transaction; prunes the outbox up to its stored mark there too, off the alarms'
     /// path (the mark itself is read in the transaction, so only what it covers goes).
     pub async fn write_checkpoint(&self, log_seq: i64, at_ms: i64, state: &str) -> Result<()> {
+        self.count_engine_write();
         let mut tx = self.pool.begin().await?;
         sqlx::query("INSERT INTO checkpoints (log_seq, at_ms, state) VALUES ($1, $2, $3)").bind(log_seq).bind(at_ms).bind(state).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM input_log WHERE seq <= $1").bind(log_seq).execute(&mut *tx).await?;
@@ -664,20 +665,25 @@ impl Store {
         Ok((row.try_get(1)?, row.try_get(2)?))
     }
 
+    /// Counted before the write: a write that fails may have left pages in the log.
+    fn count_engine_write(&self) {
+        self.engine_writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// SQLite: a passive checkpoint (`checkpoint_wal`) unless none is needed: the last
-    /// one (`*clean`, kept by the caller between calls) copied the whole log and no batch
-    /// has been appended since. Returns whether it ran. So an idle vakt does not wake
+    /// one (`*clean`, kept by the caller between calls) copied the whole log and the
+    /// engine has written nothing since (no batch, no snapshot). Returns whether it ran. So an idle vakt does not wake
     /// sqlx's connection thread ten times a second for nothing. What the web side writes
     /// (sessions, users, audit lines) is copied with the next batch's pass, or by
     /// SQLite's own checkpoint; until then it is in the log, as durable as anywhere.
     pub async fn wal_checkpoint_due(&self, clean: &mut Option<u64>) -> Result<bool> {
-        let appends = self.appends.load(std::sync::atomic::Ordering::Relaxed);
-        if *clean == Some(appends) {
+        let writes = self.engine_writes.load(std::sync::atomic::Ordering::Relaxed);
+        if *clean == Some(writes) {
             return Ok(false);
         }
         let (frames, copied) = self.checkpoint_wal().await?;
         // A reader in the way leaves part of the log uncopied: try again next time.
-        *clean = (copied == frames).then_some(appends);
+        *clean = (copied == frames).then_some(writes);
         Ok(true)
     }
 

@@ -810,6 +810,10 @@ async fn store_round_trip(url: &str) {
         assert!(store.wal_checkpoint_due(&mut clean).await.unwrap(), "a batch appended since");
         let (frames, copied) = store.checkpoint_wal().await.unwrap();
         assert_eq!(copied, frames, "that pass copied the batch's pages too");
+        // The engine's snapshot is its other write, and as much in need of the pass.
+        assert!(!store.wal_checkpoint_due(&mut clean).await.unwrap(), "nothing written since");
+        store.write_checkpoint(4, 500, "{}").await.unwrap();
+        assert!(store.wal_checkpoint_due(&mut clean).await.unwrap(), "a snapshot stored since");
     }
     store.close().await;
 }
