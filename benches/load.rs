@@ -441,6 +441,14 @@ async fn alarm_to_offer(store: &str, rate: u64, secs: u64) -> Stats {
         writes - v.metric("vakt_store_write_seconds_bucket{le=\"0.02\"}"),
         writes - v.metric("vakt_store_write_seconds_bucket{le=\"0.1\"}")
     );
+    if v.backend.embedded_broker {
+        // Alarms the embedded broker acknowledged to the device and then dropped, vakt too
+        // far behind for its log (docs/mqtt.md): counted, not silent.
+        let overruns = v.metric("vakt_embedded_broker_overruns_total{subscriber=\"engine\"}");
+        if overruns > 0.0 {
+            eprintln!("    [{store} {rate}/s: the embedded broker overran vakt's log {overruns} times: the alarms it dropped are lost]");
+        }
+    }
     let (open, stopping) = (v.metric("vakt_open_incidents"), Instant::now());
     let _ = v.stop_within(Duration::from_secs(120));
     forget_session(&v).await;

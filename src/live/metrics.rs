@@ -30,6 +30,7 @@ pub struct Metrics {
     pub outbox_pending: IntGauge,
     pub events_unacknowledged: IntGauge,
     pub replayed_records: IntCounter,
+    pub embedded_broker_overruns: IntCounterVec,
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -72,6 +73,16 @@ impl Metrics {
         )
         .expect("valid metric");
         r.register(Box::new(store_write_seconds.clone())).expect("unique metric");
+        let embedded_broker_overruns = counter_vec(
+            &r,
+            "embedded_broker_overruns_total",
+            "Times the embedded broker dropped messages a subscriber had not read, too far behind for its log (subscriber=engine: alarms, statuses or replies vakt never got)",
+            &["subscriber"],
+        );
+        for who in ["engine", "other"] {
+            // Both series from the start, for an alert on their increase.
+            embedded_broker_overruns.with_label_values(&[who]);
+        }
         Metrics {
             alarms_received: counter_vec(&r, "alarms_received_total", "Alarms accepted by the wire parser, and base units' connection_lost alarms raised by vakt, by the municipality of the topic", &["municipality"]),
             alarms_clock_ahead: counter_vec(
@@ -103,6 +114,7 @@ impl Metrics {
             outbox_pending: gauge(&r, "outbox_pending", "Outbox messages (offers, revokes, answers, rejects) the broker has not acknowledged"),
             events_unacknowledged: gauge(&r, "incident_events_unacknowledged", "Incident events not yet acknowledged by the broker (published from the events table)"),
             replayed_records: counter(&r, "replayed_records_total", "Input log records replayed at start"),
+            embedded_broker_overruns,
             answer_time,
             store_write_seconds,
             registry: r,

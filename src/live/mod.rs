@@ -164,6 +164,7 @@ pub async fn start(settings: Settings, config_dir: Option<&Path>) -> Result<Runn
     let (stop_req_tx, stop_req) = watch::channel(false);
     let (started_tx, started_rx) = tokio::sync::oneshot::channel::<Result<()>>();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Result<()>>();
+    let broker_metrics = metrics.clone();
     let engine = async move {
         // Its database connection is opened afresh on this runtime.
         store.drop_writer().await;
@@ -183,7 +184,7 @@ pub async fn start(settings: Settings, config_dir: Option<&Path>) -> Result<Runn
         main_loop(parts).await
     };
     if let Some(addr) = embedded {
-        mqtt::start_embedded_broker(addr, settings.wire.max_payload_bytes)?;
+        mqtt::start_embedded_broker(addr, settings.wire.max_payload_bytes, &settings.mqtt.client_id, broker_metrics)?;
     }
     std::thread::Builder::new()
         .name("vakt-engine".into())

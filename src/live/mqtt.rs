@@ -72,6 +72,37 @@ pub fn embedded_broker_address(listen: &str) -> Result<SocketAddr> {
     Ok(addr)
 }
 
+/// Reports what the embedded broker says of a log it overran (rumqttd's alert
+/// `cursor_jump`): a subscriber was further behind on a filter than its log holds
+/// (`EMBEDDED_SEGMENTS`), and lost the oldest messages it had not read. The broker had
+/// acknowledged them to their senders, who will not send them again. Behind is vakt
+/// itself only when it cannot keep up for long (its database down for a long time, or
+/// more alarms a second than it stores for tens of thousands of alarms): then these are
+/// alarms, statuses or replies that never reached the engine, logged as an error.
+/// Another subscriber (an app or an integration offline for long) missed offers or
+/// events; the engine still holds them. Counted in
+/// `vakt_embedded_broker_overruns_total` by `subscriber` (`engine`, `other`). rumqttd
+/// does not say how many messages were lost, only that some were.
+fn watch_overruns(link: rumqttd::alerts::AlertsLink, engine_client: &str, metrics: &Metrics) {
+    while let Ok(alerts) = link.router_rx.recv() {
+        for alert in alerts {
+            let Ok(kind) = serde_json::to_value(&alert.kind) else { continue };
+            let Some(filter) = kind.get("CursorJump").and_then(|j| j.get("filter")).and_then(|f| f.as_str()) else { continue };
+            if alert.client_id == engine_client {
+                metrics.embedded_broker_overruns.with_label_values(&["engine"]).inc();
+                tracing::error!(
+                    filter,
+                    "the embedded broker dropped messages on {filter} before vakt read them: vakt fell too far behind, and alarms, \
+                     statuses or replies it had acknowledged to their senders are lost. Use an external broker (docs/mqtt.md)"
+                );
+            } else {
+                metrics.embedded_broker_overruns.with_label_values(&["other"]).inc();
+                warn!(client = %alert.client_id, filter, "the embedded broker dropped messages on {filter} that a subscriber had not read: it was too far behind");
+            }
+        }
+    }
+}
+
 /// Sets TCP_NODELAY on the embedded broker's listening socket, and says whether it did.
 ///
 /// rumqttd binds its listener itself and has no setting for it, so Nagle's algorithm
@@ -144,7 +175,11 @@ pub const EMBEDDED_SEGMENTS: usize = 10;
 /// any earlier (while vakt opens its database, or replays its log) would acknowledge
 /// the devices' alarms into nothing. Until then a device cannot connect, and keeps its
 /// alarm.
-pub fn start_embedded_broker(addr: SocketAddr, max_payload_bytes: usize) -> Result<()> {
+///
+/// It also reports, once a second, each subscriber whose log it overran
+/// (`watch_overruns`), so that a loss is never silent: `engine_client` is vakt's own
+/// client id, whose loss is alarms.
+pub fn start_embedded_broker(addr: SocketAddr, max_payload_bytes: usize, engine_client: &str, metrics: Arc<Metrics>) -> Result<()> {
     // rumqttd's own configuration format; values sized for one municipality's devices.
     // rumqttd keeps every message it routes in memory, in a log per subscription filter,
     // for subscribers that are behind or offline: up to max_segment_size ×
@@ -172,20 +207,36 @@ connection_timeout_ms = 60000
 max_payload_size = {payload}
 max_inflight_count = 500
 dynamic_filters = true
+[metrics.alerts]
+push_interval = 1
+[metrics.meters]
+push_interval = 3600
 "#,
         // Larger than the wire limit, so vakt sees oversized messages and can say why it refuses them.
         payload = max_payload_bytes.max(64 * 1024) * 4
     );
     let config: rumqttd::Config = toml::from_str(&toml).context("embedded broker configuration")?;
+    let engine_client = engine_client.to_owned();
     std::thread::Builder::new()
         .name("rumqttd".into())
         .spawn(move || {
             let mut broker = rumqttd::Broker::new(config);
+            match broker.alerts() {
+                Ok(link) => {
+                    let spawned = std::thread::Builder::new().name("rumqttd-alerts".into()).spawn(move || watch_overruns(link, &engine_client, &metrics));
+                    if let Err(e) = spawned {
+                        warn!(error = %e, "cannot watch the embedded broker's alerts: a log it overruns goes unreported");
+                    }
+                }
+                Err(e) => warn!(error = %e, "cannot watch the embedded broker's alerts: a log it overruns goes unreported"),
+            }
             if let Err(e) = broker.start() {
                 tracing::error!(error = %e, "embedded MQTT broker stopped");
             }
         })
         .context("starting the embedded broker thread")?;
+    // ([metrics.meters] is there because rumqttd's timer fails without it; nothing reads
+    // the meters.)
     // Wait until it accepts connections.
     for _ in 0..100 {
         if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
@@ -497,6 +548,72 @@ impl ClientTask {
 mod tests {
     use super::*;
 
+    fn free_addr() -> SocketAddr {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    }
+
+    /// A client of the embedded broker with a persistent session.
+    fn client(addr: SocketAddr, id: &str) -> (AsyncClient, EventLoop) {
+        let mut opts = MqttOptions::new(id, "127.0.0.1", addr.port());
+        opts.set_clean_session(false);
+        opts.set_max_packet_size(1 << 20, 1 << 20);
+        AsyncClient::new(opts, 100)
+    }
+
+    /// Polls `el` until `until` says so (at most 10 s).
+    async fn poll_until(el: &mut EventLoop, mut until: impl FnMut(&Event) -> bool) {
+        let polled = tokio::time::timeout(Duration::from_secs(10), async {
+            while !until(&el.poll().await.expect("connected")) {}
+        });
+        polled.await.expect("in time");
+    }
+
+    /// A subscriber too far behind for the embedded broker's log loses messages: the
+    /// broker says so, and vakt counts it (a loss of the engine's own would be alarms).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_subscriber_the_embedded_broker_overruns_is_counted() {
+        let addr = free_addr();
+        let metrics = Arc::new(Metrics::new());
+        start_embedded_broker(addr, 64 * 1024, "vakt-engine", metrics.clone()).unwrap();
+        let overruns = |who: &str| metrics.embedded_broker_overruns.with_label_values(&[who]).get();
+        // A subscriber that goes away, keeping its session (and its place in the log).
+        let (behind, mut el) = client(addr, "behind");
+        behind.subscribe("test/flood", QoS::AtLeastOnce).await.unwrap();
+        poll_until(&mut el, |e| matches!(e, Event::Incoming(Packet::SubAck(_)))).await;
+        behind.disconnect().await.unwrap();
+        while el.poll().await.is_ok() {}
+        // More than its log holds is published on its filter meanwhile.
+        let (flood, mut el) = client(addr, "flood");
+        let payload = vec![b'x'; 60_000];
+        let n = (EMBEDDED_SEGMENTS + 1) * EMBEDDED_SEGMENT_BYTES / payload.len() * 3 / 2;
+        let sending = tokio::spawn(async move {
+            for _ in 0..n {
+                flood.publish("test/flood", QoS::AtLeastOnce, false, payload.clone()).await.unwrap();
+            }
+        });
+        let mut acked = 0;
+        poll_until(&mut el, |e| {
+            acked += matches!(e, Event::Incoming(Packet::PubAck(_))) as usize;
+            acked == n
+        })
+        .await;
+        sending.await.unwrap();
+        assert_eq!(overruns("other"), 0, "nobody is behind yet: the subscriber has not come back");
+        // It comes back, from where it was: the oldest of what it missed is gone.
+        let (_behind, mut el) = client(addr, "behind");
+        let counted = tokio::time::timeout(Duration::from_secs(10), async {
+            while overruns("other") == 0 {
+                tokio::select! {
+                    _ = el.poll() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                }
+            }
+        });
+        counted.await.expect("the overrun is reported within 10 s (rumqttd reports once a second)");
+        assert_eq!(overruns("engine"), 0, "the engine's client was not the one behind");
+    }
+
     /// Every connection the embedded broker accepts sends at once: its accepted socket
     /// (the broker's end of a client's connection) has TCP_NODELAY, which it inherits
     /// from the listener vakt set it on.
@@ -506,7 +623,7 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap()
         };
-        start_embedded_broker(addr, 64 * 1024).unwrap();
+        start_embedded_broker(addr, 64 * 1024, "vakt-engine", Arc::new(Metrics::new())).unwrap();
         let client = std::net::TcpStream::connect(addr).unwrap();
         let ours = client.local_addr().unwrap();
         // The broker's end: bound to its address, connected to this client.
