@@ -188,7 +188,9 @@ pub fn start_embedded_broker(addr: SocketAddr, max_payload_bytes: usize, engine_
     // behind (its database down, say): more than a year of the six Indre Sogn
     // municipalities' alarms. At 10 MiB × 11, the size before, vakt's memory grew with
     // every message it routed until the logs were full (docs/mqtt.md, "The embedded
-    // broker's memory").
+    // broker's memory"). Its alerts are read once a second (`watch_overruns`);
+    // [metrics.meters] is there only because rumqttd's timer fails without it, and
+    // nothing reads the meters.
     let toml = format!(
         r#"
 id = 0
@@ -221,22 +223,18 @@ push_interval = 3600
         .name("rumqttd".into())
         .spawn(move || {
             let mut broker = rumqttd::Broker::new(config);
-            match broker.alerts() {
-                Ok(link) => {
-                    let spawned = std::thread::Builder::new().name("rumqttd-alerts".into()).spawn(move || watch_overruns(link, &engine_client, &metrics));
-                    if let Err(e) = spawned {
-                        warn!(error = %e, "cannot watch the embedded broker's alerts: a log it overruns goes unreported");
-                    }
-                }
-                Err(e) => warn!(error = %e, "cannot watch the embedded broker's alerts: a log it overruns goes unreported"),
+            let watching = broker.alerts().map_err(anyhow::Error::from).and_then(|link| {
+                let watch = move || watch_overruns(link, &engine_client, &metrics);
+                std::thread::Builder::new().name("rumqttd-alerts".into()).spawn(watch).map_err(anyhow::Error::from)
+            });
+            if let Err(e) = watching {
+                warn!(error = %e, "cannot watch the embedded broker's alerts: a log it overruns goes unreported");
             }
             if let Err(e) = broker.start() {
                 tracing::error!(error = %e, "embedded MQTT broker stopped");
             }
         })
         .context("starting the embedded broker thread")?;
-    // ([metrics.meters] is there because rumqttd's timer fails without it; nothing reads
-    // the meters.)
     // Wait until it accepts connections.
     for _ in 0..100 {
         if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
@@ -619,10 +617,7 @@ mod tests {
     /// from the listener vakt set it on.
     #[test]
     fn the_embedded_broker_s_connections_have_tcp_nodelay() {
-        let addr = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap()
-        };
+        let addr = free_addr();
         start_embedded_broker(addr, 64 * 1024, "vakt-engine", Arc::new(Metrics::new())).unwrap();
         let client = std::net::TcpStream::connect(addr).unwrap();
         let ours = client.local_addr().unwrap();
