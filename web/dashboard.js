@@ -123,12 +123,14 @@ const REFUSALS = {
 const municipalityName = (id) => (me.municipalities.find((m) => m.id === id) || { name: id }).name;
 
 // Where a refused message came from: the municipality of an alarm's topic, or of a
-// base unit's status topic with the unit's id; any other topic as it was.
-function origin(topic) {
-  const p = topic.split('/');
+// base unit's status topic with the unit's id; a staff member's app (a message too
+// large) by the staff id and its municipality; any other topic as it was.
+function origin(x) {
+  const p = x.topic.split('/');
   if (p.length === 4 && p[2] === 'alarms') return municipalityName(p[3]);
   if (p.length === 5 && p[2] === 'gateways') return `${municipalityName(p[3])} · ${p[4]}`;
-  return topic;
+  if (p.length === 5 && p[2] === 'staff') return [x.municipality && municipalityName(x.municipality), t('staff member {id}', { id: p[3] })].filter(Boolean).join(' · ');
+  return x.topic;
 }
 
 async function loadRefused() {
@@ -139,7 +141,7 @@ async function loadRefused() {
         'li',
         { class: 'refused-alarm' },
         el('div', { class: 'incident-head' }, el('strong', {}, REFUSALS[x.reason] ? t(REFUSALS[x.reason]) : x.reason), el('span', { class: 'small' }, clock(x.at))),
-        el('div', { class: 'small' }, [origin(x.topic), x.resident_id && t('resident {id}', { id: x.resident_id }), x.alarm_id && t('alarm {id}', { id: x.alarm_id })].filter(Boolean).join(' · ')),
+        el('div', { class: 'small' }, [origin(x), x.resident_id && t('resident {id}', { id: x.resident_id }), x.alarm_id && t('alarm {id}', { id: x.alarm_id })].filter(Boolean).join(' · ')),
         el('div', { class: 'small muted' }, x.detail),
       ),
     ),

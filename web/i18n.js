@@ -276,6 +276,7 @@ export const NB = {
   "The new passwords differ.": "De nye passordene er ikke like.",
   "Refused alarms": "Avviste alarmer",
   "No one was offered these alarms. Each may still be a person who needs help: find them by the resident or the alarm id.": "Ingen har fått disse alarmene. Hver av dem kan likevel være en person som trenger hjelp: finn personen ut fra bruker-id eller alarm-id.",
+  "A message too large is listed too, whatever it was: find the device or app that sent it.": "En melding som er for stor, står også her, uansett hva den var: finn enheten eller appen som sendte den.",
   "Gateways offline": "Mottakere uten forbindelse",
   "Alarms sent through these gateways cannot reach vakt until they are back. Check their power and network.": "Alarmer som sendes gjennom disse mottakerne, kommer ikke fram til vakt før de er tilbake. Sjekk strøm og nettverk.",
   "offline since {time}": "uten forbindelse siden {time}",
@@ -290,6 +291,7 @@ export const NB = {
   "Wrong topic": "Feil emne",
   "resident {id}": "bruker {id}",
   "alarm {id}": "alarm {id}",
+  "staff member {id}": "ansatt {id}",
   // vakt not taking alarms (common.js: watchReadiness).
   "Alarms are not being handled: {why}. Alarms sent meanwhile are kept and come through when vakt is back; until then, follow the backup routine.": "Alarmer blir ikke håndtert nå: {why}. Alarmer som sendes i mellomtiden, blir tatt vare på og kommer fram når vakt er tilbake; følg reserverutinen til da.",
   "the vakt engine has stopped": "vakt-motoren har stoppet",

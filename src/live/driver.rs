@@ -18,14 +18,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use rumqttc::Publish;
 use tracing::{debug, error, info, warn};
 
 use super::gateways::{self, Gateways};
 use super::metrics::Metrics;
 use super::outbound::{self, ALARMS_PREFIX, IncidentContext, RefusedIds};
 use super::accounts::{Role, User};
-use super::mqtt::{OutMsg, Stored};
+use super::mqtt::{Inbound, OutMsg, Stored};
 use super::store::{AuditRow, Batch, EventRow, LogRow, OutboxRow, Sequences, SYSTEM_ROLE, Store, StoreTimedOut, within};
 use super::wire::{self, WireLimits, WireReject};
 use crate::core::{Action, Actor, Engine, IncidentId, Input, Position, RejectReason, StaffId, StaffReply, Timestamp};
@@ -649,7 +648,7 @@ impl Driver {
         let refused = within(bound, self.store.latest_audit(REFUSED_ACTION, REFUSED_KEPT as i64)).await?;
         for detail in refused.into_iter().rev() {
             let Ok(message) = serde_json::from_str::<serde_json::Value>(&detail) else { continue };
-            if let Some(m) = message["topic"].as_str().and_then(|t| outbound::refused_alarm_municipality(t, message.get("alarm_id").is_some())).map(str::to_owned) {
+            if let Some(m) = outbound::listed_municipality(&message).map(str::to_owned) {
                 self.remember_refused(&m, message);
             }
         }
@@ -787,13 +786,19 @@ impl Driver {
     /// One inbound MQTT message: parsed by the wire contract, applied, or refused. Should
     /// it (or a timer due before it) make the engine panic, the driver is poisoned (see
     /// [`Driver::poison`]) and takes no more input.
-    pub fn on_message(&mut self, publish: &Publish) {
+    pub fn on_message(&mut self, message: &Inbound) {
         let now = self.now();
         self.fire_due(now);
         if self.failed {
             return;
         }
+        let publish = &message.publish;
         let topic = publish.topic.as_str();
+        if let Some(size) = message.oversize {
+            // Its bytes are gone (the client task dropped them): refused for its size alone.
+            let detail = format!("{size} bytes; the limit is {}", self.limits.max_payload_bytes);
+            return self.refuse(now, topic, &[], WireReject { code: "payload_too_large", detail });
+        }
         if let Some(rest) = topic.strip_prefix(gateways::PREFIX) {
             return self.on_gateway(now, topic, rest, &publish.payload);
         }
@@ -810,7 +815,7 @@ impl Driver {
         let mut fault = false;
         let mut alarm_ids = None;
         if let Input::Alarm(a) = &input {
-            let ids = RefusedIds { alarm: Some(a.id.clone()), resident: Some(a.resident.clone()) };
+            let ids = RefusedIds { alarm: Some(a.id.clone()), resident: Some(a.resident.clone()), municipality: None };
             if !self.alarm_aside.is_empty() && self.alarm_aside.contains(&(a.id.to_string(), a.resident.to_string())) {
                 warn!(topic, alarm_id = %a.id, resident_id = %a.resident, "an alarm that made the engine fail before is refused, not taken again");
                 let detail = "this alarm made the engine fail before (a fault in vakt), so it is refused rather than taken again; handle it by hand, and report it";
@@ -849,7 +854,15 @@ impl Driver {
     /// that can be read from it.
     fn refuse(&mut self, now: Timestamp, topic: &str, payload: &[u8], reject: WireReject) {
         warn!(topic, reason = reject.code, detail = %reject.detail, "message rejected");
-        let ids = self.refused_ids(topic, payload);
+        let mut ids = self.refused_ids(topic, payload);
+        if reject.code == "payload_too_large" {
+            // A staff member's app sending what vakt cannot read: listed for their municipality.
+            let staff = match topic.split('/').collect::<Vec<_>>().as_slice() {
+                ["vakt", "v1", "staff", id, _] => StaffId::parse(id).ok(),
+                _ => None,
+            };
+            ids.municipality = staff.and_then(|id| self.engine.staff_member(&id)).map(|s| s.municipality.clone());
+        }
         self.reject(now, topic, reject.code, &reject.detail, &ids);
     }
 
@@ -947,7 +960,7 @@ impl Driver {
             return RefusedIds::default();
         }
         let (alarm, resident) = wire::readable_alarm_ids(payload, &self.limits);
-        RefusedIds { alarm, resident }
+        RefusedIds { alarm, resident, municipality: None }
     }
 
     /// After a step made the engine panic: nothing of the step is kept (the broker still
@@ -1001,12 +1014,12 @@ impl Driver {
     fn reject(&mut self, now: Timestamp, topic: &str, code: &'static str, detail: &str, ids: &RefusedIds) {
         self.metrics.rejected.with_label_values(&[code]).inc();
         let msg = outbound::reject_message(topic, code, detail, now, ids);
-        if let Some(m) = outbound::refused_alarm_municipality(topic, ids.alarm.is_some()) {
+        let kept: serde_json::Value = serde_json::from_str(&msg).expect("a reject is JSON");
+        if let Some(m) = outbound::listed_municipality(&kept).map(str::to_owned) {
             // In the audit trail too, with the batch: the dashboards' list survives a
             // restart (which a message that made the engine fail brings about itself).
             self.audit_by_vakt(now, REFUSED_ACTION, None, msg.clone(), code);
-            let kept = serde_json::from_str(&msg).expect("a reject is JSON");
-            self.remember_refused(m, kept);
+            self.remember_refused(&m, kept);
         }
         self.push_out(outbound::REJECTS_TOPIC.to_owned(), msg, now);
     }
@@ -1160,7 +1173,7 @@ impl Driver {
                         self.push_out(outbound::offers_topic(s), msg, at);
                     }
                     _ => {
-                        let ids = cause.alarm.map(|a| RefusedIds { alarm: Some(a.id.clone()), resident: Some(a.resident.clone()) }).unwrap_or_default();
+                        let ids = cause.alarm.map(|a| RefusedIds { alarm: Some(a.id.clone()), resident: Some(a.resident.clone()), municipality: None }).unwrap_or_default();
                         self.reject(at, topic, reason.code(), &reason.to_string(), &ids)
                     }
                 }
@@ -1669,13 +1682,13 @@ mod tests {
         let raised_at = wall_clock();
         let publish = |a: &str, r: &str| {
             let alarm = serde_json::json!({ "alarm_id": a, "resident_id": r, "kind": "fall", "raised_at": raised_at.to_string() });
-            Publish::new("vakt/v1/alarms/demo", rumqttc::QoS::AtLeastOnce, alarm.to_string())
+            Inbound::new(rumqttc::Publish::new("vakt/v1/alarms/demo", rumqttc::QoS::AtLeastOnce, alarm.to_string()), 16 * 1024)
         };
         let rejects = |out: &[OutMsg]| out.iter().filter(|m| m.topic == outbound::REJECTS_TOPIC).map(|m| serde_json::from_str::<serde_json::Value>(&m.payload).unwrap()).collect::<Vec<_>>();
 
         d.faults.alarm = vec!["a1".into()];
         d.on_message(&publish("a1", "r1"));
-        assert!(matches!(d.poison().map(|p| &p.culprit), Some(Culprit::Message { ids: RefusedIds { alarm: Some(_), resident: Some(_) }, .. })));
+        assert!(matches!(d.poison().map(|p| &p.culprit), Some(Culprit::Message { ids: RefusedIds { alarm: Some(_), resident: Some(_), .. }, .. })));
         let out = d.refuse_poisoned(&ready).await;
         let refused = rejects(&out);
         assert_eq!(refused.len(), 1, "{refused:?}");

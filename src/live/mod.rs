@@ -150,6 +150,7 @@ pub async fn start(settings: Settings, config_dir: Option<&Path>) -> Result<Runn
     driver.commit(&ready_tx, true).await;
 
     let opts = mqtt::options(&settings.mqtt, embedded)?;
+    let max_payload = settings.wire.max_payload_bytes;
     let mqtt_at = match (&settings.mqtt.url, embedded) {
         (Some(url), _) => store::redact(url),
         (None, Some(addr)) => format!("mqtt://{addr} (embedded)"),
@@ -168,7 +169,7 @@ pub async fn start(settings: Settings, config_dir: Option<&Path>) -> Result<Runn
     let engine = async move {
         // Its database connection is opened afresh on this runtime.
         store.drop_writer().await;
-        let (mqtt, channels, mqtt_task) = mqtt::spawn(opts, metrics, stop_rx);
+        let (mqtt, channels, mqtt_task) = mqtt::spawn(opts, max_payload, metrics, stop_rx);
         // Whatever the broker had not acknowledged before the restart goes out first
         // (with what recovery itself just stored).
         match driver.unpublished().await {

@@ -12,7 +12,8 @@
 //!   through rumqttc's own connection state (packet ids, in-flight window), so rumqttc
 //!   still retransmits after a reconnect; while the window is full, the connection is
 //!   down or rumqttc is resending, messages wait in order;
-//! - reconnects with backoff; when the broker has lost the session it subscribes again
+//! - reconnects at once and then every few hundred milliseconds, jittered (see
+//!   [`Reconnect`]); when the broker has lost the session it subscribes again
 //!   and republishes every message not yet acknowledged.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -269,15 +270,104 @@ pub fn options(section: &MqttSection, embedded: Option<SocketAddr>) -> Result<Mq
         .set_inflight(section.inflight.max(1))
         // Subscriptions and the disconnect; publishes and acks are written by `ClientTask`.
         .set_request_channel_capacity(64)
-        .set_max_packet_size(1 << 20, 1 << 20);
+        .set_max_packet_size(MAX_INCOMING_PACKET, 1 << 20);
     Ok(opts)
+}
+
+/// The largest packet vakt's client reads: the largest MQTT can frame (its remaining
+/// length is at most 268,435,455 bytes). Any smaller limit would be a packet vakt's client
+/// refuses by dropping the connection, and a broker that keeps the session (and the
+/// message) would deliver it again at the next connection, and the next: one message
+/// too large stopped vakt's intake for good. So the client reads whatever the broker
+/// sends, and a payload over the wire's limit is dropped at once and refused with its
+/// reason (see [`Inbound`]). The broker's own packet limit (config/mosquitto/vakt.conf)
+/// keeps such messages from reaching vakt at all.
+pub const MAX_INCOMING_PACKET: usize = 268_435_455;
+
+/// An inbound message as the client task hands it to the driver.
+#[derive(Debug)]
+pub struct Inbound {
+    /// The message; its payload is empty when it was too large (`oversize`).
+    pub publish: Publish,
+    /// The payload's size when it was over the wire's limit (`wire.max_payload_bytes`):
+    /// its bytes were dropped as soon as it was read, so a big one is not held while its
+    /// batch is stored, and the driver refuses it (`payload_too_large`).
+    pub oversize: Option<usize>,
+}
+
+impl Inbound {
+    /// A message as read (`limit`: the wire's largest payload).
+    pub fn new(mut publish: Publish, limit: usize) -> Inbound {
+        let size = publish.payload.len();
+        let oversize = (size > limit).then(|| {
+            publish.payload = Default::default();
+            size
+        });
+        Inbound { publish, oversize }
+    }
+}
+
+/// When to try the broker again, and what to log of it.
+///
+/// Every alarm waiting at the broker waits as long as vakt is away, so vakt comes back
+/// within a few hundred milliseconds of the broker: after a lost connection it tries at
+/// once, then after 50, 100, 200 and then every 400 ms at most, each wait jittered
+/// (between half and all of it) so that a fleet of clients does not come back in step.
+/// A refused or failed attempt costs the broker one TCP connection. The first failure
+/// is logged, then one line a minute while it lasts, and the reconnection with how long
+/// it took: an outage of an hour is some sixty lines, not nine thousand.
+#[derive(Default)]
+struct Reconnect {
+    /// Failed attempts since the last connection.
+    attempts: u32,
+    since: Option<std::time::Instant>,
+    logged: Option<std::time::Instant>,
+}
+
+impl Reconnect {
+    const FIRST: Duration = Duration::from_millis(50);
+    const MOST: Duration = Duration::from_millis(400);
+    const LOG_EVERY: Duration = Duration::from_secs(60);
+
+    /// After a failed attempt or a lost connection: how long to wait before the next.
+    fn failed(&mut self, error: &rumqttc::ConnectionError) -> Duration {
+        let now = std::time::Instant::now();
+        let since = *self.since.get_or_insert(now);
+        self.attempts += 1;
+        let wait = match self.attempts {
+            1 => Duration::ZERO,
+            n => (Self::FIRST * 2u32.saturating_pow(n - 2)).min(Self::MOST).mul_f64(0.5 + 0.5 * jitter()),
+        };
+        if self.logged.is_none_or(|at| now.duration_since(at) >= Self::LOG_EVERY) {
+            self.logged = Some(now);
+            let down_for_s = now.duration_since(since).as_secs();
+            warn!(error = %error, attempts = self.attempts, down_for_s, "MQTT connection lost or refused; trying again every {} ms at most", Self::MOST.as_millis());
+        }
+        wait
+    }
+
+    fn connected(&mut self) {
+        if let Some(since) = self.since.take() {
+            info!(attempts = self.attempts, down_for_ms = since.elapsed().as_millis() as u64, "MQTT connection back");
+        }
+        *self = Reconnect::default();
+    }
+}
+
+/// A number in [0, 1), from the operating system's randomness (0.5 should it fail).
+fn jitter() -> f64 {
+    let mut b = [0u8; 4];
+    match getrandom::getrandom(&mut b) {
+        Ok(()) => f64::from(u32::from_le_bytes(b)) / (f64::from(u32::MAX) + 1.0),
+        Err(_) => 0.5,
+    }
 }
 
 /// What one commit sends: its stored messages, then the inbound messages it stored, to
 /// acknowledge. Written onto the connection together.
 struct Sends {
     msgs: Vec<OutMsg>,
-    acks: Vec<Publish>,
+    acks: Vec<Inbound>,
 }
 
 /// The driver's handle on the client task.
@@ -289,7 +379,7 @@ pub struct MqttHandle {
 impl MqttHandle {
     /// After a commit: publish its stored messages (each comes back on the delivered
     /// channel once the broker has it), then acknowledge the inbound messages it stored.
-    pub fn send(&self, msgs: Vec<OutMsg>, acks: Vec<Publish>) {
+    pub fn send(&self, msgs: Vec<OutMsg>, acks: Vec<Inbound>) {
         if !msgs.is_empty() || !acks.is_empty() {
             let _ = self.out.send(Sends { msgs, acks });
         }
@@ -297,12 +387,14 @@ impl MqttHandle {
 }
 
 pub struct Channels {
-    pub inbound: mpsc::Receiver<Publish>,
+    pub inbound: mpsc::Receiver<Inbound>,
     pub delivered: mpsc::UnboundedReceiver<Stored>,
 }
 
-/// Spawns the client task. `stop` ends it (after a clean DISCONNECT).
-pub fn spawn(opts: MqttOptions, metrics: Arc<Metrics>, stop: watch::Receiver<bool>) -> (MqttHandle, Channels, tokio::task::JoinHandle<()>) {
+/// Spawns the client task. `stop` ends it (after a clean DISCONNECT). `max_payload` is
+/// the wire's largest payload: a larger one's bytes are dropped as soon as it is read
+/// (see [`Inbound`]).
+pub fn spawn(opts: MqttOptions, max_payload: usize, metrics: Arc<Metrics>, stop: watch::Receiver<bool>) -> (MqttHandle, Channels, tokio::task::JoinHandle<()>) {
     let capacity = opts.request_channel_capacity();
     let (client, mut eventloop) = AsyncClient::new(opts, capacity);
     // Small messages (acks, offers) go out at once, not after the previous one's TCP ACK.
@@ -312,14 +404,15 @@ pub fn spawn(opts: MqttOptions, metrics: Arc<Metrics>, stop: watch::Receiver<boo
     let (in_tx, in_rx) = mpsc::channel(50_000);
     let (out_tx, out_rx) = mpsc::unbounded_channel();
     let (del_tx, del_rx) = mpsc::unbounded_channel();
-    let task = ClientTask { client, in_tx, out_rx, del_tx, metrics, fifo: VecDeque::new(), inflight: FxHashMap::default(), unacked: BTreeMap::new(), next_key: 0, subscribed: false, backlog: VecDeque::new() };
+    let task = ClientTask { client, max_payload, in_tx, out_rx, del_tx, metrics, fifo: VecDeque::new(), inflight: FxHashMap::default(), unacked: BTreeMap::new(), next_key: 0, subscribed: false, backlog: VecDeque::new() };
     let join = tokio::spawn(task.run(eventloop, stop));
     (MqttHandle { out: out_tx }, Channels { inbound: in_rx, delivered: del_rx }, join)
 }
 
 struct ClientTask {
     client: AsyncClient,
-    in_tx: mpsc::Sender<Publish>,
+    max_payload: usize,
+    in_tx: mpsc::Sender<Inbound>,
     out_rx: mpsc::UnboundedReceiver<Sends>,
     del_tx: mpsc::UnboundedSender<Stored>,
     metrics: Arc<Metrics>,
@@ -348,7 +441,7 @@ fn forget_unseen_publishes(el: &mut EventLoop) {
 
 impl ClientTask {
     async fn run(mut self, mut eventloop: EventLoop, mut stop: watch::Receiver<bool>) {
-        let mut backoff = Duration::from_millis(100);
+        let mut reconnect = Reconnect::default();
         loop {
             tokio::select! {
                 biased;
@@ -368,7 +461,9 @@ impl ClientTask {
                 }
                 ev = eventloop.poll() => match ev {
                     Ok(ev) => {
-                        backoff = Duration::from_millis(100);
+                        if matches!(ev, Event::Incoming(Packet::ConnAck(_))) {
+                            reconnect.connected();
+                        }
                         self.on_event(ev).await;
                         if !self.backlog.is_empty() {
                             self.write(&mut eventloop, Vec::new()).await;
@@ -378,9 +473,8 @@ impl ClientTask {
                         forget_unseen_publishes(&mut eventloop);
                         self.metrics.mqtt_connected.set(0);
                         self.metrics.mqtt_disconnects.inc();
-                        warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "MQTT connection lost or refused");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(10));
+                        let wait = reconnect.failed(&e);
+                        tokio::time::sleep(wait).await;
                     }
                 },
                 Some(first) = self.out_rx.recv() => {
@@ -394,7 +488,7 @@ impl ClientTask {
 
     /// Queues the messages of `first` and of the sends waiting behind it (`most` sends in
     /// all), and returns their acknowledgements, in order.
-    fn take_sends(&mut self, first: Option<Sends>, most: usize) -> Vec<Publish> {
+    fn take_sends(&mut self, first: Option<Sends>, most: usize) -> Vec<Inbound> {
         let mut acks = Vec::new();
         let mut next = first.or_else(|| self.out_rx.try_recv().ok());
         let mut taken = 0;
@@ -421,7 +515,7 @@ impl ClientTask {
 
     /// Publishes the backlog, then acknowledges `acks`: written onto the connection, in
     /// order, and flushed once.
-    async fn write(&mut self, el: &mut EventLoop, acks: Vec<Publish>) {
+    async fn write(&mut self, el: &mut EventLoop, acks: Vec<Inbound>) {
         let timeout = Duration::from_secs(el.network_options().connection_timeout().max(1));
         match tokio::time::timeout(timeout, self.write_direct(el, acks)).await {
             Ok(Ok(())) => {}
@@ -441,7 +535,7 @@ impl ClientTask {
         }
     }
 
-    async fn write_direct(&mut self, el: &mut EventLoop, acks: Vec<Publish>) -> Result<(), StateError> {
+    async fn write_direct(&mut self, el: &mut EventLoop, acks: Vec<Inbound>) -> Result<(), StateError> {
         let mut wrote = false;
         // Messages wait in order while there is no connection, while rumqttc resends what
         // was in flight before a reconnect or holds a publish whose packet id is taken, and
@@ -464,7 +558,7 @@ impl ClientTask {
                 wrote = true;
             }
         }
-        for p in acks {
+        for Inbound { publish: p, .. } in acks {
             let ack = match p.qos {
                 QoS::AtMostOnce => continue,
                 QoS::AtLeastOnce => Request::PubAck(PubAck::new(p.pkid)),
@@ -517,7 +611,7 @@ impl ClientTask {
                 }
             }
             Event::Incoming(Packet::Publish(p)) => {
-                let delivered = self.in_tx.send(p).await;
+                let delivered = self.in_tx.send(Inbound::new(p, self.max_payload)).await;
                 if delivered.is_err() {
                     warn!("engine stopped; inbound message left unacknowledged for redelivery");
                 }
@@ -610,6 +704,22 @@ mod tests {
         });
         counted.await.expect("the overrun is reported within 10 s (rumqttd reports once a second)");
         assert_eq!(overruns("engine"), 0, "the engine's client was not the one behind");
+    }
+
+    /// After a lost connection vakt tries at once, then within 50 ms, and never waits
+    /// more than 400 ms, however long the broker stays away; each wait is jittered.
+    #[test]
+    fn reconnection_is_tried_at_once_and_then_every_400_ms_at_most() {
+        let mut r = Reconnect::default();
+        let error = rumqttc::ConnectionError::RequestsDone;
+        let waits: Vec<Duration> = (0..1000).map(|_| r.failed(&error)).collect();
+        assert_eq!(waits[0], Duration::ZERO);
+        assert!(waits[1] <= Duration::from_millis(50) && waits[1] >= Duration::from_millis(25), "{:?}", waits[1]);
+        assert!(waits.iter().all(|w| *w <= Reconnect::MOST), "never more than 400 ms");
+        assert!(waits[10..].iter().all(|w| *w >= Reconnect::MOST / 2), "400 ms jittered down to half at most, once it has grown");
+        assert!(waits[10..].iter().any(|w| *w != waits[10]), "jittered, not in step");
+        r.connected();
+        assert_eq!(r.failed(&error), Duration::ZERO, "at once again after a connection");
     }
 
     /// Every connection the embedded broker accepts sends at once: its accepted socket

@@ -304,28 +304,49 @@ pub fn reject_message(topic: &str, code: &str, detail: &str, at: Timestamp, ids:
         if let Some(r) = &ids.resident {
             o.put("resident_id", r.as_str());
         }
+        if let Some(m) = &ids.municipality {
+            o.put("municipality", m.as_str());
+        }
     })
 }
 
-/// The municipality of a refused alarm, from the topic its reject names, or `None` when
-/// what was refused is not an alarm (a staff message, a gateway's status), which the
-/// dashboards' list of refused alarms leaves out. An alarm is one on
-/// `vakt/v1/alarms/{municipality}`, or a home's base unit's `connection_lost` alarm,
-/// refused on its status topic `vakt/v1/gateways/{municipality}/{unit}` with the alarm's
-/// id (`has_alarm_id`): a person whose alarms cannot come through, whom no one was offered.
-pub fn refused_alarm_municipality(topic: &str, has_alarm_id: bool) -> Option<&str> {
+/// The municipality under which the dashboards list a refused message (`reject`, as
+/// published on [`REJECTS_TOPIC`]), or `None` when they leave it out. Listed are:
+/// - an alarm: one on `vakt/v1/alarms/{municipality}`, or a home's base unit's
+///   `connection_lost` alarm, refused on its status topic
+///   `vakt/v1/gateways/{municipality}/{unit}` with the alarm's id: a person whose alarm
+///   no one was offered;
+/// - a message too large on any topic: a device or app sending what vakt cannot read,
+///   whose owner must be found. A staff member's is listed under their municipality
+///   (the reject's `municipality`), an unknown sender's under `""`, which is nobody's
+///   municipality and so everybody's concern.
+///
+/// A staff member's other refused messages (a late reply, say) are answered on their
+/// own offers topic and are not listed; nor is a gateway's refused status.
+pub fn listed_municipality(reject: &serde_json::Value) -> Option<&str> {
+    let topic = reject["topic"].as_str()?;
+    if let Some(m) = reject["municipality"].as_str() {
+        return Some(m);
+    }
     if let Some(m) = topic.strip_prefix(ALARMS_PREFIX) {
         return Some(m);
     }
-    let unit = topic.strip_prefix(super::gateways::PREFIX).filter(|_| has_alarm_id)?;
-    unit.split_once('/').map(|(m, _)| m)
+    let too_large = reject["reason"] == "payload_too_large";
+    let gateway = topic.strip_prefix(super::gateways::PREFIX).and_then(|unit| unit.split_once('/')).map(|(m, _)| m);
+    match gateway {
+        Some(m) if too_large || reject.get("alarm_id").is_some() => Some(m),
+        _ => too_large.then_some(""),
+    }
 }
 
-/// What could be read of a refused alarm's ids (none for other messages).
+/// What could be read of a refused alarm's ids (none for other messages), and whose
+/// municipality a refused staff message is, where the dashboards list it (see
+/// [`listed_municipality`]).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RefusedIds {
     pub alarm: Option<AlarmId>,
     pub resident: Option<ResidentId>,
+    pub municipality: Option<MunicipalityId>,
 }
 
 #[cfg(test)]
@@ -343,19 +364,30 @@ mod tests {
         let at = Timestamp::parse_rfc3339("2024-03-01T08:00:00Z").unwrap();
         let msg = parsed(reject_message("vakt/v1/alarms/sogndal", "unknown_kind", "\"earthquake\" is not an alarm kind", at, &RefusedIds::default()));
         assert_eq!(msg, json!({ "topic": "vakt/v1/alarms/sogndal", "reason": "unknown_kind", "detail": "\"earthquake\" is not an alarm kind", "at": "2024-03-01T08:00:00.000Z" }));
-        let ids = RefusedIds { alarm: Some(AlarmId::parse("gw3-17").unwrap()), resident: Some(ResidentId::parse("r-7").unwrap()) };
+        let ids = RefusedIds { alarm: Some(AlarmId::parse("gw3-17").unwrap()), resident: Some(ResidentId::parse("r-7").unwrap()), municipality: None };
         let msg = parsed(reject_message("vakt/v1/alarms/sogndal", "unknown_resident", "no resident r-7", at, &ids));
         assert_eq!((msg["alarm_id"].as_str(), msg["resident_id"].as_str()), (Some("gw3-17"), Some("r-7")));
     }
 
     #[test]
-    fn a_refused_alarm_is_one_on_an_alarms_topic_or_a_base_units_with_its_alarm_id() {
-        assert_eq!(refused_alarm_municipality("vakt/v1/alarms/sogndal", false), Some("sogndal"));
-        assert_eq!(refused_alarm_municipality("vakt/v1/alarms/sogndal", true), Some("sogndal"));
-        assert_eq!(refused_alarm_municipality("vakt/v1/gateways/luster/bu-r7", true), Some("luster"), "a base unit's connection_lost alarm");
-        assert_eq!(refused_alarm_municipality("vakt/v1/gateways/luster/bu-r7", false), None, "a gateway's status, not an alarm");
-        assert_eq!(refused_alarm_municipality("vakt/v1/gateways/luster", true), None);
-        assert_eq!(refused_alarm_municipality("vakt/v1/staff/s1/replies", true), None);
+    fn the_dashboards_list_refused_alarms_and_messages_too_large() {
+        let listed = |topic: &str, reason: &str, more: Value| {
+            let mut reject = json!({ "topic": topic, "reason": reason, "detail": "", "at": "2024-03-01T08:00:00.000Z" });
+            reject.as_object_mut().unwrap().extend(more.as_object().unwrap().clone());
+            listed_municipality(&reject).map(str::to_owned)
+        };
+        let alarm = json!({ "alarm_id": "a-1" });
+        assert_eq!(listed("vakt/v1/alarms/sogndal", "unknown_kind", json!({})).as_deref(), Some("sogndal"));
+        assert_eq!(listed("vakt/v1/alarms/sogndal", "unknown_resident", alarm.clone()).as_deref(), Some("sogndal"));
+        assert_eq!(listed("vakt/v1/gateways/luster/bu-r7", "unknown_resident", alarm.clone()).as_deref(), Some("luster"), "a base unit's connection_lost alarm");
+        assert_eq!(listed("vakt/v1/gateways/luster/bu-r7", "invalid_field", json!({})), None, "a gateway's status, not an alarm");
+        assert_eq!(listed("vakt/v1/gateways/luster", "bad_topic", alarm.clone()), None);
+        assert_eq!(listed("vakt/v1/staff/s1/replies", "invalid_field", alarm), None, "a staff member's reply is answered on their own topic");
+        // Too large: whoever sent it must be found.
+        assert_eq!(listed("vakt/v1/gateways/luster/gw-1", "payload_too_large", json!({})).as_deref(), Some("luster"));
+        assert_eq!(listed("vakt/v1/staff/s1/status", "payload_too_large", json!({ "municipality": "luster" })).as_deref(), Some("luster"), "a known staff member's");
+        assert_eq!(listed("vakt/v1/staff/nobody/status", "payload_too_large", json!({})).as_deref(), Some(""), "nobody's is everybody's concern");
+        assert_eq!(listed("vakt/v1/other", "payload_too_large", json!({})).as_deref(), Some(""));
     }
 
     fn ctx() -> IncidentContext {

@@ -489,7 +489,7 @@ async fn stream(State(s): State<AppState>, a: Authed) -> Result<impl IntoRespons
             return Some("incident");
         }
         let refused_alarm = t == outbound::REJECTS_TOPIC
-            && serde_json::from_str::<Value>(payload).ok().and_then(|m| m["topic"].as_str().and_then(|t| outbound::refused_alarm_municipality(t, m.get("alarm_id").is_some())).map(|m| scope.sees(m))).unwrap_or(false);
+            && serde_json::from_str::<Value>(payload).ok().is_some_and(|m| outbound::listed_municipality(&m).is_some_and(|m| scope.sees(m)));
         refused_alarm.then_some("refused")
     }))
 }

@@ -3,6 +3,7 @@
 //! PostgreSQL (started by .ci/run).
 
 pub mod support;
+mod hostile;
 
 use std::time::Duration;
 
@@ -978,8 +979,12 @@ async fn tls_and_password_to_an_external_broker() {
     // Devices on the plain listener, vakt on TLS: the alarm crosses over.
     let mut ops = Client::connect(plain_port, OPS).await;
     let device = Client::connect(plain_port, &[]).await;
+    // A message too large, then an alarm: refused, and the alarm comes through.
+    device.publish("vakt/v1/alarms/fjord", vec![b'x'; 1_100_000]).await;
     device.publish_json("vakt/v1/alarms/fjord", alarm("t-1", "r1", "fall")).await;
+    ops.expect("vakt/v1/rejects", "the big one refused over TLS", |r| r["reason"] == "payload_too_large").await;
     ops.expect("vakt/v1/incidents/fjord", "raised over TLS", |e| e["type"] == "raised" && e["alarm_id"] == "t-1").await;
+    assert_eq!(v.metric("vakt_mqtt_connection_errors_total"), 0.0);
     assert!(v.log().contains("MQTT connected"));
     drop(v);
     drop(broker);

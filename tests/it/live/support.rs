@@ -509,7 +509,7 @@ impl Client {
 
     async fn connect_opts(port: u16, subscriptions: &[&str], client_id: &str, clean: bool, login: Option<(&str, &str)>) -> Client {
         let mut opts = MqttOptions::new(client_id, "127.0.0.1", port);
-        opts.set_keep_alive(Duration::from_secs(5)).set_max_packet_size(1 << 20, 1 << 20).set_clean_session(clean).set_inflight(1000);
+        opts.set_keep_alive(Duration::from_secs(5)).set_max_packet_size(1 << 20, 16 << 20).set_clean_session(clean).set_inflight(1000);
         if let Some((user, password)) = login {
             opts.set_credentials(user, password);
         }
@@ -623,6 +623,23 @@ impl Mosquitto {
         Mosquitto { child, conf }
     }
 
+    /// On the shipped production configuration (`config/mosquitto/vakt.conf`: its
+    /// persistence, limits and queues), with a plain listener on `port` taking anonymous
+    /// clients in place of its TLS listener, passwords and access control, and its
+    /// persistence file in `dir`.
+    pub fn shipped(dir: &std::path::Path, port: u16) -> Mosquitto {
+        let data = dir.join("mosquitto");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+        let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/mosquitto/vakt.conf")).unwrap();
+        let local = ["listener", "certfile", "keyfile", "cafile", "password_file", "acl_file", "allow_anonymous", "persistence_location"];
+        let kept: String = shipped.lines().filter(|l| !local.iter().any(|k| l.split_whitespace().next() == Some(*k))).map(|l| format!("{l}\n")).collect();
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence_location {}/\n{kept}", data.display())).unwrap();
+        let child = Self::spawn(&conf, port);
+        Mosquitto { child, conf }
+    }
+
     fn spawn(conf: &std::path::Path, port: u16) -> std::process::Child {
         let mut child = std::process::Command::new("mosquitto").arg("-c").arg(conf).stderr(std::process::Stdio::null()).spawn().expect("mosquitto (Debian package)");
         for _ in 0..100 {
@@ -643,6 +660,12 @@ impl Mosquitto {
         self.start_again();
     }
 
+    /// SIGKILL: a crash, with no chance to save what it holds.
+    pub fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
     /// SIGTERM, and wait for it to exit.
     pub fn stop(&mut self) {
         std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
@@ -651,8 +674,12 @@ impl Mosquitto {
 
     /// Start again on the same port, after `stop`.
     pub fn start_again(&mut self) {
-        let port = std::fs::read_to_string(&self.conf).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
-        self.child = Self::spawn(&self.conf, port);
+        self.child = Self::spawn(&self.conf, self.port());
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        std::fs::read_to_string(&self.conf).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap()
     }
 }
 
