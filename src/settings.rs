@@ -114,13 +114,31 @@ pub struct HttpSection {
     /// Mark session cookies `Secure` (only sent over HTTPS). Set it when vakt is behind
     /// a TLS-terminating proxy; plain HTTP on localhost needs it off.
     pub secure_cookies: bool,
-    /// Failed logins allowed per username (and per client address) within 5 minutes.
+    /// Failed logins allowed per username from one client address within 5 minutes
+    /// (four times as many per address, ten times as many per username in all).
     pub login_attempts: u32,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (their own addresses).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Longest wait for a request's headers, from the connection's start or the end of
+    /// the previous request, before the connection is closed.
+    pub header_timeout_secs: u64,
+    /// Most HTTP connections open at once (each staff app and dashboard holds one for
+    /// its live updates); beyond, new ones wait to be accepted.
+    pub max_connections: usize,
 }
 
 impl Default for HttpSection {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:8080".into(), tiles: None, tiles_attribution: String::new(), secure_cookies: false, login_attempts: 5 }
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            tiles: None,
+            tiles_attribution: String::new(),
+            secure_cookies: false,
+            login_attempts: 5,
+            trusted_proxies: Vec::new(),
+            header_timeout_secs: 10,
+            max_connections: 1024,
+        }
     }
 }
 

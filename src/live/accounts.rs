@@ -149,72 +149,93 @@ fn hex(bytes: &[u8]) -> String {
 /// How long a session lives: a 12-hour shift with room to spare... and no longer.
 pub const SESSION_TTL: Duration = Duration::from_secs(13 * 3600);
 
-/// Login attempts per key (the username, and the client address where known): at most
-/// a key's limit of failures within `window`; after that, refused until the oldest ages
-/// out. A client address gets `per_address` failures (an office behind one address has
-/// many users); a username gets `per_user`.
+/// Failed logins (and wrong current passwords), counted so that guessing is slow and
+/// nobody can lock anybody else out:
+/// - a username from one address gets `per_pair` failures within `window`; then that
+///   address waits, for that username only;
+/// - one address gets `per_address` failures, whatever the usernames (an office behind
+///   one address has many users, so four times as many); then that address waits;
+/// - a username gets `per_user` failures from everywhere together (ten times
+///   `per_pair`: someone guessing from many addresses); then the addresses that have
+///   failed for it wait. An address that has not failed for that username never waits
+///   for it: the right password from the operator's own desk still works while someone
+///   elsewhere guesses.
+///
+/// Before, five failures locked the username itself for five minutes, from everywhere:
+/// anyone on the network could keep every operator out of the dashboard.
+/// IPv6 addresses count by their /64 (one host's share of a network).
 pub struct LoginLimiter {
-    per_user: usize,
+    per_pair: usize,
     per_address: usize,
+    per_user: usize,
     window: Duration,
     failures: Mutex<HashMap<String, Vec<Instant>>>,
 }
 
-/// What a limiter counts failures by.
-pub enum LimitKey<'a> {
-    User(&'a str),
-    Address(std::net::IpAddr),
+/// The keys a login attempt is counted under.
+struct Keys {
+    pair: String,
+    address: String,
+    user: String,
 }
 
-impl LimitKey<'_> {
-    fn key(&self) -> String {
-        match self {
-            // Bounded, so a flood of long made-up names cannot grow the map's keys.
-            LimitKey::User(u) => format!("user:{}", u.chars().take(64).collect::<String>()),
-            LimitKey::Address(a) => format!("ip:{a}"),
-        }
+impl Keys {
+    fn of(username: &str, address: Option<std::net::IpAddr>) -> Keys {
+        // Bounded, so a flood of long made-up names cannot grow the map's keys.
+        let user: String = username.chars().take(64).collect();
+        let address = match address.map(|a| a.to_canonical()) {
+            Some(std::net::IpAddr::V6(a)) => {
+                let s = a.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+            Some(a) => a.to_string(),
+            None => "unknown".to_owned(),
+        };
+        Keys { pair: format!("pair:{address} {user}"), address: format!("ip:{address}"), user: format!("user:{user}") }
     }
 }
 
 impl LoginLimiter {
-    pub fn new(per_user: usize, per_address: usize, window: Duration) -> LoginLimiter {
-        LoginLimiter { per_user, per_address, window, failures: Mutex::new(HashMap::new()) }
+    /// `per_pair` failures of a username from one address; four times as many from one
+    /// address, ten times as many of one username.
+    pub fn new(per_pair: usize, window: Duration) -> LoginLimiter {
+        let per_pair = per_pair.max(1);
+        LoginLimiter { per_pair, per_address: 4 * per_pair, per_user: 10 * per_pair, window, failures: Mutex::new(HashMap::new()) }
     }
 
-    /// `Err(wait)` if any key is over its limit.
-    pub fn check(&self, keys: &[LimitKey<'_>], now: Instant) -> Result<(), Duration> {
+    /// `Err(wait)` if `username` from `address` (where known) must wait.
+    pub fn check(&self, username: &str, address: Option<std::net::IpAddr>, now: Instant) -> Result<(), Duration> {
+        let keys = Keys::of(username, address);
         let mut map = self.failures.lock().expect("limiter lock");
         if map.len() > 10_000 {
             // Forget what has aged out everywhere, so made-up usernames do not pile up.
             map.retain(|_, v| v.last().is_some_and(|t| now.duration_since(*t) < self.window));
         }
-        let mut wait = None;
-        for k in keys {
-            let limit = match k {
-                LimitKey::User(_) => self.per_user,
-                LimitKey::Address(_) => self.per_address,
-            };
-            if let Some(v) = map.get_mut(&k.key()) {
+        let mut recent = |key: &str| -> Vec<Instant> {
+            map.get_mut(key).map_or_else(Vec::new, |v| {
                 v.retain(|t| now.duration_since(*t) < self.window);
-                if v.len() >= limit {
-                    let until = v[v.len() - limit] + self.window;
-                    wait = Some(wait.unwrap_or(Duration::ZERO).max(until.duration_since(now)));
-                }
-            }
-        }
-        wait.map_or(Ok(()), Err)
+                v.clone()
+            })
+        };
+        let (pair, address, user) = (recent(&keys.pair), recent(&keys.address), recent(&keys.user));
+        let over = |v: &[Instant], limit: usize| (v.len() >= limit).then(|| (v[v.len() - limit] + self.window).duration_since(now));
+        // The username's own limit applies only where it has failed from here.
+        let user_wait = if pair.is_empty() { None } else { over(&user, self.per_user) };
+        [over(&pair, self.per_pair), over(&address, self.per_address), user_wait].into_iter().flatten().max().map_or(Ok(()), Err)
     }
 
-    pub fn failed(&self, keys: &[LimitKey<'_>], now: Instant) {
+    pub fn failed(&self, username: &str, address: Option<std::net::IpAddr>, now: Instant) {
+        let keys = Keys::of(username, address);
         let mut map = self.failures.lock().expect("limiter lock");
-        for k in keys {
-            map.entry(k.key()).or_default().push(now);
+        for k in [keys.pair, keys.address, keys.user] {
+            map.entry(k).or_default().push(now);
         }
     }
 
-    /// A good login clears the user's failures (not the address's).
-    pub fn succeeded(&self, username: &str) {
-        self.failures.lock().expect("limiter lock").remove(&LimitKey::User(username).key());
+    /// A good login clears that username's failures from that address (not the
+    /// address's, nor the username's from elsewhere).
+    pub fn succeeded(&self, username: &str, address: Option<std::net::IpAddr>) {
+        self.failures.lock().expect("limiter lock").remove(&Keys::of(username, address).pair);
     }
 }
 
@@ -236,25 +257,56 @@ mod tests {
 
     #[test]
     fn limiter_refuses_after_failures_and_forgets_after_the_window() {
-        let l = LoginLimiter::new(3, 5, Duration::from_secs(60));
+        let l = LoginLimiter::new(3, Duration::from_secs(60));
         let t0 = Instant::now();
-        let ip: std::net::IpAddr = "10.0.0.1".parse().unwrap();
+        let ip = |s: &str| Some(s.parse::<std::net::IpAddr>().unwrap());
+        let (office, desk) = (ip("10.0.0.1"), ip("10.0.0.2"));
         for i in 0..3 {
-            assert!(l.check(&[LimitKey::User("ola"), LimitKey::Address(ip)], t0).is_ok(), "attempt {i}");
-            l.failed(&[LimitKey::User("ola"), LimitKey::Address(ip)], t0);
+            assert!(l.check("ola", office, t0).is_ok(), "attempt {i}");
+            l.failed("ola", office, t0);
         }
-        let wait = l.check(&[LimitKey::User("ola")], t0 + Duration::from_secs(10)).unwrap_err();
+        let wait = l.check("ola", office, t0 + Duration::from_secs(10)).unwrap_err();
         assert_eq!(wait, Duration::from_secs(50));
-        // Another user from the same office address still has two tries before the address is blocked.
-        for _ in 0..2 {
-            assert!(l.check(&[LimitKey::User("kari"), LimitKey::Address(ip)], t0).is_ok());
-            l.failed(&[LimitKey::User("kari"), LimitKey::Address(ip)], t0);
+        assert!(l.check("ola", desk, t0).is_ok(), "ola from an address that has not failed is not locked out");
+        // Other users from the same office address, until the address has had 12 failures.
+        for name in ["kari", "per", "liv"] {
+            for _ in 0..3 {
+                assert!(l.check(name, office, t0).is_ok(), "{name}");
+                l.failed(name, office, t0);
+            }
         }
-        assert!(l.check(&[LimitKey::User("per"), LimitKey::Address(ip)], t0).is_err(), "the address is over its limit");
-        assert!(l.check(&[LimitKey::User("per")], t0).is_ok(), "per from elsewhere is not");
-        assert!(l.check(&[LimitKey::User("ola")], t0 + Duration::from_secs(61)).is_ok());
-        l.succeeded("kari");
-        assert!(l.check(&[LimitKey::User("kari")], t0).is_ok());
+        assert!(l.check("anne", office, t0).is_err(), "the address is over its limit");
+        assert!(l.check("anne", desk, t0).is_ok(), "anne from elsewhere is not");
+        assert!(l.check("ola", office, t0 + Duration::from_secs(61)).is_ok(), "forgotten after the window");
+        l.succeeded("kari", desk);
+        assert!(l.check("kari", office, t0).is_err(), "a good login elsewhere clears nothing here");
+    }
+
+    /// Guessing one username from many addresses: after ten times the per-address
+    /// limit, every address that failed for it waits, and one that never did still
+    /// gets in.
+    #[test]
+    fn a_username_guessed_from_everywhere_still_opens_from_a_clean_address() {
+        let l = LoginLimiter::new(3, Duration::from_secs(60));
+        let t0 = Instant::now();
+        let ip = |i: u8| Some(std::net::IpAddr::from([10, 1, 0, i]));
+        for i in 0..10 {
+            for _ in 0..3 {
+                assert!(l.check("ops", ip(i), t0).is_ok());
+                l.failed("ops", ip(i), t0);
+            }
+        }
+        assert!(l.check("ops", ip(100), t0).is_ok(), "an address that never failed for ops");
+        l.failed("ops", ip(100), t0);
+        assert!(l.check("ops", ip(100), t0).is_err(), "once it has failed, the username's own limit holds it too");
+        assert!(l.check("kari", ip(100), t0).is_ok(), "for ops only");
+        // IPv6 counts by the /64: the next address of the same host's network is the same.
+        let (a, b) = (Some("2001:db8:1:2::1".parse().unwrap()), Some("2001:db8:1:2:ffff::9".parse().unwrap()));
+        for _ in 0..3 {
+            l.failed("kari", a, t0);
+        }
+        assert!(l.check("kari", b, t0).is_err());
+        assert!(l.check("kari", Some("2001:db8:1:3::1".parse().unwrap()), t0).is_ok());
     }
 
     #[test]

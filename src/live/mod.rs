@@ -120,7 +120,8 @@ pub async fn start(settings: Settings, config_dir: Option<&Path>) -> Result<Runn
     // HTTP before recovery, so /healthz answers (and /readyz says "not yet") meanwhile.
     let web = web::AppState::new(&settings, store.clone(), metrics.clone(), ready_rx.clone(), engine_tx.clone(), live_tx.clone(), &config);
     let app = web::router(web);
-    let http_addr = http::serve(&settings.http.listen, app.clone(), stop_rx.clone()).await?;
+    let limits = http::Limits { header_timeout: Duration::from_secs(settings.http.header_timeout_secs.max(1)), max_connections: settings.http.max_connections.max(1) };
+    let http_addr = http::serve(&settings.http.listen, app.clone(), limits, stop_rx.clone()).await?;
     info!(%http_addr, "HTTP: dashboard /, staff app /app, API /api, /metrics /healthz /readyz");
     if store::within(bound, store.users()).await?.is_empty() {
         warn!("no web users yet: create the first with `vakt user add NAME --role admin` (same --config), then log in at http://{http_addr}/");

@@ -58,7 +58,7 @@ impl Api {
         let mqtt_port = free_port();
         let db = format!("sqlite://{}", dir.join("vakt.sqlite").display());
         let text = format!(
-            "{LADDER_AND_DAL}{FJORD_TOML}\n[mqtt]\nlisten = \"127.0.0.1:{mqtt_port}\"\n[database]\nurl = \"{db}\"\nwrite_timeout_secs = 2\n[http]\nlisten = \"127.0.0.1:0\"\nlogin_attempts = 3\n[seed]\nresidents = \"residents.csv\"\nstaff = \"staff.csv\"\n"
+            "{LADDER_AND_DAL}{FJORD_TOML}\n[mqtt]\nlisten = \"127.0.0.1:{mqtt_port}\"\n[database]\nurl = \"{db}\"\nwrite_timeout_secs = 2\n[http]\nlisten = \"127.0.0.1:0\"\nlogin_attempts = 3\ntrusted_proxies = [\"127.0.0.9\"]\n[seed]\nresidents = \"residents.csv\"\nstaff = \"staff.csv\"\n"
         );
         let path = dir.join("vakt.toml");
         std::fs::write(&path, text).unwrap();
@@ -199,6 +199,69 @@ async fn wrong_passwords_are_refused_then_rate_limited() {
     assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("login_required")));
     let (status, _, _) = api.call("GET", "/api/me", &Auth::Cookie { cookie: "vakt_session=forged".into(), csrf: None }, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    api.stop().await;
+}
+
+/// POST /api/login over a real connection from the local address `from` (any of
+/// 127.0.0.0/8 on Linux): the status.
+async fn login_from(http: std::net::SocketAddr, from: &str, username: &str, password: &str) -> u16 {
+    login_via(http, from, None, username, password).await
+}
+
+/// The same with an `X-Forwarded-For` header, as a reverse proxy sends it.
+async fn login_via(http: std::net::SocketAddr, from: &str, forwarded_for: Option<&str>, username: &str, password: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    let mut stream = socket.connect(http).await.unwrap();
+    let body = json!({ "username": username, "password": password }).to_string();
+    let forwarded = forwarded_for.map_or(String::new(), |f| format!("X-Forwarded-For: {f}\r\n"));
+    let request = format!("POST /api/login HTTP/1.1\r\nHost: localhost\r\n{forwarded}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    answer.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("not HTTP: {answer}"))
+}
+
+/// Wrong passwords from one address lock that username out from that address only:
+/// the right password from another still opens (before, five failures locked the
+/// username itself, from everywhere, so anyone could keep every operator out). An
+/// address with too many failures waits for every username, and only it.
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_passwords_from_one_address_lock_no_one_out_from_another() {
+    let api = Api::start().await;
+    let http = api.running.as_ref().unwrap().http_addr;
+    // login_attempts = 3: the username from one address gets 3, one address 12.
+    for _ in 0..3 {
+        assert_eq!(login_from(http, "127.0.0.2", "ops", "not the password").await, 401);
+    }
+    assert_eq!(login_from(http, "127.0.0.2", "ops", PASSWORD).await, 429, "ops from the guessing address waits");
+    assert_eq!(login_from(http, "127.0.0.1", "ops", PASSWORD).await, 200, "ops from another address gets in");
+    assert_eq!(login_from(http, "127.0.0.2", "kari", PASSWORD).await, 200, "the address is not over its own limit yet");
+    // The address's own limit: 12 failures, whatever the usernames.
+    for name in ["a", "b", "c"] {
+        for _ in 0..3 {
+            assert_eq!(login_from(http, "127.0.0.3", name, "not the password").await, 401);
+        }
+    }
+    for _ in 0..3 {
+        assert_eq!(login_from(http, "127.0.0.3", "ola", "not the password").await, 401);
+    }
+    assert_eq!(login_from(http, "127.0.0.3", "kari", PASSWORD).await, 429, "the address waits, for everyone");
+    assert_eq!(login_from(http, "127.0.0.1", "kari", PASSWORD).await, 200, "only it");
+    // Behind a trusted reverse proxy (http.trusted_proxies), each client by the address
+    // the proxy forwards for: one's wrong passwords do not lock out another.
+    let proxy = "127.0.0.9";
+    for _ in 0..3 {
+        assert_eq!(login_via(http, proxy, Some("10.9.9.9"), "ola", "not the password").await, 401);
+    }
+    assert_eq!(login_via(http, proxy, Some("10.9.9.9"), "ola", PASSWORD).await, 429);
+    assert_eq!(login_via(http, proxy, Some("10.9.9.8"), "ola", PASSWORD).await, 200, "another client behind the same proxy");
+    // A client that is not a trusted proxy cannot choose its address by the header.
+    for _ in 0..3 {
+        assert_eq!(login_via(http, "127.0.0.4", Some("10.9.9.7"), "dalops", "not the password").await, 401);
+    }
+    assert_eq!(login_via(http, "127.0.0.4", Some("10.9.9.6"), "dalops", PASSWORD).await, 429, "counted by its own address");
     api.stop().await;
 }
 

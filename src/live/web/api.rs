@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -20,7 +21,7 @@ use tokio::sync::broadcast;
 
 use super::{ApiError, AppState, Authed, ClientAddr, LiveMessage, SESSION_COOKIE};
 use crate::core::{IncidentId, IncidentView, Stage, Timestamp};
-use crate::live::accounts::{self, LimitKey, Role, User};
+use crate::live::accounts::{self, Role, User};
 use crate::live::driver::{ActOutcome, Driver, OperatorAct, WebAct, WebAction, wall_clock};
 use crate::live::outbound;
 use crate::live::store::AuditRow;
@@ -121,15 +122,11 @@ struct LoginBody {
     client: Option<String>,
 }
 
-/// The login limit's keys: the username, and the client's address if known.
-fn limit_keys(username: &str, addr: Option<std::net::SocketAddr>) -> Vec<LimitKey<'_>> {
-    std::iter::once(LimitKey::User(username)).chain(addr.map(|a| LimitKey::Address(a.ip()))).collect()
-}
-
-/// Over the login limit (failed logins and wrong current passwords alike): audited as
+/// Over the login limit (failed logins and wrong current passwords alike, counted by
+/// username and the client's address: `accounts::LoginLimiter`): audited as
 /// `rate_limited`, answered 429 with Retry-After.
-async fn within_limit(s: &AppState, keys: &[LimitKey<'_>], audit: AuditRow, what: &str) -> Result<(), ApiError> {
-    let Err(wait) = s.limiter.check(keys, Instant::now()) else { return Ok(()) };
+async fn within_limit(s: &AppState, username: &str, addr: Option<IpAddr>, audit: AuditRow, what: &str) -> Result<(), ApiError> {
+    let Err(wait) = s.limiter.check(username, addr, Instant::now()) else { return Ok(()) };
     let _ = s.stored(s.store.audit(&audit)).await;
     let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", format!("too many {what}; try again in {} s", wait.as_secs().max(1)));
     e.retry_after = Some(wait);
@@ -138,10 +135,9 @@ async fn within_limit(s: &AppState, keys: &[LimitKey<'_>], audit: AuditRow, what
 
 async fn login(State(s): State<AppState>, ClientAddr(addr): ClientAddr, b: Result<Json<LoginBody>, JsonRejection>) -> Result<Response, ApiError> {
     let b = body(b)?;
-    let keys = limit_keys(&b.username, addr);
     // The audit keeps at most 64 characters of a name that does not exist.
     let claimed: String = b.username.chars().take(64).collect();
-    within_limit(&s, &keys, audit_line(&claimed, "unknown", "login", "rate_limited"), "failed logins").await?;
+    within_limit(&s, &b.username, addr, audit_line(&claimed, "unknown", "login", "rate_limited"), "failed logins").await?;
     let found = s.stored(s.store.user(&b.username)).await?;
     let (hash, user) = match found {
         Some((u, h)) => (h, Some(u)),
@@ -151,11 +147,11 @@ async fn login(State(s): State<AppState>, ClientAddr(addr): ClientAddr, b: Resul
     // argon2 is deliberately slow: off the async workers.
     let ok = tokio::task::spawn_blocking(move || accounts::verify_password(&hash, &password)).await.unwrap_or(false);
     let Some(user) = user.filter(|_| ok) else {
-        s.limiter.failed(&keys, Instant::now());
+        s.limiter.failed(&b.username, addr, Instant::now());
         let _ = s.stored(s.store.audit(&audit_line(&claimed, "unknown", "login", "wrong_credentials"))).await;
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong_credentials", "wrong username or password"));
     };
-    s.limiter.succeeded(&user.username);
+    s.limiter.succeeded(&user.username, addr);
     let token = accounts::new_token();
     let csrf = accounts::new_token();
     let now = wall_clock().as_millis();
@@ -191,8 +187,7 @@ async fn change_password(State(s): State<AppState>, ClientAddr(addr): ClientAddr
     let b = body(b)?;
     let username = a.user.username.clone();
     let role = a.user.role.as_str();
-    let keys = limit_keys(&username, addr);
-    within_limit(&s, &keys, audit_line(&username, role, "password_change", "rate_limited"), "wrong passwords").await?;
+    within_limit(&s, &username, addr, audit_line(&username, role, "password_change", "rate_limited"), "wrong passwords").await?;
     accounts::acceptable_password(&b.new_password).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "weak_password", e.to_string()))?;
     if b.new_password == b.current_password {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "same_password", "the new password is the current one"));
@@ -206,7 +201,7 @@ async fn change_password(State(s): State<AppState>, ClientAddr(addr): ClientAddr
     let new_hash = match hashed.map_err(ApiError::failed)? {
         Some(h) => h,
         None => {
-            s.limiter.failed(&keys, Instant::now());
+            s.limiter.failed(&username, addr, Instant::now());
             let _ = s.stored(s.store.audit(&audit_line(&username, role, "password_change", "wrong_credentials"))).await;
             return Err(ApiError::new(StatusCode::FORBIDDEN, "wrong_credentials", "the current password is wrong"));
         }
@@ -214,7 +209,7 @@ async fn change_password(State(s): State<AppState>, ClientAddr(addr): ClientAddr
     if !s.stored(s.store.set_password(&username, &new_hash, &a.digest)).await? {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "session_expired", "the user no longer exists"));
     }
-    s.limiter.succeeded(&username);
+    s.limiter.succeeded(&username, addr);
     s.stored(s.store.audit(&audit_line(&username, role, "password_change", "ok"))).await?;
     Ok(Json(json!({ "ok": true })).into_response())
 }

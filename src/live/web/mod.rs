@@ -15,7 +15,7 @@
 pub mod api;
 mod assets;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -70,7 +70,7 @@ impl AppState {
             ready,
             engine,
             live,
-            limiter: Arc::new(LoginLimiter::new(http.login_attempts.max(1) as usize, 4 * http.login_attempts.max(1) as usize, Duration::from_secs(300))),
+            limiter: Arc::new(LoginLimiter::new(http.login_attempts as usize, Duration::from_secs(300))),
             config: Arc::new(config.clone()),
             http: Arc::new(http.clone()),
             limits: settings.wire.limits(),
@@ -280,12 +280,62 @@ impl FromRequestParts<AppState> for Authed {
     }
 }
 
-/// The client's address, where the server knows it (not in tests without a socket).
-pub struct ClientAddr(pub Option<SocketAddr>);
+/// The client's address, where the server knows it (not in tests without a socket):
+/// the connection's peer, or, when that is one of `http.trusted_proxies`, the address
+/// the proxy says it forwards for (`X-Forwarded-For`, read from the right: the first
+/// address that is not itself a trusted proxy). Behind a proxy every client would
+/// otherwise have the proxy's address, and one person's wrong passwords would count
+/// against everyone's.
+pub struct ClientAddr(pub Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = std::convert::Infallible;
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddr(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)))
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_canonical());
+        Ok(ClientAddr(peer.map(|peer| client_address(peer, &parts.headers, &state.http.trusted_proxies))))
+    }
+}
+
+fn client_address(peer: IpAddr, headers: &axum::http::HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    // Every X-Forwarded-For line, in order, as one list: the client first, each proxy
+    // after it appending the address it took the request from.
+    let forwarded: Vec<&str> = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).map(str::trim).collect();
+    for hop in forwarded.iter().rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(a) if trusted.contains(&a.to_canonical()) => continue,
+            Ok(a) => return a.to_canonical(),
+            // Not an address: what comes before it cannot be trusted either.
+            Err(_) => break,
+        }
+    }
+    peer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Through two trusted proxies, the client is the last address that is not one of
+    /// them; what a client writes into the header itself, before that, is not taken.
+    #[test]
+    fn the_client_is_the_first_untrusted_address_from_the_right() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let trusted = [ip("10.0.0.1"), ip("10.0.0.2")];
+        let headers = |lines: &[&str]| {
+            let mut h = axum::http::HeaderMap::new();
+            for l in lines {
+                h.append("x-forwarded-for", l.parse().unwrap());
+            }
+            h
+        };
+        let forged_then_real = headers(&["6.6.6.6, 192.0.2.7", "10.0.0.2"]);
+        assert_eq!(client_address(ip("10.0.0.1"), &forged_then_real, &trusted), ip("192.0.2.7"));
+        assert_eq!(client_address(ip("192.0.2.50"), &forged_then_real, &trusted), ip("192.0.2.50"), "not from a trusted proxy: its own address");
+        assert_eq!(client_address(ip("10.0.0.1"), &headers(&[]), &trusted), ip("10.0.0.1"), "no header: the proxy itself");
+        assert_eq!(client_address(ip("10.0.0.1"), &headers(&["192.0.2.7, junk"]), &trusted), ip("10.0.0.1"), "an unreadable hop ends the trust");
+        assert_eq!(client_address(ip("10.0.0.1"), &headers(&["::ffff:192.0.2.9"]), &trusted), ip("192.0.2.9"));
     }
 }

@@ -218,3 +218,44 @@ async fn vakt_is_connected_again_within_a_second_of_the_broker() {
     }
     assert!(v.log().contains("MQTT connection back"), "{}", v.log());
 }
+
+/// Connections that send half a request and then nothing: each is closed once its
+/// headers have taken `http.header_timeout_secs`, and no more than
+/// `http.max_connections` are open at once, the next waiting to be accepted until one
+/// closes. Before, such a connection stayed open for as long as its client liked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_http_clients_are_closed_and_bounded() {
+    use std::io::{Read, Write};
+    let dir = temp_dir("slow-http");
+    let mut backend = Backend::embedded(&dir);
+    backend.http_extra = "header_timeout_secs = 2\nmax_connections = 8\n".into();
+    let v = Vakt::start(&backend, &dir);
+    let started = std::time::Instant::now();
+    let slow: Vec<std::net::TcpStream> = (0..8)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(v.http).unwrap();
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: vakt\r\n").unwrap();
+            s
+        })
+        .collect();
+    // A ninth client: not served while the eight hold every place.
+    let mut ninth = std::net::TcpStream::connect(v.http).unwrap();
+    ninth.write_all(b"GET /healthz HTTP/1.1\r\nHost: vakt\r\nConnection: close\r\n\r\n").unwrap();
+    ninth.set_read_timeout(Some(Duration::from_millis(800))).unwrap();
+    let mut answer = String::new();
+    assert!(ninth.read_to_string(&mut answer).is_err() && answer.is_empty(), "served while 8 connections were open: {answer}");
+    // The eight are closed for their slow headers...
+    for mut s in slow {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+        assert!(!String::from_utf8_lossy(&rest).contains("200 OK"), "a request with no end was answered");
+    }
+    let closed_after = started.elapsed();
+    assert!(closed_after >= Duration::from_secs(2) && closed_after < Duration::from_secs(8), "closed after {closed_after:?}");
+    // ...and the ninth is served then.
+    ninth.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    ninth.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(http_get(v.http, "/readyz").unwrap().0, 200);
+}
