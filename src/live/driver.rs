@@ -822,10 +822,13 @@ impl Driver {
                 return self.reject(now, topic, "unreadable", detail, &ids);
             }
             alarm_ids = Some(ids);
-            self.metrics.alarms_received.with_label_values(&[a.municipality.as_str()]).inc();
+            // A label takes configured values only: the topic is anyone's to make up, and
+            // every new value would be a new series for ever (`metrics::UNKNOWN`).
+            let label = if self.engine.config().municipality_index(&a.municipality).is_some() { a.municipality.as_str() } else { super::metrics::UNKNOWN };
+            self.metrics.alarms_received.with_label_values(&[label]).inc();
             if let Some(ahead) = wire::clock_ahead(a, now, &self.limits) {
                 warn!(alarm_id = %a.id, municipality = %a.municipality, raised_at = %a.raised_at, ahead_s = ahead.as_secs(), "the alarm's device clock is fast; the alarm is taken at its arrival");
-                self.metrics.alarms_clock_ahead.with_label_values(&[a.municipality.as_str()]).inc();
+                self.metrics.alarms_clock_ahead.with_label_values(&[label]).inc();
             }
             fault = self.faults.alarm.iter().any(|f| f == a.id.as_str());
         }

@@ -259,3 +259,40 @@ async fn slow_http_clients_are_closed_and_bounded() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert_eq!(http_get(v.http, "/readyz").unwrap().0, 200);
 }
+
+/// Made-up names on every topic vakt reads grow no metric: a label carries only
+/// configured values (an unknown municipality counts as `unknown`), never what a topic
+/// says before it is checked. Before, 2,000 made-up municipalities made 2,000 series.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_topics_make_no_metric_series() {
+    let (_dir, _backend, v, _ops, device) = super::embedded_with_clients("label-flood").await;
+    let metrics = || http_get(v.http, "/metrics").unwrap().1;
+    let round = |n: usize| {
+        let device = &device;
+        async move {
+            for i in 0..n {
+                let name = format!("madeup{n}x{i}");
+                device.publish_json(&format!("vakt/v1/alarms/{name}"), alarm(&format!("a-{name}"), "r1", "fall")).await;
+                device.publish_json(&format!("vakt/v1/staff/{name}/status"), json!({ "state": "on_duty" })).await;
+                device.publish_json(&format!("vakt/v1/staff/{name}/replies"), json!({ "incident_id": 1, "action": "accept" })).await;
+                device.publish_json(&format!("vakt/v1/gateways/{name}/gw-{name}"), json!({ "state": "offline" })).await;
+            }
+        }
+    };
+    // One of each kind first: the fixed series they use exist from then on.
+    let v = &v;
+    let taken = |n: f64| async move {
+        wait_metric(v, "vakt_alarms_received_total{municipality=\"unknown\"}", n).await;
+        wait_metric(v, "vakt_messages_rejected_total{reason=\"unknown_staff\"}", 2.0 * n).await;
+        wait_metric(v, "vakt_messages_rejected_total{reason=\"unknown_municipality\"}", 2.0 * n).await;
+    };
+    round(1).await;
+    taken(1.0).await;
+    let before = metrics();
+    round(300).await;
+    taken(301.0).await;
+    let after = metrics();
+    assert!(!after.contains("madeup"), "a made-up name became a label");
+    let grew = after.len() as i64 - before.len() as i64;
+    assert!(grew < 200, "/metrics grew by {grew} bytes for 1,200 made-up topics");
+}
