@@ -170,6 +170,7 @@ impl Store {
     pub async fn open(url: &str) -> Result<Store> {
         sqlx::any::install_default_drivers();
         let (backend, url) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            postgres_parameters_known(url)?;
             (Backend::Postgres, url.to_owned())
         } else if url.starts_with("sqlite:") {
             let with_mode = if url.contains("mode=") {
@@ -181,7 +182,7 @@ impl Store {
             };
             (Backend::Sqlite, with_mode)
         } else {
-            bail!("database.url must start with sqlite: or postgres:// (got {url:?})");
+            bail!("database.url must start with sqlite: or postgres:// (got {:?})", redact(url));
         };
         // One connection first, on its own: the pool reports a database it cannot reach
         // (a refused connection, a host that does not resolve) as "pool timed out" after
@@ -942,18 +943,68 @@ async fn insert_rows_with(backend: Backend, tx: &mut sqlx::Transaction<'_, sqlx:
     Ok(())
 }
 
-/// A database URL for logs: the password replaced.
+/// A URL as it may be logged or shown: every credential in it replaced by `***`, the
+/// password of its user part (`postgres://vakt:***@db/vakt`) and the value of every
+/// query parameter whose name says it is one (`?password=***`, `sslpassword`, `token`,
+/// `secret`, `key`...). The rest stays, to tell which database or broker it is.
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let creds = &url[scheme_end + 3..at];
-            match creds.find(':') {
-                Some(colon) => format!("{}{}:***{}", &url[..scheme_end + 3], &creds[..colon], &url[at..]),
-                None => url.to_owned(),
-            }
+    let (head, rest) = match url.find("://") {
+        Some(i) => url.split_at(i + 3),
+        None => ("", url),
+    };
+    // The user part ends at the last `@` before the query: a password may hold an `@`
+    // (or a `/`) that was not percent-encoded.
+    let query_at = rest.find(['?', '#']).unwrap_or(rest.len());
+    let (user, rest) = match rest[..query_at].rfind('@') {
+        Some(at) if !head.is_empty() => {
+            let (user, rest) = rest.split_at(at);
+            let user = match user.split_once(':') {
+                Some((name, _)) => format!("{name}:***"),
+                None => user.to_owned(),
+            };
+            (user, rest)
         }
-        _ => url.to_owned(),
+        _ => (String::new(), rest),
+    };
+    let (path, query) = match rest.find('?') {
+        Some(q) => rest.split_at(q + 1),
+        None => (rest, ""),
+    };
+    let (query, fragment) = query.split_at(query.find('#').unwrap_or(query.len()));
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if is_credential(key) => format!("{key}=***"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{head}{user}{path}{}{fragment}", if query == [""] { String::new() } else { query.join("&") })
+}
+
+/// The query parameters of a PostgreSQL URL that sqlx reads. sqlx logs any other it
+/// meets, with its value, as a warning: a password under a name it does not know
+/// (`sslpassword`, a misspelt `pasword`) would be printed in clear. So vakt refuses the
+/// URL first, naming the parameter and not its value.
+const POSTGRES_PARAMETERS: &[&str] = &[
+    "sslmode", "ssl-mode", "sslrootcert", "ssl-root-cert", "ssl-ca", "sslcert", "ssl-cert", "sslkey", "ssl-key",
+    "statement-cache-capacity", "host", "hostaddr", "port", "dbname", "user", "password", "application_name", "options",
+];
+
+fn postgres_parameters_known(url: &str) -> Result<()> {
+    let Some((_, query)) = url.split_once('?') else { return Ok(()) };
+    let query = query.split('#').next().unwrap_or_default();
+    for key in query.split('&').filter(|p| !p.is_empty()).map(|p| p.split_once('=').map_or(p, |(k, _)| k)) {
+        if !POSTGRES_PARAMETERS.contains(&key) && !(key.starts_with("options[") && key.ends_with(']')) {
+            bail!("database.url has a parameter vakt's PostgreSQL driver does not know: {key:?} (its value is not shown). It takes {}", POSTGRES_PARAMETERS.join(", "));
+        }
     }
+    Ok(())
+}
+
+/// Does a URL's query parameter of this name carry a secret?
+fn is_credential(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["pass", "pwd", "secret", "token", "key", "auth", "credential"].iter().any(|word| key.contains(word))
 }
 
 #[cfg(test)]
@@ -964,6 +1015,15 @@ mod tests {
     fn passwords_stay_out_of_logs() {
         assert_eq!(redact("postgres://vakt:secret@db:5432/vakt"), "postgres://vakt:***@db:5432/vakt");
         assert_eq!(redact("sqlite://vakt.sqlite"), "sqlite://vakt.sqlite");
+        assert_eq!(redact("sqlite://vakt.sqlite?mode=rwc"), "sqlite://vakt.sqlite?mode=rwc");
+        assert_eq!(redact("postgres://db/vakt?user=vakt&password=secret&sslmode=require"), "postgres://db/vakt?user=vakt&password=***&sslmode=require");
+        assert_eq!(redact("postgres://vakt:s3@cr/t@db/vakt?sslpassword=x&PASSWORD=y#f"), "postgres://vakt:***@db/vakt?sslpassword=***&PASSWORD=***#f");
+        assert_eq!(redact("postgres://vakt@db/vakt?application_name=a@b"), "postgres://vakt@db/vakt?application_name=a@b");
+        assert_eq!(redact("mqtts://vakt:secret@broker:8883?client_id=x"), "mqtts://vakt:***@broker:8883?client_id=x");
+        assert_eq!(redact("postgres:///vakt?host=/run/postgresql&password=secret"), "postgres:///vakt?host=/run/postgresql&password=***");
+        for url in ["postgres://u:Sekrit@h/d?password=Sekrit", "postgres://u:Sek@rit@h/d", "postgres://h/d?auth_token=Sekrit&api_key=Sekrit"] {
+            assert!(!redact(url).contains("Sekrit") && !redact(url).contains("rit@"), "{url} → {}", redact(url));
+        }
         assert_eq!(placeholders(Backend::Postgres, 3, 2), "$3, $4");
         assert_eq!(placeholders(Backend::Sqlite, 3, 2), "?, ?");
     }
