@@ -82,6 +82,7 @@ export const NB_ERRORS = {
   action_set_aside: 'Akkurat denne handlingen fikk systemet til å feile før (en feil i vakt), så den blir ikke gjort på nytt. Gjør det den skulle på en annen måte, og meld fra om feilen.',
   empty_note: 'Notatet er tomt.',
   note_too_long: 'Notatet er for langt (høyst 2000 tegn).',
+  note_unreadable: 'Notatet har et usynlig tegn (for eksempel et tegn som snur teksten) og ble ikke lagret. Skriv det på nytt.',
   not_ready: 'Systemet starter opp, eller databasen tar ikke imot endringer nå. Ingenting ble endret; prøv igjen om litt.',
   store_unavailable: 'Databasen svarer ikke akkurat nå. Prøv igjen om litt.',
   not_stored_yet: 'Handlingen er tatt imot, men kan ikke lagres ennå. Den gjennomføres når databasen svarer igjen; ikke gjenta den.',

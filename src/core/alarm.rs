@@ -136,6 +136,9 @@ impl AlarmText {
         if s.chars().any(|c| c.is_control() && c != '\n') {
             return Err("alarm text contains control characters");
         }
+        if s.chars().any(super::text::is_hidden) {
+            return Err("alarm text contains invisible formatting characters (bidirectional or zero-width), which can make it read differently from what was sent");
+        }
         Ok(Self(s.to_owned()))
     }
     pub fn as_str(&self) -> &str {

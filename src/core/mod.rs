@@ -20,6 +20,7 @@ mod ladder;
 pub mod people;
 mod routing;
 pub mod snapshot;
+pub mod text;
 pub mod time;
 
 pub use action::{Action, Actor, AlertKind, RejectReason, Responder, RevokeReason};

@@ -106,6 +106,16 @@ fn number(rec: &csv::StringRecord, i: usize, name: &str) -> Result<f64> {
     rec[i].parse::<f64>().with_context(|| format!("{name} {:?} is not a number", &rec[i]))
 }
 
+/// A field people read (an address, notes, a name): refused if it holds a character
+/// they could not see (a control character, or an invisible formatting one); an
+/// address or notes may run over several lines.
+fn readable(rec: &csv::StringRecord, i: usize, name: &str, newlines: bool) -> Result<String> {
+    match crate::core::text::refused(&rec[i], newlines) {
+        Some(why) => bail!("{name} {why}"),
+        None => Ok(rec[i].to_owned()),
+    }
+}
+
 /// Residents for the municipalities `config` has.
 pub fn parse_residents(text: &str, config: &EngineConfig) -> Result<Vec<Resident>> {
     let rows = records(text, RESIDENT_COLUMNS)?;
@@ -117,8 +127,8 @@ pub fn parse_residents(text: &str, config: &EngineConfig) -> Result<Vec<Resident
                 id: ResidentId::parse(&r[0])?,
                 municipality: MunicipalityId::parse(&r[1])?,
                 home: Position::new(number(r, 2, "lat")?, number(r, 3, "lon")?)?,
-                address: r[4].to_owned(),
-                notes: r[5].to_owned(),
+                address: readable(r, 4, "address", true)?,
+                notes: readable(r, 5, "notes", true)?,
                 regular_helpers: r[6].split(';').map(str::trim).filter(|s| !s.is_empty()).map(StaffId::parse).collect::<Result<_, _>>()?,
             })
         },
@@ -135,7 +145,7 @@ pub fn parse_staff(text: &str, config: &EngineConfig) -> Result<Vec<(Staff, Stri
         config,
         |r| {
             let roles = r[3].split(';').map(str::trim).filter(|s| !s.is_empty()).map(parse_role).collect::<Result<Vec<_>, _>>()?;
-            Ok((Staff { id: StaffId::parse(&r[0])?, municipality: MunicipalityId::parse(&r[1])?, roles: Roles::of(&roles) }, r[2].to_owned()))
+            Ok((Staff { id: StaffId::parse(&r[0])?, municipality: MunicipalityId::parse(&r[1])?, roles: Roles::of(&roles) }, readable(r, 2, "name", false)?))
         },
         |(s, _)| (s.id.as_str(), &s.municipality),
     )
@@ -198,5 +208,22 @@ mod tests {
         assert!(e.contains("line 8: 8 fields; the header has 7"), "{e}");
         let e = parse_staff("staff_id,municipality,name,roles\ns1,demo,Kari,nurse\ns1,demo,Kari N,nurse\ns2,vik,Ola,nurse\n", &c).unwrap_err().to_string();
         assert!(e.contains("line 3: \"s1\" is already on line 2") && e.contains("line 4: municipality \"vik\""), "{e}");
+    }
+
+    /// An address, notes or a name with a character people could not see (a
+    /// right-to-left override, a zero-width space) is refused by its line.
+    #[test]
+    fn text_that_would_read_differently_is_refused_by_line() {
+        let c = config("demo");
+        let text = "resident_id,municipality,lat,lon,address,notes,regular_helpers\n\
+            r1,demo,61.2,7.1,Vegen 1,Nøkkelboks \u{202E}4321,\n\
+            r2,demo,61.2,7.1,Vegen\u{200B} 2,,\n\
+            r3,demo,61.2,7.1,Vegen 3,\"Hund i huset\nRing på\",\n";
+        let e = parse_residents(text, &c).unwrap_err().to_string();
+        assert!(e.starts_with("2 bad row(s)"), "{e}");
+        assert!(e.contains("line 2: notes contains an invisible formatting character") && e.contains("U+202E"), "{e}");
+        assert!(e.contains("line 3: address contains an invisible formatting character") && e.contains("U+200B"), "{e}");
+        let e = parse_staff("staff_id,municipality,name,roles\ns1,demo,Kari\u{2066} N,nurse\n", &c).unwrap_err().to_string();
+        assert!(e.contains("line 2: name contains an invisible formatting character") && e.contains("U+2066"), "{e}");
     }
 }

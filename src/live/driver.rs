@@ -545,7 +545,7 @@ impl Driver {
             }
             OperatorAct::Resolve { note } => {
                 if let Some(n) = &note {
-                    note_fits(n).map_err(|d| refused("note_too_long", d))?;
+                    note_fits(n).map_err(|(code, d)| refused(code, d))?;
                 }
                 Input::OperatorResolve { operator, incident, note }
             }
@@ -556,7 +556,7 @@ impl Driver {
                 if note.trim().is_empty() {
                     return Err(refused("empty_note", "a note has some text".into()));
                 }
-                note_fits(&note).map_err(|d| refused("note_too_long", d))?;
+                note_fits(&note).map_err(|(code, d)| refused(code, d))?;
                 Input::OperatorNote { operator, incident, note }
             }
         })
@@ -1445,13 +1445,19 @@ impl Checkpoint {
 /// An operator's note is held to what a staff member's is on the wire
 /// ([`wire::MAX_NOTE_CHARS`]): it goes into the log, the incident's events and every
 /// dashboard's live feed.
-fn note_fits(note: &str) -> Result<(), String> {
+fn note_fits(note: &str) -> Result<(), (&'static str, String)> {
     let n = note.chars().count();
     if n > wire::MAX_NOTE_CHARS {
-        return Err(format!("a note has at most {} characters; this one has {n}", wire::MAX_NOTE_CHARS));
+        return Err(("note_too_long", format!("a note has at most {} characters; this one has {n}", wire::MAX_NOTE_CHARS)));
+    }
+    if let Some(why) = crate::core::text::refused(note, true) {
+        return Err((NOTE_UNREADABLE, format!("the note {why}")));
     }
     Ok(())
 }
+
+/// The refusal of an operator's note with a character people could not see.
+pub const NOTE_UNREADABLE: &str = "note_unreadable";
 
 /// Routes a topic to its parser.
 pub fn parse_topic(topic: &str, payload: &[u8], now: Timestamp, limits: &WireLimits) -> Result<Input, WireReject> {

@@ -255,6 +255,9 @@ pub fn parse_reply(staff: &str, payload: &[u8], limits: &WireLimits) -> Result<I
         if note.chars().count() > MAX_NOTE_CHARS {
             return Err(WireReject::new("invalid_field", format!("note: longer than {MAX_NOTE_CHARS} characters")));
         }
+        if let Some(why) = crate::core::text::refused(note, true) {
+            return Err(WireReject::new("invalid_field", format!("note: {why}")));
+        }
     }
     let reply = match (m.action, m.outcome) {
         (ReplyAction::Close, Some(Outcome::ResolvedByCentre | Outcome::Cancelled)) => {
@@ -358,6 +361,10 @@ mod tests {
             (r#"{"alarm_id":"a/b","resident_id":"r","kind":"fall","raised_at":"2024-03-01T08:00:00Z"}"#, "invalid_field"),
             (r#"{"alarm_id":"a","resident_id":"r","kind":"fall","raised_at":"yesterday"}"#, "absurd_timestamp"),
             (r#"{"alarm_id":"a","resident_id":"r","kind":"fall","raised_at":"1999-01-01T00:00:00Z"}"#, "absurd_timestamp"),
+            // Text that would read otherwise than sent: a right-to-left override, an isolate, a zero-width space.
+            (&format!(r#"{{{ok},"kind":"fall","text":"Nøkkelboks \u202e4321"}}"#), "invalid_field"),
+            (&format!(r#"{{{ok},"kind":"fall","text":"Ring \u2066naboen\u2069"}}"#), "invalid_field"),
+            (&format!(r#"{{{ok},"kind":"fall","text":"Falt\u200b"}}"#), "invalid_field"),
         ];
         for (payload, code) in cases {
             let e = alarm(payload).unwrap_err();
@@ -400,6 +407,8 @@ mod tests {
         assert_eq!(parse_reply("s1", br#"{"incident_id":12,"action":"close"}"#, &l).unwrap_err().code, "invalid_field");
         assert_eq!(parse_reply("s1", br#"{"incident_id":12,"action":"close","outcome":"cancelled"}"#, &l).unwrap_err().code, "invalid_field");
         assert_eq!(parse_reply("s1", br#"{"incident_id":"I12","action":"accept"}"#, &l).unwrap_err().code, "invalid_field");
+        let hidden = parse_reply("s1", br#"{"incident_id":12,"action":"close","outcome":"false_alarm","note":"Alt vel \u202e"}"#, &l).unwrap_err();
+        assert!(hidden.code == "invalid_field" && hidden.detail.contains("U+202E"), "{hidden}");
     }
 
     /// Any JSON value, nested a little, with strings from every script.

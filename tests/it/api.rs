@@ -660,6 +660,9 @@ async fn roles_and_centres_that_may_not_are_refused_and_change_nothing() {
         (json!({ "action": "note", "note": " " }), "empty_note"),
         (json!({ "action": "note", "note": long }), "note_too_long"),
         (json!({ "action": "resolve", "note": long }), "note_too_long"),
+        // A right-to-left override and a zero-width space: the note would read otherwise.
+        (json!({ "action": "note", "note": "Nøkkelboks \u{202E}4321" }), "note_unreadable"),
+        (json!({ "action": "resolve", "note": "Alt\u{200B} vel" }), "note_unreadable"),
         (json!({ "action": "resolve", "notes": "Rang back, all well" }), "bad_request"),
         (json!({ "action": "escalate", "staff_id": "near" }), "bad_request"),
         (json!({ "action": "assign", "staff_id": "" }), "bad_request"),
@@ -700,6 +703,8 @@ async fn roles_and_centres_that_may_not_are_refused_and_change_nothing() {
             ("dalops", "note", "empty_note"),
             ("dalops", "note", "note_too_long"),
             ("dalops", "resolve", "note_too_long"),
+            ("dalops", "note", "note_unreadable"),
+            ("dalops", "resolve", "note_unreadable"),
             ("dalops", "note", "ok"),
             ("dalops", "note", "ok"),
             ("dalops", "resolve", "ok")

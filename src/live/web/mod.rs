@@ -207,7 +207,7 @@ impl ApiError {
     /// The status for an engine's (or driver's) refusal code.
     pub fn refused(code: &'static str, detail: String) -> ApiError {
         let status = match code {
-            "empty_note" | "note_too_long" => StatusCode::BAD_REQUEST,
+            "empty_note" | "note_too_long" | crate::live::driver::NOTE_UNREADABLE => StatusCode::BAD_REQUEST,
             "unknown_incident" => StatusCode::NOT_FOUND,
             "engine_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
             "not_offered" | "not_assigned" | "not_your_centre" | "not_at_this_centre" | "forbidden" => StatusCode::FORBIDDEN,
