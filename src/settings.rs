@@ -148,12 +148,13 @@ pub struct WireSection {
     pub max_payload_bytes: usize,
     pub max_future_secs: u64,
     pub max_age_secs: u64,
+    pub max_ahead_secs: u64,
 }
 
 impl Default for WireSection {
     fn default() -> Self {
         let l = crate::live::wire::WireLimits::default();
-        Self { max_payload_bytes: l.max_payload_bytes, max_future_secs: l.max_future.as_secs(), max_age_secs: l.max_age.as_secs() }
+        Self { max_payload_bytes: l.max_payload_bytes, max_future_secs: l.max_future.as_secs(), max_age_secs: l.max_age.as_secs(), max_ahead_secs: l.max_ahead.as_secs() }
     }
 }
 
@@ -163,6 +164,7 @@ impl WireSection {
             max_payload_bytes: self.max_payload_bytes,
             max_future: Duration::from_secs(self.max_future_secs),
             max_age: Duration::from_secs(self.max_age_secs),
+            max_ahead: Duration::from_secs(self.max_ahead_secs),
         }
     }
 }

@@ -875,7 +875,7 @@ impl Driver {
     /// is its resident's `connection_lost` alarm, which the engine takes as any alarm.
     fn on_gateway(&mut self, now: Timestamp, topic: &str, rest: &str, payload: &[u8]) {
         let parsed = refused_on_panic(topic, || match rest.split_once('/') {
-            Some((m, g)) => wire::parse_gateway(m, g, payload, &self.limits),
+            Some((m, g)) => wire::parse_gateway(m, g, payload, now, &self.limits),
             None => Err(WireReject { code: "bad_topic", detail: format!("a gateway's status goes on vakt/v1/gateways/{{municipality}}/{{gateway_id}}, not {topic:?}") }),
         });
         let known = parsed.and_then(|r| match self.engine.config().municipality_index(&r.municipality) {

@@ -24,12 +24,32 @@ pub struct WireLimits {
     pub max_future: Duration,
     /// An alarm raised longer ago than this is refused (a replay from another era).
     pub max_age: Duration,
+    /// Any time further ahead than this is refused: not a clock that runs fast but a
+    /// broken one (year 9999), which would be stored and shown as it came.
+    pub max_ahead: Duration,
 }
 
 impl Default for WireLimits {
     fn default() -> Self {
-        Self { max_payload_bytes: 16 * 1024, max_future: Duration::from_secs(300), max_age: Duration::from_secs(24 * 3600) }
+        Self { max_payload_bytes: 16 * 1024, max_future: Duration::from_secs(300), max_age: Duration::from_secs(24 * 3600), max_ahead: Duration::from_secs(24 * 3600) }
     }
+}
+
+/// The earliest time the wire takes (2000-01-01T00:00:00Z): before it, a device's
+/// clock has been reset (a base unit's `connected_at` of year 0000 raised an alarm).
+pub const EARLIEST_MS: i64 = 946_684_800_000;
+
+/// A time from the wire (`field` names it), refused as `absurd_timestamp` when it does
+/// not parse, is before [`EARLIEST_MS`], or is further ahead of `now` than `max_ahead`.
+fn wire_time(field: &str, text: &str, now: Timestamp, limits: &WireLimits) -> Result<Timestamp, WireReject> {
+    let t = Timestamp::parse_rfc3339(text).map_err(|e| WireReject::new("absurd_timestamp", format!("{field}: {e}")))?;
+    if t.as_millis() < EARLIEST_MS {
+        return Err(WireReject::new("absurd_timestamp", format!("{field} {t} is before 2000: the device's clock was reset")));
+    }
+    if t > now + limits.max_ahead {
+        return Err(WireReject::new("absurd_timestamp", format!("{field} {t} is more than {} h ahead of vakt's clock ({now}): the device's clock is broken", limits.max_ahead.as_secs() / 3600)));
+    }
+    Ok(t)
 }
 
 /// Why a message was refused: a stable code (for the metric label and the rejects
@@ -122,7 +142,7 @@ pub fn parse_alarm(municipality: &str, payload: &[u8], now: Timestamp, limits: &
     let municipality = MunicipalityId::parse(municipality).map_err(|e| WireReject::new("bad_topic", e.to_string()))?;
     let m: AlarmMsg = json(payload, limits)?;
     let kind = AlarmKind::parse(&m.kind).ok_or_else(|| WireReject::new("unknown_kind", format!("{:?} is not an alarm kind", m.kind)))?;
-    let raised_at = Timestamp::parse_rfc3339(&m.raised_at).map_err(|e| WireReject::new("absurd_timestamp", e.to_string()))?;
+    let raised_at = wire_time("raised_at", &m.raised_at, now, limits)?;
     if raised_at < now - limits.max_age {
         return Err(WireReject::new("absurd_timestamp", format!("raised_at {raised_at} is more than {} h old", limits.max_age.as_secs() / 3600)));
     }
@@ -228,14 +248,14 @@ enum GatewayState {
 
 /// `vakt/v1/gateways/{municipality}/{gateway_id}` → a gateway's status (not an engine
 /// input: see `live::gateways`; a base unit's `offline` becomes an alarm).
-pub fn parse_gateway(municipality: &str, gateway: &str, payload: &[u8], limits: &WireLimits) -> Result<GatewayReport, WireReject> {
+pub fn parse_gateway(municipality: &str, gateway: &str, payload: &[u8], now: Timestamp, limits: &WireLimits) -> Result<GatewayReport, WireReject> {
     let municipality = MunicipalityId::parse(municipality).map_err(|e| WireReject::new("bad_topic", e.to_string()))?;
     let gateway = GatewayId::parse(gateway).map_err(|e| WireReject::new("bad_topic", e.to_string()))?;
     if payload.is_empty() {
         return Ok(GatewayReport { municipality, gateway, online: None, base_unit: None });
     }
     let m: GatewayMsg = json(payload, limits)?;
-    let connected_at = m.connected_at.map(|t| Timestamp::parse_rfc3339(&t).map_err(|e| WireReject::new("absurd_timestamp", format!("connected_at: {e}")))).transpose()?;
+    let connected_at = m.connected_at.map(|t| wire_time("connected_at", &t, now, limits)).transpose()?;
     let base_unit = match (m.resident_id, connected_at) {
         (Some(r), Some(connected_at)) => Some(BaseUnit { resident: field("resident_id", ResidentId::parse(&r))?, connected_at }),
         (Some(_), None) => return Err(WireReject::new("invalid_field", "a base unit that names its resident_id gives its connected_at too")),
@@ -311,11 +331,11 @@ mod tests {
     #[test]
     fn a_gateway_says_online_or_offline_or_clears_its_status() {
         let l = WireLimits::default();
-        let online = parse_gateway("sogndal", "gw-1", br#"{"state":"online"}"#, &l).unwrap();
+        let online = parse_gateway("sogndal", "gw-1", br#"{"state":"online"}"#, now(), &l).unwrap();
         assert_eq!((online.municipality.as_str(), online.gateway.as_str(), online.online), ("sogndal", "gw-1", Some(true)));
-        assert_eq!(parse_gateway("sogndal", "gw-1", br#"{"state":"offline"}"#, &l).unwrap().online, Some(false));
-        assert_eq!(parse_gateway("sogndal", "gw-1", b"", &l).unwrap().online, None);
-        let code = |m: &str, g: &str, p: &[u8]| parse_gateway(m, g, p, &l).unwrap_err().code;
+        assert_eq!(parse_gateway("sogndal", "gw-1", br#"{"state":"offline"}"#, now(), &l).unwrap().online, Some(false));
+        assert_eq!(parse_gateway("sogndal", "gw-1", b"", now(), &l).unwrap().online, None);
+        let code = |m: &str, g: &str, p: &[u8]| parse_gateway(m, g, p, now(), &l).unwrap_err().code;
         assert_eq!(code("sogndal", "gw-1", br#"{"state":"asleep"}"#), "invalid_field");
         assert_eq!(code("sogndal", "gw-1", br#"{"state":"online","battery":3}"#), "invalid_field");
         assert_eq!(code("sogndal", "gw-1", b"{}"), "invalid_field");
@@ -330,21 +350,26 @@ mod tests {
         let l = WireLimits::default();
         let now = Timestamp::parse_rfc3339("2026-11-28T10:00:00Z").unwrap();
         let will = br#"{"state":"offline","resident_id":"r-17","connected_at":"2026-11-20T06:00:00.250Z"}"#;
-        let r = parse_gateway("sogndal", "bu-17", will, &l).unwrap();
+        let r = parse_gateway("sogndal", "bu-17", will, now, &l).unwrap();
         assert_eq!(r.base_unit.as_ref().map(|b| b.resident.as_str()), Some("r-17"));
         let a = r.connection_lost(now).unwrap();
         assert_eq!((a.id.as_str(), a.resident.as_str(), a.municipality.as_str(), a.kind), ("gateway-offline:1795154400250", "r-17", "sogndal", AlarmKind::ConnectionLost));
         assert_eq!((a.raised_at, a.priority, a.position), (now, None, None));
         assert!(a.text.unwrap().as_str().contains("bu-17"));
         // The same will again (a restart of vakt, a redelivery): the same alarm id.
-        assert_eq!(parse_gateway("sogndal", "bu-17", will, &l).unwrap().connection_lost(now + Duration::from_secs(60)).unwrap().id, a.id);
+        assert_eq!(parse_gateway("sogndal", "bu-17", will, now, &l).unwrap().connection_lost(now + Duration::from_secs(60)).unwrap().id, a.id);
         // Its `online` raises nothing.
-        let online = parse_gateway("sogndal", "bu-17", br#"{"state":"online","resident_id":"r-17","connected_at":"2026-11-20T06:00:00.250Z"}"#, &l).unwrap();
+        let online = parse_gateway("sogndal", "bu-17", br#"{"state":"online","resident_id":"r-17","connected_at":"2026-11-20T06:00:00.250Z"}"#, now, &l).unwrap();
         assert!(online.base_unit.is_some() && online.connection_lost(now).is_none());
-        let code = |p: &[u8]| parse_gateway("sogndal", "bu-17", p, &l).unwrap_err().code;
+        let code = |p: &[u8]| parse_gateway("sogndal", "bu-17", p, now, &l).unwrap_err().code;
         assert_eq!(code(br#"{"state":"offline","resident_id":"r-17"}"#), "invalid_field");
         assert_eq!(code(br#"{"state":"offline","resident_id":"r 17","connected_at":"2026-11-20T06:00:00Z"}"#), "invalid_field");
         assert_eq!(code(br#"{"state":"offline","resident_id":"r-17","connected_at":"monday"}"#), "absurd_timestamp");
+        // A clock reset to year 0, or one far ahead: refused, not an alarm.
+        assert_eq!(code(br#"{"state":"offline","resident_id":"r-17","connected_at":"0000-01-01T00:00:00Z"}"#), "absurd_timestamp");
+        assert_eq!(code(br#"{"state":"offline","resident_id":"r-17","connected_at":"1999-12-31T23:59:59Z"}"#), "absurd_timestamp");
+        assert_eq!(code(br#"{"state":"offline","resident_id":"r-17","connected_at":"2026-11-29T10:00:01Z"}"#), "absurd_timestamp");
+        assert!(parse_gateway("sogndal", "bu-17", br#"{"state":"offline","resident_id":"r-17","connected_at":"2026-11-29T09:59:59Z"}"#, now, &l).is_ok(), "within a day ahead");
     }
 
     #[test]
@@ -361,6 +386,9 @@ mod tests {
             (r#"{"alarm_id":"a/b","resident_id":"r","kind":"fall","raised_at":"2024-03-01T08:00:00Z"}"#, "invalid_field"),
             (r#"{"alarm_id":"a","resident_id":"r","kind":"fall","raised_at":"yesterday"}"#, "absurd_timestamp"),
             (r#"{"alarm_id":"a","resident_id":"r","kind":"fall","raised_at":"1999-01-01T00:00:00Z"}"#, "absurd_timestamp"),
+            // A broken clock: more than a day ahead (a fast one, less, is taken).
+            (r#"{"alarm_id":"a","resident_id":"r","kind":"fall","raised_at":"9999-12-31T23:59:59Z"}"#, "absurd_timestamp"),
+            (r#"{"alarm_id":"a","resident_id":"r","kind":"fall","raised_at":"2024-03-02T08:00:01Z"}"#, "absurd_timestamp"),
             // Text that would read otherwise than sent: a right-to-left override, an isolate, a zero-width space.
             (&format!(r#"{{{ok},"kind":"fall","text":"Nøkkelboks \u202e4321"}}"#), "invalid_field"),
             (&format!(r#"{{{ok},"kind":"fall","text":"Ring \u2066naboen\u2069"}}"#), "invalid_field"),
@@ -387,7 +415,7 @@ mod tests {
         };
         assert_eq!(at("2024-03-01T08:05:00Z"), None, "within the 300 s a clock may be off");
         assert_eq!(at("2024-03-01T08:06:00Z"), Some(Duration::from_secs(360)));
-        assert_eq!(at("2031-01-01T00:00:00Z").map(|d| d.as_secs() / 86_400), Some(2496), "a clock years off: still a person pressing now");
+        assert_eq!(at("2024-03-02T07:00:00Z"), Some(Duration::from_secs(23 * 3600)), "a clock most of a day off: still a person pressing now");
         assert_eq!(at("2024-03-01T07:00:00Z"), None, "late, not ahead");
     }
 

@@ -272,6 +272,9 @@ async fn bad_input_is_rejected_with_a_reason_and_the_good_goes_through() {
         ("vakt/v1/staff/ghost/status", json!({ "state": "on_duty" }).to_string().into_bytes(), "unknown_staff"),
         (alarms, json!({ "alarm_id": "x7", "resident_id": "r1", "kind": "fall", "raised_at": now, "text": "x".repeat(20_000) }).to_string().into_bytes(), "payload_too_large"),
         (alarms, json!({ "alarm_id": "x8", "resident_id": "r1", "kind": "fall", "raised_at": "1999-01-01T00:00:00Z" }).to_string().into_bytes(), "absurd_timestamp"),
+        // A broken clock: year 9999 (a fast one is taken, below), and a base unit's reset to year 0.
+        (alarms, json!({ "alarm_id": "x10", "resident_id": "r1", "kind": "fall", "raised_at": "9999-12-31T23:59:59Z" }).to_string().into_bytes(), "absurd_timestamp"),
+        ("vakt/v1/gateways/fjord/bu-r1", json!({ "state": "offline", "resident_id": "r1", "connected_at": "0000-01-01T00:00:00Z" }).to_string().into_bytes(), "absurd_timestamp"),
         // A time that ends inside a character of another script: once a panic that
         // ended the engine, and the broker gave the restarted engine the same message.
         (alarms, json!({ "alarm_id": "x9", "resident_id": "r1", "kind": "fall", "raised_at": "2024-03-01T08:00:0é" }).to_string().into_bytes(), "absurd_timestamp"),
@@ -308,7 +311,7 @@ async fn bad_input_is_rejected_with_a_reason_and_the_good_goes_through() {
     for reason in ["malformed_json", "unknown_kind", "unknown_municipality", "unknown_resident", "payload_too_large", "not_utf8"] {
         assert_eq!(v.metric(&format!("vakt_messages_rejected_total{{reason=\"{reason}\"}}")), 1.0, "{reason}");
     }
-    assert_eq!(v.metric("vakt_messages_rejected_total{reason=\"absurd_timestamp\"}"), 2.0, "an old time and a broken one");
+    assert_eq!(v.metric("vakt_messages_rejected_total{reason=\"absurd_timestamp\"}"), 4.0, "an old time, a malformed one and two from broken clocks");
     assert_eq!(v.metric("vakt_messages_rejected_total{reason=\"unknown_staff\"}"), 2.0, "a status and a reply");
     assert_eq!(v.metric("vakt_messages_rejected_total{reason=\"invalid_field\"}"), 2.0);
     assert_eq!(v.metric("vakt_open_incidents"), bad.len() as f64 + 1.0);
