@@ -275,7 +275,9 @@ function actionPanel(i, status) {
   const note = el('textarea', { id: 'note-text', rows: 2, maxlength: 2000, placeholder: t('Note (for the record, or with Resolve)') });
   note.value = noteDrafts.get(i.incident_id) || '';
   note.addEventListener('input', () => noteDrafts.set(i.incident_id, note.value));
-  const pick = el('select', { id: 'assign-staff' }, ...staff.filter((s) => s.on_duty).map((s) => el('option', { value: s.staff_id }, s.busy ? t('{name} (busy)', { name: s.name || s.staff_id }) : s.name || s.staff_id)));
+  // Its own municipality's staff and its backup team's: no one else may be sent there.
+  const teams = [i.municipality, (me.municipalities.find((m) => m.id === i.municipality) || {}).backup_team];
+  const pick = el('select', { id: 'assign-staff' }, ...staff.filter((s) => s.on_duty && teams.includes(s.municipality)).map((s) => el('option', { value: s.staff_id }, s.busy ? t('{name} (busy)', { name: s.name || s.staff_id }) : s.name || s.staff_id)));
   const b = (id, label, fn, cls, enabled = true) => el('button', { type: 'button', id, class: cls, onclick: fn, disabled: !enabled, title: enabled ? null : t('Not in this state') }, label);
   // What the engine would take in this state (it has the last word: a refusal shows its reason).
   const queued = Boolean(i.queued_at) && i.stage === 'awaiting_answer';

@@ -79,6 +79,7 @@ export const NB_ERRORS = {
   already_taken: 'En annen har allerede tatt den.',
   off_duty: 'Du er ikke på vakt.',
   nothing_to_cancel: 'Det er ingenting å avbryte.',
+  not_in_scope: 'Den ansatte hører ikke til kommunen eller dens reserveteam.',
   action_set_aside: 'Akkurat denne handlingen fikk systemet til å feile før (en feil i vakt), så den blir ikke gjort på nytt. Gjør det den skulle på en annen måte, og meld fra om feilen.',
   empty_note: 'Notatet er tomt.',
   note_too_long: 'Notatet er for langt (høyst 2000 tegn).',

@@ -179,6 +179,9 @@ pub enum RejectReason {
     OffDuty,
     /// The resident has no open incident to cancel.
     NothingToCancel,
+    /// An operator assigned an incident to a staff member who is neither of the
+    /// incident's municipality nor of its backup team.
+    NotInScope,
 }
 
 impl RejectReason {
@@ -198,6 +201,7 @@ impl RejectReason {
             RejectReason::NotAtThisCentre => "not_at_this_centre",
             RejectReason::OffDuty => "off_duty",
             RejectReason::NothingToCancel => "nothing_to_cancel",
+            RejectReason::NotInScope => "not_in_scope",
         }
     }
 }
@@ -218,6 +222,7 @@ impl std::fmt::Display for RejectReason {
             RejectReason::NotAtThisCentre => f.write_str("the incident is not queued at this centre"),
             RejectReason::OffDuty => f.write_str("log in (go on duty) first"),
             RejectReason::NothingToCancel => f.write_str("no open incident to cancel"),
+            RejectReason::NotInScope => f.write_str("the staff member is neither of the incident's municipality nor of its backup team"),
         }
     }
 }

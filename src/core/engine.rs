@@ -15,7 +15,7 @@ use rustc_hash::FxHashMap;
 
 use super::action::{Action, Actor, AlertKind, RejectReason, Responder, RevokeReason};
 use super::alarm::{Alarm, AlarmKind, Priority};
-use super::config::EngineConfig;
+use super::config::{Backup, EngineConfig};
 use super::geo::Position;
 use super::ids::{AlarmId, CentreId, IncidentId, OperatorId, ResidentId, StaffId};
 use super::incident::{Incident, Stage};
@@ -733,6 +733,16 @@ impl Engine {
         };
         self.with_ladder_incident(now, operator.clone(), id, |engine, inc| {
             let by = Some(Actor::Operator(operator.clone()));
+            // Only a staff member who may go there: the incident's own municipality's, or
+            // its backup team's. An offer carries the resident's address and notes.
+            let team = engine.staff[s].team;
+            let backup_team = match &engine.config.municipalities[inc.muni].backup {
+                Some(Backup::Team(t)) => engine.config.municipality_index(t),
+                _ => None,
+            };
+            if team != inc.muni && Some(team) != backup_team {
+                return engine.reject(now, by, Some(id), RejectReason::NotInScope);
+            }
             if !engine.staff[s].on_duty {
                 return engine.reject(now, by, Some(id), RejectReason::OffDuty);
             }

@@ -595,6 +595,10 @@ async fn staff_act_only_on_what_is_offered_to_them() {
     assert_eq!(theirs["incidents"][0]["incident_id"], 1, "{theirs}");
     let (status, _, body) = api.call("POST", "/api/incidents/1/actions", &ops, Some(json!({ "action": "assign", "staff_id": "nobody" }))).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("unknown_staff")));
+    // Not to a staff member of a municipality that is neither the incident's nor its
+    // backup team: the offer would carry the resident's address and notes.
+    let (status, _, body) = api.call("POST", "/api/incidents/1/actions", &ops, Some(json!({ "action": "assign", "staff_id": "dalstaff" }))).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::FORBIDDEN, Some("not_in_scope")), "{body}");
     // Kari is first; Ola's offer is withdrawn and his accept is too late.
     let (status, _, body) = api.call("POST", "/api/staff/me/replies", &kari, Some(json!({ "incident_id": 1, "action": "accept" }))).await;
     assert_eq!(status, StatusCode::OK, "{body}");

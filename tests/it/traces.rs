@@ -280,13 +280,16 @@ fn operators_note_assign_and_escalate() {
     w.at(10.0, Input::SystemNote { incident: IncidentId(7), note: "?".into() });
     // Waiting at a centre: answer and forward it first.
     w.resident("rd", "dal", (61.10, 7.48), &[]);
+    w.staff("d1", "dal", &[Role::Nurse], None);
     let alarm = w.alarm("a2", "rd", "dal", AlarmKind::Safety);
     w.at(11.0, alarm);
     w.at(12.0, Input::OperatorAssign { operator: op(), incident: IncidentId(2), staff: id("near") });
     w.at(12.0, Input::StaffOffDuty { staff: id("mid") });
     w.at(13.0, Input::OperatorAnswer { centre: id("sentral"), operator: op(), incident: IncidentId(2) });
     w.at(14.0, Input::OperatorForward { operator: op(), incident: IncidentId(2) });
-    w.at(15.0, Input::OperatorAssign { operator: op(), incident: IncidentId(2), staff: id("mid") });
+    w.at(15.0, Input::OperatorAssign { operator: op(), incident: IncidentId(2), staff: id("d1") });
+    // Fjord's staff are not Dal's, nor its backup.
+    w.at(16.0, Input::OperatorAssign { operator: op(), incident: IncidentId(2), staff: id("mid") });
     let trace = w.take_trace();
     expect![[r#"
         [    0.0] I1 raised: alarm a1 (fall, critical) from r1 in fjord under mobile_guard_room
@@ -314,6 +317,7 @@ fn operators_note_assign_and_escalate() {
         [   13.0] I2 answered by operator o1 at sentral after 2.0s
         [   14.0] I2 forwarded to home care by operator o1
         [   15.0] rejected input from operator o1 about I2: log in (go on duty) first
+        [   16.0] rejected input from operator o1 about I2: the staff member is neither of the incident's municipality nor of its backup team
     "#]].assert_eq(&trace);
 }
 
@@ -453,6 +457,34 @@ fn backup_team_joins_the_ladder_with_matrix_travel_time() {
         [   50.0] I1 answered by staff f1 after 50.0s
         [   50.0] I1 accepted by f1 (50.0s after dispatch)
         [   50.0] I1 revoked from n1: TakenByOther
+    "#]].assert_eq(&w.take_trace());
+}
+
+/// An operator may assign an incident to a staff member of its own municipality or of
+/// its backup team, and to no one else: the offer carries the resident's address and
+/// notes.
+#[test]
+fn an_operator_assigns_only_within_the_municipality_and_its_backup_team() {
+    let mut w = World::new(CONFIG);
+    w.staff("n1", "nabo", &[Role::Nurse], Some((61.09, 6.60)));
+    w.staff("f1", "fjord", &[Role::Nurse], Some((61.23, 7.10)));
+    w.staff("s1", "solo", &[Role::Nurse], Some((60.90, 7.19)));
+    w.resident("rn", "nabo", (61.095, 6.59), &[]);
+    w.resident("rs", "solo", (60.905, 7.19), &[]);
+    w.take_trace();
+    let (a, b) = (w.alarm("a1", "rn", "nabo", AlarmKind::Safety), w.alarm("a2", "rs", "solo", AlarmKind::Safety));
+    w.at(0.0, a);
+    w.at(0.0, b);
+    w.take_trace();
+    let op = || id::<OperatorId>("o1");
+    w.at(1.0, Input::OperatorAssign { operator: op(), incident: IncidentId(1), staff: id("s1") });
+    w.at(2.0, Input::OperatorAssign { operator: op(), incident: IncidentId(1), staff: id("f1") });
+    w.at(3.0, Input::OperatorAssign { operator: op(), incident: IncidentId(2), staff: id("f1") });
+    expect![[r#"
+        [    1.0] rejected input from operator o1 about I1: the staff member is neither of the incident's municipality nor of its backup team
+        [    2.0] I1 assigned to f1 by operator o1
+        [    2.0] I1 offered to f1 (eta 3240.0s, expires in 15.0s)
+        [    3.0] rejected input from operator o1 about I2: the staff member is neither of the incident's municipality nor of its backup team
     "#]].assert_eq(&w.take_trace());
 }
 

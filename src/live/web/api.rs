@@ -214,9 +214,18 @@ async fn change_password(State(s): State<AppState>, ClientAddr(addr): ClientAddr
     Ok(Json(json!({ "ok": true })).into_response())
 }
 
-/// The municipalities this user sees, with their model: `[{id, name, model}]`.
+/// The municipalities this user sees, with their model and backup team (the staff an
+/// operator may assign its incidents to, besides its own): `[{id, name, model, backup_team}]`.
 fn scope(s: &AppState, user: &User) -> Vec<Value> {
-    accounts::visible_municipalities(&s.config, user).map(|m| json!({ "id": m.id.as_str(), "name": m.name, "model": m.model.as_str() })).collect()
+    accounts::visible_municipalities(&s.config, user)
+        .map(|m| {
+            let backup_team = match &m.backup {
+                Some(crate::core::Backup::Team(t)) => Some(t.as_str()),
+                _ => None,
+            };
+            json!({ "id": m.id.as_str(), "name": m.name, "model": m.model.as_str(), "backup_team": backup_team })
+        })
+        .collect()
 }
 
 async fn me(State(s): State<AppState>, a: Authed) -> Json<Value> {
