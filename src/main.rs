@@ -194,6 +194,29 @@ fn user_command(rest: &[String]) -> Result<(), String> {
                     return Err(format!("no centre {c} in this configuration (centres: {})", known.join(", ")));
                 }
             }
+            let seed_staff = match (&user.staff_id, &settings.seed.staff) {
+                (Some(_), Some(src)) => {
+                    let dir = config.as_deref().and_then(|p| p.parent());
+                    let text = vakt::live::directory::read_source(src, dir).map_err(|e| format!("{e:#}"))?;
+                    vakt::live::directory::parse_staff(&text, &engine).map_err(|e| format!("seed staff {src}: {e:#}"))?.into_iter().map(|(s, _)| s.id.to_string()).collect()
+                }
+                _ => Vec::new(),
+            };
+            if let Some(id) = &user.staff_id {
+                // A login tied to no one would see no offers, ever, and say nothing.
+                let known = runtime()?.block_on(async {
+                    let store = vakt::live::store::Store::open(&url).await?;
+                    let names = store.staff_names().await;
+                    store.close().await;
+                    anyhow::Ok(names?.into_iter().any(|(s, _)| s == id.as_str()))
+                });
+                if !known.map_err(|e| format!("{e:#}"))? && !seed_staff.iter().any(|s| s == id.as_str()) {
+                    return Err(format!(
+                        "no staff member {id} in the directory of {}: import them first (vakt import staff FILE.csv, same --config), then add the user",
+                        vakt::live::store::redact(&url)
+                    ));
+                }
+            }
             let password = read_password(&user.username)?;
             let hash = vakt::live::accounts::hash_password(&password).map_err(|e| e.to_string())?;
             runtime()?.block_on(async move {

@@ -346,3 +346,43 @@ async fn a_database_password_is_never_logged() {
     let logged = std::fs::read_to_string(&log_path).unwrap();
     assert!(!logged.contains(secret), "the password logged: {logged}");
 }
+
+/// `vakt user add NAME --role staff --staff ID`: `vakt user add`, its password on stdin;
+/// (success, what it printed).
+fn user_add(config: &std::path::Path, name: &str, staff: &str) -> (bool, String) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vakt"))
+        .args(["user", "add", name, "--role", "staff", "--staff", staff, "--config"])
+        .arg(config)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"a long password\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// A staff login is tied to a staff member who exists: in the directory, or in the
+/// seed the engine imports at its first start. `--staff nobody` is refused, saying
+/// what to do, where it used to be stored and match no one, ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staff_login_for_no_one_is_refused() {
+    let dir = temp_dir("user-staff");
+    let v = Vakt::start(&Backend::embedded(&dir), &dir);
+    let (ok, said) = user_add(&v.config, "kari", "nobody");
+    assert!(!ok && said.contains("no staff member nobody") && said.contains("vakt import staff"), "{said}");
+    let (ok, said) = user_add(&v.config, "kari", "near");
+    assert!(ok, "{said}");
+    // A database vakt has not seeded yet: the seed's staff count.
+    let fresh = temp_dir("user-staff-fresh");
+    for f in ["residents.csv", "staff.csv"] {
+        std::fs::copy(dir.join(f), fresh.join(f)).unwrap();
+    }
+    let config = fresh.join("vakt.toml");
+    std::fs::write(&config, std::fs::read_to_string(&v.config).unwrap().replace(&dir.display().to_string(), &fresh.display().to_string())).unwrap();
+    let (ok, said) = user_add(&config, "ola", "middle");
+    assert!(ok, "{said}");
+    let (ok, said) = user_add(&config, "per", "nobody");
+    assert!(!ok && said.contains("no staff member nobody"), "{said}");
+}
