@@ -994,7 +994,8 @@ fn postgres_parameters_known(url: &str) -> Result<()> {
     let Some((_, query)) = url.split_once('?') else { return Ok(()) };
     let query = query.split('#').next().unwrap_or_default();
     for key in query.split('&').filter(|p| !p.is_empty()).map(|p| p.split_once('=').map_or(p, |(k, _)| k)) {
-        if !POSTGRES_PARAMETERS.contains(&key) && !(key.starts_with("options[") && key.ends_with(']')) {
+        let known = POSTGRES_PARAMETERS.contains(&key) || (key.starts_with("options[") && key.ends_with(']'));
+        if !known {
             bail!("database.url has a parameter vakt's PostgreSQL driver does not know: {key:?} (its value is not shown). It takes {}", POSTGRES_PARAMETERS.join(", "));
         }
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::support::*;
-use super::{OPS, api_as_admin, on_duty, staff_topic, wait_metric};
+use super::{OPS, api_as_admin, on_duty, raised_at_least, staff_topic, wait_metric};
 
 /// A payload of `n` bytes: a JSON string, so only its size is wrong.
 fn big(n: usize) -> Vec<u8> {
@@ -182,15 +182,7 @@ async fn a_broker_crash_loses_no_alarm_it_held_for_more_than_a_second() {
     broker.start_again();
     v.restart();
     let store = v.store().await;
-    let mut raised = 0;
-    for _ in 0..200 {
-        raised = store.event_counts().await.unwrap().into_iter().find(|(k, _)| k == "raised").map_or(0, |c| c.1);
-        if raised >= n {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(raised, n, "every alarm the broker held through its crash\n{}", v.log());
+    assert_eq!(raised_at_least(&store, n, Duration::from_secs(10)).await, n, "every alarm the broker held through its crash\n{}", v.log());
     store.close().await;
 }
 

@@ -88,6 +88,23 @@ async fn checkpoint_when(store: &vakt::live::store::Store, log_below: i64, pred:
     None
 }
 
+/// How many incidents `store` holds a `raised` event for.
+async fn raised_count(store: &vakt::live::store::Store) -> i64 {
+    store.event_counts().await.unwrap().into_iter().find(|(k, _)| k == "raised").map_or(0, |(_, n)| n)
+}
+
+/// Waits (up to `within`) until `store` holds `n` raised incidents; how many it holds.
+async fn raised_at_least(store: &vakt::live::store::Store, n: i64, within: Duration) -> i64 {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let now = raised_count(store).await;
+        if now >= n || tokio::time::Instant::now() >= deadline {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn wait_metric(v: &Vakt, name: &str, want: f64) {
     wait_metric_until(v, name, &format!("= {want}"), |x| x == want).await;
 }
@@ -238,8 +255,7 @@ async fn a_stop_with_the_embedded_broker_keeps_every_alarm_it_acknowledged() {
     assert!(v.stop().success());
     v.restart();
     let store = v.store().await;
-    let raised = store.event_counts().await.unwrap().into_iter().find(|(k, _)| k == "raised").map_or(0, |(_, n)| n);
-    assert_eq!(raised, N as i64, "every alarm the broker acknowledged is stored");
+    assert_eq!(raised_count(&store).await, N as i64, "every alarm the broker acknowledged is stored");
     store.close().await;
 }
 
@@ -599,15 +615,7 @@ async fn broker_restart_under_load_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let store = v.store().await;
-    let mut raised = 0;
-    for _ in 0..600 {
-        raised = store.event_counts().await.unwrap().into_iter().find(|(k, _)| k == "raised").map_or(0, |c| c.1);
-        if raised >= total {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(raised, total, "every alarm stored once\n{}", v.log());
+    assert_eq!(raised_at_least(&store, total, Duration::from_secs(30)).await, total, "every alarm stored once\n{}", v.log());
     wait_metric(&v, "vakt_outbox_pending", 0.0).await;
     assert_eq!(store.outbox_pending().await.unwrap(), 0, "every stored message reached the broker");
     assert!(v.metric("vakt_mqtt_connection_errors_total") >= 1.0, "the restart was noticed");
@@ -676,8 +684,7 @@ async fn database_outage_holds_alarms_until_it_is_back() {
         ops.expect("vakt/v1/incidents/fjord", "raised after the outage", |e| e["type"] == "raised" && e["alarm_id"] == want.as_str()).await;
     }
     let store = v.store().await;
-    let raised = store.event_counts().await.unwrap().into_iter().find(|(k, _)| k == "raised").map_or(0, |c| c.1);
-    assert_eq!(raised, 6);
+    assert_eq!(raised_count(&store).await, 6);
     assert_eq!(http_get(v.http, "/readyz").unwrap().0, 200);
     assert_eq!(http_get_with(v.http, "/api/me", &[bearer]).unwrap().0, 200, "the session works again");
     store.close().await;
@@ -1125,8 +1132,7 @@ async fn checkpoints_cut_the_log_and_recovery_starts_from_them() {
     let raised = ops.expect("vakt/v1/incidents/fjord", "c-3 raised", |e| e["type"] == "raised" && e["alarm_id"] == "c-3").await;
     assert_eq!(raised["incident_id"], 3);
     near.expect(&staff_topic("near", "offers"), "the offer after the restart", |m| is(m, "offer", 3)).await;
-    let raised_total = store.event_counts().await.unwrap().into_iter().find(|(k, _)| k == "raised").map_or(0, |c| c.1);
-    assert_eq!(raised_total, 3, "c-1's redelivery raised nothing");
+    assert_eq!(raised_count(&store).await, 3, "c-1's redelivery raised nothing");
     store.close().await;
 }
 
@@ -1446,8 +1452,7 @@ async fn a_base_unit_that_stays_offline_raises_its_residents_alarm_once() {
     // (The same event may come again after the SIGKILL, with its own seq: at least once.)
     assert!(ops.try_take(|_, e| e["type"] == "raised" && e["kind"] == "connection_lost" && e["seq"] != raised["seq"]).is_none(), "raised once");
     let store = v.store().await;
-    let raised_total = store.event_counts().await.unwrap().into_iter().find(|(k, _)| k == "raised").map(|(_, n)| n);
-    assert_eq!(raised_total, Some(2), "the base unit's alarm and the one after it");
+    assert_eq!(raised_count(&store).await, 2, "the base unit's alarm and the one after it");
     store.close().await;
 
     // r4's unit is offline past the grace, then back: a note on its alarm's incident,
