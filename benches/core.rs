@@ -73,14 +73,33 @@ fn engine_with(staff: usize, residents: usize) -> Engine {
         e.handle_input(t0, Input::StaffOnDuty { staff: s, position: Some(spread(i)) });
     }
     for i in 0..residents {
-        e.handle_input(t0, Input::UpsertResident(Resident { id: id(&format!("r{i}")), municipality: id("m"), home: spread(1_000_000 + i), regular_helpers: vec![], address: String::new(), notes: String::new() }));
+        e.handle_input(
+            t0,
+            Input::UpsertResident(Resident {
+                id: id(&format!("r{i}")),
+                municipality: id("m"),
+                home: spread(1_000_000 + i),
+                regular_helpers: vec![],
+                address: String::new(),
+                notes: String::new(),
+            }),
+        );
     }
     while e.poll_action().is_some() {}
     e
 }
 
 fn alarm(n: u64, resident: &str, at: Timestamp) -> Input {
-    Input::Alarm(Alarm { id: id(&format!("a{n}")), resident: id(resident), municipality: id("m"), kind: AlarmKind::Safety, priority: None, raised_at: at, position: None, text: None })
+    Input::Alarm(Alarm {
+        id: id(&format!("a{n}")),
+        resident: id(resident),
+        municipality: id("m"),
+        kind: AlarmKind::Safety,
+        priority: None,
+        raised_at: at,
+        position: None,
+        text: None,
+    })
 }
 
 fn drain(e: &mut Engine) -> usize {

@@ -206,9 +206,14 @@ async fn run_load(
 async fn one_hop(rate: u64, secs: u64) -> Stats {
     let topic = unique("bench/hop");
     let t = topic.clone();
-    run_load(broker_port(), rate, secs, &topic, move |seq| (t.clone(), format!("{{\"seq\":{seq},\"pad\":\"{}\"}}", "x".repeat(120)).into_bytes()), |p| {
-        serde_json::from_slice::<serde_json::Value>(p).ok()?["seq"].as_u64()
-    })
+    run_load(
+        broker_port(),
+        rate,
+        secs,
+        &topic,
+        move |seq| (t.clone(), format!("{{\"seq\":{seq},\"pad\":\"{}\"}}", "x".repeat(120)).into_bytes()),
+        |p| serde_json::from_slice::<serde_json::Value>(p).ok()?["seq"].as_u64(),
+    )
     .await
 }
 
@@ -329,7 +334,9 @@ fn store_commit(store: &'static str, rate: u64, secs: u64) -> Stats {
             });
             rt.block_on(settle_disk(&db));
             let stats = paced_commits(rate, secs, |n| {
-                let q = sqlx::query("INSERT INTO floor (at_ms, body) SELECT * FROM UNNEST($1::int8[], $2::text[])").bind(vec![0i64; n as usize]).bind(vec![body.as_str(); n as usize]);
+                let q = sqlx::query("INSERT INTO floor (at_ms, body) SELECT * FROM UNNEST($1::int8[], $2::text[])")
+                    .bind(vec![0i64; n as usize])
+                    .bind(vec![body.as_str(); n as usize]);
                 rt.block_on(q.execute(&mut conn)).unwrap();
             });
             drop(rt.block_on(conn.close()));
@@ -396,7 +403,10 @@ async fn start_vakt_with(store: &str, residents: u64, engine_toml: &str) -> (Vak
 /// The device's alarm number `seq`: one resident per alarm.
 fn alarm(seq: u64) -> (String, Vec<u8>) {
     let raised = vakt::live::driver::wall_clock().to_string();
-    ("vakt/v1/alarms/fjord".to_owned(), format!("{{\"alarm_id\":\"L{seq}\",\"resident_id\":\"r{seq}\",\"kind\":\"safety\",\"raised_at\":\"{raised}\"}}").into_bytes())
+    (
+        "vakt/v1/alarms/fjord".to_owned(),
+        format!("{{\"alarm_id\":\"L{seq}\",\"resident_id\":\"r{seq}\",\"kind\":\"safety\",\"raised_at\":\"{raised}\"}}").into_bytes(),
+    )
 }
 
 /// The alarm number in an alarm or an offer (revokes carry none). Found by its bytes,
@@ -413,15 +423,7 @@ async fn alarm_to_offer(store: &str, rate: u64, secs: u64) -> Stats {
     let (mut v, _staff) = start_vakt(store, rate * secs).await;
     settle_disk(&v.backend.db).await;
     let cpu = CpuUse::from_now(v.child.id());
-    let stats = run_load(
-        broker_port(),
-        rate,
-        secs,
-        "vakt/v1/staff/+/offers",
-        alarm,
-        alarm_seq,
-    )
-    .await;
+    let stats = run_load(broker_port(), rate, secs, "vakt/v1/staff/+/offers", alarm, alarm_seq).await;
     // CPU per alarm: what the engine costs, and what the whole path costs this machine
     // (broker, engine, database, and the bench's own clients), over the step and its drain.
     let (vakt_cpu, machine_cpu) = cpu.per_alarm_us(rate * secs);
@@ -509,7 +511,9 @@ fn echo_engine(port: u16) {
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     let Some(seq) = alarm_seq(&p.payload) else { continue };
                     let offer = format!("{{\"type\":\"offer\",\"alarm_id\":\"L{seq}\",\"pad\":\"{pad}\"}}");
-                    client.try_publish(format!("vakt/v1/staff/s{}/offers", seq % STAFF as u64), QoS::AtLeastOnce, false, offer).expect("the echo's queue has room");
+                    client
+                        .try_publish(format!("vakt/v1/staff/s{}/offers", seq % STAFF as u64), QoS::AtLeastOnce, false, offer)
+                        .expect("the echo's queue has room");
                 }
                 Ok(_) => {}
                 Err(e) => panic!("the echo engine lost the broker: {e}"),
@@ -619,7 +623,9 @@ fn process_cpu_secs(pid: u32) -> f64 {
 fn machine_busy_secs() -> f64 {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let f: Vec<f64> = stat.lines().next().unwrap_or("").split_whitespace().skip(1).map(|x| x.parse().unwrap_or(0.0)).collect();
-    if f.len() < 8 { return f64::NAN; }
+    if f.len() < 8 {
+        return f64::NAN;
+    }
     (f.iter().take(8).sum::<f64>() - f[3] - f[4]) / 100.0
 }
 
@@ -631,7 +637,10 @@ fn row(what: &str, s: &Stats) {
 async fn repeated_ratios(stores: &[String], n: usize, secs: u64, embedded: bool) {
     const RATE: u64 = 1000;
     let broker = if embedded { "vakt's embedded broker" } else { "the bench's own Mosquitto" };
-    println!("\n## vakt latency goal, {n} times over: (a) then (b), for each store in turn, {secs} s each at {RATE}/s, {broker} on 127.0.0.1:{}\n", broker_port());
+    println!(
+        "\n## vakt latency goal, {n} times over: (a) then (b), for each store in turn, {secs} s each at {RATE}/s, {broker} on 127.0.0.1:{}\n",
+        broker_port()
+    );
     println!("| pair | (a) p99 | store | (b) p50 | (b) p99 | (b) p99 / 2×(a) p99 |");
     println!("|---|---|---|---|---|---|");
     let mut ratios: Vec<(String, f64)> = Vec::new();
@@ -670,7 +679,10 @@ fn soak_alarm(seq: u64) -> (String, Vec<u8>) {
     let raised = vakt::live::driver::wall_clock().to_string();
     let kind = if seq % 100 == 99 { "not_a_kind" } else { "safety" };
     let resident = seq % SOAK_RESIDENTS;
-    ("vakt/v1/alarms/fjord".to_owned(), format!("{{\"alarm_id\":\"L{seq}\",\"resident_id\":\"r{resident}\",\"kind\":\"{kind}\",\"raised_at\":\"{raised}\"}}").into_bytes())
+    (
+        "vakt/v1/alarms/fjord".to_owned(),
+        format!("{{\"alarm_id\":\"L{seq}\",\"resident_id\":\"r{resident}\",\"kind\":\"{kind}\",\"raised_at\":\"{raised}\"}}").into_bytes(),
+    )
 }
 
 /// What the soak's staff did, as vakt answered them.
@@ -741,7 +753,14 @@ async fn store_bytes(db: &support::Db) -> u64 {
     match db {
         support::Db::Sqlite(path) => {
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            std::fs::read_dir(path.parent().unwrap()).into_iter().flatten().flatten().filter(|e| e.file_name().to_string_lossy().starts_with(&name)).filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum()
+            std::fs::read_dir(path.parent().unwrap())
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&name))
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
         }
         support::Db::Postgres(name) => {
             let mut admin = support::postgres_admin().await;
@@ -788,7 +807,15 @@ async fn soak(store: &str, minutes: u64, rate: u64) {
                     closed: seen.closed.load(Ordering::Relaxed),
                     store: store_bytes(&db).await,
                 };
-                eprintln!("    [soak {:.1} min: about {} alarms, vakt RSS {} KiB, {} open, {} closed, store {} KiB]", s.minute, s.alarms, s.rss_kib, s.open, s.closed, s.store / 1024);
+                eprintln!(
+                    "    [soak {:.1} min: about {} alarms, vakt RSS {} KiB, {} open, {} closed, store {} KiB]",
+                    s.minute,
+                    s.alarms,
+                    s.rss_kib,
+                    s.open,
+                    s.closed,
+                    s.store / 1024
+                );
                 samples.lock().unwrap().push(s);
             }
         })
@@ -818,7 +845,15 @@ async fn soak(store: &str, minutes: u64, rate: u64) {
     println!("|---|---|---|---|---|---|");
     // Every 5 minutes (a sample every 30 s, the first at the start).
     for s in samples.iter().skip(10).step_by(10) {
-        println!("| {:.0} | {} | {:.1} MiB | {} | {} | {:.1} MiB |", s.minute, s.alarms, s.rss_kib as f64 / 1024.0, s.open, s.closed, s.store as f64 / 1048576.0);
+        println!(
+            "| {:.0} | {} | {:.1} MiB | {} | {} | {:.1} MiB |",
+            s.minute,
+            s.alarms,
+            s.rss_kib as f64 / 1024.0,
+            s.open,
+            s.closed,
+            s.store as f64 / 1048576.0
+        );
     }
     let closed = seen.closed.load(Ordering::Relaxed);
     println!(
@@ -833,7 +868,12 @@ async fn soak(store: &str, minutes: u64, rate: u64) {
     println!("- at the end, not yet acknowledged by the broker: {outbox_pending} outbox messages, {events_unacked} incident events");
     println!("- alarm → first offer over the soak: p50 {}, p99 {}, p99.9 {}", Stats::ms(stats.p50), Stats::ms(stats.p99), Stats::ms(stats.p999));
     println!("- vakt's CPU per alarm (its life cycle, four messages in and five out): {vakt_cpu:.0} µs");
-    println!("- vakt RSS at the end {:.1} MiB, peak {:.1} MiB; store {:.0} bytes per alarm", rss as f64 / 1024.0, peak as f64 / 1024.0, store_end as f64 / sent as f64);
+    println!(
+        "- vakt RSS at the end {:.1} MiB, peak {:.1} MiB; store {:.0} bytes per alarm",
+        rss as f64 / 1024.0,
+        peak as f64 / 1024.0,
+        store_end as f64 / sent as f64
+    );
     let at = |minute: f64| samples.iter().min_by(|a, b| (a.minute - minute).abs().total_cmp(&(b.minute - minute).abs()));
     if let (Some(a), Some(b)) = (at(if minutes > 65 { 62.0 } else { 5.0 }), samples.last()) {
         if b.alarms > a.alarms {
@@ -857,9 +897,14 @@ fn main() {
         return;
     }
     let quick = args.iter().any(|a| a == "--quick");
-    let stores: Vec<String> = args.iter().position(|a| a == "--stores").and_then(|i| args.get(i + 1)).map_or(vec!["sqlite".into(), "postgres".into()], |s| s.split(',').map(String::from).collect());
+    let stores: Vec<String> = args
+        .iter()
+        .position(|a| a == "--stores")
+        .and_then(|i| args.get(i + 1))
+        .map_or(vec!["sqlite".into(), "postgres".into()], |s| s.split(',').map(String::from).collect());
     let secs = if quick { 5 } else { 30 };
-    let step_secs = args.iter().position(|a| a == "--step-secs").and_then(|i| args.get(i + 1)).map_or(if quick { 3 } else { 10 }, |s| s.parse().expect("--step-secs N"));
+    let step_secs =
+        args.iter().position(|a| a == "--step-secs").and_then(|i| args.get(i + 1)).map_or(if quick { 3 } else { 10 }, |s| s.parse().expect("--step-secs N"));
     let embedded = args.iter().any(|a| a == "--embedded");
     let stores = if embedded { vec!["embedded".to_owned(), "embedded-postgres".to_owned()] } else { stores };
     let _own_broker = if args.iter().any(|a| a == "--machine-broker") {

@@ -20,7 +20,11 @@ use vakt::sim::{Scenario, world};
 
 fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok()).map_or(f64::NAN, |kb| kb / 1024.0)
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
 /// The floor: push and pop `n` events through a binary heap, each scheduling the next.
@@ -89,7 +93,10 @@ fn main() {
     let report = vakt::sim::simulate(&sc, "indre-sogn-2024", None, |_| {}).unwrap();
     let year = started.elapsed().as_secs_f64();
     let alarms: f64 = report.rows.iter().map(|r| r.alarms).sum();
-    println!("- one year of Indre Sogn, 4 models ({alarms:.0} alarms in all, runs in parallel on {} cores): {year:.2} s", std::thread::available_parallelism().map_or(1, |n| n.get()));
+    println!(
+        "- one year of Indre Sogn, 4 models ({alarms:.0} alarms in all, runs in parallel on {} cores): {year:.2} s",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
 
     // 2. Ten million alarms through one model: Indre Sogn's 35,534 alarms a year, for
     //    as many years as it takes (about 281), the same world all along.

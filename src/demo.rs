@@ -87,7 +87,17 @@ pub fn run(config: EngineConfig, out: &mut impl Write) -> std::io::Result<KpiCol
         for i in 0..20 {
             let rid: ResidentId = id(format!("{m}-resident-{i}"));
             let helpers = vec![id(format!("{m}-staff-{}", i % 4))];
-            engine.handle_input(start, Input::UpsertResident(Resident { id: rid.clone(), municipality: m.clone(), home: near(&mut dice, *centre, 12.0), regular_helpers: helpers, address: String::new(), notes: String::new() }));
+            engine.handle_input(
+                start,
+                Input::UpsertResident(Resident {
+                    id: rid.clone(),
+                    municipality: m.clone(),
+                    home: near(&mut dice, *centre, 12.0),
+                    regular_helpers: helpers,
+                    address: String::new(),
+                    notes: String::new(),
+                }),
+            );
             residents.push((rid, m.clone()));
         }
     }
@@ -96,12 +106,18 @@ pub fn run(config: EngineConfig, out: &mut impl Write) -> std::io::Result<KpiCol
         let at = start + Duration::from_secs(300 + dice.range(0, 3 * 3600));
         let (rid, m) = residents[dice.range(0, residents.len() as u64 - 1) as usize].clone();
         let kind = kinds[dice.range(0, kinds.len() as u64 - 1) as usize];
-        let alarm = Alarm { id: id(format!("demo-alarm-{n}")), resident: rid, municipality: m, kind, priority: None, raised_at: at, position: None, text: None };
+        let alarm =
+            Alarm { id: id(format!("demo-alarm-{n}")), resident: rid, municipality: m, kind, priority: None, raised_at: at, position: None, text: None };
         agenda.schedule(at, Input::Alarm(alarm));
     }
     while engine.poll_action().is_some() {}
 
-    writeln!(out, "vakt demo: {} municipalities, {} staff on duty, 24 alarms over three hours of a Friday morning (UTC)\n", munis.len(), engine.on_duty_count())?;
+    writeln!(
+        out,
+        "vakt demo: {} municipalities, {} staff on duty, 24 alarms over three hours of a Friday morning (UTC)\n",
+        munis.len(),
+        engine.on_duty_count()
+    )?;
     loop {
         let next_input = agenda.next_at();
         let next_timer = engine.poll_timeout();

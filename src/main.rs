@@ -198,7 +198,11 @@ fn user_command(rest: &[String]) -> Result<(), String> {
                 (Some(_), Some(src)) => {
                     let dir = config.as_deref().and_then(|p| p.parent());
                     let text = vakt::live::directory::read_source(src, dir).map_err(|e| format!("{e:#}"))?;
-                    vakt::live::directory::parse_staff(&text, &engine).map_err(|e| format!("seed staff {src}: {e:#}"))?.into_iter().map(|(s, _)| s.id.to_string()).collect()
+                    vakt::live::directory::parse_staff(&text, &engine)
+                        .map_err(|e| format!("seed staff {src}: {e:#}"))?
+                        .into_iter()
+                        .map(|(s, _)| s.id.to_string())
+                        .collect()
                 }
                 _ => Vec::new(),
             };

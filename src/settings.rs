@@ -10,8 +10,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::core::{
-    AlarmKind, Backup, CentreConfig, CentreId, CentreKind, ConfigError, DrivingTime, EngineConfig, EngineConfigParts, KindRule, LadderConfig, MunicipalityConfig,
-    MunicipalityId, Position, Priority, ResponseModel, Role, Roles, TravelModel,
+    AlarmKind, Backup, CentreConfig, CentreId, CentreKind, ConfigError, DrivingTime, EngineConfig, EngineConfigParts, KindRule, LadderConfig,
+    MunicipalityConfig, MunicipalityId, Position, Priority, ResponseModel, Role, Roles, TravelModel,
 };
 
 /// The configuration shipped in the binary: `config/default.toml`, a small demo municipality.
@@ -154,7 +154,12 @@ pub struct WireSection {
 impl Default for WireSection {
     fn default() -> Self {
         let l = crate::live::wire::WireLimits::default();
-        Self { max_payload_bytes: l.max_payload_bytes, max_future_secs: l.max_future.as_secs(), max_age_secs: l.max_age.as_secs(), max_ahead_secs: l.max_ahead.as_secs() }
+        Self {
+            max_payload_bytes: l.max_payload_bytes,
+            max_future_secs: l.max_future.as_secs(),
+            max_age_secs: l.max_age.as_secs(),
+            max_ahead_secs: l.max_ahead.as_secs(),
+        }
     }
 }
 
@@ -197,7 +202,10 @@ pub struct SeedSection {
 
 /// A role's name as written in configuration and CSV files (`nurse`, `health_worker`...).
 pub fn parse_role(s: &str) -> Result<Role, ConfigError> {
-    Role::ALL.into_iter().find(|r| r.as_str() == s.trim()).ok_or_else(|| ConfigError(format!("unknown role {s:?} (nurse, health_worker, assistant, technician)")))
+    Role::ALL
+        .into_iter()
+        .find(|r| r.as_str() == s.trim())
+        .ok_or_else(|| ConfigError(format!("unknown role {s:?} (nurse, health_worker, assistant, technician)")))
 }
 
 #[derive(Debug, Clone, Deserialize)]

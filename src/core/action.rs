@@ -13,52 +13,155 @@ use super::time::Timestamp;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// A new incident for a new alarm. The answer clock starts at `at`.
-    Raised { at: Timestamp, incident: IncidentId, alarm: AlarmId, resident: ResidentId, municipality: MunicipalityId, model: ResponseModel, kind: AlarmKind, priority: Priority },
+    Raised {
+        at: Timestamp,
+        incident: IncidentId,
+        alarm: AlarmId,
+        resident: ResidentId,
+        municipality: MunicipalityId,
+        model: ResponseModel,
+        kind: AlarmKind,
+        priority: Priority,
+    },
     /// Another alarm from a resident whose incident is still open: joined to it.
-    Attached { at: Timestamp, incident: IncidentId, alarm: AlarmId, priority_raised_to: Option<Priority> },
+    Attached {
+        at: Timestamp,
+        incident: IncidentId,
+        alarm: AlarmId,
+        priority_raised_to: Option<Priority>,
+    },
     /// The same alarm id again (a redelivery): nothing else happens.
-    DuplicateIgnored { at: Timestamp, alarm: AlarmId },
+    DuplicateIgnored {
+        at: Timestamp,
+        alarm: AlarmId,
+    },
 
     /// Queued for the operators of a centre.
-    Queued { at: Timestamp, incident: IncidentId, centre: CentreId },
+    Queued {
+        at: Timestamp,
+        incident: IncidentId,
+        centre: CentreId,
+    },
     /// Taken out of a centre's queue (answered, moved on, cancelled...).
-    Dequeued { at: Timestamp, incident: IncidentId, centre: CentreId },
+    Dequeued {
+        at: Timestamp,
+        incident: IncidentId,
+        centre: CentreId,
+    },
     /// Offered to a staff member. `expires_at: None` in the broadcast stage (no expiry).
-    Offered { at: Timestamp, incident: IncidentId, staff: StaffId, eta: Duration, expires_at: Option<Timestamp> },
+    Offered {
+        at: Timestamp,
+        incident: IncidentId,
+        staff: StaffId,
+        eta: Duration,
+        expires_at: Option<Timestamp>,
+    },
     /// An offer withdrawn: the app must stop showing it.
-    Revoked { at: Timestamp, incident: IncidentId, staff: StaffId, reason: RevokeReason },
+    Revoked {
+        at: Timestamp,
+        incident: IncidentId,
+        staff: StaffId,
+        reason: RevokeReason,
+    },
     /// The ladder moved to offering to everyone on duty.
-    Broadcast { at: Timestamp, incident: IncidentId },
+    Broadcast {
+        at: Timestamp,
+        incident: IncidentId,
+    },
     /// Forwarded to the backup (a centre's queue or another team).
-    ForwardedToBackup { at: Timestamp, incident: IncidentId, backup: Backup },
+    ForwardedToBackup {
+        at: Timestamp,
+        incident: IncidentId,
+        backup: Backup,
+    },
     /// Nobody has it yet and the configured time has passed: operations must know.
-    Alert { at: Timestamp, incident: IncidentId, kind: AlertKind, waiting: Duration },
+    Alert {
+        at: Timestamp,
+        incident: IncidentId,
+        kind: AlertKind,
+        waiting: Duration,
+    },
 
     /// An operator sent it to a named staff member (the offer follows).
-    AssignedByOperator { at: Timestamp, incident: IncidentId, operator: OperatorId, staff: StaffId },
+    AssignedByOperator {
+        at: Timestamp,
+        incident: IncidentId,
+        operator: OperatorId,
+        staff: StaffId,
+    },
     /// An operator escalated it to everyone on duty (the broadcast follows).
-    EscalatedByOperator { at: Timestamp, incident: IncidentId, operator: OperatorId },
+    EscalatedByOperator {
+        at: Timestamp,
+        incident: IncidentId,
+        operator: OperatorId,
+    },
     /// A note on the incident, for the record.
-    NoteAdded { at: Timestamp, incident: IncidentId, by: Actor, note: String },
+    NoteAdded {
+        at: Timestamp,
+        incident: IncidentId,
+        by: Actor,
+        note: String,
+    },
     /// The engine stopped handling it by itself (see `Input::SetAside`): people must.
-    SetAside { at: Timestamp, incident: IncidentId, reason: String },
+    SetAside {
+        at: Timestamp,
+        incident: IncidentId,
+        reason: String,
+    },
 
     /// A human has it: the answer clock stops. `answer_time` counts from arrival.
-    Answered { at: Timestamp, incident: IncidentId, by: Responder, answer_time: Duration },
+    Answered {
+        at: Timestamp,
+        incident: IncidentId,
+        by: Responder,
+        answer_time: Duration,
+    },
     /// The operator resolved it on the phone.
-    ResolvedByCentre { at: Timestamp, incident: IncidentId, operator: OperatorId },
+    ResolvedByCentre {
+        at: Timestamp,
+        incident: IncidentId,
+        operator: OperatorId,
+    },
     /// The operator sent it to home care; the staff ladder starts now.
-    ForwardedToHomeCare { at: Timestamp, incident: IncidentId, operator: OperatorId },
+    ForwardedToHomeCare {
+        at: Timestamp,
+        incident: IncidentId,
+        operator: OperatorId,
+    },
     /// A staff member took it. `since_dispatch` counts from the start of the staff ladder.
-    Accepted { at: Timestamp, incident: IncidentId, staff: StaffId, since_dispatch: Duration },
-    EnRoute { at: Timestamp, incident: IncidentId, staff: StaffId },
+    Accepted {
+        at: Timestamp,
+        incident: IncidentId,
+        staff: StaffId,
+        since_dispatch: Duration,
+    },
+    EnRoute {
+        at: Timestamp,
+        incident: IncidentId,
+        staff: StaffId,
+    },
     /// `since_raised` counts from the alarm's arrival (the second clock, utrykning).
-    OnSite { at: Timestamp, incident: IncidentId, staff: StaffId, since_raised: Duration },
+    OnSite {
+        at: Timestamp,
+        incident: IncidentId,
+        staff: StaffId,
+        since_raised: Duration,
+    },
     /// `note`: what the staff member or operator wrote when closing, for the record.
-    Closed { at: Timestamp, incident: IncidentId, outcome: Outcome, note: Option<String> },
+    Closed {
+        at: Timestamp,
+        incident: IncidentId,
+        outcome: Outcome,
+        note: Option<String>,
+    },
 
     /// An input that could not be applied, with the reason. Nothing changed.
-    Rejected { at: Timestamp, by: Option<Actor>, incident: Option<IncidentId>, reason: RejectReason },
+    Rejected {
+        at: Timestamp,
+        by: Option<Actor>,
+        incident: Option<IncidentId>,
+        reason: RejectReason,
+    },
 }
 
 impl Action {
@@ -162,7 +265,9 @@ pub enum RejectReason {
     UnknownCentre,
     UnknownMunicipality,
     /// The alarm's municipality is not the resident's.
-    WrongMunicipality { resident_belongs_to: MunicipalityId },
+    WrongMunicipality {
+        resident_belongs_to: MunicipalityId,
+    },
     /// No open incident with that id (never existed, or already closed).
     UnknownIncident,
     /// Somebody else accepted it first.
@@ -172,7 +277,9 @@ pub enum RejectReason {
     /// The staff member is not the one who accepted it.
     NotAssigned,
     /// The reply does not fit the incident's state (e.g. on site before accepting).
-    WrongState { state: &'static str },
+    WrongState {
+        state: &'static str,
+    },
     /// The incident is not queued at this operator's centre.
     NotAtThisCentre,
     /// The staff member must be on duty for this.

@@ -137,7 +137,9 @@ impl AlarmText {
             return Err("alarm text contains control characters");
         }
         if s.chars().any(super::text::is_hidden) {
-            return Err("alarm text contains invisible formatting characters (bidirectional or zero-width), which can make it read differently from what was sent");
+            return Err(
+                "alarm text contains invisible formatting characters (bidirectional or zero-width), which can make it read differently from what was sent",
+            );
         }
         Ok(Self(s.to_owned()))
     }

@@ -253,11 +253,15 @@ impl EngineConfig {
                     Some(_) => {}
                 },
                 (Some(_), None) => return err(format!("municipality {}: model {} needs a response_centre", m.id, m.model)),
-                (None, Some(c)) => return err(format!("municipality {}: the mobile guard room has no response centre (got {}); use backup = {{ centre = ... }}", m.id, c)),
+                (None, Some(c)) => {
+                    return err(format!("municipality {}: the mobile guard room has no response centre (got {}); use backup = {{ centre = ... }}", m.id, c));
+                }
                 (None, None) => {}
             }
             match &m.backup {
-                Some(Backup::Centre(c)) if !centre_index.contains_key(c) => return err(format!("municipality {}: backup centre {} is not configured", m.id, c)),
+                Some(Backup::Centre(c)) if !centre_index.contains_key(c) => {
+                    return err(format!("municipality {}: backup centre {} is not configured", m.id, c));
+                }
                 Some(Backup::Team(t)) if t == &m.id => return err(format!("municipality {} cannot be its own backup team", m.id)),
                 Some(Backup::Team(t)) if !muni_index.contains_key(t) => return err(format!("municipality {}: backup team {} is not configured", m.id, t)),
                 _ => {}

@@ -15,43 +15,88 @@ pub enum Input {
     /// A device or gateway reports an alarm.
     Alarm(Alarm),
     /// The resident (or their device) cancels: "it was a mistake". Closes their open incident.
-    Cancel { resident: ResidentId },
+    Cancel {
+        resident: ResidentId,
+    },
 
     /// A staff member logs in for a shift.
-    StaffOnDuty { staff: StaffId, position: Option<Position> },
+    StaffOnDuty {
+        staff: StaffId,
+        position: Option<Position>,
+    },
     /// A staff member logs out. Their live offers are revoked and passed on.
-    StaffOffDuty { staff: StaffId },
-    StaffPosition { staff: StaffId, position: Position },
+    StaffOffDuty {
+        staff: StaffId,
+    },
+    StaffPosition {
+        staff: StaffId,
+        position: Position,
+    },
     /// A staff member answers an offer or reports progress on an incident.
-    StaffReply { staff: StaffId, incident: IncidentId, reply: StaffReply },
+    StaffReply {
+        staff: StaffId,
+        incident: IncidentId,
+        reply: StaffReply,
+    },
 
     /// An operator at a centre takes a queued incident (the answer clock stops).
-    OperatorAnswer { centre: CentreId, operator: OperatorId, incident: IncidentId },
+    OperatorAnswer {
+        centre: CentreId,
+        operator: OperatorId,
+        incident: IncidentId,
+    },
     /// The operator handled it on the phone ("avklart"); the incident closes.
-    OperatorResolve { operator: OperatorId, incident: IncidentId, note: Option<String> },
+    OperatorResolve {
+        operator: OperatorId,
+        incident: IncidentId,
+        note: Option<String>,
+    },
     /// The operator sends it to home care: the staff ladder starts with its own clock.
-    OperatorForward { operator: OperatorId, incident: IncidentId },
+    OperatorForward {
+        operator: OperatorId,
+        incident: IncidentId,
+    },
     /// An operator sends the incident to a named staff member (a personal offer, with the
     /// usual expiry), while the staff ladder runs.
-    OperatorAssign { operator: OperatorId, incident: IncidentId, staff: StaffId },
+    OperatorAssign {
+        operator: OperatorId,
+        incident: IncidentId,
+        staff: StaffId,
+    },
     /// An operator escalates now: the staff ladder goes to everyone on duty at once (or
     /// starts a new round of asking everyone, if it already had).
-    OperatorEscalate { operator: OperatorId, incident: IncidentId },
+    OperatorEscalate {
+        operator: OperatorId,
+        incident: IncidentId,
+    },
     /// An operator writes a note on an open incident, for the record.
-    OperatorNote { operator: OperatorId, incident: IncidentId, note: String },
+    OperatorNote {
+        operator: OperatorId,
+        incident: IncidentId,
+        note: String,
+    },
     /// A note of the driver's own on an open incident, for the record (e.g. the base
     /// unit whose lost connection raised it is back online). Nothing else changes; an
     /// incident no longer open is left alone.
-    SystemNote { incident: IncidentId, note: String },
+    SystemNote {
+        incident: IncidentId,
+        note: String,
+    },
     /// How many operators a centre has on duty; zero is an outage (queue goes to backup).
-    CentreStaffing { centre: CentreId, operators_on_duty: u32 },
+    CentreStaffing {
+        centre: CentreId,
+        operators_on_duty: u32,
+    },
 
     /// The engine stops handling this open incident by itself: its timers go, and no
     /// offer, escalation or alert follows from the engine; people see it flagged and
     /// handle it by hand (offers already out, staff replies and operator actions still
     /// work). A driver gives this when handling the incident's timer made the engine fail
     /// (a fault in vakt): otherwise the same timer would fail it after every restart.
-    SetAside { incident: IncidentId, reason: String },
+    SetAside {
+        incident: IncidentId,
+        reason: String,
+    },
 
     /// Registers or updates an alarm user.
     UpsertResident(Resident),

@@ -25,7 +25,9 @@ pub mod time;
 
 pub use action::{Action, Actor, AlertKind, RejectReason, Responder, RevokeReason};
 pub use alarm::{Alarm, AlarmKind, AlarmText, Priority};
-pub use config::{Backup, CentreConfig, CentreKind, ConfigError, DrivingTime, EngineConfig, EngineConfigParts, KindRule, LadderConfig, MunicipalityConfig, ResponseModel};
+pub use config::{
+    Backup, CentreConfig, CentreKind, ConfigError, DrivingTime, EngineConfig, EngineConfigParts, KindRule, LadderConfig, MunicipalityConfig, ResponseModel,
+};
 pub use engine::{Engine, IncidentView};
 pub use geo::{Position, TravelModel};
 pub use ids::{AlarmId, CentreId, GatewayId, IncidentId, MunicipalityId, OperatorId, ResidentId, StaffId};

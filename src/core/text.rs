@@ -18,7 +18,11 @@ pub fn is_hidden(c: char) -> bool {
 /// reason names the first such character by its code point.
 pub fn refused(text: &str, newlines: bool) -> Option<String> {
     let c = text.chars().find(|&c| (c.is_control() && !(newlines && c == '\n')) || is_hidden(c))?;
-    let what = if c.is_control() { "a control character" } else { "an invisible formatting character (bidirectional or zero-width), which can make text read differently from what was sent" };
+    let what = if c.is_control() {
+        "a control character"
+    } else {
+        "an invisible formatting character (bidirectional or zero-width), which can make text read differently from what was sent"
+    };
     Some(format!("contains {what}: U+{:04X}", c as u32))
 }
 

@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, bail};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use sha2::{Digest, Sha256};
 
 use crate::core::{CentreId, StaffId};
@@ -69,7 +69,9 @@ impl User {
             (Role::Operator, _, None) => bail!("an operator needs --centre CENTRE_ID (the response centre they work at)"),
             (Role::Staff, Some(_), Some(_)) => bail!("a staff user has no centre"),
             (Role::Operator, Some(_), _) => bail!("an operator is not a staff member; make a separate staff user"),
-            (Role::Planner | Role::Admin, Some(_), _) | (Role::Planner | Role::Admin, _, Some(_)) => bail!("planners and admins have neither --staff nor --centre"),
+            (Role::Planner | Role::Admin, Some(_), _) | (Role::Planner | Role::Admin, _, Some(_)) => {
+                bail!("planners and admins have neither --staff nor --centre")
+            }
             _ => Ok(()),
         }
     }

@@ -74,7 +74,12 @@ fn records(text: &str, columns: &[&str]) -> Result<Vec<(u64, Result<csv::StringR
 /// row `parse` refuses, a municipality the configuration does not have (its alarms
 /// could never be routed), or an id already on an earlier line (one of the two would
 /// silently win).
-fn collect<T>(rows: Vec<(u64, Result<csv::StringRecord, String>)>, config: &EngineConfig, parse: impl Fn(&csv::StringRecord) -> Result<T>, key: impl Fn(&T) -> (&str, &MunicipalityId)) -> Result<Vec<T>> {
+fn collect<T>(
+    rows: Vec<(u64, Result<csv::StringRecord, String>)>,
+    config: &EngineConfig,
+    parse: impl Fn(&csv::StringRecord) -> Result<T>,
+    key: impl Fn(&T) -> (&str, &MunicipalityId),
+) -> Result<Vec<T>> {
     let mut ok = Vec::new();
     let mut errors = Vec::new();
     let mut first_line: HashMap<String, u64> = HashMap::new();
@@ -175,14 +180,19 @@ mod tests {
     #[test]
     fn bad_rows_are_listed_and_nothing_is_imported() {
         let c = config("demo");
-        let text = "resident_id,municipality,lat,lon,address,notes,regular_helpers\nr1,demo,61.2,7.1,Vegen 1,,s1;s2\nr 2,demo,61.2,7.1,,,\nr3,demo,161,7.1,,,\n";
+        let text =
+            "resident_id,municipality,lat,lon,address,notes,regular_helpers\nr1,demo,61.2,7.1,Vegen 1,,s1;s2\nr 2,demo,61.2,7.1,,,\nr3,demo,161,7.1,,,\n";
         let e = parse_residents(text, &c).unwrap_err().to_string();
         assert!(e.contains("2 bad row(s)") && e.contains("line 3") && e.contains("line 4") && e.contains("latitude"), "{e}");
         let e = parse_staff("id,municipality\n", &c).unwrap_err().to_string();
         assert!(e.contains("header must be staff_id,municipality,name,roles"), "{e}");
         let e = parse_staff("staff_id,municipality,name,roles\ns1,demo,Kari,nurse;pilot\n", &c).unwrap_err().to_string();
         assert!(e.contains("unknown role \"pilot\""), "{e}");
-        let ok = parse_residents("resident_id,municipality,lat,lon,address,notes,regular_helpers\nr1,demo,61.2,7.1,\"Vegen 1, 6856 Sogndal\",Nøkkelboks,s1;s2\n", &c).unwrap();
+        let ok = parse_residents(
+            "resident_id,municipality,lat,lon,address,notes,regular_helpers\nr1,demo,61.2,7.1,\"Vegen 1, 6856 Sogndal\",Nøkkelboks,s1;s2\n",
+            &c,
+        )
+        .unwrap();
         assert_eq!(ok[0].address, "Vegen 1, 6856 Sogndal");
         assert_eq!(ok[0].regular_helpers.len(), 2);
     }

@@ -13,19 +13,19 @@
 //! that fell due while vakt was down fire at once.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use tracing::{debug, error, info, warn};
 
+use super::accounts::{Role, User};
 use super::gateways::{self, Gateways};
 use super::metrics::Metrics;
-use super::outbound::{self, ALARMS_PREFIX, IncidentContext, RefusedIds};
-use super::accounts::{Role, User};
 use super::mqtt::{Inbound, OutMsg, Stored};
-use super::store::{AuditRow, Batch, EventRow, LogRow, OutboxRow, Sequences, SYSTEM_ROLE, Store, StoreTimedOut, within};
+use super::outbound::{self, ALARMS_PREFIX, IncidentContext, RefusedIds};
+use super::store::{AuditRow, Batch, EventRow, LogRow, OutboxRow, SYSTEM_ROLE, Sequences, Store, StoreTimedOut, within};
 use super::wire::{self, WireLimits, WireReject};
 use crate::core::{Action, Actor, Engine, IncidentId, Input, Position, RejectReason, StaffId, StaffReply, Timestamp};
 
@@ -503,7 +503,10 @@ impl Driver {
                 if let Err(panic) = applied {
                     let culprit = Culprit::WebAction { username: who.username, role: who.role.as_str(), action: name.to_owned(), incident, record };
                     self.poisoned(Poisoned { why: panic_text(&*panic), culprit });
-                    return ActOutcome::Refused { code: "engine_unavailable", detail: "this action made the engine fail (a fault in vakt) and was not applied; vakt starts again".into() };
+                    return ActOutcome::Refused {
+                        code: "engine_unavailable",
+                        detail: "this action made the engine fail (a fault in vakt) and was not applied; vakt starts again".into(),
+                    };
                 }
                 match refusal(&actions) {
                     Some(reason) => ActOutcome::Refused { code: reason.code(), detail: reason.to_string() },
@@ -517,7 +520,15 @@ impl Driver {
         };
         // Refusals before the engine (scope, unknown incident) are audited too; nothing
         // else about them is stored.
-        self.batch.audit.push(AuditRow { at_ms: now.as_millis(), username: who.username, role: who.role.as_str(), action: name.to_owned(), incident: incident.map(|i| i.0 as i64), detail, outcome: result });
+        self.batch.audit.push(AuditRow {
+            at_ms: now.as_millis(),
+            username: who.username,
+            role: who.role.as_str(),
+            action: name.to_owned(),
+            incident: incident.map(|i| i.0 as i64),
+            detail,
+            outcome: result,
+        });
         outcome
     }
 
@@ -598,7 +609,11 @@ impl Driver {
             after = last.seq;
             for row in page {
                 let at = Timestamp::from_millis(row.at_ms);
-                let input = if row.record == TICK { None } else { Some(serde_json::from_str::<Input>(&row.record).with_context(|| format!("input log record {} is unreadable", row.seq))?) };
+                let input = if row.record == TICK {
+                    None
+                } else {
+                    Some(serde_json::from_str::<Input>(&row.record).with_context(|| format!("input log record {} is unreadable", row.seq))?)
+                };
                 let fault = matches!(&input, Some(Input::Alarm(a)) if self.faults.replay.iter().any(|f| f == a.id.as_str()));
                 // The live engine applied this record without a panic; this one panics
                 // only if it is not the version that wrote it. Said plainly, not as a
@@ -660,8 +675,16 @@ impl Driver {
     /// until it changes; one that makes it panic now poisons the driver (see
     /// [`Driver::refuse_poisoned`]).
     pub fn apply_directory(&mut self, changes: DirectoryChanges) -> usize {
-        let residents = changes.residents.into_iter().filter(|r| self.engine.resident(&r.id) != Some(r)).map(|r| (format!("resident {}", r.id), r.id.to_string(), Input::UpsertResident(r)));
-        let staff = changes.staff.into_iter().filter(|s| self.engine.staff_member(&s.id) != Some(s)).map(|s| (format!("staff {}", s.id), s.id.to_string(), Input::UpsertStaff(s)));
+        let residents = changes
+            .residents
+            .into_iter()
+            .filter(|r| self.engine.resident(&r.id) != Some(r))
+            .map(|r| (format!("resident {}", r.id), r.id.to_string(), Input::UpsertResident(r)));
+        let staff = changes
+            .staff
+            .into_iter()
+            .filter(|s| self.engine.staff_member(&s.id) != Some(s))
+            .map(|s| (format!("staff {}", s.id), s.id.to_string(), Input::UpsertStaff(s)));
         let rows: Vec<_> = residents.chain(staff).collect();
         let mut changed = 0;
         for (who, id, input) in rows {
@@ -818,7 +841,8 @@ impl Driver {
             let ids = RefusedIds { alarm: Some(a.id.clone()), resident: Some(a.resident.clone()), municipality: None };
             if !self.alarm_aside.is_empty() && self.alarm_aside.contains(&(a.id.to_string(), a.resident.to_string())) {
                 warn!(topic, alarm_id = %a.id, resident_id = %a.resident, "an alarm that made the engine fail before is refused, not taken again");
-                let detail = "this alarm made the engine fail before (a fault in vakt), so it is refused rather than taken again; handle it by hand, and report it";
+                let detail =
+                    "this alarm made the engine fail before (a fault in vakt), so it is refused rather than taken again; handle it by hand, and report it";
                 return self.reject(now, topic, "unreadable", detail, &ids);
             }
             alarm_ids = Some(ids);
@@ -833,7 +857,9 @@ impl Driver {
             fault = self.faults.alarm.iter().any(|f| f == a.id.as_str());
         }
         let audited = match &input {
-            Input::StaffReply { staff, .. } | Input::StaffOnDuty { staff, .. } | Input::StaffOffDuty { staff } => Some((staff.to_string(), staff_audit(&input))),
+            Input::StaffReply { staff, .. } | Input::StaffOnDuty { staff, .. } | Input::StaffOffDuty { staff } => {
+                Some((staff.to_string(), staff_audit(&input)))
+            }
             _ => None,
         };
         if audited.is_some() {
@@ -876,7 +902,10 @@ impl Driver {
     fn on_gateway(&mut self, now: Timestamp, topic: &str, rest: &str, payload: &[u8]) {
         let parsed = refused_on_panic(topic, || match rest.split_once('/') {
             Some((m, g)) => wire::parse_gateway(m, g, payload, now, &self.limits),
-            None => Err(WireReject { code: "bad_topic", detail: format!("a gateway's status goes on vakt/v1/gateways/{{municipality}}/{{gateway_id}}, not {topic:?}") }),
+            None => Err(WireReject {
+                code: "bad_topic",
+                detail: format!("a gateway's status goes on vakt/v1/gateways/{{municipality}}/{{gateway_id}}, not {topic:?}"),
+            }),
         });
         let known = parsed.and_then(|r| match self.engine.config().municipality_index(&r.municipality) {
             Some(_) => Ok(r),
@@ -953,7 +982,15 @@ impl Driver {
     fn audit_staff_message(&mut self, now: Timestamp, staff: String, audited: (&'static str, Option<IncidentId>, String), actions: &[Action]) {
         let (name, incident, detail) = audited;
         let outcome = refusal(actions).map_or("ok", RejectReason::code);
-        let row = AuditRow { at_ms: now.as_millis(), username: staff, role: Role::Staff.as_str(), action: name.to_owned(), incident: incident.map(|i| i.0 as i64), detail, outcome: outcome.to_owned() };
+        let row = AuditRow {
+            at_ms: now.as_millis(),
+            username: staff,
+            role: Role::Staff.as_str(),
+            action: name.to_owned(),
+            incident: incident.map(|i| i.0 as i64),
+            detail,
+            outcome: outcome.to_owned(),
+        };
         self.batch.audit.push(row);
     }
 
@@ -993,7 +1030,10 @@ impl Driver {
                 }
             }
             Culprit::Timer { incident } => {
-                let reason = format!("its timer made the engine fail (a fault in vakt: {}); the engine no longer offers, escalates or alerts on it: handle it by hand", p.why);
+                let reason = format!(
+                    "its timer made the engine fail (a fault in vakt: {}); the engine no longer offers, escalates or alerts on it: handle it by hand",
+                    p.why
+                );
                 let input = Input::SetAside { incident, reason: reason.clone() };
                 self.log_record(now, serde_json::to_string(&input).expect("inputs serialize"));
                 self.emit(&Action::SetAside { at: now, incident, reason: reason.clone() }, &Cause { topic: None, alarm: None, reply: None });
@@ -1006,7 +1046,15 @@ impl Driver {
             Culprit::WebAction { username, role, action, incident, record } => {
                 let detail = format!("it made the engine fail (a fault in vakt: {}) and was not applied; vakt started again", p.why);
                 let aside = serde_json::json!({ "action": action, "input": record, "version": env!("CARGO_PKG_VERSION"), "why": p.why }).to_string();
-                self.batch.audit.push(AuditRow { at_ms: now.as_millis(), username, role, action, incident: incident.map(|i| i.0 as i64), detail, outcome: WEB_ACTION_FAILED.to_owned() });
+                self.batch.audit.push(AuditRow {
+                    at_ms: now.as_millis(),
+                    username,
+                    role,
+                    action,
+                    incident: incident.map(|i| i.0 as i64),
+                    detail,
+                    outcome: WEB_ACTION_FAILED.to_owned(),
+                });
                 // Not on the incident's own history, which the user's line above tells.
                 self.audit_by_vakt(now, WEB_ACTION_ASIDE_ACTION, None, aside, "ok");
             }
@@ -1029,7 +1077,15 @@ impl Driver {
 
     /// An audit line of vakt's own (by `(vakt)`, role `system`), stored with the batch.
     fn audit_by_vakt(&mut self, now: Timestamp, action: &str, incident: Option<IncidentId>, detail: String, outcome: &str) {
-        let row = AuditRow { at_ms: now.as_millis(), username: REFUSED_BY.to_owned(), role: SYSTEM_ROLE, action: action.to_owned(), incident: incident.map(|i| i.0 as i64), detail, outcome: outcome.to_owned() };
+        let row = AuditRow {
+            at_ms: now.as_millis(),
+            username: REFUSED_BY.to_owned(),
+            role: SYSTEM_ROLE,
+            action: action.to_owned(),
+            incident: incident.map(|i| i.0 as i64),
+            detail,
+            outcome: outcome.to_owned(),
+        };
         self.batch.audit.push(row);
     }
 
@@ -1176,7 +1232,10 @@ impl Driver {
                         self.push_out(outbound::offers_topic(s), msg, at);
                     }
                     _ => {
-                        let ids = cause.alarm.map(|a| RefusedIds { alarm: Some(a.id.clone()), resident: Some(a.resident.clone()), municipality: None }).unwrap_or_default();
+                        let ids = cause
+                            .alarm
+                            .map(|a| RefusedIds { alarm: Some(a.id.clone()), resident: Some(a.resident.clone()), municipality: None })
+                            .unwrap_or_default();
                         self.reject(at, topic, reason.code(), &reason.to_string(), &ids)
                     }
                 }
@@ -1419,7 +1478,9 @@ impl Driver {
                 self.checkpoint_seq = self.seq.log;
                 self.checkpoint_at = Some(self.last_now);
             }
-            Err(e) if e.is::<StoreTimedOut>() => warn!(timeout_secs = self.write_timeout.as_secs(), "checkpoint got no answer from the database in time; the input log stays whole"),
+            Err(e) if e.is::<StoreTimedOut>() => {
+                warn!(timeout_secs = self.write_timeout.as_secs(), "checkpoint got no answer from the database in time; the input log stays whole")
+            }
             Err(e) => warn!(error = %format!("{e:#}"), "checkpoint failed; the input log stays whole"),
         }
     }
@@ -1438,7 +1499,8 @@ impl Checkpoint {
     /// Also reads the checkpoints stored before open incidents were kept: a bare
     /// snapshot, taken at a quiet moment.
     fn parse(state: &str) -> serde_json::Result<Checkpoint> {
-        serde_json::from_str::<Checkpoint>(state).or_else(|e| serde_json::from_str::<crate::core::Snapshot>(state).map(|engine| Checkpoint { engine, contexts: Vec::new() }).map_err(|_| e))
+        serde_json::from_str::<Checkpoint>(state)
+            .or_else(|e| serde_json::from_str::<crate::core::Snapshot>(state).map(|engine| Checkpoint { engine, contexts: Vec::new() }).map_err(|_| e))
     }
 }
 
@@ -1573,7 +1635,14 @@ mod tests {
         let demo = MunicipalityId::parse("demo").unwrap();
         for r in ["r1", "r2", "r3"] {
             let home = Position::new(61.23, 7.10).unwrap();
-            let res = Resident { id: ResidentId::parse(r).unwrap(), municipality: demo.clone(), home, regular_helpers: Vec::new(), address: String::new(), notes: String::new() };
+            let res = Resident {
+                id: ResidentId::parse(r).unwrap(),
+                municipality: demo.clone(),
+                home,
+                regular_helpers: Vec::new(),
+                address: String::new(),
+                notes: String::new(),
+            };
             d.apply(Mode::Live, T0, Input::UpsertResident(res), None);
         }
         (dir, store, d)
@@ -1661,7 +1730,10 @@ mod tests {
         assert_eq!((failed.action.as_str(), failed.outcome.as_str()), ("note", WEB_ACTION_FAILED));
         assert!(failed.detail.contains("fault injected"), "{}", failed.detail);
         let aside = store.latest_audit(WEB_ACTION_ASIDE_ACTION, 10).await.unwrap();
-        assert!(aside.len() == 1 && aside[0].contains("rang her") && aside[0].contains(env!("CARGO_PKG_VERSION")), "vakt's line setting the action aside: {aside:?}");
+        assert!(
+            aside.len() == 1 && aside[0].contains("rang her") && aside[0].contains(env!("CARGO_PKG_VERSION")),
+            "vakt's line setting the action aside: {aside:?}"
+        );
         let kinds = |events: Vec<(String, String)>| events.into_iter().map(|(kind, _)| kind).collect::<Vec<_>>();
         assert!(!kinds(store.incident_events(1).await.unwrap()).contains(&"note_added".to_owned()), "not applied");
 
@@ -1693,7 +1765,12 @@ mod tests {
             let alarm = serde_json::json!({ "alarm_id": a, "resident_id": r, "kind": "fall", "raised_at": raised_at.to_string() });
             Inbound::new(rumqttc::Publish::new("vakt/v1/alarms/demo", rumqttc::QoS::AtLeastOnce, alarm.to_string()), 16 * 1024)
         };
-        let rejects = |out: &[OutMsg]| out.iter().filter(|m| m.topic == outbound::REJECTS_TOPIC).map(|m| serde_json::from_str::<serde_json::Value>(&m.payload).unwrap()).collect::<Vec<_>>();
+        let rejects = |out: &[OutMsg]| {
+            out.iter()
+                .filter(|m| m.topic == outbound::REJECTS_TOPIC)
+                .map(|m| serde_json::from_str::<serde_json::Value>(&m.payload).unwrap())
+                .collect::<Vec<_>>()
+        };
 
         d.faults.alarm = vec!["a1".into()];
         d.on_message(&publish("a1", "r1"));
@@ -1701,9 +1778,15 @@ mod tests {
         let out = d.refuse_poisoned(&ready).await;
         let refused = rejects(&out);
         assert_eq!(refused.len(), 1, "{refused:?}");
-        assert_eq!((refused[0]["reason"].as_str(), refused[0]["alarm_id"].as_str(), refused[0]["resident_id"].as_str()), (Some("unreadable"), Some("a1"), Some("r1")));
+        assert_eq!(
+            (refused[0]["reason"].as_str(), refused[0]["alarm_id"].as_str(), refused[0]["resident_id"].as_str()),
+            (Some("unreadable"), Some("a1"), Some("r1"))
+        );
         let aside = store.latest_audit(ALARM_ASIDE_ACTION, 10).await.unwrap();
-        assert!(aside.len() == 1 && aside[0].contains("\"a1\"") && aside[0].contains(env!("CARGO_PKG_VERSION")), "vakt's line setting the alarm aside: {aside:?}");
+        assert!(
+            aside.len() == 1 && aside[0].contains("\"a1\"") && aside[0].contains(env!("CARGO_PKG_VERSION")),
+            "vakt's line setting the alarm aside: {aside:?}"
+        );
 
         // The fault is not injected any more: only the set-aside keeps the alarm out.
         let mut again = driver_on(&store);
@@ -1715,7 +1798,10 @@ mod tests {
         let out = again.commit(&ready, true).await;
         let refused = rejects(&out);
         assert_eq!(refused.len(), 1, "{refused:?}");
-        assert_eq!((refused[0]["reason"].as_str(), refused[0]["alarm_id"].as_str(), refused[0]["resident_id"].as_str()), (Some("unreadable"), Some("a1"), Some("r1")));
+        assert_eq!(
+            (refused[0]["reason"].as_str(), refused[0]["alarm_id"].as_str(), refused[0]["resident_id"].as_str()),
+            (Some("unreadable"), Some("a1"), Some("r1"))
+        );
         assert!(refused[0]["detail"].as_str().unwrap().contains("made the engine fail before"), "{}", refused[0]);
         let mut raised: Vec<(String, String)> = again.contexts.values().map(|c| (c.alarm.to_string(), c.resident.to_string())).collect();
         raised.sort();

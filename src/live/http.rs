@@ -35,7 +35,8 @@ async fn metrics_text(State(s): State<AppState>) -> impl IntoResponse {
 /// Why `/readyz` says 503, each its own line of text. The dashboard and the staff app
 /// show these in their own words (`web/common.js` lists them; a test holds the two
 /// lists together).
-pub const NOT_READY: [&str; 3] = ["not ready: the engine is not running", "not ready: recovering, or the store is not taking writes", "not ready: not connected to the MQTT broker"];
+pub const NOT_READY: [&str; 3] =
+    ["not ready: the engine is not running", "not ready: recovering, or the store is not taking writes", "not ready: not connected to the MQTT broker"];
 
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     let [stopped, storing, broker_lost] = NOT_READY;
@@ -108,7 +109,14 @@ pub async fn serve(listen: &str, app: Router, limits: Limits, stop: watch::Recei
 
 /// One connection, until it ends or vakt stops; `_slot` is its place among
 /// `Limits::max_connections`, given back when it ends.
-async fn serve_connection(stream: tokio::net::TcpStream, peer: SocketAddr, app: Router, limits: Limits, mut stop: watch::Receiver<bool>, _slot: tokio::sync::OwnedSemaphorePermit) {
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    app: Router,
+    limits: Limits,
+    mut stop: watch::Receiver<bool>,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+) {
     let _ = stream.set_nodelay(true);
     let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
         // What `into_make_service_with_connect_info` would give the handlers.

@@ -89,7 +89,12 @@ impl Metrics {
             embedded_broker_overruns.with_label_values(&[who]);
         }
         Metrics {
-            alarms_received: counter_vec(&r, "alarms_received_total", "Alarms accepted by the wire parser, and base units' connection_lost alarms raised by vakt, by the municipality of the topic (unknown: one not configured)", &["municipality"]),
+            alarms_received: counter_vec(
+                &r,
+                "alarms_received_total",
+                "Alarms accepted by the wire parser, and base units' connection_lost alarms raised by vakt, by the municipality of the topic (unknown: one not configured)",
+                &["municipality"],
+            ),
             alarms_clock_ahead: counter_vec(
                 &r,
                 "alarms_clock_ahead_total",
@@ -105,8 +110,16 @@ impl Metrics {
             events: counter_vec(&r, "incident_events_total", "Incident events stored, by type", &["type"]),
             open_incidents: gauge(&r, "open_incidents", "Incidents not yet closed"),
             staff_on_duty: gauge(&r, "staff_on_duty", "Home-care staff logged in"),
-            incidents_set_aside: gauge(&r, "incidents_set_aside", "Open incidents the engine no longer handles by itself (a fault in vakt met them): people must"),
-            directory_rows_set_aside: gauge(&r, "directory_rows_set_aside", "Residents and staff whose directory row made the engine panic (a fault in vakt): left out until the row changes"),
+            incidents_set_aside: gauge(
+                &r,
+                "incidents_set_aside",
+                "Open incidents the engine no longer handles by itself (a fault in vakt met them): people must",
+            ),
+            directory_rows_set_aside: gauge(
+                &r,
+                "directory_rows_set_aside",
+                "Residents and staff whose directory row made the engine panic (a fault in vakt): left out until the row changes",
+            ),
             gateways: gauge_vec(
                 &r,
                 "gateways",
@@ -117,7 +130,11 @@ impl Metrics {
             mqtt_disconnects: counter(&r, "mqtt_connection_errors_total", "MQTT connection losses and failed connection attempts"),
             store_write_failures: counter(&r, "store_write_failures_total", "Failed store writes (retried until they succeed)"),
             outbox_pending: gauge(&r, "outbox_pending", "Outbox messages (offers, revokes, answers, rejects) the broker has not acknowledged"),
-            events_unacknowledged: gauge(&r, "incident_events_unacknowledged", "Incident events not yet acknowledged by the broker (published from the events table)"),
+            events_unacknowledged: gauge(
+                &r,
+                "incident_events_unacknowledged",
+                "Incident events not yet acknowledged by the broker (published from the events table)",
+            ),
             replayed_records: counter(&r, "replayed_records_total", "Input log records replayed at start"),
             embedded_broker_overruns,
             answer_time,

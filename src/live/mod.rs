@@ -11,8 +11,8 @@
 
 pub mod accounts;
 pub mod directory;
-pub mod gateways;
 pub mod driver;
+pub mod gateways;
 pub mod http;
 pub mod metrics;
 pub mod mqtt;
@@ -120,7 +120,8 @@ pub async fn start(settings: Settings, config_dir: Option<&Path>) -> Result<Runn
     // HTTP before recovery, so /healthz answers (and /readyz says "not yet") meanwhile.
     let web = web::AppState::new(&settings, store.clone(), metrics.clone(), ready_rx.clone(), engine_tx.clone(), live_tx.clone(), &config);
     let app = web::router(web);
-    let limits = http::Limits { header_timeout: Duration::from_secs(settings.http.header_timeout_secs.max(1)), max_connections: settings.http.max_connections.max(1) };
+    let limits =
+        http::Limits { header_timeout: Duration::from_secs(settings.http.header_timeout_secs.max(1)), max_connections: settings.http.max_connections.max(1) };
     let http_addr = http::serve(&settings.http.listen, app.clone(), limits, stop_rx.clone()).await?;
     info!(%http_addr, "HTTP: dashboard /, staff app /app, API /api, /metrics /healthz /readyz");
     if store::within(bound, store.users()).await?.is_empty() {
@@ -182,7 +183,8 @@ pub async fn start(settings: Settings, config_dir: Option<&Path>) -> Result<Runn
         }
         let _ = ready_tx.send(true);
         let _ = started_tx.send(Ok(()));
-        let parts = LoopParts { driver, store, mqtt, channels, mqtt_task, probe, ready_tx, stop_tx, stop_req, engine_rx, live_tx, embedded: embedded.is_some() };
+        let parts =
+            LoopParts { driver, store, mqtt, channels, mqtt_task, probe, ready_tx, stop_tx, stop_req, engine_rx, live_tx, embedded: embedded.is_some() };
         main_loop(parts).await
     };
     if let Some(addr) = embedded {
@@ -323,10 +325,18 @@ async fn main_loop(p: LoopParts) -> Result<()> {
             // restart, and no alarm after it would get through.
             let why = poison.to_string();
             match &poison.culprit {
-                driver::Culprit::Message { .. } => error!(panic = %why, "a message made the engine panic (a fault in vakt): it is refused, and vakt ends to start again from the store"),
-                driver::Culprit::Timer { .. } => error!(panic = %why, "an incident's timer made the engine panic (a fault in vakt): the incident is set aside for people to handle, and vakt ends to start again from the store"),
-                driver::Culprit::Directory { .. } => error!(panic = %why, "a directory row made the engine panic (a fault in vakt): it is left out until it changes, and vakt ends to start again from the store"),
-                driver::Culprit::WebAction { .. } => error!(panic = %why, "a web action made the engine panic (a fault in vakt): it is not applied (noted in the audit trail), and vakt ends to start again from the store"),
+                driver::Culprit::Message { .. } => {
+                    error!(panic = %why, "a message made the engine panic (a fault in vakt): it is refused, and vakt ends to start again from the store")
+                }
+                driver::Culprit::Timer { .. } => {
+                    error!(panic = %why, "an incident's timer made the engine panic (a fault in vakt): the incident is set aside for people to handle, and vakt ends to start again from the store")
+                }
+                driver::Culprit::Directory { .. } => {
+                    error!(panic = %why, "a directory row made the engine panic (a fault in vakt): it is left out until it changes, and vakt ends to start again from the store")
+                }
+                driver::Culprit::WebAction { .. } => {
+                    error!(panic = %why, "a web action made the engine panic (a fault in vakt): it is not applied (noted in the audit trail), and vakt ends to start again from the store")
+                }
             }
             let out = driver.refuse_poisoned(&ready_tx).await;
             let acks = culprit.take().map(|i| vec![inbound.swap_remove(i)]).unwrap_or_default();

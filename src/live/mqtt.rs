@@ -254,7 +254,8 @@ pub fn options(section: &MqttSection, embedded: Option<SocketAddr>) -> Result<Mq
         (Some(url), _) => {
             let sep = if url.contains('?') { '&' } else { '?' };
             let full = format!("{url}{sep}client_id={}", section.client_id);
-            let o = MqttOptions::parse_url(full).with_context(|| format!("mqtt.url {:?} (use mqtt://host:port or mqtts://host:port)", super::store::redact(url)))?;
+            let o = MqttOptions::parse_url(full)
+                .with_context(|| format!("mqtt.url {:?} (use mqtt://host:port or mqtts://host:port)", super::store::redact(url)))?;
             if url.starts_with("mqtts://") || url.starts_with("ssl://") {
                 // TLS with the system's root certificates (set SSL_CERT_FILE for a private CA).
                 let _ = rustls::crypto::ring::default_provider().install_default();
@@ -404,7 +405,20 @@ pub fn spawn(opts: MqttOptions, max_payload: usize, metrics: Arc<Metrics>, stop:
     let (in_tx, in_rx) = mpsc::channel(50_000);
     let (out_tx, out_rx) = mpsc::unbounded_channel();
     let (del_tx, del_rx) = mpsc::unbounded_channel();
-    let task = ClientTask { client, max_payload, in_tx, out_rx, del_tx, metrics, fifo: VecDeque::new(), inflight: FxHashMap::default(), unacked: BTreeMap::new(), next_key: 0, subscribed: false, backlog: VecDeque::new() };
+    let task = ClientTask {
+        client,
+        max_payload,
+        in_tx,
+        out_rx,
+        del_tx,
+        metrics,
+        fifo: VecDeque::new(),
+        inflight: FxHashMap::default(),
+        unacked: BTreeMap::new(),
+        next_key: 0,
+        subscribed: false,
+        backlog: VecDeque::new(),
+    };
     let join = tokio::spawn(task.run(eventloop, stop));
     (MqttHandle { out: out_tx }, Channels { inbound: in_rx, delivered: del_rx }, join)
 }
@@ -655,9 +669,7 @@ mod tests {
 
     /// Polls `el` until `until` says so (at most 10 s).
     async fn poll_until(el: &mut EventLoop, mut until: impl FnMut(&Event) -> bool) {
-        let polled = tokio::time::timeout(Duration::from_secs(10), async {
-            while !until(&el.poll().await.expect("connected")) {}
-        });
+        let polled = tokio::time::timeout(Duration::from_secs(10), async { while !until(&el.poll().await.expect("connected")) {} });
         polled.await.expect("in time");
     }
 

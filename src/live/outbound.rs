@@ -13,8 +13,8 @@ use serde::Serializer as _;
 use serde::ser::SerializeMap;
 
 use crate::core::{
-    Action, AlarmId, AlarmKind, AlertKind, Backup, IncidentId, MunicipalityId, Position, Priority, RejectReason, ResidentId, Responder, ResponseModel, RevokeReason,
-    StaffId, StaffReply, Timestamp,
+    Action, AlarmId, AlarmKind, AlertKind, Backup, IncidentId, MunicipalityId, Position, Priority, RejectReason, ResidentId, Responder, ResponseModel,
+    RevokeReason, StaffId, StaffReply, Timestamp,
 };
 
 pub const REJECTS_TOPIC: &str = "vakt/v1/rejects";
@@ -178,7 +178,10 @@ pub fn incident_event(seq: i64, action: &Action, ctx: &IncidentContext) -> Optio
                 o.put("centre_id", centre.as_str());
             }
             Action::Offered { staff, eta, expires_at, .. } => {
-                o.put("staff_id", staff.as_str()).put("eta_secs", &secs(*eta)).put("expires_at", &expires_at.map(AsText)).put("broadcast", &expires_at.is_none());
+                o.put("staff_id", staff.as_str())
+                    .put("eta_secs", &secs(*eta))
+                    .put("expires_at", &expires_at.map(AsText))
+                    .put("broadcast", &expires_at.is_none());
             }
             Action::Revoked { staff, reason, .. } => {
                 o.put("staff_id", staff.as_str()).put("reason", revoke_reason(*reason));
@@ -268,7 +271,13 @@ pub fn offer_message(action: &Action, ctx: &IncidentContext) -> Option<String> {
         o.put("broadcast", &expires_at.is_none()).put("eta_secs", &secs(*eta));
         o.put(
             "alarm",
-            &OfferedAlarm { alarm_id: ctx.alarm.as_str(), kind: ctx.kind.as_str(), priority: AsText(ctx.priority), raised_at: AsText(ctx.raised_at), text: ctx.text.as_deref() },
+            &OfferedAlarm {
+                alarm_id: ctx.alarm.as_str(),
+                kind: ctx.kind.as_str(),
+                priority: AsText(ctx.priority),
+                raised_at: AsText(ctx.raised_at),
+                text: ctx.text.as_deref(),
+            },
         );
         o.put("resident", &OfferedResident { resident_id: ctx.resident.as_str(), address: &ctx.address, position: ctx.position, notes: &ctx.notes });
     }))
@@ -363,7 +372,10 @@ mod tests {
     fn rejects_are_published_as_json_with_the_ids_of_a_refused_alarm() {
         let at = Timestamp::parse_rfc3339("2024-03-01T08:00:00Z").unwrap();
         let msg = parsed(reject_message("vakt/v1/alarms/sogndal", "unknown_kind", "\"earthquake\" is not an alarm kind", at, &RefusedIds::default()));
-        assert_eq!(msg, json!({ "topic": "vakt/v1/alarms/sogndal", "reason": "unknown_kind", "detail": "\"earthquake\" is not an alarm kind", "at": "2024-03-01T08:00:00.000Z" }));
+        assert_eq!(
+            msg,
+            json!({ "topic": "vakt/v1/alarms/sogndal", "reason": "unknown_kind", "detail": "\"earthquake\" is not an alarm kind", "at": "2024-03-01T08:00:00.000Z" })
+        );
         let ids = RefusedIds { alarm: Some(AlarmId::parse("gw3-17").unwrap()), resident: Some(ResidentId::parse("r-7").unwrap()), municipality: None };
         let msg = parsed(reject_message("vakt/v1/alarms/sogndal", "unknown_resident", "no resident r-7", at, &ids));
         assert_eq!((msg["alarm_id"].as_str(), msg["resident_id"].as_str()), (Some("gw3-17"), Some("r-7")));
@@ -379,13 +391,21 @@ mod tests {
         let alarm = json!({ "alarm_id": "a-1" });
         assert_eq!(listed("vakt/v1/alarms/sogndal", "unknown_kind", json!({})).as_deref(), Some("sogndal"));
         assert_eq!(listed("vakt/v1/alarms/sogndal", "unknown_resident", alarm.clone()).as_deref(), Some("sogndal"));
-        assert_eq!(listed("vakt/v1/gateways/luster/bu-r7", "unknown_resident", alarm.clone()).as_deref(), Some("luster"), "a base unit's connection_lost alarm");
+        assert_eq!(
+            listed("vakt/v1/gateways/luster/bu-r7", "unknown_resident", alarm.clone()).as_deref(),
+            Some("luster"),
+            "a base unit's connection_lost alarm"
+        );
         assert_eq!(listed("vakt/v1/gateways/luster/bu-r7", "invalid_field", json!({})), None, "a gateway's status, not an alarm");
         assert_eq!(listed("vakt/v1/gateways/luster", "bad_topic", alarm.clone()), None);
         assert_eq!(listed("vakt/v1/staff/s1/replies", "invalid_field", alarm), None, "a staff member's reply is answered on their own topic");
         // Too large: whoever sent it must be found.
         assert_eq!(listed("vakt/v1/gateways/luster/gw-1", "payload_too_large", json!({})).as_deref(), Some("luster"));
-        assert_eq!(listed("vakt/v1/staff/s1/status", "payload_too_large", json!({ "municipality": "luster" })).as_deref(), Some("luster"), "a known staff member's");
+        assert_eq!(
+            listed("vakt/v1/staff/s1/status", "payload_too_large", json!({ "municipality": "luster" })).as_deref(),
+            Some("luster"),
+            "a known staff member's"
+        );
         assert_eq!(listed("vakt/v1/staff/nobody/status", "payload_too_large", json!({})).as_deref(), Some(""), "nobody's is everybody's concern");
         assert_eq!(listed("vakt/v1/other", "payload_too_large", json!({})).as_deref(), Some(""));
     }
@@ -409,7 +429,13 @@ mod tests {
     #[test]
     fn offers_carry_what_staff_need_to_go() {
         let at = Timestamp::parse_rfc3339("2024-03-01T08:00:01Z").unwrap();
-        let a = Action::Offered { at, incident: IncidentId(7), staff: StaffId::parse("s1").unwrap(), eta: Duration::from_secs(90), expires_at: Some(at + Duration::from_secs(15)) };
+        let a = Action::Offered {
+            at,
+            incident: IncidentId(7),
+            staff: StaffId::parse("s1").unwrap(),
+            eta: Duration::from_secs(90),
+            expires_at: Some(at + Duration::from_secs(15)),
+        };
         let m = parsed(offer_message(&a, &ctx()).unwrap());
         assert_eq!(m["incident_id"], 7);
         assert_eq!(m["eta_secs"], 90.0);
@@ -453,6 +479,9 @@ mod tests {
         );
         let refused = Action::Rejected { at, by: None, incident: Some(IncidentId(7)), reason: RejectReason::NotOffered };
         let stored: Value = serde_json::from_str(&unpublished_event(5, &refused, IncidentId(7))).unwrap();
-        assert_eq!((stored["type"].as_str(), stored["seq"].as_i64(), stored["detail"].as_str()), (Some("rejected"), Some(5), Some(refused.to_string().as_str())));
+        assert_eq!(
+            (stored["type"].as_str(), stored["seq"].as_i64(), stored["detail"].as_str()),
+            (Some("rejected"), Some(5), Some(refused.to_string().as_str()))
+        );
     }
 }

@@ -29,8 +29,8 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
 use sqlx::{AnyConnection, AnyPool, Connection, Row};
 
-use crate::live::accounts::{Role, User};
 use crate::core::{CentreId, MunicipalityId, Position, Resident, ResidentId, Roles, Staff, StaffId};
+use crate::live::accounts::{Role, User};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
@@ -124,7 +124,12 @@ pub struct AuditRow {
 
 impl Batch {
     pub fn is_empty(&self) -> bool {
-        self.log.is_empty() && self.events.is_empty() && self.outbox.is_empty() && self.audit.is_empty() && self.events_acked_through.is_none() && self.outbox_acked_through.is_none()
+        self.log.is_empty()
+            && self.events.is_empty()
+            && self.outbox.is_empty()
+            && self.audit.is_empty()
+            && self.events_acked_through.is_none()
+            && self.outbox_acked_through.is_none()
     }
 }
 
@@ -274,15 +279,16 @@ impl Store {
         } else if let Some(r) = batch.outbox.first() {
             ("SELECT COUNT(*) FROM outbox WHERE id = $1", r.id)
         } else if let Some(a) = batch.audit.first() {
-            let n: i64 = sqlx::query("SELECT COUNT(*) FROM audit WHERE at_ms = $1 AND username = $2 AND action = $3 AND COALESCE(incident, -1) = $4 AND outcome = $5")
-                .bind(a.at_ms)
-                .bind(a.username.as_str())
-                .bind(a.action.as_str())
-                .bind(a.incident.unwrap_or(-1))
-                .bind(a.outcome.as_str())
-                .fetch_one(&self.pool)
-                .await?
-                .try_get(0)?;
+            let n: i64 =
+                sqlx::query("SELECT COUNT(*) FROM audit WHERE at_ms = $1 AND username = $2 AND action = $3 AND COALESCE(incident, -1) = $4 AND outcome = $5")
+                    .bind(a.at_ms)
+                    .bind(a.username.as_str())
+                    .bind(a.action.as_str())
+                    .bind(a.incident.unwrap_or(-1))
+                    .bind(a.outcome.as_str())
+                    .fetch_one(&self.pool)
+                    .await?
+                    .try_get(0)?;
             return Ok(n > 0);
         } else {
             return Ok(false);
@@ -325,15 +331,20 @@ impl Store {
 
     /// The input log after `after_seq`, at most `limit` rows, in order.
     pub async fn log_page(&self, after_seq: i64, limit: i64) -> Result<Vec<LogRow>> {
-        let rows = sqlx::query("SELECT seq, at_ms, record FROM input_log WHERE seq > $1 ORDER BY seq LIMIT $2").bind(after_seq).bind(limit).fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT seq, at_ms, record FROM input_log WHERE seq > $1 ORDER BY seq LIMIT $2")
+            .bind(after_seq)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(|r| Ok(LogRow { seq: r.try_get(0)?, at_ms: r.try_get(1)?, record: r.try_get(2)? })).collect()
     }
 
     /// The outbox rows after its stored mark, oldest first: what the broker may not have.
     pub async fn pending_outbox(&self) -> Result<Vec<OutboxRow>> {
-        let rows = sqlx::query("SELECT id, topic, payload, created_ms FROM outbox WHERE id > (SELECT outbox_acked_through FROM event_feed WHERE id = 1) ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT id, topic, payload, created_ms FROM outbox WHERE id > (SELECT outbox_acked_through FROM event_feed WHERE id = 1) ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(|r| Ok(OutboxRow { id: r.try_get(0)?, topic: r.try_get(1)?, payload: r.try_get(2)?, created_ms: r.try_get(3)? })).collect()
     }
 
@@ -421,7 +432,10 @@ impl Store {
 
     /// Every line of the audit trail about an incident, oldest first.
     pub async fn incident_audit(&self, incident: i64) -> Result<Vec<AuditRow>> {
-        let rows = sqlx::query("SELECT at_ms, username, role, action, incident, detail, outcome FROM audit WHERE incident = $1 ORDER BY seq").bind(incident).fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT at_ms, username, role, action, incident, detail, outcome FROM audit WHERE incident = $1 ORDER BY seq")
+            .bind(incident)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|r| {
                 let role: String = r.try_get(2)?;
@@ -454,7 +468,10 @@ impl Store {
 
     /// The `answered` events since `since_ms`, as (at_ms, municipality, body), for the KPIs.
     pub async fn answered_since(&self, since_ms: i64) -> Result<Vec<(i64, String, String)>> {
-        let rows = sqlx::query("SELECT at_ms, municipality, body FROM events WHERE kind = 'answered' AND at_ms >= $1 ORDER BY seq").bind(since_ms).fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT at_ms, municipality, body FROM events WHERE kind = 'answered' AND at_ms >= $1 ORDER BY seq")
+            .bind(since_ms)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get::<Option<String>, _>(1)?.unwrap_or_default(), r.try_get(2)?))).collect()
     }
 
@@ -526,7 +543,10 @@ impl Store {
 
     /// The user and their password hash.
     pub async fn user(&self, username: &str) -> Result<Option<(User, String)>> {
-        let row = sqlx::query("SELECT username, role, staff_id, centre, password_hash FROM users WHERE username = $1").bind(username).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT username, role, staff_id, centre, password_hash FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|r| Ok((user_from_row(&r)?, r.try_get(4)?))).transpose()
     }
 
@@ -574,7 +594,8 @@ impl Store {
     /// that changed it) stays. False if the user no longer exists.
     pub async fn set_password(&self, username: &str, password_hash: &str, keep: &str) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
-        let n = sqlx::query("UPDATE users SET password_hash = $1 WHERE username = $2").bind(password_hash).bind(username).execute(&mut *tx).await?.rows_affected();
+        let n =
+            sqlx::query("UPDATE users SET password_hash = $1 WHERE username = $2").bind(password_hash).bind(username).execute(&mut *tx).await?.rows_affected();
         sqlx::query("DELETE FROM sessions WHERE username = $1 AND token_digest <> $2").bind(username).bind(keep).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(n == 1)
@@ -619,10 +640,11 @@ impl Store {
 
     /// Residents changed at or after `since_ms`.
     pub async fn residents_since(&self, since_ms: i64) -> Result<Vec<DirectoryRow<Resident>>> {
-        let rows = sqlx::query("SELECT id, municipality, lat, lon, address, notes, regular_helpers, updated_ms FROM residents WHERE updated_ms >= $1 ORDER BY id")
-            .bind(since_ms)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT id, municipality, lat, lon, address, notes, regular_helpers, updated_ms FROM residents WHERE updated_ms >= $1 ORDER BY id")
+                .bind(since_ms)
+                .fetch_all(&self.pool)
+                .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let id: String = r.try_get(0)?;
@@ -644,7 +666,10 @@ impl Store {
 
     /// Staff changed at or after `since_ms`.
     pub async fn staff_since(&self, since_ms: i64) -> Result<Vec<DirectoryRow<Staff>>> {
-        let rows = sqlx::query("SELECT id, municipality, roles, updated_ms FROM staff WHERE updated_ms >= $1 ORDER BY id").bind(since_ms).fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT id, municipality, roles, updated_ms FROM staff WHERE updated_ms >= $1 ORDER BY id")
+            .bind(since_ms)
+            .fetch_all(&self.pool)
+            .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let id: String = r.try_get(0)?;
@@ -769,7 +794,9 @@ async fn append_sqlite_in_one_query(conn: &mut AnyConnection, batch: &Batch) -> 
         }
     }
     if batch.events_acked_through.is_some() || batch.outbox_acked_through.is_some() {
-        sql.push_str("UPDATE event_feed SET acked_through = COALESCE(?, acked_through), outbox_acked_through = COALESCE(?, outbox_acked_through) WHERE id = 1;\n");
+        sql.push_str(
+            "UPDATE event_feed SET acked_through = COALESCE(?, acked_through), outbox_acked_through = COALESCE(?, outbox_acked_through) WHERE id = 1;\n",
+        );
         vals.push(Val::OptI64(batch.events_acked_through));
         vals.push(Val::OptI64(batch.outbox_acked_through));
     }
@@ -842,7 +869,15 @@ type TableRows<'a> = (&'static str, &'static [&'static str], Vec<Vec<Val<'a>>>);
 const AUDIT_COLUMNS: [&str; 7] = ["at_ms", "username", "role", "action", "incident", "detail", "outcome"];
 
 fn audit_values(a: &AuditRow) -> Vec<Val<'_>> {
-    vec![Val::I64(a.at_ms), Val::Text(&a.username), Val::Text(a.role), Val::Text(&a.action), Val::OptI64(a.incident), Val::Text(&a.detail), Val::Text(&a.outcome)]
+    vec![
+        Val::I64(a.at_ms),
+        Val::Text(&a.username),
+        Val::Text(a.role),
+        Val::Text(&a.action),
+        Val::OptI64(a.incident),
+        Val::Text(&a.detail),
+        Val::Text(&a.outcome),
+    ]
 }
 
 fn batch_tables(batch: &Batch) -> [TableRows<'_>; 4] {
@@ -854,7 +889,16 @@ fn batch_tables(batch: &Batch) -> [TableRows<'_>; 4] {
             batch
                 .events
                 .iter()
-                .map(|e| vec![Val::I64(e.seq), Val::I64(e.at_ms), Val::OptI64(e.incident), Val::OptText(e.municipality.as_deref()), Val::Text(e.kind), Val::Text(&e.body)])
+                .map(|e| {
+                    vec![
+                        Val::I64(e.seq),
+                        Val::I64(e.at_ms),
+                        Val::OptI64(e.incident),
+                        Val::OptText(e.municipality.as_deref()),
+                        Val::Text(e.kind),
+                        Val::Text(&e.body),
+                    ]
+                })
                 .collect(),
         ),
         (
@@ -925,7 +969,14 @@ async fn insert_rows(backend: Backend, tx: &mut sqlx::Transaction<'_, sqlx::Any>
     insert_rows_with(backend, tx, table, columns, rows, "").await
 }
 
-async fn insert_rows_with(backend: Backend, tx: &mut sqlx::Transaction<'_, sqlx::Any>, table: &str, columns: &[&str], rows: &[Vec<Val<'_>>], suffix: &str) -> Result<()> {
+async fn insert_rows_with(
+    backend: Backend,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    table: &str,
+    columns: &[&str],
+    rows: &[Vec<Val<'_>>],
+    suffix: &str,
+) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -986,8 +1037,24 @@ pub fn redact(url: &str) -> String {
 /// (`sslpassword`, a misspelt `pasword`) would be printed in clear. So vakt refuses the
 /// URL first, naming the parameter and not its value.
 const POSTGRES_PARAMETERS: &[&str] = &[
-    "sslmode", "ssl-mode", "sslrootcert", "ssl-root-cert", "ssl-ca", "sslcert", "ssl-cert", "sslkey", "ssl-key",
-    "statement-cache-capacity", "host", "hostaddr", "port", "dbname", "user", "password", "application_name", "options",
+    "sslmode",
+    "ssl-mode",
+    "sslrootcert",
+    "ssl-root-cert",
+    "ssl-ca",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+    "statement-cache-capacity",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "application_name",
+    "options",
 ];
 
 fn postgres_parameters_known(url: &str) -> Result<()> {
@@ -996,7 +1063,10 @@ fn postgres_parameters_known(url: &str) -> Result<()> {
     for key in query.split('&').filter(|p| !p.is_empty()).map(|p| p.split_once('=').map_or(p, |(k, _)| k)) {
         let known = POSTGRES_PARAMETERS.contains(&key) || (key.starts_with("options[") && key.ends_with(']'));
         if !known {
-            bail!("database.url has a parameter vakt's PostgreSQL driver does not know: {key:?} (its value is not shown). It takes {}", POSTGRES_PARAMETERS.join(", "));
+            bail!(
+                "database.url has a parameter vakt's PostgreSQL driver does not know: {key:?} (its value is not shown). It takes {}",
+                POSTGRES_PARAMETERS.join(", ")
+            );
         }
     }
     Ok(())

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::core::{Alarm, AlarmId, AlarmKind, AlarmText, GatewayId, IncidentId, Input, MunicipalityId, Outcome, Position, Priority, ResidentId, StaffId, StaffReply, Timestamp};
+use crate::core::{
+    Alarm, AlarmId, AlarmKind, AlarmText, GatewayId, IncidentId, Input, MunicipalityId, Outcome, Position, Priority, ResidentId, StaffId, StaffReply, Timestamp,
+};
 
 /// Limits on what the wire accepts.
 #[derive(Debug, Clone, Copy)]
@@ -31,7 +33,12 @@ pub struct WireLimits {
 
 impl Default for WireLimits {
     fn default() -> Self {
-        Self { max_payload_bytes: 16 * 1024, max_future: Duration::from_secs(300), max_age: Duration::from_secs(24 * 3600), max_ahead: Duration::from_secs(24 * 3600) }
+        Self {
+            max_payload_bytes: 16 * 1024,
+            max_future: Duration::from_secs(300),
+            max_age: Duration::from_secs(24 * 3600),
+            max_ahead: Duration::from_secs(24 * 3600),
+        }
     }
 }
 
@@ -47,7 +54,10 @@ fn wire_time(field: &str, text: &str, now: Timestamp, limits: &WireLimits) -> Re
         return Err(WireReject::new("absurd_timestamp", format!("{field} {t} is before 2000: the device's clock was reset")));
     }
     if t > now + limits.max_ahead {
-        return Err(WireReject::new("absurd_timestamp", format!("{field} {t} is more than {} h ahead of vakt's clock ({now}): the device's clock is broken", limits.max_ahead.as_secs() / 3600)));
+        return Err(WireReject::new(
+            "absurd_timestamp",
+            format!("{field} {t} is more than {} h ahead of vakt's clock ({now}): the device's clock is broken", limits.max_ahead.as_secs() / 3600),
+        ));
     }
     Ok(t)
 }
@@ -73,7 +83,8 @@ impl std::fmt::Display for WireReject {
 }
 
 /// The codes, all of them: the metric's `reason` label takes only these values.
-pub const REJECT_CODES: &[&str] = &["payload_too_large", "not_utf8", "malformed_json", "invalid_field", "unknown_kind", "absurd_timestamp", "bad_topic", "unreadable"];
+pub const REJECT_CODES: &[&str] =
+    &["payload_too_large", "not_utf8", "malformed_json", "invalid_field", "unknown_kind", "absurd_timestamp", "bad_topic", "unreadable"];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -353,13 +364,17 @@ mod tests {
         let r = parse_gateway("sogndal", "bu-17", will, now, &l).unwrap();
         assert_eq!(r.base_unit.as_ref().map(|b| b.resident.as_str()), Some("r-17"));
         let a = r.connection_lost(now).unwrap();
-        assert_eq!((a.id.as_str(), a.resident.as_str(), a.municipality.as_str(), a.kind), ("gateway-offline:1795154400250", "r-17", "sogndal", AlarmKind::ConnectionLost));
+        assert_eq!(
+            (a.id.as_str(), a.resident.as_str(), a.municipality.as_str(), a.kind),
+            ("gateway-offline:1795154400250", "r-17", "sogndal", AlarmKind::ConnectionLost)
+        );
         assert_eq!((a.raised_at, a.priority, a.position), (now, None, None));
         assert!(a.text.unwrap().as_str().contains("bu-17"));
         // The same will again (a restart of vakt, a redelivery): the same alarm id.
         assert_eq!(parse_gateway("sogndal", "bu-17", will, now, &l).unwrap().connection_lost(now + Duration::from_secs(60)).unwrap().id, a.id);
         // Its `online` raises nothing.
-        let online = parse_gateway("sogndal", "bu-17", br#"{"state":"online","resident_id":"r-17","connected_at":"2026-11-20T06:00:00.250Z"}"#, now, &l).unwrap();
+        let online =
+            parse_gateway("sogndal", "bu-17", br#"{"state":"online","resident_id":"r-17","connected_at":"2026-11-20T06:00:00.250Z"}"#, now, &l).unwrap();
         assert!(online.base_unit.is_some() && online.connection_lost(now).is_none());
         let code = |p: &[u8]| parse_gateway("sogndal", "bu-17", p, now, &l).unwrap_err().code;
         assert_eq!(code(br#"{"state":"offline","resident_id":"r-17"}"#), "invalid_field");
@@ -369,7 +384,10 @@ mod tests {
         assert_eq!(code(br#"{"state":"offline","resident_id":"r-17","connected_at":"0000-01-01T00:00:00Z"}"#), "absurd_timestamp");
         assert_eq!(code(br#"{"state":"offline","resident_id":"r-17","connected_at":"1999-12-31T23:59:59Z"}"#), "absurd_timestamp");
         assert_eq!(code(br#"{"state":"offline","resident_id":"r-17","connected_at":"2026-11-29T10:00:01Z"}"#), "absurd_timestamp");
-        assert!(parse_gateway("sogndal", "bu-17", br#"{"state":"offline","resident_id":"r-17","connected_at":"2026-11-29T09:59:59Z"}"#, now, &l).is_ok(), "within a day ahead");
+        assert!(
+            parse_gateway("sogndal", "bu-17", br#"{"state":"offline","resident_id":"r-17","connected_at":"2026-11-29T09:59:59Z"}"#, now, &l).is_ok(),
+            "within a day ahead"
+        );
     }
 
     #[test]
@@ -410,7 +428,9 @@ mod tests {
     fn an_alarm_from_a_fast_clock_is_taken_and_its_clock_told() {
         let limits = WireLimits::default();
         let at = |t: &str| {
-            let Input::Alarm(a) = alarm(&format!(r#"{{"alarm_id":"a","resident_id":"r","kind":"fall","raised_at":"{t}"}}"#)).unwrap() else { panic!("not an alarm") };
+            let Input::Alarm(a) = alarm(&format!(r#"{{"alarm_id":"a","resident_id":"r","kind":"fall","raised_at":"{t}"}}"#)).unwrap() else {
+                panic!("not an alarm")
+            };
             clock_ahead(&a, now(), &limits)
         };
         assert_eq!(at("2024-03-01T08:05:00Z"), None, "within the 300 s a clock may be off");
@@ -422,7 +442,10 @@ mod tests {
     #[test]
     fn staff_status_and_replies() {
         let l = WireLimits::default();
-        assert!(matches!(parse_status("s1", br#"{"state":"on_duty","position":{"lat":61.2,"lon":7.1}}"#, &l), Ok(Input::StaffOnDuty { position: Some(_), .. })));
+        assert!(matches!(
+            parse_status("s1", br#"{"state":"on_duty","position":{"lat":61.2,"lon":7.1}}"#, &l),
+            Ok(Input::StaffOnDuty { position: Some(_), .. })
+        ));
         assert!(matches!(parse_status("s1", br#"{"state":"off_duty"}"#, &l), Ok(Input::StaffOffDuty { .. })));
         assert!(matches!(parse_status("s1", br#"{"position":{"lat":61.2,"lon":7.1}}"#, &l), Ok(Input::StaffPosition { .. })));
         assert_eq!(parse_status("s1", br#"{}"#, &l).unwrap_err().code, "invalid_field");
@@ -492,7 +515,10 @@ mod tests {
                     (Damage::Value(v), _) => Some(v),
                     (d, Some(serde_json::Value::String(text))) => {
                         let chars: Vec<char> = text.chars().collect();
-                        let at = match &d { Damage::Replace(at, _) | Damage::Cut(at) => at % chars.len().max(1), _ => 0 };
+                        let at = match &d {
+                            Damage::Replace(at, _) | Damage::Cut(at) => at % chars.len().max(1),
+                            _ => 0,
+                        };
                         let mut out: Vec<char> = chars.clone();
                         match d {
                             Damage::Replace(_, c) if !out.is_empty() => out[at] = c,

@@ -35,7 +35,9 @@ fn parse(r: &csv::StringRecord, start: Timestamp) -> Result<SimAlarm, String> {
     }
     let position = match (&r[5], &r[6]) {
         ("", "") => None,
-        (lat, lon) => Some(Position::new(lat.parse().map_err(|_| "lat is not a number")?, lon.parse().map_err(|_| "lon is not a number")?).map_err(|e| e.to_string())?),
+        (lat, lon) => {
+            Some(Position::new(lat.parse().map_err(|_| "lat is not a number")?, lon.parse().map_err(|_| "lon is not a number")?).map_err(|e| e.to_string())?)
+        }
     };
     let resolved_by_centre = match &r[7] {
         "" => None,

@@ -26,8 +26,23 @@ fn answer_chart(r: &Report) -> String {
     let mut s = format!("<svg viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" role=\"img\" aria-label=\"answer times\">");
     let _ = write!(s, "<line x1=\"{pad}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#999\"/>", y(0.0), w - pad, y(0.0));
     let tx = x(r.target_secs as f64);
-    let _ = write!(s, "<line x1=\"{tx}\" y1=\"{pad}\" x2=\"{tx}\" y2=\"{}\" stroke=\"#000\" stroke-dasharray=\"4\"/><text x=\"{}\" y=\"{}\" font-size=\"11\">{} s</text>", y(0.0), tx + 3.0, pad + 10.0, r.target_secs);
-    let _ = write!(s, "<line x1=\"{pad}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#bbb\" stroke-dasharray=\"2\"/><text x=\"{}\" y=\"{}\" font-size=\"11\">95 %</text>", y(0.95), w - pad, y(0.95), pad + 2.0, y(0.95) - 3.0);
+    let _ = write!(
+        s,
+        "<line x1=\"{tx}\" y1=\"{pad}\" x2=\"{tx}\" y2=\"{}\" stroke=\"#000\" stroke-dasharray=\"4\"/><text x=\"{}\" y=\"{}\" font-size=\"11\">{} s</text>",
+        y(0.0),
+        tx + 3.0,
+        pad + 10.0,
+        r.target_secs
+    );
+    let _ = write!(
+        s,
+        "<line x1=\"{pad}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#bbb\" stroke-dasharray=\"2\"/><text x=\"{}\" y=\"{}\" font-size=\"11\">95 %</text>",
+        y(0.95),
+        w - pad,
+        y(0.95),
+        pad + 2.0,
+        y(0.95) - 3.0
+    );
     for t in [1.0, 10.0, 60.0, 600.0] {
         let _ = write!(s, "<text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\">{t} s</text>", x(t), h - pad + 14.0);
     }
@@ -59,7 +74,10 @@ fn answer_chart(r: &Report) -> String {
 fn load_chart(r: &Report) -> String {
     let (w, h, pad) = (640.0, 260.0, 40.0);
     let ms = models(r);
-    let series: Vec<Vec<f64>> = ms.iter().map(|m| (0..24).map(|hh| r.rows.iter().filter(|x| &x.model == m).map(|x| x.home_care_by_hour.get(hh).copied().unwrap_or(0.0)).sum()).collect()).collect();
+    let series: Vec<Vec<f64>> = ms
+        .iter()
+        .map(|m| (0..24).map(|hh| r.rows.iter().filter(|x| &x.model == m).map(|x| x.home_care_by_hour.get(hh).copied().unwrap_or(0.0)).sum()).collect())
+        .collect();
     let max = series.iter().flatten().copied().fold(0.0f64, f64::max).max(1e-9);
     let bw = (w - 2.0 * pad) / 24.0 / ms.len().max(1) as f64;
     let mut s = format!("<svg viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" role=\"img\" aria-label=\"load per hour\">");
@@ -67,7 +85,13 @@ fn load_chart(r: &Report) -> String {
         for (hh, v) in vals.iter().enumerate() {
             let bh = v / max * (h - 2.0 * pad);
             let bx = pad + hh as f64 * bw * ms.len() as f64 + i as f64 * bw;
-            let _ = write!(s, "<rect x=\"{bx:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bh:.1}\" fill=\"{}\"/>", h - pad - bh, bw * 0.9, COLOURS[i % COLOURS.len()]);
+            let _ = write!(
+                s,
+                "<rect x=\"{bx:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bh:.1}\" fill=\"{}\"/>",
+                h - pad - bh,
+                bw * 0.9,
+                COLOURS[i % COLOURS.len()]
+            );
         }
     }
     for hh in (0..24).step_by(3) {
@@ -75,7 +99,14 @@ fn load_chart(r: &Report) -> String {
     }
     let _ = write!(s, "<text x=\"{pad}\" y=\"{}\" font-size=\"11\">max {max:.2} per day in one hour</text>", pad - 10.0);
     for (i, m) in ms.iter().enumerate() {
-        let _ = write!(s, "<text x=\"{}\" y=\"{}\" font-size=\"12\" fill=\"{}\">{}</text>", w - pad - 150.0, pad + 15.0 * i as f64, COLOURS[i % COLOURS.len()], esc(m));
+        let _ = write!(
+            s,
+            "<text x=\"{}\" y=\"{}\" font-size=\"12\" fill=\"{}\">{}</text>",
+            w - pad - 150.0,
+            pad + 15.0 * i as f64,
+            COLOURS[i % COLOURS.len()],
+            esc(m)
+        );
     }
     s + "</svg>"
 }
@@ -101,10 +132,29 @@ fn cost_chart(r: &Report) -> String {
     let y = |share: f64| h - pad - (share - lo) / (1.0 - lo) * (h - 2.0 * pad);
     let mut s = format!("<svg viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" role=\"img\" aria-label=\"cost and compliance\">");
     if lo < 0.95 {
-        let _ = write!(s, "<line x1=\"{pad}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#bbb\" stroke-dasharray=\"2\"/><text x=\"{pad}\" y=\"{}\" font-size=\"11\">95 % within target</text>", y(0.95), w - pad, y(0.95), y(0.95) - 3.0);
+        let _ = write!(
+            s,
+            "<line x1=\"{pad}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#bbb\" stroke-dasharray=\"2\"/><text x=\"{pad}\" y=\"{}\" font-size=\"11\">95 % within target</text>",
+            y(0.95),
+            w - pad,
+            y(0.95),
+            y(0.95) - 3.0
+        );
     }
-    let _ = write!(s, "<text x=\"{pad}\" y=\"{}\" font-size=\"11\">{:.0} %</text><text x=\"{pad}\" y=\"{}\" font-size=\"11\">100 %</text>", h - pad + 14.0, lo * 100.0, pad - 4.0);
-    let _ = write!(s, "<text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\">yearly cost, all municipalities (max {:.1} MNOK)</text>", w / 2.0, h - 10.0, max_cost / 1e6);
+    let _ = write!(
+        s,
+        "<text x=\"{pad}\" y=\"{}\" font-size=\"11\">{:.0} %</text><text x=\"{pad}\" y=\"{}\" font-size=\"11\">100 %</text>",
+        h - pad + 14.0,
+        lo * 100.0,
+        pad - 4.0
+    );
+    let _ = write!(
+        s,
+        "<text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\">yearly cost, all municipalities (max {:.1} MNOK)</text>",
+        w / 2.0,
+        h - 10.0,
+        max_cost / 1e6
+    );
     for (i, (m, c, share)) in pts.iter().enumerate() {
         if !(c.is_finite() && share.is_finite()) {
             continue;
@@ -133,7 +183,15 @@ pub fn page(r: &Report) -> String {
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>vakt simulation: {}</title><style>body{{font:14px system-ui,sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse;font-size:12px}}td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}td:first-child,td:nth-child(2){{text-align:left}}.bad{{background:#fdd}}</style></head><body>",
         esc(&r.scenario)
     );
-    let _ = write!(s, "<h1>vakt simulation: {}</h1><p>{} days, seed {}, {} replication(s). Answer time: alarm arrival to the first human answer; target {} s.</p>", esc(&r.scenario), r.days, r.seed, r.replications, r.target_secs);
+    let _ = write!(
+        s,
+        "<h1>vakt simulation: {}</h1><p>{} days, seed {}, {} replication(s). Answer time: alarm arrival to the first human answer; target {} s.</p>",
+        esc(&r.scenario),
+        r.days,
+        r.seed,
+        r.replications,
+        r.target_secs
+    );
     let _ = write!(s, "<h2>Answer times by model</h2><p>Share of alarms answered within each time (all municipalities).</p>{}", answer_chart(r));
     let _ = write!(s, "<h2>Home-care load by hour of day</h2><p>Incidents reaching home-care staff per day, by hour (UTC), per model.</p>{}", load_chart(r));
     let _ = write!(s, "<h2>Cost and compliance</h2>{}", cost_chart(r));

@@ -66,7 +66,8 @@ pub fn simulate(sc: &Scenario, name: &str, alarms: Option<&Path>, progress: impl
                     let model = models[mi];
                     let started = Instant::now();
                     let result = match alarms {
-                        Some(path) => history::read(path, sc.start).and_then(|mut it| world::run_with_progress(sc, model, rep, world::AlarmSource::History(&mut it), &day_done)),
+                        Some(path) => history::read(path, sc.start)
+                            .and_then(|mut it| world::run_with_progress(sc, model, rep, world::AlarmSource::History(&mut it), &day_done)),
                         None => world::run_with_progress(sc, model, rep, world::AlarmSource::Synthetic, &day_done),
                     };
                     if let Ok(r) = &result {

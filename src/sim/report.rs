@@ -67,8 +67,8 @@ pub fn mean_ci(xs: &[f64]) -> (f64, f64) {
     let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
     // t(0.975, n-1) for small n; 1.96 beyond 30.
     const T: [f64; 30] = [
-        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074,
-        2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080,
+        2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
     ];
     let t = T.get(n - 2).copied().unwrap_or(1.96);
     (mean, t * (var / n as f64).sqrt())
@@ -156,7 +156,9 @@ pub fn build(sc: &Scenario, scenario_name: &str, runs: &[Vec<RunResult>]) -> Rep
                 backup_forwards: mean(&|k, _| k.backup_forwards as f64),
                 unanswered: mean(&|k, _| k.unanswered() as f64),
                 resolved_by_centre: mean(&|k, _| k.resolved_by_centre as f64),
-                staff_utilisation: mean(&|_, r| r.stats.staff_busy_secs.get(&m).copied().unwrap_or(0.0) / r.stats.staff_duty_secs.get(&m).copied().unwrap_or(f64::NAN)),
+                staff_utilisation: mean(&|_, r| {
+                    r.stats.staff_busy_secs.get(&m).copied().unwrap_or(0.0) / r.stats.staff_duty_secs.get(&m).copied().unwrap_or(f64::NAN)
+                }),
                 operator_utilisation: op_util,
                 yearly_cost_nok: model.map_or(f64::NAN, |md| yearly_cost(sc, md, &m)),
                 alarms_by_hour: hourly(&|r| r.stats.alarms_by_hour.get(&m).copied()),
@@ -189,7 +191,22 @@ impl Report {
         let _ = writeln!(
             s,
             "{:<10} {:<18} {:>8} {:>8} {:>12} {:>6} {:>10} {:>6} {:>9} {:>10} {:>5} {:>6} {:>5} {:>5} {:>7} {:>10}",
-            "municip.", "model", "alarms", "per day", "≤60s %", "p50 s", "p95 s", "p99 s", "on site", "home/day", "esc", "backup", "unans", "staff", "operat.", "NOK/year"
+            "municip.",
+            "model",
+            "alarms",
+            "per day",
+            "≤60s %",
+            "p50 s",
+            "p95 s",
+            "p99 s",
+            "on site",
+            "home/day",
+            "esc",
+            "backup",
+            "unans",
+            "staff",
+            "operat.",
+            "NOK/year"
         );
         for r in &self.rows {
             let _ = writeln!(

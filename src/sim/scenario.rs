@@ -159,7 +159,13 @@ pub struct OperatorsSection {
 
 impl Default for OperatorsSection {
     fn default() -> Self {
-        Self { answer_delay: default_pickup(), talk_time: default_talk(), resolve_share: default_resolve(), resolve_share_by_municipality: BTreeMap::new(), centres: Vec::new() }
+        Self {
+            answer_delay: default_pickup(),
+            talk_time: default_talk(),
+            resolve_share: default_resolve(),
+            resolve_share_by_municipality: BTreeMap::new(),
+            centres: Vec::new(),
+        }
     }
 }
 
@@ -223,9 +229,23 @@ pub const DEFAULT_HOURLY: [f64; 24] = [0.5, 0.4, 0.4, 0.4, 0.4, 0.5, 0.7, 1.0, 1
 
 pub fn default_kind_mix() -> BTreeMap<AlarmKind, f64> {
     use AlarmKind::*;
-    [(Safety, 0.74), (Fall, 0.06), (ManDown, 0.01), (Door, 0.04), (Wandering, 0.02), (Bed, 0.03), (Smoke, 0.01), (Medication, 0.02), (Assistance, 0.02), (BatteryLow, 0.02), (PowerFailure, 0.005), (HeartbeatMissed, 0.01), (ConnectionLost, 0.005)]
-        .into_iter()
-        .collect()
+    [
+        (Safety, 0.74),
+        (Fall, 0.06),
+        (ManDown, 0.01),
+        (Door, 0.04),
+        (Wandering, 0.02),
+        (Bed, 0.03),
+        (Smoke, 0.01),
+        (Medication, 0.02),
+        (Assistance, 0.02),
+        (BatteryLow, 0.02),
+        (PowerFailure, 0.005),
+        (HeartbeatMissed, 0.01),
+        (ConnectionLost, 0.005),
+    ]
+    .into_iter()
+    .collect()
 }
 
 impl AlarmsMunicipality {
@@ -254,7 +274,9 @@ impl Scenario {
         if !matches!(s.simulation.compare.as_str(), "all" | "configured") {
             return Err(format!("simulation.compare must be \"all\" or \"configured\", not {:?}", s.simulation.compare));
         }
-        for p in [s.staff.decline_probability, s.staff.no_reply_probability, s.operators.resolve_share, s.alarms.heavy_user_share, s.alarms.heavy_user_alarm_share] {
+        for p in
+            [s.staff.decline_probability, s.staff.no_reply_probability, s.operators.resolve_share, s.alarms.heavy_user_share, s.alarms.heavy_user_alarm_share]
+        {
             if !(0.0..=1.0).contains(&p) {
                 return Err(format!("probabilities and shares must be within 0..1 (found {p})"));
             }
@@ -311,7 +333,10 @@ impl Scenario {
     /// The models to run: all four, or `None` for "as configured".
     pub fn models(&self) -> Vec<Option<ResponseModel>> {
         if self.file.simulation.compare == "all" {
-            [ResponseModel::SharedCentre, ResponseModel::MobileGuardRoom, ResponseModel::PrivateCentre, ResponseModel::OwnCentre].into_iter().map(Some).collect()
+            [ResponseModel::SharedCentre, ResponseModel::MobileGuardRoom, ResponseModel::PrivateCentre, ResponseModel::OwnCentre]
+                .into_iter()
+                .map(Some)
+                .collect()
         } else {
             vec![None]
         }

@@ -70,9 +70,21 @@ enum Ev {
     Hour(u32),
     Alarm(Box<SimAlarm>),
     Shift(u32),
-    Reply { staff: StaffId, incident: IncidentId, reply: StaffReply },
-    OperatorTake { centre: usize, incident: IncidentId },
-    OperatorDone { centre: usize, incident: IncidentId, resolve: bool, started: Timestamp },
+    Reply {
+        staff: StaffId,
+        incident: IncidentId,
+        reply: StaffReply,
+    },
+    OperatorTake {
+        centre: usize,
+        incident: IncidentId,
+    },
+    OperatorDone {
+        centre: usize,
+        incident: IncidentId,
+        resolve: bool,
+        started: Timestamp,
+    },
 }
 
 struct Item {
@@ -188,7 +200,13 @@ pub fn run(sc: &Scenario, model: Option<ResponseModel>, replication: u32, source
 }
 
 /// As [`run`], calling `day_done` once per simulated day.
-pub fn run_with_progress(sc: &Scenario, model: Option<ResponseModel>, replication: u32, source: AlarmSource<'_>, day_done: &dyn Fn()) -> Result<RunResult, String> {
+pub fn run_with_progress(
+    sc: &Scenario,
+    model: Option<ResponseModel>,
+    replication: u32,
+    source: AlarmSource<'_>,
+    day_done: &dyn Fn(),
+) -> Result<RunResult, String> {
     let config = sc.config_for(model)?;
     let seed = sc.file.simulation.seed.wrapping_add(replication as u64 * 0x9E37_79B9);
     let k = Keyed { seed };
@@ -278,7 +296,17 @@ impl World<'_> {
             for u in 0..users {
                 let id: ResidentId = parse_id(format!("{}-u{u}", m.id));
                 let home = place(&self.k, m.centre, radius, key(m.id.as_str()), u as u64);
-                self.engine.handle_input(t0, Input::UpsertResident(Resident { id: id.clone(), municipality: m.id.clone(), home, regular_helpers: vec![], address: String::new(), notes: String::new() }));
+                self.engine.handle_input(
+                    t0,
+                    Input::UpsertResident(Resident {
+                        id: id.clone(),
+                        municipality: m.id.clone(),
+                        home,
+                        regular_helpers: vec![],
+                        address: String::new(),
+                        notes: String::new(),
+                    }),
+                );
                 self.resident_home.insert(id.clone(), home);
                 self.residents[mi].push((id, home));
             }
@@ -319,8 +347,19 @@ impl World<'_> {
                     if !self.resident_home.contains_key(&alarm.resident) {
                         // A history's resident the world has not seen: registered at the alarm's position or near the centre.
                         let centre = self.engine.config().municipalities[mi].centre;
-                        let home = alarm.position.unwrap_or_else(|| place(&self.k, centre, self.sc.file.alarms.resident_radius_km, key(alarm.resident.as_str()), 7));
-                        self.engine.handle_input(at, Input::UpsertResident(Resident { id: alarm.resident.clone(), municipality: alarm.municipality.clone(), home, regular_helpers: vec![], address: String::new(), notes: String::new() }));
+                        let home =
+                            alarm.position.unwrap_or_else(|| place(&self.k, centre, self.sc.file.alarms.resident_radius_km, key(alarm.resident.as_str()), 7));
+                        self.engine.handle_input(
+                            at,
+                            Input::UpsertResident(Resident {
+                                id: alarm.resident.clone(),
+                                municipality: alarm.municipality.clone(),
+                                home,
+                                regular_helpers: vec![],
+                                address: String::new(),
+                                notes: String::new(),
+                            }),
+                        );
                         self.resident_home.insert(alarm.resident.clone(), home);
                     }
                 }
@@ -512,8 +551,22 @@ impl World<'_> {
         match &action {
             Action::Raised { incident, alarm, municipality, kind, .. } => {
                 let mi = self.munis.iter().position(|m| m == municipality).unwrap_or(0);
-                let (alarm_key, resolved_by_centre, home) = self.pending_alarms.remove(alarm).unwrap_or((incident.0, None, self.engine.config().municipalities[mi].centre));
-                self.incidents.insert(*incident, IncidentInfo { municipality: mi, alarm_key, kind: *kind, home, resolved_by_centre, etas: FxHashMap::default(), reached_home_care: false, assigned: None, offers: 0 });
+                let (alarm_key, resolved_by_centre, home) =
+                    self.pending_alarms.remove(alarm).unwrap_or((incident.0, None, self.engine.config().municipalities[mi].centre));
+                self.incidents.insert(
+                    *incident,
+                    IncidentInfo {
+                        municipality: mi,
+                        alarm_key,
+                        kind: *kind,
+                        home,
+                        resolved_by_centre,
+                        etas: FxHashMap::default(),
+                        reached_home_care: false,
+                        assigned: None,
+                        offers: 0,
+                    },
+                );
             }
             Action::Attached { alarm, .. } | Action::DuplicateIgnored { alarm, .. } => {
                 self.pending_alarms.remove(alarm);

@@ -75,7 +75,12 @@ impl Api {
             ("admin", Role::Admin, None, None),
         ];
         for (name, role, staff, centre) in users {
-            let user = User { username: name.into(), role, staff_id: staff.map(|s| vakt::core::StaffId::parse(s).unwrap()), centre: centre.map(|c| vakt::core::CentreId::parse(c).unwrap()) };
+            let user = User {
+                username: name.into(),
+                role,
+                staff_id: staff.map(|s| vakt::core::StaffId::parse(s).unwrap()),
+                centre: centre.map(|c| vakt::core::CentreId::parse(c).unwrap()),
+            };
             store.put_user(&user, &hash, 0, false).await.unwrap();
         }
         let mut api = Api { app: running.app.clone(), admin: Auth::None, running: Some(running), store, mqtt_port, db };
@@ -216,7 +221,10 @@ async fn login_via(http: std::net::SocketAddr, from: &str, forwarded_for: Option
     let mut stream = socket.connect(http).await.unwrap();
     let body = json!({ "username": username, "password": password }).to_string();
     let forwarded = forwarded_for.map_or(String::new(), |f| format!("X-Forwarded-For: {f}\r\n"));
-    let request = format!("POST /api/login HTTP/1.1\r\nHost: localhost\r\n{forwarded}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+    let request = format!(
+        "POST /api/login HTTP/1.1\r\nHost: localhost\r\n{forwarded}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).await.unwrap();
@@ -320,7 +328,11 @@ async fn users_change_their_own_password() {
 
     use sqlx::Connection;
     let mut db = sqlx::SqliteConnection::connect(&api.db).await.unwrap();
-    let audit: Vec<(String, String)> = sqlx::query_as("SELECT action, outcome FROM audit WHERE username = 'kari' AND action = 'password_change' ORDER BY rowid").fetch_all(&mut db).await.unwrap();
+    let audit: Vec<(String, String)> =
+        sqlx::query_as("SELECT action, outcome FROM audit WHERE username = 'kari' AND action = 'password_change' ORDER BY rowid")
+            .fetch_all(&mut db)
+            .await
+            .unwrap();
     let audit: Vec<(&str, &str)> = audit.iter().map(|(a, o)| (a.as_str(), o.as_str())).collect();
     assert_eq!(audit, [("password_change", "wrong_credentials"), ("password_change", "ok")]);
     api.stop().await;
@@ -375,7 +387,8 @@ async fn while_the_store_takes_no_writes_the_api_says_so_at_once() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let held = body["incidents"].as_array().unwrap().iter().find(|i| i["alarm_id"] == "held-1").cloned().expect("the alarm held during the outage");
     let id = held["incident_id"].as_u64().unwrap();
-    let (status, _, body) = api.call("POST", &format!("/api/incidents/{id}/actions"), &api.admin, Some(json!({ "action": "note", "note": "store back" }))).await;
+    let (status, _, body) =
+        api.call("POST", &format!("/api/incidents/{id}/actions"), &api.admin, Some(json!({ "action": "note", "note": "store back" }))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     api.stop().await;
 }
@@ -397,7 +410,8 @@ async fn a_web_action_held_up_by_the_store_is_answered_in_time_and_says_what_bec
     let mut lock = sqlx::SqliteConnection::connect(&api.db).await.unwrap();
     lock.execute("BEGIN EXCLUSIVE").await.unwrap();
 
-    let within = |call| async move { tokio::time::timeout(std::time::Duration::from_secs(10), call).await.expect("answered while the store still takes no writes") };
+    let within =
+        |call| async move { tokio::time::timeout(std::time::Duration::from_secs(10), call).await.expect("answered while the store still takes no writes") };
     let taken = within(api.call("POST", &path, &api.admin, Some(json!({ "action": "note", "note": "taken before the store stalled" }))));
     let queued = async {
         // Behind the first, which the engine is already trying to store.
@@ -477,8 +491,12 @@ async fn refused_alarms_are_shown_to_the_operators_who_can_find_the_person() {
     };
     let all = list(&api.refused(4).await);
     let row = |m: &str, reason: &str, a: &str, r: &str| (m.to_owned(), reason.to_owned(), a.to_owned(), r.to_owned());
-    let (unreadable, nobodys, absurd, unknown) =
-        (row("dal", "malformed_json", "-", "-"), row("dla", "unknown_municipality", "gw-3", "d1"), row("fjord", "absurd_timestamp", "gw-2", "r1"), row("dal", "unknown_resident", "gw-1", "nobody"));
+    let (unreadable, nobodys, absurd, unknown) = (
+        row("dal", "malformed_json", "-", "-"),
+        row("dla", "unknown_municipality", "gw-3", "d1"),
+        row("fjord", "absurd_timestamp", "gw-2", "r1"),
+        row("dal", "unknown_resident", "gw-1", "nobody"),
+    );
     assert_eq!(all, [unreadable.clone(), nobodys.clone(), absurd.clone(), unknown.clone()], "newest first, with the ids that could be read");
     let dalops = api.login("dalops").await;
     let (_, _, body) = api.call("GET", "/api/refused", &dalops, None).await;
@@ -527,7 +545,13 @@ async fn a_missing_csrf_token_is_refused_and_changes_nothing() {
     let (status, headers, body) = api.call("POST", "/api/staff/me/status", &kari.without_csrf(), Some(on_duty.clone())).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::FORBIDDEN, Some("csrf")));
     assert_eq!(headers.get("x-content-type-options").map(|v| v.to_str().unwrap()), Some("nosniff"));
-    let wrong = Auth::Cookie { cookie: match &kari { Auth::Cookie { cookie, .. } => cookie.clone(), _ => unreachable!() }, csrf: Some("0".repeat(64)) };
+    let wrong = Auth::Cookie {
+        cookie: match &kari {
+            Auth::Cookie { cookie, .. } => cookie.clone(),
+            _ => unreachable!(),
+        },
+        csrf: Some("0".repeat(64)),
+    };
     let (status, _, _) = api.call("POST", "/api/staff/me/status", &wrong, Some(on_duty.clone())).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (_, _, me) = api.call("GET", "/api/staff/me", &kari, None).await;
@@ -538,7 +562,8 @@ async fn a_missing_csrf_token_is_refused_and_changes_nothing() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let (_, _, me) = api.call("GET", "/api/staff/me", &kari, None).await;
     assert_eq!(me["on_duty"], true);
-    let (status, headers, body) = api.call("POST", "/api/login", &Auth::None, Some(json!({ "username": "ola", "password": PASSWORD, "client": "token" }))).await;
+    let (status, headers, body) =
+        api.call("POST", "/api/login", &Auth::None, Some(json!({ "username": "ola", "password": PASSWORD, "client": "token" }))).await;
     assert_eq!(status, StatusCode::OK);
     assert!(headers.get(header::SET_COOKIE).is_none());
     let ola = Auth::Bearer(body["token"].as_str().unwrap().to_owned());
@@ -579,7 +604,8 @@ async fn staff_act_only_on_what_is_offered_to_them() {
     assert_eq!(changes(&before), changes(&after));
     assert_eq!(after["events"].as_array().unwrap().len(), changes(&after).len() + 2);
     // Both refusals are in the audit trail, with who.
-    let audit: Vec<(String, String)> = after["audit"].as_array().unwrap().iter().map(|a| (a["username"].as_str().unwrap().to_owned(), a["outcome"].as_str().unwrap().to_owned())).collect();
+    let audit: Vec<(String, String)> =
+        after["audit"].as_array().unwrap().iter().map(|a| (a["username"].as_str().unwrap().to_owned(), a["outcome"].as_str().unwrap().to_owned())).collect();
     assert_eq!(audit, [("ola".to_owned(), "not_offered".to_owned()), ("ola".to_owned(), "not_offered".to_owned())]);
 
     // A malformed reply is refused with the MQTT contract's reason.
@@ -698,7 +724,12 @@ async fn roles_and_centres_that_may_not_are_refused_and_change_nothing() {
     }
     assert_eq!(two["incident"]["open"], false);
     // Every attempt is in the audit trail, refused ones with their reason.
-    let audit: Vec<(&str, &str, &str)> = two["audit"].as_array().unwrap().iter().map(|a| (a["username"].as_str().unwrap(), a["action"].as_str().unwrap(), a["outcome"].as_str().unwrap())).collect();
+    let audit: Vec<(&str, &str, &str)> = two["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["username"].as_str().unwrap(), a["action"].as_str().unwrap(), a["outcome"].as_str().unwrap()))
+        .collect();
     assert_eq!(
         audit,
         [
@@ -715,7 +746,8 @@ async fn roles_and_centres_that_may_not_are_refused_and_change_nothing() {
         ]
     );
     let one = api.incident(1).await;
-    let outcomes: Vec<(&str, &str)> = one["audit"].as_array().unwrap().iter().map(|a| (a["username"].as_str().unwrap(), a["outcome"].as_str().unwrap())).collect();
+    let outcomes: Vec<(&str, &str)> =
+        one["audit"].as_array().unwrap().iter().map(|a| (a["username"].as_str().unwrap(), a["outcome"].as_str().unwrap())).collect();
     assert_eq!(outcomes, [("dalops", "not_your_centre"), ("ops", "ok")]);
 
     // The answers count in the KPIs: two answered in Dal today, within the target.
@@ -782,7 +814,15 @@ async fn store_round_trip(url: &str) {
         ],
         outbox: vec![OutboxRow { id: 1, topic: "t".into(), payload: "it's \"quoted\" ø".into(), created_ms: 100 }],
         outbox_acked_through: None,
-        audit: vec![AuditRow { at_ms: 100, username: "ops".into(), role: "operator", action: "note".into(), incident: Some(7), detail: "Dotter's key; \"nøkkel\"".into(), outcome: "ok".into() }],
+        audit: vec![AuditRow {
+            at_ms: 100,
+            username: "ops".into(),
+            role: "operator",
+            action: "note".into(),
+            incident: Some(7),
+            detail: "Dotter's key; \"nøkkel\"".into(),
+            outcome: "ok".into(),
+        }],
         events_acked_through: Some(1),
     };
     assert_eq!(store.events_acked_through().await.unwrap(), 0);
@@ -794,7 +834,12 @@ async fn store_round_trip(url: &str) {
     assert!(store.batch_stored(&batch).await.unwrap());
     assert!(store.batch_stored(&Batch { events: batch.events.clone(), ..Batch::default() }).await.unwrap());
     assert!(store.batch_stored(&Batch { outbox: batch.outbox.clone(), ..Batch::default() }).await.unwrap());
-    let log_first = Batch { log: vec![LogRow { seq: 2, at_ms: 100, record: "\"tick\"".into() }], events: batch.events.clone(), outbox: batch.outbox.clone(), ..Batch::default() };
+    let log_first = Batch {
+        log: vec![LogRow { seq: 2, at_ms: 100, record: "\"tick\"".into() }],
+        events: batch.events.clone(),
+        outbox: batch.outbox.clone(),
+        ..Batch::default()
+    };
     assert!(!store.batch_stored(&log_first).await.unwrap(), "the log row decides");
     assert!(!store.batch_stored(&Batch { outbox_acked_through: Some(1), ..Batch::default() }).await.unwrap(), "nothing keyed: written again");
     // A batch of audit lines alone (a refused web action) is told by its first line.
@@ -813,7 +858,15 @@ async fn store_round_trip(url: &str) {
     assert_eq!(store.events_after(1).await.unwrap(), [(2, "closed".to_owned(), Some("fjord".to_owned()), "{}".to_owned())]);
     assert_eq!(store.incident_audit(7).await.unwrap(), batch.audit);
     // The latest lines of one action, newest first, as refused alarms are read back.
-    let refused = |n: i64| AuditRow { at_ms: 200 + n, username: "(vakt)".into(), role: "system", action: "refused_alarm".into(), incident: None, detail: format!("{{\"n\":{n}}}"), outcome: "unknown_resident".into() };
+    let refused = |n: i64| AuditRow {
+        at_ms: 200 + n,
+        username: "(vakt)".into(),
+        role: "system",
+        action: "refused_alarm".into(),
+        incident: None,
+        detail: format!("{{\"n\":{n}}}"),
+        outcome: "unknown_resident".into(),
+    };
     store.append(&Batch { audit: (1..=3).map(refused).collect(), ..Batch::default() }).await.unwrap();
     assert_eq!(store.latest_audit("refused_alarm", 2).await.unwrap(), ["{\"n\":3}", "{\"n\":2}"]);
     assert_eq!(store.answered_since(0).await.unwrap(), [(100, "fjord".to_owned(), answered.to_owned())]);
@@ -851,8 +904,18 @@ async fn store_round_trip(url: &str) {
     // A batch larger than one statement's parameters would allow (72,000 values), with
     // the columns that may be empty left empty.
     let big = Batch {
-        events: (3..12_003).map(|seq| EventRow { seq, at_ms: 300, incident: None, municipality: None, kind: "rejected", body: format!("{{\"n\":{seq}}}") }).collect(),
-        audit: vec![AuditRow { at_ms: 300, username: "ops".into(), role: "operator", action: "login".into(), incident: None, detail: String::new(), outcome: "ok".into() }],
+        events: (3..12_003)
+            .map(|seq| EventRow { seq, at_ms: 300, incident: None, municipality: None, kind: "rejected", body: format!("{{\"n\":{seq}}}") })
+            .collect(),
+        audit: vec![AuditRow {
+            at_ms: 300,
+            username: "ops".into(),
+            role: "operator",
+            action: "login".into(),
+            incident: None,
+            detail: String::new(),
+            outcome: "ok".into(),
+        }],
         ..Batch::default()
     };
     store.append(&big).await.unwrap();
@@ -900,7 +963,8 @@ async fn answers_match_the_openapi_document() {
     let doc: Value = serde_json::from_str(vakt::live::web::api::OPENAPI).unwrap();
     let api = Api::start().await;
     let kari = api.login("kari").await;
-    let (status, _, body) = api.call("POST", "/api/staff/me/status", &kari, Some(json!({ "state": "on_duty", "position": { "lat": 61.2301, "lon": 7.1002 } }))).await;
+    let (status, _, body) =
+        api.call("POST", "/api/staff/me/status", &kari, Some(json!({ "state": "on_duty", "position": { "lat": 61.2301, "lon": 7.1002 } }))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     api.alarm("contract-1", "r1", "fjord").await; // incident 1, offered to kari
     api.alarm("contract-2", "d1", "dal").await; // incident 2, queued at dal-centre
@@ -939,14 +1003,24 @@ async fn answers_match_the_openapi_document() {
         let (status, _, answer) = api.call(method, path, who, body).await;
         let op = &doc["paths"][route][method.to_lowercase()];
         let documented = &op["responses"][status.as_str()];
-        assert!(documented.is_object(), "{method} {path}: {status} is not among the statuses the document gives ({:?}): {answer}", op["responses"].as_object().map(|r| r.keys().collect::<Vec<_>>()));
+        assert!(
+            documented.is_object(),
+            "{method} {path}: {status} is not among the statuses the document gives ({:?}): {answer}",
+            op["responses"].as_object().map(|r| r.keys().collect::<Vec<_>>())
+        );
         let mut errors = Vec::new();
         check_schema(&doc, &documented["content"]["application/json"]["schema"], &answer, "", &mut errors);
         assert!(errors.is_empty(), "{method} {path} ({status}) does not match the document:\n{}\n{answer}", errors.join("\n"));
         answers.push(format!("{method} {path} {status}"));
     }
     // The walk met what it meant to: an offer taken, its incident detail, refusals.
-    for want in ["GET /api/incidents/99 404 Not Found", "GET /api/incidents/x 400 Bad Request", "POST /api/staff/me/replies 200 OK", "POST /api/staff/me/replies 409 Conflict", "POST /api/incidents/1/actions 400 Bad Request"] {
+    for want in [
+        "GET /api/incidents/99 404 Not Found",
+        "GET /api/incidents/x 400 Bad Request",
+        "POST /api/staff/me/replies 200 OK",
+        "POST /api/staff/me/replies 409 Conflict",
+        "POST /api/incidents/1/actions 400 Bad Request",
+    ] {
         assert!(answers.iter().any(|a| a == want), "{want} not met: {answers:#?}");
     }
     api.stop().await;

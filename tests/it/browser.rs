@@ -20,7 +20,9 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 
 fn browser_tools() -> bool {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    let have = Path::new(CHROMIUM).exists() && root.join("node_modules/playwright-core").exists() && Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
+    let have = Path::new(CHROMIUM).exists()
+        && root.join("node_modules/playwright-core").exists()
+        && Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
     if !have {
         let how = "install Debian's chromium (apt-get install chromium) and run `npm ci` in tests/browser (.ci/run does both)";
         assert!(std::env::var_os("CI").is_none(), "the browser test needs its tools under CI: {how}");
@@ -129,7 +131,15 @@ async fn operator_sees_the_alarm_live_and_the_staff_app_takes_it() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "the browser test failed:\n{}\n{stderr}\n--- vakt log ---\n{}", said.join("\n"), v.log());
     assert_eq!(said.last().map(String::as_str), Some("PASS"), "{}", said.join("\n"));
-    for shot in ["dashboard-1-alarm-red", "app-2-offer", "dashboard-2-accepted-yellow", "dashboard-3-closed-green", "app-4-password-changed", "app-5-bokmal", "dashboard-4-bokmal"] {
+    for shot in [
+        "dashboard-1-alarm-red",
+        "app-2-offer",
+        "dashboard-2-accepted-yellow",
+        "dashboard-3-closed-green",
+        "app-4-password-changed",
+        "app-5-bokmal",
+        "dashboard-4-bokmal",
+    ] {
         let len = std::fs::metadata(artifacts.join(format!("{shot}.png"))).map(|m| m.len()).unwrap_or(0);
         assert!(len > 1000, "screenshot {shot}.png missing or empty");
     }
@@ -141,8 +151,10 @@ async fn operator_sees_the_alarm_live_and_the_staff_app_takes_it() {
         assert!(kinds.iter().any(|k| k == want), "no {want} event: {kinds:?}");
     }
     let audit: Vec<(String, String, String)> = store.incident_audit(1).await.unwrap().into_iter().map(|a| (a.username, a.action, a.outcome)).collect();
-    let expected: Vec<(String, String, String)> =
-        [("ops", "note"), ("kari", "accept"), ("kari", "en_route"), ("kari", "on_site"), ("kari", "close")].iter().map(|(u, a)| ((*u).to_owned(), (*a).to_owned(), "ok".to_owned())).collect();
+    let expected: Vec<(String, String, String)> = [("ops", "note"), ("kari", "accept"), ("kari", "en_route"), ("kari", "on_site"), ("kari", "close")]
+        .iter()
+        .map(|(u, a)| ((*u).to_owned(), (*a).to_owned(), "ok".to_owned()))
+        .collect();
     assert_eq!(audit, expected);
 }
 
@@ -175,8 +187,16 @@ async fn an_incident_set_aside_is_flagged_on_the_dashboard() {
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-artifacts");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/set-aside.mjs");
     let mut node = Command::new("node");
-    node.arg(script).env("VAKT_URL", format!("http://{}", v.http)).env("VAKT_USERS", "ops,operator-password,kari,staff-password").env("VAKT_INCIDENT", "1").env("VAKT_ARTIFACTS", &artifacts).env("CHROMIUM", CHROMIUM);
-    let out = tokio::time::timeout(Duration::from_secs(120), tokio::task::spawn_blocking(move || node.output().expect("node"))).await.expect("the browser check finished within 120 s").unwrap();
+    node.arg(script)
+        .env("VAKT_URL", format!("http://{}", v.http))
+        .env("VAKT_USERS", "ops,operator-password,kari,staff-password")
+        .env("VAKT_INCIDENT", "1")
+        .env("VAKT_ARTIFACTS", &artifacts)
+        .env("CHROMIUM", CHROMIUM);
+    let out = tokio::time::timeout(Duration::from_secs(120), tokio::task::spawn_blocking(move || node.output().expect("node")))
+        .await
+        .expect("the browser check finished within 120 s")
+        .unwrap();
     let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && said.trim_end().ends_with("PASS"), "{said}\n--- vakt log ---\n{}", v.log());
     let store = v.store().await;

@@ -47,13 +47,29 @@ impl World {
     }
 
     pub fn resident(&mut self, resident: &str, municipality: &str, home: (f64, f64), helpers: &[&str]) {
-        let r = Resident { id: id(resident), municipality: id(municipality), home: pos(home.0, home.1), regular_helpers: helpers.iter().map(|h| id(h)).collect(), address: String::new(), notes: String::new() };
+        let r = Resident {
+            id: id(resident),
+            municipality: id(municipality),
+            home: pos(home.0, home.1),
+            regular_helpers: helpers.iter().map(|h| id(h)).collect(),
+            address: String::new(),
+            notes: String::new(),
+        };
         self.engine.handle_input(self.now, Input::UpsertResident(r));
         self.drain();
     }
 
     pub fn alarm(&self, alarm: &str, resident: &str, municipality: &str, kind: AlarmKind) -> Input {
-        Input::Alarm(Alarm { id: id(alarm), resident: id(resident), municipality: id(municipality), kind, priority: None, raised_at: self.now, position: None, text: None })
+        Input::Alarm(Alarm {
+            id: id(alarm),
+            resident: id(resident),
+            municipality: id(municipality),
+            kind,
+            priority: None,
+            raised_at: self.now,
+            position: None,
+            text: None,
+        })
     }
 
     /// Runs every timer due up to `secs`, in order, at its own time.

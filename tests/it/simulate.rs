@@ -154,7 +154,10 @@ fn indre_sogn_extra_home_care_alarms_match_the_domain_table() {
 fn same_scenario_and_seed_give_the_same_bytes_and_seeds_differ() {
     let dir = temp("determinism");
     let text = std::fs::read_to_string(root().join("simulations/indre-sogn-2024.toml")).unwrap();
-    let text = text.replace("days = 365", "days = 20").replace("replications = 1", "replications = 3").replace("config = \"../config/indre-sogn.toml\"", &format!("config = {:?}", root().join("config/indre-sogn.toml").display().to_string()));
+    let text = text
+        .replace("days = 365", "days = 20")
+        .replace("replications = 1", "replications = 3")
+        .replace("config = \"../config/indre-sogn.toml\"", &format!("config = {:?}", root().join("config/indre-sogn.toml").display().to_string()));
     let sc = Scenario::from_toml(&text, &dir).unwrap();
     let a = vakt::sim::simulate(&sc, "t", None, |_| {}).unwrap();
     let b = vakt::sim::simulate(&sc, "t", None, |_| {}).unwrap();
@@ -176,7 +179,9 @@ fn same_scenario_and_seed_give_the_same_bytes_and_seeds_differ() {
 fn a_history_file_is_replayed_with_its_centre_decisions() {
     let dir = temp("history");
     let text = std::fs::read_to_string(root().join("simulations/indre-sogn-2024.toml")).unwrap();
-    let text = text.replace("days = 365", "days = 1").replace("config = \"../config/indre-sogn.toml\"", &format!("config = {:?}", root().join("config/indre-sogn.toml").display().to_string()));
+    let text = text
+        .replace("days = 365", "days = 1")
+        .replace("config = \"../config/indre-sogn.toml\"", &format!("config = {:?}", root().join("config/indre-sogn.toml").display().to_string()));
     let sc = Scenario::from_toml(&text, &dir).unwrap();
     let history = dir.join("history.csv");
     std::fs::write(
@@ -197,7 +202,8 @@ fn a_history_file_is_replayed_with_its_centre_decisions() {
     assert!(k.resolved_by_centre >= 2 && k.resolved_by_centre <= 3, "{}", k.resolved_by_centre);
     assert!(k.forwarded_to_home_care >= 1);
 
-    std::fs::write(&history, "alarm_id,raised_at,municipality,resident_id,kind,lat,lon,resolved_by_centre\nh1,2024-01-01T08:00:00Z,vik,vik-u1,earthquake,,,\n").unwrap();
+    std::fs::write(&history, "alarm_id,raised_at,municipality,resident_id,kind,lat,lon,resolved_by_centre\nh1,2024-01-01T08:00:00Z,vik,vik-u1,earthquake,,,\n")
+        .unwrap();
     let mut it = vakt::sim::history::read(&history, sc.start).unwrap();
     let err = world::run(&sc, Some(ResponseModel::SharedCentre), 0, world::AlarmSource::History(&mut it)).err().unwrap();
     assert!(err.contains("line 2") && err.contains("unknown kind"), "{err}");

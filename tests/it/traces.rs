@@ -131,7 +131,8 @@ fn mobile_guard_room_decline_timeout_broadcast_accept() {
         [   25.0] I1 far en route
         [  600.0] I1 far on site (600.0s after the alarm)
         [ 1500.0] I1 closed: helped
-    "#]].assert_eq(&w.take_trace());
+    "#]]
+    .assert_eq(&w.take_trace());
     let k = w.kpi.total();
     assert_eq!((k.incidents, k.answered, k.answered_within_target, k.offers, k.escalations, k.closed), (1, 1, 1, 5, 1, 1));
     assert_eq!(w.engine.open_incident_count(), 0);
@@ -169,7 +170,8 @@ fn mobile_guard_room_backup_centre_answers_and_forwards_back() {
         [   70.0] I1 forwarded to home care by operator op1
         [   70.0] I1 offered to near (eta 20.0s, expires in 15.0s)
         [   76.0] I1 accepted by near (6.0s after dispatch)
-    "#]].assert_eq(&w.take_trace());
+    "#]]
+    .assert_eq(&w.take_trace());
     let k = w.kpi.total();
     assert_eq!((k.answered_within_target, k.backup_forwards, k.forwarded_to_home_care, k.reached_home_care), (1, 1, 1, 1));
 }
@@ -190,7 +192,8 @@ fn mobile_guard_room_with_nobody_on_duty_goes_to_backup_at_once() {
         [   12.0] I1 answered by operator op1 at reserve after 12.0s
         [   30.0] I1 resolved by operator op1
         [   30.0] I1 closed: resolved_by_centre
-    "#]].assert_eq(&w.take_trace());
+    "#]]
+    .assert_eq(&w.take_trace());
 }
 
 #[test]
@@ -215,7 +218,8 @@ fn no_backup_keeps_looking_and_alerts_until_someone_logs_in() {
         [  131.0] I1 offered to solo1 (eta 133.5s, broadcast)
         [  140.0] I1 answered by staff solo1 after 140.0s
         [  140.0] I1 accepted by solo1 (140.0s after dispatch)
-    "#]].assert_eq(&trace);
+    "#]]
+    .assert_eq(&trace);
     assert_eq!(w.kpi.total().unanswered_alerted, 1);
     assert_eq!(w.kpi.total().answered_within_target, 0);
 }
@@ -255,7 +259,8 @@ fn broadcast_decliners_are_asked_again_in_the_next_round() {
         [  100.0] I1 answered by staff solo2 after 100.0s
         [  100.0] I1 accepted by solo2 (100.0s after dispatch)
         [  100.0] I1 revoked from solo1: TakenByOther
-    "#]].assert_eq(&trace);
+    "#]]
+    .assert_eq(&trace);
 }
 
 /// The dashboard's actions on a running ladder: a note, an assignment to a named staff
@@ -318,7 +323,8 @@ fn operators_note_assign_and_escalate() {
         [   14.0] I2 forwarded to home care by operator o1
         [   15.0] rejected input from operator o1 about I2: log in (go on duty) first
         [   16.0] rejected input from operator o1 about I2: the staff member is neither of the incident's municipality nor of its backup team
-    "#]].assert_eq(&trace);
+    "#]]
+    .assert_eq(&trace);
 }
 
 #[test]
@@ -377,7 +383,8 @@ fn shared_centre_answer_resolve_forward_overflow_and_outage() {
         [  305.0] I4 queued at reserve
         [  320.0] I4 left the queue at reserve
         [  320.0] I4 answered by operator op9 at reserve after 20.0s
-    "#]].assert_eq(&w.take_trace());
+    "#]]
+    .assert_eq(&w.take_trace());
     let k = w.kpi.by_model()[&ResponseModel::SharedCentre].clone();
     assert_eq!((k.incidents, k.answered, k.answered_within_target, k.resolved_by_centre, k.forwarded_to_home_care, k.backup_forwards), (4, 4, 4, 1, 1, 2));
     assert_eq!(k.staff_accept_after_dispatch.percentile(50.0), Some(std::time::Duration::from_secs(12)));
@@ -403,7 +410,8 @@ fn duplicates_repeats_and_cancel() {
         [    6.0] I1 closed: cancelled
         [    7.0] rejected input from resident r1: no open incident to cancel
         [    8.0] rejected input from staff near about I1: no open incident with that id
-    "#]].assert_eq(&w.take_trace());
+    "#]]
+    .assert_eq(&w.take_trace());
     let k = w.kpi.total();
     assert_eq!((k.alarms, k.incidents, k.attached, k.cancelled_before_answer, k.unanswered()), (2, 1, 1, 1, 0));
     assert_eq!(w.kpi.duplicates, 1);
@@ -430,7 +438,8 @@ fn the_same_alarm_id_for_another_resident_is_another_alarm() {
         [    1.0] I2 offered to near (eta 13.3s, expires in 15.0s)
         [    2.0] duplicate alarm 0017 ignored
         [    3.0] duplicate alarm 0017 ignored
-    "#]].assert_eq(&w.take_trace());
+    "#]]
+    .assert_eq(&w.take_trace());
     let k = w.kpi.total();
     assert_eq!((k.alarms, k.incidents, w.kpi.duplicates), (2, 2, 2));
 }
@@ -457,7 +466,8 @@ fn backup_team_joins_the_ladder_with_matrix_travel_time() {
         [   50.0] I1 answered by staff f1 after 50.0s
         [   50.0] I1 accepted by f1 (50.0s after dispatch)
         [   50.0] I1 revoked from n1: TakenByOther
-    "#]].assert_eq(&w.take_trace());
+    "#]]
+    .assert_eq(&w.take_trace());
 }
 
 /// An operator may assign an incident to a staff member of its own municipality or of
@@ -485,7 +495,8 @@ fn an_operator_assigns_only_within_the_municipality_and_its_backup_team() {
         [    2.0] I1 assigned to f1 by operator o1
         [    2.0] I1 offered to f1 (eta 3240.0s, expires in 15.0s)
         [    3.0] rejected input from operator o1 about I2: the staff member is neither of the incident's municipality nor of its backup team
-    "#]].assert_eq(&w.take_trace());
+    "#]]
+    .assert_eq(&w.take_trace());
 }
 
 #[test]
@@ -539,7 +550,8 @@ fn roles_regular_helpers_busy_staff_and_logout() {
         [   36.0] I1 closed: helped
         [   40.0] I4 raised: alarm a5 (safety, high) from r5 in fjord under mobile_guard_room
         [   40.0] I4 offered to mid (eta 108.3s, expires in 15.0s)
-    "#]].assert_eq(&w.take_trace());
+    "#]]
+    .assert_eq(&w.take_trace());
 }
 
 #[test]
@@ -582,7 +594,8 @@ fn centre_model_falls_back_to_its_team_when_every_centre_is_down() {
         [  101.0] I1 answered by staff f1 after 100.0s
         [  101.0] I1 accepted by f1 (100.0s after dispatch)
         [  101.0] I1 left the queue at reserve
-    "#]].assert_eq(&w.take_trace());
+    "#]]
+    .assert_eq(&w.take_trace());
     assert_eq!(w.kpi.total().backup_forwards, 1, "one backup step, reported once");
 }
 
@@ -608,7 +621,10 @@ fn the_three_centre_models_run_the_same_queue() {
         let trace = w.take_trace();
         assert!(trace.contains(&format!("under {model}")), "{trace}");
         traces.push(trace.replace(model, "MODEL"));
-        assert_eq!(w.kpi.by_model()[&[ResponseModel::SharedCentre, ResponseModel::PrivateCentre, ResponseModel::OwnCentre][traces.len() - 1]].answered_within_target, 1);
+        assert_eq!(
+            w.kpi.by_model()[&[ResponseModel::SharedCentre, ResponseModel::PrivateCentre, ResponseModel::OwnCentre][traces.len() - 1]].answered_within_target,
+            1
+        );
     }
     assert_eq!(traces[0], traces[1]);
     assert_eq!(traces[1], traces[2]);
@@ -625,7 +641,8 @@ fn the_three_centre_models_run_the_same_queue() {
         [  110.0] I1 ALERT NotAccepted: waiting 60.0s
         [  170.0] I1 ALERT NotAccepted: waiting 120.0s
         [  201.0] I1 accepted by d1 (151.0s after dispatch)
-    "#]].assert_eq(&traces[0]);
+    "#]]
+    .assert_eq(&traces[0]);
 }
 
 /// An incident set aside (a driver does so when its timer made the engine fail): no
@@ -677,6 +694,7 @@ fn a_set_aside_incident_is_left_to_people() {
         [  903.0] I2 answered by operator o1 at sentral after 902.0s
         [  904.0] I2 resolved by operator o1
         [  904.0] I2 closed: resolved_by_centre
-    "#]].assert_eq(&w.take_trace());
+    "#]]
+    .assert_eq(&w.take_trace());
     assert_eq!(w.engine.poll_timeout(), None);
 }

@@ -5,6 +5,7 @@ use std::convert::Infallible;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
@@ -13,7 +14,6 @@ use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
-use axum::Json;
 use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -109,7 +109,15 @@ fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
 }
 
 fn audit_line(user: &str, role: &'static str, action: &str, outcome: &str) -> AuditRow {
-    AuditRow { at_ms: wall_clock().as_millis(), username: user.to_owned(), role, action: action.to_owned(), incident: None, detail: String::new(), outcome: outcome.to_owned() }
+    AuditRow {
+        at_ms: wall_clock().as_millis(),
+        username: user.to_owned(),
+        role,
+        action: action.to_owned(),
+        incident: None,
+        detail: String::new(),
+        outcome: outcome.to_owned(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -183,7 +191,12 @@ struct PasswordBody {
 /// A user changes their own password: the current one is asked for again (a session
 /// left open on a shared PC must not be enough), wrong answers count towards the login
 /// limit, and every other session of theirs ends.
-async fn change_password(State(s): State<AppState>, ClientAddr(addr): ClientAddr, a: Authed, b: Result<Json<PasswordBody>, JsonRejection>) -> Result<Response, ApiError> {
+async fn change_password(
+    State(s): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    a: Authed,
+    b: Result<Json<PasswordBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
     let b = body(b)?;
     let username = a.user.username.clone();
     let role = a.user.role.as_str();
@@ -192,12 +205,17 @@ async fn change_password(State(s): State<AppState>, ClientAddr(addr): ClientAddr
     if b.new_password == b.current_password {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "same_password", "the new password is the current one"));
     }
-    let hash = s.stored(s.store.user(&username)).await?.map(|(_, h)| h).ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "session_expired", "the user no longer exists"))?;
+    let hash = s
+        .stored(s.store.user(&username))
+        .await?
+        .map(|(_, h)| h)
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "session_expired", "the user no longer exists"))?;
     let (current, new) = (b.current_password, b.new_password);
     // argon2 is deliberately slow: off the async workers.
-    let hashed = tokio::task::spawn_blocking(move || if accounts::verify_password(&hash, &current) { accounts::hash_password(&new).map(Some) } else { Ok(None) })
-        .await
-        .map_err(|e| ApiError::failed(anyhow::anyhow!(e)))?;
+    let hashed =
+        tokio::task::spawn_blocking(move || if accounts::verify_password(&hash, &current) { accounts::hash_password(&new).map(Some) } else { Ok(None) })
+            .await
+            .map_err(|e| ApiError::failed(anyhow::anyhow!(e)))?;
     let new_hash = match hashed.map_err(ApiError::failed)? {
         Some(h) => h,
         None => {
@@ -307,7 +325,8 @@ fn closed_json(id: i64, events: &[(String, String)]) -> Option<Value> {
 async fn incidents(State(s): State<AppState>, a: Authed) -> Result<Json<Value>, ApiError> {
     a.require(DASHBOARD)?;
     let user = a.user.clone();
-    let mut list = s.read(move |d| d.engine().open_incidents().filter(|v| d.in_scope(&user, v.municipality)).map(|v| incident_json(d, &v)).collect::<Vec<_>>()).await?;
+    let mut list =
+        s.read(move |d| d.engine().open_incidents().filter(|v| d.in_scope(&user, v.municipality)).map(|v| incident_json(d, &v)).collect::<Vec<_>>()).await?;
     let since = wall_clock().as_millis() - 2 * 3600 * 1000;
     for (id, events) in s.stored(s.store.closed_since(since, 100)).await? {
         if let Some(v) = closed_json(id, &events).filter(|v| municipality_visible(&s, &a.user, &v["municipality"])) {
@@ -347,7 +366,12 @@ fn outcome_response(outcome: ActOutcome) -> Result<Json<Value>, ApiError> {
 }
 
 /// answer, resolve, forward_to_home_care, assign, escalate, note.
-async fn incident_action(State(s): State<AppState>, a: Authed, Path(id): Path<u64>, b: Result<Json<OperatorAct>, JsonRejection>) -> Result<Json<Value>, ApiError> {
+async fn incident_action(
+    State(s): State<AppState>,
+    a: Authed,
+    Path(id): Path<u64>,
+    b: Result<Json<OperatorAct>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
     a.require(OPERATORS)?;
     let act = body(b)?;
     let outcome = s.act(WebAct { who: a.user, what: WebAction::Operator { incident: IncidentId(id), act } }).await?;
@@ -465,7 +489,10 @@ async fn kpis(State(s): State<AppState>, a: Authed) -> Result<Json<Value>, ApiEr
 
 /// Server-sent events from the live channel, filtered; `lagged` tells the page to reload
 /// its state (it fell more than the channel's capacity behind).
-fn live_events(rx: broadcast::Receiver<LiveMessage>, keep: impl Fn(&str, &str) -> Option<&'static str> + Send + 'static) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+fn live_events(
+    rx: broadcast::Receiver<LiveMessage>,
+    keep: impl Fn(&str, &str) -> Option<&'static str> + Send + 'static,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let stream = futures_util::stream::unfold((rx, keep), |(mut rx, keep)| async move {
         loop {
             match rx.recv().await {

@@ -51,7 +51,10 @@ pub fn routes() -> Router<AppState> {
         .route("/login", get(|| async { page(LOGIN) }))
         .route("/password", get(|| async { page(PASSWORD) }))
         // The staff app's service worker, registered with scope /app.
-        .route("/app-sw.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], SERVICE_WORKER) }))
+        .route(
+            "/app-sw.js",
+            get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], SERVICE_WORKER) }),
+        )
         .route("/assets/{name}", get(asset))
 }
 

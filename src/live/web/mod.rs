@@ -113,10 +113,11 @@ impl AppState {
     /// (a write that has not failed yet) is waited for `write_timeout_secs` at most.
     pub(crate) async fn read<T: Send + 'static>(&self, f: impl FnOnce(&Driver) -> T + Send + 'static) -> Result<T, ApiError> {
         let (tx, rx) = oneshot::channel();
-        let deadline = self.queue(EngineRequest::Read(Box::new(move |d: &Driver| {
-            let _ = tx.send(f(d));
-        })))
-        .await?;
+        let deadline = self
+            .queue(EngineRequest::Read(Box::new(move |d: &Driver| {
+                let _ = tx.send(f(d));
+            })))
+            .await?;
         match tokio::time::timeout_at(deadline, rx).await {
             Ok(answer) => answer.map_err(|_| ApiError::unavailable()),
             Err(_) => Err(ApiError::not_ready()),
@@ -268,7 +269,10 @@ impl FromRequestParts<AppState> for Authed {
         };
         let digest = accounts::token_digest(token);
         let now = super::driver::wall_clock().as_millis();
-        let (user, csrf) = state.stored(state.store.session(&digest, now)).await?.ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "session_expired", "the session has ended; log in again"))?;
+        let (user, csrf) = state
+            .stored(state.store.session(&digest, now))
+            .await?
+            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "session_expired", "the session has ended; log in again"))?;
         let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
         if via_cookie && !safe {
             let sent = parts.headers.get(CSRF_HEADER).map(|v| v.as_bytes()).unwrap_or_default();

@@ -23,7 +23,11 @@ const MB: usize = 1_000_000;
 /// Waits for the reject of a message too large on `topic`, and checks it names the
 /// size. Returns it.
 async fn refused_for_size(ops: &mut Client, topic: &str, size: usize) -> Value {
-    let r = ops.expect("vakt/v1/rejects", &format!("{topic} ({size} bytes) refused"), |m| m["reason"] == "payload_too_large" && m["topic"] == topic && m["detail"].as_str().is_some_and(|d| d.starts_with(&format!("{size} bytes")))).await;
+    let r = ops
+        .expect("vakt/v1/rejects", &format!("{topic} ({size} bytes) refused"), |m| {
+            m["reason"] == "payload_too_large" && m["topic"] == topic && m["detail"].as_str().is_some_and(|d| d.starts_with(&format!("{size} bytes")))
+        })
+        .await;
     assert!(r["detail"].as_str().unwrap().contains("the limit is 16384"), "{r}");
     r
 }
@@ -74,7 +78,8 @@ async fn a_message_of_any_size_stops_nothing_behind_it() {
     // under theirs, the gateway's under its own.
     let store = v.store().await;
     let listed = api_as_admin(&v, &store, "/api/refused").await;
-    let listed: Vec<(String, String)> = listed["refused"].as_array().unwrap().iter().map(|r| (r["topic"].as_str().unwrap().to_owned(), r["reason"].as_str().unwrap().to_owned())).collect();
+    let listed: Vec<(String, String)> =
+        listed["refused"].as_array().unwrap().iter().map(|r| (r["topic"].as_str().unwrap().to_owned(), r["reason"].as_str().unwrap().to_owned())).collect();
     for topic in [status.as_str(), alarms, gateway] {
         assert!(listed.iter().any(|(t, r)| t == topic && r == "payload_too_large"), "{topic} listed: {listed:?}");
     }
@@ -91,7 +96,10 @@ async fn a_message_of_any_size_stops_nothing_behind_it() {
     // The retained one again, as at every subscription: refused again, once.
     refused_for_size(&mut ops, gateway, 1_100_000).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(ops.try_take(|t, m| t == "vakt/v1/rejects" && m["topic"] == gateway).is_none(), "the retained message was refused once at the start, not in a loop");
+    assert!(
+        ops.try_take(|t, m| t == "vakt/v1/rejects" && m["topic"] == gateway).is_none(),
+        "the retained message was refused once at the start, not in a loop"
+    );
 
     // Not one reconnection, in either process.
     assert_eq!(v.metric("vakt_mqtt_connection_errors_total"), 0.0, "{}", v.log());
@@ -299,7 +307,15 @@ async fn a_database_password_is_never_logged() {
     let secret = "Sekrit-4711";
     let config = dir.join("vakt.toml");
     let write_config = |url: &str| {
-        std::fs::write(&config, format!("{LADDER_TOML}{FJORD_TOML}\n[mqtt]\nlisten = \"127.0.0.1:{}\"\n[database]\nurl = \"{url}\"\n[http]\nlisten = \"127.0.0.1:{}\"\n", free_port(), free_port())).unwrap();
+        std::fs::write(
+            &config,
+            format!(
+                "{LADDER_TOML}{FJORD_TOML}\n[mqtt]\nlisten = \"127.0.0.1:{}\"\n[database]\nurl = \"{url}\"\n[http]\nlisten = \"127.0.0.1:{}\"\n",
+                free_port(),
+                free_port()
+            ),
+        )
+        .unwrap();
     };
     let user_list = || {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_vakt")).args(["user", "list", "--config"]).arg(&config).output().unwrap();

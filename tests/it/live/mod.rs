@@ -2,8 +2,8 @@
 //! Against the embedded defaults (rumqttd + SQLite) and the machine's Mosquitto and
 //! PostgreSQL (started by .ci/run).
 
-pub mod support;
 mod hostile;
+pub mod support;
 
 use std::time::Duration;
 
@@ -170,14 +170,16 @@ async fn full_incident(backend: Backend, dir: &std::path::Path) {
 
     reply(&far, "far", id, "en_route").await;
     reply(&far, "far", id, "on_site").await;
-    far.publish_json(&staff_topic("far", "replies"), json!({ "incident_id": id, "action": "close", "outcome": "helped", "note": "Hjelpte opp frå golvet" })).await;
+    far.publish_json(&staff_topic("far", "replies"), json!({ "incident_id": id, "action": "close", "outcome": "helped", "note": "Hjelpte opp frå golvet" }))
+        .await;
     let closed = ops.expect("vakt/v1/incidents/fjord", "closed", |e| is(e, "closed", id)).await;
     assert_eq!((closed["outcome"].as_str(), closed["note"].as_str()), (Some("helped"), Some("Hjelpte opp frå golvet")));
 
     // The stored history: the whole story, in order.
     let store = v.store().await;
     let kinds: Vec<String> = store.incident_events(id as i64).await.unwrap().into_iter().map(|(k, _)| k).collect();
-    let story = ["raised", "offered", "revoked", "offered", "revoked", "broadcast", "offered", "answered", "accepted", "revoked", "en_route", "on_site", "closed"];
+    let story =
+        ["raised", "offered", "revoked", "offered", "revoked", "broadcast", "offered", "answered", "accepted", "revoked", "en_route", "on_site", "closed"];
     let mut rest = kinds.iter();
     for step in story {
         assert!(rest.any(|k| k == step), "stored history lacks {step} in order: {kinds:?}");
@@ -197,7 +199,8 @@ async fn full_incident(backend: Backend, dir: &std::path::Path) {
     wait_metric(&v, "vakt_outbox_pending", 0.0).await;
     assert_eq!(store.outbox_pending().await.unwrap(), 0);
     // The staff apps' replies are in the audit trail too, by staff id, refusal and all.
-    let audit: Vec<(String, String, String, String)> = store.incident_audit(id as i64).await.unwrap().into_iter().map(|a| (a.username, a.action, a.detail, a.outcome)).collect();
+    let audit: Vec<(String, String, String, String)> =
+        store.incident_audit(id as i64).await.unwrap().into_iter().map(|a| (a.username, a.action, a.detail, a.outcome)).collect();
     let line = |u: &str, a: &str, d: &str, o: &str| (u.to_owned(), a.to_owned(), d.to_owned(), o.to_owned());
     let expected = vec![
         line("near", "decline", "", "ok"),
@@ -286,14 +289,34 @@ async fn bad_input_is_rejected_with_a_reason_and_the_good_goes_through() {
         ("vakt/v1/alarms/atlantis", alarm("x4", "r1", "fall").to_string().into_bytes(), "unknown_municipality"),
         (alarms, alarm("x5", "nobody", "fall").to_string().into_bytes(), "unknown_resident"),
         ("vakt/v1/staff/ghost/status", json!({ "state": "on_duty" }).to_string().into_bytes(), "unknown_staff"),
-        (alarms, json!({ "alarm_id": "x7", "resident_id": "r1", "kind": "fall", "raised_at": now, "text": "x".repeat(20_000) }).to_string().into_bytes(), "payload_too_large"),
-        (alarms, json!({ "alarm_id": "x8", "resident_id": "r1", "kind": "fall", "raised_at": "1999-01-01T00:00:00Z" }).to_string().into_bytes(), "absurd_timestamp"),
+        (
+            alarms,
+            json!({ "alarm_id": "x7", "resident_id": "r1", "kind": "fall", "raised_at": now, "text": "x".repeat(20_000) }).to_string().into_bytes(),
+            "payload_too_large",
+        ),
+        (
+            alarms,
+            json!({ "alarm_id": "x8", "resident_id": "r1", "kind": "fall", "raised_at": "1999-01-01T00:00:00Z" }).to_string().into_bytes(),
+            "absurd_timestamp",
+        ),
         // A broken clock: year 9999 (a fast one is taken, below), and a base unit's reset to year 0.
-        (alarms, json!({ "alarm_id": "x10", "resident_id": "r1", "kind": "fall", "raised_at": "9999-12-31T23:59:59Z" }).to_string().into_bytes(), "absurd_timestamp"),
-        ("vakt/v1/gateways/fjord/bu-r1", json!({ "state": "offline", "resident_id": "r1", "connected_at": "0000-01-01T00:00:00Z" }).to_string().into_bytes(), "absurd_timestamp"),
+        (
+            alarms,
+            json!({ "alarm_id": "x10", "resident_id": "r1", "kind": "fall", "raised_at": "9999-12-31T23:59:59Z" }).to_string().into_bytes(),
+            "absurd_timestamp",
+        ),
+        (
+            "vakt/v1/gateways/fjord/bu-r1",
+            json!({ "state": "offline", "resident_id": "r1", "connected_at": "0000-01-01T00:00:00Z" }).to_string().into_bytes(),
+            "absurd_timestamp",
+        ),
         // A time that ends inside a character of another script: once a panic that
         // ended the engine, and the broker gave the restarted engine the same message.
-        (alarms, json!({ "alarm_id": "x9", "resident_id": "r1", "kind": "fall", "raised_at": "2024-03-01T08:00:0é" }).to_string().into_bytes(), "absurd_timestamp"),
+        (
+            alarms,
+            json!({ "alarm_id": "x9", "resident_id": "r1", "kind": "fall", "raised_at": "2024-03-01T08:00:0é" }).to_string().into_bytes(),
+            "absurd_timestamp",
+        ),
         (alarms, vec![0xff, 0xfe, 0x00], "not_utf8"),
         ("vakt/v1/staff/near/replies", json!({ "incident_id": "one", "action": "accept" }).to_string().into_bytes(), "invalid_field"),
         ("vakt/v1/staff/ghost/replies", json!({ "incident_id": 1, "action": "accept" }).to_string().into_bytes(), "unknown_staff"),
@@ -570,7 +593,8 @@ async fn a_directory_row_that_makes_the_engine_panic_is_left_out_until_it_change
     let import = |v: &Vakt, rows: &str| {
         let file = v.dir.join("import.csv");
         std::fs::write(&file, format!("resident_id,municipality,lat,lon,address,notes,regular_helpers\n{rows}")).unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vakt")).args(["import", "residents"]).arg(&file).arg("--config").arg(&v.config).output().unwrap();
+        let out =
+            std::process::Command::new(env!("CARGO_BIN_EXE_vakt")).args(["import", "residents"]).arg(&file).arg("--config").arg(&v.config).output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     };
     import(&v, "new-7,fjord,61.2,7.1,Nyvegen 7,,\nnew-8,fjord,61.21,7.11,Nyvegen 8,,\n");
@@ -777,7 +801,10 @@ async fn the_embedded_broker_takes_no_alarm_before_the_engine_can() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let mqtt = std::net::SocketAddr::from(([127, 0, 0, 1], backend.mqtt_port()));
-    assert!(std::net::TcpStream::connect_timeout(&mqtt, Duration::from_millis(500)).is_err(), "the embedded broker takes connections before vakt can take alarms");
+    assert!(
+        std::net::TcpStream::connect_timeout(&mqtt, Duration::from_millis(500)).is_err(),
+        "the embedded broker takes connections before vakt can take alarms"
+    );
 
     let _database = DbProxy::start_on(db_port, 5432).await;
     v.wait_ready();
@@ -925,7 +952,11 @@ async fn import_fills_the_directory_of_a_running_engine() {
         std::process::Command::new(env!("CARGO_BIN_EXE_vakt")).args(["import", what]).arg(file).arg("--config").arg(&v.config).output().unwrap()
     };
     let bad = dir.join("bad.csv");
-    std::fs::write(&bad, "resident_id,municipality,lat,lon,address,notes,regular_helpers\nnew-1,fjord,61.2,7.1,Nyvegen 1,,\nnew 2,fjord,61.2,7.1,,,\nnew-3,fjrod,61.2,7.1,,,\n").unwrap();
+    std::fs::write(
+        &bad,
+        "resident_id,municipality,lat,lon,address,notes,regular_helpers\nnew-1,fjord,61.2,7.1,Nyvegen 1,,\nnew 2,fjord,61.2,7.1,,,\nnew-3,fjrod,61.2,7.1,,,\n",
+    )
+    .unwrap();
     let out = import("residents", &bad);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -968,7 +999,9 @@ async fn tls_and_password_to_an_external_broker() {
     let sh = |cmd: &str| sh_in(&dir, cmd);
     sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj '/CN=vakt test CA' 2>/dev/null");
     sh("openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj '/CN=localhost' 2>/dev/null");
-    sh("printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile san.ext 2>/dev/null");
+    sh(
+        "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile san.ext 2>/dev/null",
+    );
     sh("mosquitto_passwd -b -c passwd vakt 's3cret' && chmod 0644 passwd server.key");
     let (tls_port, plain_port) = (free_port(), free_port());
     let conf = dir.join("mosquitto.conf");
@@ -1039,7 +1072,11 @@ async fn the_shipped_broker_access_control_keeps_each_client_to_its_own() {
         sh_in(&dir, &format!("mosquitto_passwd -b passwd {user} {password}"));
     }
     let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/mosquitto/vakt.acl")).unwrap();
-    std::fs::write(dir.join("acl"), format!("{shipped}\nuser gateway-fjord\ntopic write vakt/v1/alarms/fjord\ntopic write vakt/v1/gateways/fjord/gateway-fjord\n")).unwrap();
+    std::fs::write(
+        dir.join("acl"),
+        format!("{shipped}\nuser gateway-fjord\ntopic write vakt/v1/alarms/fjord\ntopic write vakt/v1/gateways/fjord/gateway-fjord\n"),
+    )
+    .unwrap();
     let port = free_port();
     let d = dir.display();
     let conf = dir.join("mosquitto.conf");
@@ -1342,7 +1379,11 @@ async fn a_gateway_goes_offline(v: &Vakt, port: u16) {
     let listed = api_as_admin(v, &store, "/api/gateways").await;
     let gws = listed["gateways"].as_array().unwrap();
     assert_eq!(gws.len(), 1, "{listed}");
-    assert_eq!((gws[0]["municipality"].as_str(), gws[0]["gateway_id"].as_str(), gws[0]["state"].as_str()), (Some("fjord"), Some("gw-1"), Some("offline")), "{listed}");
+    assert_eq!(
+        (gws[0]["municipality"].as_str(), gws[0]["gateway_id"].as_str(), gws[0]["state"].as_str()),
+        (Some("fjord"), Some("gw-1"), Some("offline")),
+        "{listed}"
+    );
     store.close().await;
 }
 
@@ -1432,7 +1473,8 @@ async fn a_base_unit_that_stays_offline_raises_its_residents_alarm_once() {
     let store = v.store().await;
     let listed = api_as_admin(&v, &store, "/api/gateways").await;
     store.close().await;
-    let units: Vec<_> = listed["gateways"].as_array().unwrap().iter().map(|g| (g["gateway_id"].as_str(), g["state"].as_str(), g["resident_id"].as_str())).collect();
+    let units: Vec<_> =
+        listed["gateways"].as_array().unwrap().iter().map(|g| (g["gateway_id"].as_str(), g["state"].as_str(), g["resident_id"].as_str())).collect();
     assert_eq!(units, [(Some("bu-r1"), Some("offline"), Some("r1")), (Some("bu-r2"), Some("online"), Some("r2"))], "{listed}");
     // Near calls r1, and closes the incident.
     let incident = raised["incident_id"].as_u64().unwrap();

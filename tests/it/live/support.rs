@@ -98,7 +98,10 @@ impl Db {
         let mut admin = postgres_admin().await;
         REAPED
             .get_or_init(|| async {
-                let names: Vec<String> = sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'vakt\\_it\\_%'").fetch_all(&mut admin).await.expect("list test databases");
+                let names: Vec<String> = sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'vakt\\_it\\_%'")
+                    .fetch_all(&mut admin)
+                    .await
+                    .expect("list test databases");
                 for ended in names.iter().filter(|n| run_ended(n)) {
                     let _ = sqlx::Executor::execute(&mut admin, format!("DROP DATABASE IF EXISTS {ended} WITH (FORCE)").as_str()).await;
                 }
@@ -290,7 +293,9 @@ backup = { centre = "backup-centre" }
 
 /// r1..r300 in Fjord, r1 with an address and notes.
 pub fn residents_csv() -> String {
-    let mut s = String::from("resident_id,municipality,lat,lon,address,notes,regular_helpers\nr1,fjord,61.2300,7.1000,\"Kyrkjevegen 1, 6856 Sogndal\",Nøkkelboks 1234,\n");
+    let mut s = String::from(
+        "resident_id,municipality,lat,lon,address,notes,regular_helpers\nr1,fjord,61.2300,7.1000,\"Kyrkjevegen 1, 6856 Sogndal\",Nøkkelboks 1234,\n",
+    );
     for i in 2..=300 {
         s.push_str(&format!("r{i},fjord,{:.4},{:.4},Fjordvegen {i},,\n", 61.20 + (i % 17) as f64 * 0.004, 7.05 + (i % 13) as f64 * 0.008));
     }
@@ -617,8 +622,14 @@ impl Mosquitto {
         // Mosquitto started as root drops to its own user: it must be able to write here.
         std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
         let conf = dir.join("mosquitto.conf");
-        std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence {persistent}\npersistence_location {}/\nmax_queued_messages 0\n{extra}\n", data.display()))
-            .unwrap();
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence {persistent}\npersistence_location {}/\nmax_queued_messages 0\n{extra}\n",
+                data.display()
+            ),
+        )
+        .unwrap();
         let child = Self::spawn(&conf, port);
         Mosquitto { child, conf }
     }
@@ -641,7 +652,8 @@ impl Mosquitto {
     }
 
     fn spawn(conf: &std::path::Path, port: u16) -> std::process::Child {
-        let mut child = std::process::Command::new("mosquitto").arg("-c").arg(conf).stderr(std::process::Stdio::null()).spawn().expect("mosquitto (Debian package)");
+        let mut child =
+            std::process::Command::new("mosquitto").arg("-c").arg(conf).stderr(std::process::Stdio::null()).spawn().expect("mosquitto (Debian package)");
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return child;
