@@ -402,7 +402,7 @@ async fn start_vakt_with(store: &str, residents: u64, engine_toml: &str) -> (Vak
 
 /// The device's alarm number `seq`: one resident per alarm.
 fn alarm(seq: u64) -> (String, Vec<u8>) {
-    let raised = vakt::live::driver::wall_clock().to_string();
+    let raised = vakt::live::clock::wall_clock().to_string();
     (
         "vakt/v1/alarms/fjord".to_owned(),
         format!("{{\"alarm_id\":\"L{seq}\",\"resident_id\":\"r{seq}\",\"kind\":\"safety\",\"raised_at\":\"{raised}\"}}").into_bytes(),
@@ -676,7 +676,7 @@ const SOAK_RESIDENTS: u64 = 2000;
 /// The soak's alarm number `seq`: every hundredth one malformed (an unknown kind, refused
 /// and counted), the rest for the residents in turn.
 fn soak_alarm(seq: u64) -> (String, Vec<u8>) {
-    let raised = vakt::live::driver::wall_clock().to_string();
+    let raised = vakt::live::clock::wall_clock().to_string();
     let kind = if seq % 100 == 99 { "not_a_kind" } else { "safety" };
     let resident = seq % SOAK_RESIDENTS;
     (

@@ -60,7 +60,7 @@ fn run(args: &[String]) -> Result<(), String> {
             let url = settings.database.url.clone();
             runtime()?.block_on(async move {
                 let store = vakt::live::store::Store::open(&url).await?;
-                let now = vakt::live::driver::wall_clock().as_millis();
+                let now = vakt::live::clock::wall_clock().as_millis();
                 let n = match what.as_str() {
                     "residents" => {
                         let rows = vakt::live::directory::parse_residents(&text, &engine)?;
@@ -225,7 +225,7 @@ fn user_command(rest: &[String]) -> Result<(), String> {
             let hash = vakt::live::accounts::hash_password(&password).map_err(|e| e.to_string())?;
             runtime()?.block_on(async move {
                 let store = vakt::live::store::Store::open(&url).await?;
-                let now = vakt::live::driver::wall_clock().as_millis();
+                let now = vakt::live::clock::wall_clock().as_millis();
                 store.put_user(&user, &hash, now, replace).await?;
                 println!("{} user {} ({}) in {}", if replace { "stored" } else { "added" }, user.username, user.role.as_str(), vakt::live::store::redact(&url));
                 store.close().await;

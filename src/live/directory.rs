@@ -10,11 +10,14 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
+use super::store::{DirectoryProbe, Store};
 use crate::core::{EngineConfig, MunicipalityId, Position, Resident, ResidentId, Roles, Staff, StaffId};
 use crate::settings::parse_role;
+use tracing::warn;
 
 pub const RESIDENT_COLUMNS: &[&str] = &["resident_id", "municipality", "lat", "lon", "address", "notes", "regular_helpers"];
 pub const STAFF_COLUMNS: &[&str] = &["staff_id", "municipality", "name", "roles"];
@@ -154,6 +157,56 @@ pub fn parse_staff(text: &str, config: &EngineConfig) -> Result<Vec<(Staff, Stri
         },
         |(s, _)| (s.id.as_str(), &s.municipality),
     )
+}
+
+/// Residents and staff read from the store, to be compared with the engine's view.
+#[derive(Debug, Default)]
+pub struct DirectoryChanges {
+    pub residents: Vec<crate::core::Resident>,
+    pub staff: Vec<crate::core::Staff>,
+}
+
+/// The residents and staff changed at or after `since_ms` (`i64::MIN`: all of them).
+pub async fn read_directory(store: &Store, since_ms: i64) -> Result<DirectoryChanges> {
+    Ok(DirectoryChanges {
+        residents: store.residents_since(since_ms).await?.into_iter().map(|r| r.entry).collect(),
+        staff: store.staff_since(since_ms).await?.into_iter().map(|r| r.entry).collect(),
+    })
+}
+
+/// Watches the directory tables off the engine's path: a cheap (count, newest change)
+/// probe every `every`, and a read of the changed rows only when the probe moves.
+/// The engine task then applies what differs.
+/// `seen`: the probe taken before the engine last read the whole directory.
+pub async fn watch_directory(store: Store, every: Duration, seen: DirectoryProbe, tx: tokio::sync::mpsc::Sender<DirectoryChanges>) {
+    let mut last = Some(seen);
+    loop {
+        tokio::time::sleep(every).await;
+        let probe = match store.directory_probe().await {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(error = %format!("{e:#}"), "directory probe failed");
+                continue;
+            }
+        };
+        let Some(prev) = last.replace(probe) else { continue };
+        if prev == probe {
+            continue;
+        }
+        // Rows changed at or after the newest change seen before (same-millisecond writes included).
+        let since = prev.newest_ms;
+        match read_directory(&store, since).await {
+            Ok(changes) => {
+                if tx.send(changes).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                warn!(error = %format!("{e:#}"), "directory read failed");
+                last = Some(prev);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //! - `directory`: residents and staff from CSV (`vakt import`, sample data).
 
 pub mod accounts;
+pub mod clock;
 pub mod directory;
 pub mod driver;
 pub mod gateways;
@@ -136,7 +137,7 @@ pub async fn start(settings: Settings, config_dir: Option<&Path>) -> Result<Runn
     let started = std::time::Instant::now();
     let replayed = driver.recover().await.context("recovering the engine's state from the store")?;
     let probe = store::within(bound, store.directory_probe()).await?;
-    let changed = driver.apply_directory(store::within(bound, driver::read_directory(&store, i64::MIN)).await.context("reading the directory")?);
+    let changed = driver.apply_directory(store::within(bound, directory::read_directory(&store, i64::MIN)).await.context("reading the directory")?);
     let now = driver.now();
     driver.fire_due(now);
     if let Some(p) = driver.poison() {
@@ -242,7 +243,7 @@ const EMBEDDED_STOP_QUIET: Duration = Duration::from_millis(50);
 async fn main_loop(p: LoopParts) -> Result<()> {
     let LoopParts { mut driver, store, mqtt, mut channels, mqtt_task, probe, ready_tx, stop_tx, mut stop_req, mut engine_rx, live_tx, embedded } = p;
     let (dir_tx, mut directory) = tokio::sync::mpsc::channel(4);
-    let watcher = tokio::spawn(driver::watch_directory(store.clone(), Duration::from_secs(5), probe, dir_tx));
+    let watcher = tokio::spawn(directory::watch_directory(store.clone(), Duration::from_secs(5), probe, dir_tx));
     let checkpointer = (store.backend == store::Backend::Sqlite).then(|| tokio::spawn(checkpoint_wal(store.clone())));
     let mut inbound = Vec::with_capacity(MAX_BATCH);
     let mut delivered = Vec::new();
@@ -255,7 +256,7 @@ async fn main_loop(p: LoopParts) -> Result<()> {
     let mut draining: Option<tokio::time::Instant> = None;
     loop {
         let sleep_until = driver.next_deadline().map(|t| {
-            let wait = t.as_millis().saturating_sub(driver::wall_clock().as_millis()).max(0) as u64;
+            let wait = t.as_millis().saturating_sub(clock::wall_clock().as_millis()).max(0) as u64;
             tokio::time::Instant::now() + Duration::from_millis(wait)
         });
         let mut flush = false;
@@ -436,7 +437,7 @@ async fn open_store_with_retry(url: &str, bound: Duration) -> Result<store::Stor
 
 /// Imports the configured sample residents and staff into an empty directory.
 async fn seed(store: &store::Store, settings: &Settings, config: &crate::core::EngineConfig, config_dir: Option<&Path>) -> Result<()> {
-    let now = driver::wall_clock().as_millis();
+    let now = clock::wall_clock().as_millis();
     let counts = store.directory_probe().await?;
     if let Some(src) = &settings.seed.residents {
         if counts.residents == 0 {
@@ -470,4 +471,8 @@ impl Signals {
             _ = self.term.recv() => {}
         }
     }
+}
+
+pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic.downcast_ref::<&str>().map(|s| (*s).to_owned()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_else(|| "a panic".to_owned())
 }

@@ -9,6 +9,9 @@
 use std::time::Duration;
 
 use serde::Deserialize;
+use tracing::error;
+
+use super::panic_text;
 
 use crate::core::{
     Alarm, AlarmId, AlarmKind, AlarmText, GatewayId, IncidentId, Input, MunicipalityId, Outcome, Position, Priority, ResidentId, StaffId, StaffReply, Timestamp,
@@ -316,9 +319,44 @@ pub fn readable_alarm_ids(payload: &[u8], limits: &WireLimits) -> (Option<AlarmI
     (text("alarm_id").and_then(|s| AlarmId::parse(s).ok()), text("resident_id").and_then(|s| ResidentId::parse(s).ok()))
 }
 
+/// Routes a topic to its parser.
+pub fn parse_topic(topic: &str, payload: &[u8], now: Timestamp, limits: &WireLimits) -> Result<Input, WireReject> {
+    refused_on_panic(topic, || {
+        let parts: Vec<&str> = topic.split('/').collect();
+        match parts.as_slice() {
+            ["vakt", "v1", "alarms", m] => parse_alarm(m, payload, now, limits),
+            ["vakt", "v1", "staff", s, "status"] => parse_status(s, payload, limits),
+            ["vakt", "v1", "staff", s, "replies"] => parse_reply(s, payload, limits),
+            _ => Err(WireReject { code: "bad_topic", detail: format!("vakt does not take messages on {topic:?}") }),
+        }
+    })
+}
+
+/// A message that makes a parser panic (a fault in vakt: the parsers are pure, so
+/// nothing is left half done) is refused as `unreadable` instead of ending the engine:
+/// the broker would give the restarted engine the same message again, and again, and
+/// no alarm after it would get through.
+pub(crate) fn refused_on_panic<T>(topic: &str, parse: impl FnOnce() -> Result<T, WireReject>) -> Result<T, WireReject> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(parse)).unwrap_or_else(|panic| {
+        let why = panic_text(&*panic);
+        error!(topic, panic = %why, "a parser panicked on a message: a fault in vakt; the message is refused");
+        Err(WireReject { code: "unreadable", detail: "vakt could not read this message (a fault in vakt, logged); it was refused".to_owned() })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_parser_that_panics_refuses_the_message_and_the_engine_goes_on() {
+        let r = refused_on_panic::<Input>("vakt/v1/alarms/demo", || panic!("a fault"));
+        let e = r.unwrap_err();
+        assert_eq!(e.code, "unreadable");
+        assert!(REJECT_CODES.contains(&e.code));
+        let limits = WireLimits::default();
+        assert!(parse_topic("vakt/v1/staff/s1/status", br#"{"state":"off_duty"}"#, Timestamp::from_secs(0), &limits).is_ok());
+    }
 
     fn now() -> Timestamp {
         Timestamp::parse_rfc3339("2024-03-01T08:00:00Z").unwrap()

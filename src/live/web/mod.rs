@@ -268,7 +268,7 @@ impl FromRequestParts<AppState> for Authed {
             (None, None) => return Err(ApiError::new(StatusCode::UNAUTHORIZED, "login_required", "log in first")),
         };
         let digest = accounts::token_digest(token);
-        let now = super::driver::wall_clock().as_millis();
+        let now = super::clock::wall_clock().as_millis();
         let (user, csrf) = state
             .stored(state.store.session(&digest, now))
             .await?

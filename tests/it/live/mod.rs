@@ -65,7 +65,7 @@ async fn api_as_admin(v: &Vakt, store: &vakt::live::store::Store, path: &str) ->
     if store.users().await.unwrap().is_empty() {
         let user = User { username: "admin".into(), role: Role::Admin, staff_id: None, centre: None };
         store.put_user(&user, &hash_password("a long password").unwrap(), 0, true).await.unwrap();
-        let now = vakt::live::driver::wall_clock().as_millis();
+        let now = vakt::live::clock::wall_clock().as_millis();
         store.create_session(&token_digest("admin-token"), "admin", "csrf", now, now + 3_600_000).await.unwrap();
     }
     let (code, _, body) = http_get_with(v.http, path, &["Authorization: Bearer admin-token"]).unwrap();
@@ -280,7 +280,7 @@ async fn full_incident_on_mosquitto_and_postgresql() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_rejected_with_a_reason_and_the_good_goes_through() {
     let (_dir, _backend, v, mut ops, device) = embedded_with_clients("bad-input").await;
-    let now = vakt::live::driver::wall_clock().to_string();
+    let now = vakt::live::clock::wall_clock().to_string();
     let alarms = "vakt/v1/alarms/fjord";
     let bad: Vec<(&str, Vec<u8>, &str)> = vec![
         (alarms, b"{\"alarm_id\": \"x1\",".to_vec(), "malformed_json"),
@@ -339,7 +339,7 @@ async fn bad_input_is_rejected_with_a_reason_and_the_good_goes_through() {
     }
     // A gateway whose clock runs ten minutes fast: its alarm is still a person pressing
     // now, so it is taken (and the clock counted), not refused.
-    let fast = (vakt::live::driver::wall_clock() + std::time::Duration::from_secs(600)).to_string();
+    let fast = (vakt::live::clock::wall_clock() + std::time::Duration::from_secs(600)).to_string();
     device.publish_json(alarms, json!({ "alarm_id": "fast-clock", "resident_id": "r1", "kind": "fall", "raised_at": fast })).await;
     for i in 0..bad.len() {
         let want = format!("good-{i}");
@@ -740,7 +740,7 @@ async fn running_with_a_session(backend: &Backend, dir: &std::path::Path, first:
     let store = v.store().await;
     let user = User { username: "admin".into(), role: Role::Admin, staff_id: None, centre: None };
     store.put_user(&user, &hash_password("a long password").unwrap(), 0, true).await.unwrap();
-    let now = vakt::live::driver::wall_clock().as_millis();
+    let now = vakt::live::clock::wall_clock().as_millis();
     let token = format!("{first}-token");
     store.create_session(&token_digest(&token), "admin", "csrf", now, now + 3_600_000).await.unwrap();
     store.close().await;

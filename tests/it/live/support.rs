@@ -596,7 +596,7 @@ pub fn nodelay() -> rumqttc::NetworkOptions {
 }
 
 pub fn alarm(alarm_id: &str, resident: &str, kind: &str) -> Value {
-    serde_json::json!({ "alarm_id": alarm_id, "resident_id": resident, "kind": kind, "raised_at": vakt::live::driver::wall_clock().to_string() })
+    serde_json::json!({ "alarm_id": alarm_id, "resident_id": resident, "kind": kind, "raised_at": vakt::live::clock::wall_clock().to_string() })
 }
 
 pub fn is(v: &Value, ty: &str, incident: u64) -> bool {

@@ -1,0 +1,238 @@
+//! The web side's requests: an operator's action, a staff member's reply or duty
+//! change (the same core inputs as MQTT), checked for what only the web side knows,
+//! applied and audited; and reads between steps.
+
+use tracing::warn;
+
+use super::{Culprit, Driver, Poisoned, WEB_ACTION_ASIDE_CODE, refusal, staff_audit};
+use crate::core::{IncidentId, Input, StaffId};
+use crate::live::accounts::{Role, User};
+use crate::live::panic_text;
+use crate::live::store::AuditRow;
+use crate::live::wire;
+
+/// A request from the web side to the engine task. Acts go through the same core
+/// inputs as MQTT and are stored (with their audit line) before they are answered;
+/// reads run between batches, on committed state.
+pub enum EngineRequest {
+    Act(WebAct, tokio::sync::oneshot::Sender<ActOutcome>, std::sync::Arc<Claim>),
+    Read(Box<dyn FnOnce(&Driver) + Send>),
+}
+
+/// Who has a web action: the engine takes it, unless its request gave up waiting first
+/// (then it never happens); a request that gives up learns which it was.
+#[derive(Default)]
+pub struct Claim(std::sync::Mutex<ClaimState>);
+
+#[derive(Default, PartialEq)]
+enum ClaimState {
+    #[default]
+    Queued,
+    Taken,
+    Abandoned,
+}
+
+impl Claim {
+    /// The engine: true if the action is its to apply (the request still waits).
+    pub fn take(&self) -> bool {
+        let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if *s == ClaimState::Abandoned {
+            return false;
+        }
+        *s = ClaimState::Taken;
+        true
+    }
+
+    /// The request, giving up: true if the engine had not taken the action (and now
+    /// never will); false if it had, and the action takes effect once it is stored.
+    pub fn abandon(&self) -> bool {
+        let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if *s == ClaimState::Taken {
+            return false;
+        }
+        *s = ClaimState::Abandoned;
+        true
+    }
+}
+
+pub struct WebAct {
+    pub who: User,
+    pub what: WebAction,
+}
+
+pub enum WebAction {
+    /// An operator's (or admin's) action on an incident.
+    Operator { incident: IncidentId, act: OperatorAct },
+    /// A staff member's input, built by the MQTT contract's parsers for the user's own id.
+    Staff(Input),
+}
+
+/// A field it does not know is refused, not ignored: `{"action": "resolve", "notes": …}`
+/// would otherwise resolve the incident and lose the note.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum OperatorAct {
+    // Struct variants with no field, not unit variants: serde lets a unit variant of a
+    // tagged enum take any other field.
+    Answer {},
+    Resolve { note: Option<String> },
+    ForwardToHomeCare {},
+    Assign { staff_id: StaffId },
+    Escalate {},
+    Note { note: String },
+}
+
+impl OperatorAct {
+    pub fn name(&self) -> &'static str {
+        match self {
+            OperatorAct::Answer {} => "answer",
+            OperatorAct::Resolve { .. } => "resolve",
+            OperatorAct::ForwardToHomeCare {} => "forward_to_home_care",
+            OperatorAct::Assign { .. } => "assign",
+            OperatorAct::Escalate {} => "escalate",
+            OperatorAct::Note { .. } => "note",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ActOutcome {
+    /// Applied and stored: the incident events it produced.
+    Done { events: Vec<serde_json::Value> },
+    /// Not applied; nothing changed. `code` is stable (docs/api.md).
+    Refused { code: &'static str, detail: String },
+}
+
+/// An operator's note is held to what a staff member's is on the wire
+/// ([`wire::MAX_NOTE_CHARS`]): it goes into the log, the incident's events and every
+/// dashboard's live feed.
+fn note_fits(note: &str) -> Result<(), (&'static str, String)> {
+    let n = note.chars().count();
+    if n > wire::MAX_NOTE_CHARS {
+        return Err(("note_too_long", format!("a note has at most {} characters; this one has {n}", wire::MAX_NOTE_CHARS)));
+    }
+    if let Some(why) = crate::core::text::refused(note, true) {
+        return Err((NOTE_UNREADABLE, format!("the note {why}")));
+    }
+    Ok(())
+}
+
+/// The refusal of an operator's note with a character people could not see.
+pub const NOTE_UNREADABLE: &str = "note_unreadable";
+
+impl Driver {
+    /// Applies a web action (after the checks only the engine can make) and notes it in
+    /// the audit trail. Answered after the next commit.
+    pub fn act(&mut self, act: WebAct) -> ActOutcome {
+        let now = self.now();
+        self.fire_due(now);
+        if self.failed {
+            return ActOutcome::Refused { code: "engine_unavailable", detail: "the engine met a fault and starts again; try again in a moment".into() };
+        }
+        let WebAct { who, what } = act;
+        let (name, incident, detail, input) = match what {
+            WebAction::Staff(input) => {
+                let (name, incident, detail) = staff_audit(&input);
+                (name, incident, detail, Ok(input))
+            }
+            WebAction::Operator { incident, act } => {
+                let detail = match &act {
+                    OperatorAct::Assign { staff_id } => staff_id.to_string(),
+                    OperatorAct::Resolve { note: Some(n) } | OperatorAct::Note { note: n } => n.clone(),
+                    _ => String::new(),
+                };
+                (act.name(), Some(incident), detail, self.operator_input(&who, incident, act))
+            }
+        };
+        let outcome = match input {
+            Err(refused) => refused,
+            Ok(input) => 'applied: {
+                let record = serde_json::to_string(&input).expect("inputs serialize");
+                if self.web_aside.contains(&record) {
+                    warn!(action = name, username = %who.username, "a web action that made the engine fail before is refused, not applied again");
+                    break 'applied ActOutcome::Refused {
+                        code: WEB_ACTION_ASIDE_CODE,
+                        detail: "this same action made the engine fail before (a fault in vakt), so it is not applied again; do what it was for another way, and report it".into(),
+                    };
+                }
+                let first_event = self.batch.events.len();
+                self.capture = Some(Vec::new());
+                let fault = self.faults.web.iter().any(|f| f == name);
+                let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    assert!(!fault, "fault injected by VAKT_FAULT_PANIC_ON_WEB_ACTION");
+                    self.apply_recorded(now, input, record.clone(), Some("(web)"))
+                }));
+                let actions = self.capture.take().unwrap_or_default();
+                if let Err(panic) = applied {
+                    let culprit = Culprit::WebAction { username: who.username, role: who.role.as_str(), action: name.to_owned(), incident, record };
+                    self.poisoned(Poisoned { why: panic_text(&*panic), culprit });
+                    return ActOutcome::Refused {
+                        code: "engine_unavailable",
+                        detail: "this action made the engine fail (a fault in vakt) and was not applied; vakt starts again".into(),
+                    };
+                }
+                match refusal(&actions) {
+                    Some(reason) => ActOutcome::Refused { code: reason.code(), detail: reason.to_string() },
+                    None => ActOutcome::Done { events: self.batch.events[first_event..].iter().filter_map(|e| serde_json::from_str(&e.body).ok()).collect() },
+                }
+            }
+        };
+        let result = match &outcome {
+            ActOutcome::Done { .. } => "ok".to_owned(),
+            ActOutcome::Refused { code, .. } => (*code).to_owned(),
+        };
+        // Refusals before the engine (scope, unknown incident) are audited too; nothing
+        // else about them is stored.
+        self.batch.audit.push(AuditRow {
+            at_ms: now.as_millis(),
+            username: who.username,
+            role: who.role.as_str(),
+            action: name.to_owned(),
+            incident: incident.map(|i| i.0 as i64),
+            detail,
+            outcome: result,
+        });
+        outcome
+    }
+
+    pub(super) fn operator_input(&self, who: &User, incident: IncidentId, act: OperatorAct) -> Result<Input, ActOutcome> {
+        let refused = |code: &'static str, detail: String| ActOutcome::Refused { code, detail };
+        let view = self.engine.incident(incident).ok_or_else(|| refused("unknown_incident", format!("no open incident {}", incident.0)))?;
+        if !matches!(who.role, Role::Operator | Role::Admin) {
+            return Err(refused("forbidden", format!("a {} does not act on incidents", who.role.as_str())));
+        }
+        if !self.in_scope(who, view.municipality) {
+            let m = &self.engine.config().municipalities[view.municipality].id;
+            return Err(refused("not_your_centre", format!("incident {} is in {m}, which your centre does not answer for", incident.0)));
+        }
+        let operator = crate::core::OperatorId::parse(&who.username).map_err(|e| refused("bad_user", e.to_string()))?;
+        Ok(match act {
+            OperatorAct::Answer {} => {
+                // The centre it is queued at (an admin answers for that centre); an
+                // operator answers for their own, and the engine refuses if it is elsewhere.
+                let centre = match (&who.centre, view.queued_at) {
+                    (Some(c), _) => c.clone(),
+                    (None, Some(c)) => c,
+                    (None, None) => return Err(refused("wrong_state", format!("incident {} is not queued at a centre", incident.0))),
+                };
+                Input::OperatorAnswer { centre, operator, incident }
+            }
+            OperatorAct::Resolve { note } => {
+                if let Some(n) = &note {
+                    note_fits(n).map_err(|(code, d)| refused(code, d))?;
+                }
+                Input::OperatorResolve { operator, incident, note }
+            }
+            OperatorAct::ForwardToHomeCare {} => Input::OperatorForward { operator, incident },
+            OperatorAct::Assign { staff_id } => Input::OperatorAssign { operator, incident, staff: staff_id },
+            OperatorAct::Escalate {} => Input::OperatorEscalate { operator, incident },
+            OperatorAct::Note { note } => {
+                if note.trim().is_empty() {
+                    return Err(refused("empty_note", "a note has some text".into()));
+                }
+                note_fits(&note).map_err(|(code, d)| refused(code, d))?;
+                Input::OperatorNote { operator, incident, note }
+            }
+        })
+    }
+}
