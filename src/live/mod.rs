@@ -140,12 +140,12 @@ pub async fn start(settings: Settings, config_dir: Option<&Path>) -> Result<Runn
     let changed = driver.apply_directory(store::within(bound, directory::read_directory(&store, i64::MIN)).await.context("reading the directory")?);
     let now = driver.now();
     driver.fire_due(now);
-    if let Some(p) = driver.poison() {
+    if let Some(p) = driver.failure() {
         // A directory row or a timer due at start made the engine panic: the row or the
         // incident is set aside (stored), and the next start goes on without it.
         let why = p.to_string();
         error!(panic = %why, "at start, the engine panicked (a fault in vakt): what it met is set aside, and vakt ends to start again from the store");
-        driver.refuse_poisoned(&ready_tx).await;
+        driver.set_aside_failure(&ready_tx).await;
         anyhow::bail!("{why}; it was set aside");
     }
     let open = driver.engine().open_incident_count();
@@ -274,8 +274,8 @@ async fn main_loop(p: LoopParts) -> Result<()> {
                 if n == 0 { lost = Some("the MQTT client task ended".into()); break; }
                 for (i, p) in inbound.iter().enumerate() {
                     driver.on_message(p);
-                    if let Some(poison) = driver.poison() {
-                        culprit = matches!(poison.culprit, driver::Culprit::Message { .. }).then_some(i);
+                    if let Some(failure) = driver.failure() {
+                        culprit = matches!(failure.culprit, driver::Culprit::Message { .. }).then_some(i);
                         break;
                     }
                 }
@@ -308,7 +308,7 @@ async fn main_loop(p: LoopParts) -> Result<()> {
                         }
                         driver::EngineRequest::Read(read) => read(&driver),
                     }
-                    if driver.poison().is_some() {
+                    if driver.failure().is_some() {
                         // Nothing more of a failed engine: the requests left are dropped,
                         // and their callers told the engine is unavailable.
                         break;
@@ -317,15 +317,15 @@ async fn main_loop(p: LoopParts) -> Result<()> {
                 }
             }
         }
-        if let Some(poison) = driver.poison() {
+        if let Some(failure) = driver.failure() {
             // The engine's state is not to be trusted: store nothing of this step but what
             // put it there (a message's refusal, acknowledging that message alone; or a
             // timer's incident, set aside), and end, so that the supervisor starts vakt
             // again from the store and the broker gives it the step's other messages
             // again. Left to crash, vakt would meet the same message or timer after every
             // restart, and no alarm after it would get through.
-            let why = poison.to_string();
-            match &poison.culprit {
+            let why = failure.to_string();
+            match &failure.culprit {
                 driver::Culprit::Message { .. } => {
                     error!(panic = %why, "a message made the engine panic (a fault in vakt): it is refused, and vakt ends to start again from the store")
                 }
@@ -339,7 +339,7 @@ async fn main_loop(p: LoopParts) -> Result<()> {
                     error!(panic = %why, "a web action made the engine panic (a fault in vakt): it is not applied (noted in the audit trail), and vakt ends to start again from the store")
                 }
             }
-            let out = driver.refuse_poisoned(&ready_tx).await;
+            let out = driver.set_aside_failure(&ready_tx).await;
             let acks = culprit.take().map(|i| vec![inbound.swap_remove(i)]).unwrap_or_default();
             mqtt.send(out, acks);
             inbound.clear();

@@ -789,8 +789,65 @@ async fn accounts_sessions_audit_and_batches_on_sqlite() {
     store_round_trip(&format!("sqlite://{}", temp_dir("store").join("vakt.sqlite").display())).await;
 }
 
+/// What earlier versions set aside was only a line of the audit trail (its detail
+/// JSON); migration 0007 copies those lines into `set_aside`, from which every start
+/// reads them. Its copy, run again on audit lines as those versions wrote them.
+#[tokio::test(flavor = "multi_thread")]
+async fn set_aside_audit_lines_of_earlier_versions_are_read_back_on_postgresql() {
+    let backend = crate::live::support::Backend::external(1883).await;
+    set_aside_lines_migrate(&backend.database_url(), "postgres").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn set_aside_audit_lines_of_earlier_versions_are_read_back_on_sqlite() {
+    set_aside_lines_migrate(&format!("sqlite://{}", temp_dir("store").join("vakt.sqlite").display()), "sqlite").await;
+}
+
+async fn set_aside_lines_migrate(url: &str, backend: &str) {
+    use vakt::live::store::{AuditRow, SetAsideRow, Store};
+    let store = Store::open(url).await.unwrap();
+    let line = |action: &str, detail: serde_json::Value| AuditRow {
+        at_ms: 5,
+        username: "(vakt)".into(),
+        role: "system",
+        action: action.into(),
+        incident: None,
+        detail: detail.to_string(),
+        outcome: "ok".into(),
+    };
+    store.audit(&line("directory_row_set_aside", json!({ "who": "resident r7", "input": "{\"UpsertResident\":7}", "why": "a fault" }))).await.unwrap();
+    store
+        .audit(&line("web_action_set_aside", json!({ "action": "note", "input": "{\"OperatorNote\":1}", "version": "0.0.9", "why": "another" })))
+        .await
+        .unwrap();
+    store.audit(&line("alarm_set_aside", json!({ "alarm_id": "a1", "resident_id": "r1", "topic": "t", "version": "0.0.9", "why": "a third" }))).await.unwrap();
+    store.audit(&line("refused_alarm", json!({ "topic": "t" }))).await.unwrap();
+    let migration = std::fs::read_to_string(format!("{}/migrations/{backend}/0007_set_aside.sql", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let copy = migration.split("-- Until now").nth(1).expect("the migration's copy of the audit lines");
+    let copy = &copy[copy.find('\n').unwrap()..];
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url.replace("sqlite://", "sqlite:")).await.unwrap();
+    sqlx::raw_sql(copy).execute(&mut conn).await.unwrap();
+    let row = |kind, input: Option<&str>, alarm: Option<(&str, &str)>, version: &str, why: &str| SetAsideRow {
+        at_ms: 5,
+        kind,
+        input: input.map(str::to_owned),
+        alarm_id: alarm.map(|a| a.0.to_owned()),
+        resident_id: alarm.map(|a| a.1.to_owned()),
+        version: version.into(),
+        why: why.into(),
+    };
+    assert_eq!(
+        store.set_aside_rows().await.unwrap(),
+        [
+            row("directory_row", Some("{\"UpsertResident\":7}"), None, "", "a fault"),
+            row("web_action", Some("{\"OperatorNote\":1}"), None, "0.0.9", "another"),
+            row("alarm", None, Some(("a1", "r1")), "0.0.9", "a third"),
+        ]
+    );
+}
+
 async fn store_round_trip(url: &str) {
-    use vakt::live::store::{AuditRow, Batch, EventRow, LogRow, OutboxRow, Store};
+    use vakt::live::store::{AuditRow, Batch, EventRow, LogRow, OutboxRow, SetAsideRow, Store};
     let store = Store::open(url).await.unwrap();
     let user = User { username: "ops".into(), role: Role::Operator, staff_id: None, centre: Some(vakt::core::CentreId::parse("c1").unwrap()) };
     store.put_user(&user, "hash", 1, false).await.unwrap();
@@ -824,11 +881,22 @@ async fn store_round_trip(url: &str) {
             outcome: "ok".into(),
         }],
         events_acked_through: Some(1),
+        // What a failure sets aside goes with its batch.
+        set_aside: vec![SetAsideRow {
+            at_ms: 100,
+            kind: "web_action",
+            input: Some("{\"OperatorNote\":{}}".into()),
+            alarm_id: None,
+            resident_id: None,
+            version: "0.1.0".into(),
+            why: "a fault".into(),
+        }],
     };
     assert_eq!(store.events_acked_through().await.unwrap(), 0);
     assert!(!store.batch_stored(&batch).await.unwrap());
     store.append(&batch).await.unwrap();
     assert_eq!(store.events_acked_through().await.unwrap(), 1);
+    assert_eq!(store.set_aside_rows().await.unwrap(), batch.set_aside);
     // Whether a batch whose write seemed to fail is stored after all: by its first keyed
     // row, whichever table that is in.
     assert!(store.batch_stored(&batch).await.unwrap());

@@ -4,7 +4,7 @@
 
 use tracing::warn;
 
-use super::{Culprit, Driver, Poisoned, WEB_ACTION_ASIDE_CODE, refusal, staff_audit};
+use super::{ACTION_SET_ASIDE, Culprit, Driver, Failure, refusal, staff_audit};
 use crate::core::{IncidentId, Input, StaffId};
 use crate::live::accounts::{Role, User};
 use crate::live::panic_text;
@@ -148,10 +148,10 @@ impl Driver {
             Err(refused) => refused,
             Ok(input) => 'applied: {
                 let record = serde_json::to_string(&input).expect("inputs serialize");
-                if self.web_aside.contains(&record) {
+                if self.set_aside.web_actions.contains(&record) {
                     warn!(action = name, username = %who.username, "a web action that made the engine fail before is refused, not applied again");
                     break 'applied ActOutcome::Refused {
-                        code: WEB_ACTION_ASIDE_CODE,
+                        code: ACTION_SET_ASIDE,
                         detail: "this same action made the engine fail before (a fault in vakt), so it is not applied again; do what it was for another way, and report it".into(),
                     };
                 }
@@ -165,7 +165,7 @@ impl Driver {
                 let actions = self.capture.take().unwrap_or_default();
                 if let Err(panic) = applied {
                     let culprit = Culprit::WebAction { username: who.username, role: who.role.as_str(), action: name.to_owned(), incident, record };
-                    self.poisoned(Poisoned { why: panic_text(&*panic), culprit });
+                    self.fail(Failure { why: panic_text(&*panic), culprit });
                     return ActOutcome::Refused {
                         code: "engine_unavailable",
                         detail: "this action made the engine fail (a fault in vakt) and was not applied; vakt starts again".into(),

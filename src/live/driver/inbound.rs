@@ -3,7 +3,7 @@
 
 use tracing::warn;
 
-use super::{Culprit, Driver, Mode, Poisoned, refusal, staff_audit};
+use super::{Culprit, Driver, Failure, Mode, refusal, staff_audit};
 use crate::core::{Action, IncidentId, Input, RejectReason, StaffId, Timestamp};
 use crate::live::accounts::Role;
 use crate::live::directory::DirectoryChanges;
@@ -34,7 +34,7 @@ impl Driver {
     /// Applies directory entries (imports, seeds) that differ from the engine's view.
     /// Returns how many changed. A row that made the engine panic before is left out
     /// until it changes; one that makes it panic now poisons the driver (see
-    /// [`Driver::refuse_poisoned`]).
+    /// [`Driver::set_aside_failure`]).
     pub fn apply_directory(&mut self, changes: DirectoryChanges) -> usize {
         let residents = changes
             .residents
@@ -53,13 +53,13 @@ impl Driver {
                 break;
             }
             let record = serde_json::to_string(&input).expect("inputs serialize");
-            if self.directory_aside.contains(&record) {
-                if self.directory_aside_met.insert(who.clone()) {
+            if self.set_aside.directory_rows.contains(&record) {
+                if self.set_aside.directory_rows_met.insert(who.clone()) {
                     warn!(%who, "a directory row that made the engine panic is left out until it changes (import it again, corrected)");
                 }
                 continue;
             }
-            self.directory_aside_met.remove(&who);
+            self.set_aside.directory_rows_met.remove(&who);
             let fault = self.faults.directory.contains(&id);
             let now = self.now();
             let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -67,12 +67,12 @@ impl Driver {
                 self.apply_recorded(now, input, record.clone(), None)
             }));
             if let Err(panic) = ran {
-                self.poisoned(Poisoned { why: panic_text(&*panic), culprit: Culprit::Directory { who, record } });
+                self.fail(Failure { why: panic_text(&*panic), culprit: Culprit::Directory { who, record } });
                 break;
             }
             changed += 1;
         }
-        self.metrics.directory_rows_set_aside.set(self.directory_aside_met.len() as i64);
+        self.metrics.directory_rows_set_aside.set(self.set_aside.directory_rows_met.len() as i64);
         changed
     }
 
@@ -109,7 +109,7 @@ impl Driver {
         let mut alarm_ids = None;
         if let Input::Alarm(a) = &input {
             let ids = RefusedIds { alarm: Some(a.id.clone()), resident: Some(a.resident.clone()), municipality: None };
-            if !self.alarm_aside.is_empty() && self.alarm_aside.contains(&(a.id.to_string(), a.resident.to_string())) {
+            if !self.set_aside.alarms.is_empty() && self.set_aside.alarms.contains(&(a.id.to_string(), a.resident.to_string())) {
                 warn!(topic, alarm_id = %a.id, resident_id = %a.resident, "an alarm that made the engine fail before is refused, not taken again");
                 let detail =
                     "this alarm made the engine fail before (a fault in vakt), so it is refused rather than taken again; handle it by hand, and report it";
@@ -146,7 +146,7 @@ impl Driver {
         }
         if let Err(panic) = applied {
             let ids = alarm_ids.unwrap_or_else(|| self.refused_ids(topic, payload));
-            self.poisoned(Poisoned { why: panic_text(&*panic), culprit: Culprit::Message { topic: topic.to_owned(), ids } });
+            self.fail(Failure { why: panic_text(&*panic), culprit: Culprit::Message { topic: topic.to_owned(), ids } });
         }
     }
 

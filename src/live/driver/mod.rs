@@ -34,10 +34,10 @@ mod tests;
 pub use act::{ActOutcome, Claim, EngineRequest, NOTE_UNREADABLE, OperatorAct, WebAct, WebAction};
 pub use inbound::{REFUSED_ACTION, REFUSED_BY, REFUSED_KEPT, RefusedAlarm};
 pub use set_aside::{
-    ALARM_ASIDE_ACTION, Culprit, DIRECTORY_ASIDE_ACTION, Poisoned, SET_ASIDE_ACTION, WEB_ACTION_ASIDE_ACTION, WEB_ACTION_ASIDE_CODE, WEB_ACTION_FAILED,
+    ACTION_SET_ASIDE, ALARM_SET_ASIDE, Culprit, DIRECTORY_ROW_SET_ASIDE, Failure, INCIDENT_SET_ASIDE, WEB_ACTION_FAILED, WEB_ACTION_SET_ASIDE,
 };
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,7 +54,7 @@ use crate::core::{Action, Actor, Engine, IncidentId, Input, Position, RejectReas
 use crate::live::clock::wall_clock;
 use crate::live::panic_text;
 use commit::{Feed, WriteWatch};
-use set_aside::Faults;
+use set_aside::{Faults, SetAside};
 
 /// The log record for "the timers due at this time ran".
 const TICK: &str = "\"tick\"";
@@ -122,27 +122,12 @@ pub struct Driver {
     gateways: Gateways,
     /// A step made the engine panic, and what did: its state is not to be trusted,
     /// stored or checkpointed any more (`failed`, for good), and the culprit is put aside
-    /// (see [`Driver::refuse_poisoned`]).
-    poison: Option<Poisoned>,
+    /// (see [`Driver::set_aside_failure`]).
+    failure: Option<Failure>,
     failed: bool,
-    /// Open incidents the engine no longer handles by itself (`vakt_incidents_set_aside`).
-    set_aside: BTreeSet<IncidentId>,
-    /// Directory rows (their inputs as logged) that made the engine panic, from the audit
-    /// trail: not applied again until they change. `directory_aside_met`: whose current
-    /// row is one of them (`vakt_directory_rows_set_aside`).
-    directory_aside: BTreeSet<String>,
-    directory_aside_met: BTreeSet<String>,
-    /// Web actions (their inputs as logged) that made this version of the engine panic,
-    /// from the audit trail: refused rather than applied again. Without it, a person who
-    /// repeats the action (the page said it failed) would stop vakt again each time, and
-    /// every alarm would wait for each restart.
-    web_aside: BTreeSet<String>,
-    /// Alarms (alarm id, resident id) that made this version of the engine panic, from
-    /// the audit trail: refused at once if met again. A retained message (a home's base
-    /// unit's `offline`, met at every start) or a gateway that sends an alarm again
-    /// would otherwise stop vakt again each time, and every other alarm would wait for
-    /// each restart.
-    alarm_aside: BTreeSet<(String, String)>,
+    /// What vakt has set aside after a failure: incidents, directory rows, web actions
+    /// and alarms it no longer applies by itself (see `set_aside`).
+    set_aside: SetAside,
     faults: Faults,
 }
 
@@ -197,13 +182,9 @@ impl Driver {
             outbox_feed: Feed::default(),
             refused_alarms: VecDeque::new(),
             gateways: Gateways::default(),
-            poison: None,
+            failure: None,
             failed: false,
-            set_aside: BTreeSet::new(),
-            directory_aside: BTreeSet::new(),
-            directory_aside_met: BTreeSet::new(),
-            web_aside: BTreeSet::new(),
-            alarm_aside: BTreeSet::new(),
+            set_aside: SetAside::default(),
             faults: Faults::from_env(),
         }
     }
@@ -230,7 +211,7 @@ impl Driver {
 
     /// Runs the timers due at `now` (logged as a tick, so a replay runs them at the same
     /// time), one incident at a time: should one make the engine panic, the driver is
-    /// poisoned with that incident as the culprit (see [`Driver::refuse_poisoned`]).
+    /// poisoned with that incident as the culprit (see [`Driver::set_aside_failure`]).
     ///
     /// Then the base units' alarms whose grace has passed (see `live::gateways`).
     pub fn fire_due(&mut self, now: Timestamp) {
@@ -252,7 +233,7 @@ impl Driver {
                 self.engine.handle_next_timeout(now)
             }));
             if let Err(panic) = ran {
-                self.poisoned(Poisoned { why: panic_text(&*panic), culprit: Culprit::Timer { incident } });
+                self.fail(Failure { why: panic_text(&*panic), culprit: Culprit::Timer { incident } });
                 return;
             }
         }
@@ -346,10 +327,10 @@ impl Driver {
             match &action {
                 Action::Closed { incident, .. } => {
                     self.contexts.remove(incident);
-                    self.set_aside.remove(incident);
+                    self.set_aside.incidents.remove(incident);
                 }
                 Action::SetAside { incident, .. } => {
-                    self.set_aside.insert(*incident);
+                    self.set_aside.incidents.insert(*incident);
                 }
                 _ => {}
             }
@@ -434,6 +415,6 @@ impl Driver {
     fn refresh_gauges(&self) {
         self.metrics.open_incidents.set(self.engine.open_incident_count() as i64);
         self.metrics.staff_on_duty.set(self.engine.on_duty_count() as i64);
-        self.metrics.incidents_set_aside.set(self.set_aside.len() as i64);
+        self.metrics.incidents_set_aside.set(self.set_aside.incidents.len() as i64);
     }
 }

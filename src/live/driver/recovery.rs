@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use tracing::{info, warn};
 
 use super::commit::Feed;
-use super::{ALARM_ASIDE_ACTION, Cause, DIRECTORY_ASIDE_ACTION, Driver, Mode, REFUSED_ACTION, REFUSED_KEPT, TICK, WEB_ACTION_ASIDE_ACTION};
+use super::{Cause, Driver, Mode, REFUSED_ACTION, REFUSED_KEPT, TICK};
 use crate::core::{Engine, IncidentId, Input, Timestamp};
 use crate::live::mqtt::{OutMsg, Stored};
 use crate::live::outbound::{self, IncidentContext};
@@ -93,24 +93,12 @@ impl Driver {
             }
         }
         self.metrics.replayed_records.inc_by(n);
-        self.set_aside = self.engine.open_incidents().filter(|v| v.set_aside).map(|v| v.id).collect();
+        self.set_aside.incidents = self.engine.open_incidents().filter(|v| v.set_aside).map(|v| v.id).collect();
         self.refresh_gauges();
-        // Directory rows that made the engine panic, and web actions that made this
-        // version of it panic (a new version tries them again: the fault may be mended),
-        // from the audit trail: the inputs each line sets aside.
-        let set_aside = async |action| -> Result<Vec<serde_json::Value>> {
-            let lines = within(bound, self.store.latest_audit(action, 10_000)).await?;
-            Ok(lines.iter().filter_map(|detail| serde_json::from_str::<serde_json::Value>(detail).ok()).collect())
-        };
-        let directory = set_aside(DIRECTORY_ASIDE_ACTION).await?;
-        let web = set_aside(WEB_ACTION_ASIDE_ACTION).await?;
-        let alarms = set_aside(ALARM_ASIDE_ACTION).await?;
-        let input = |d: &serde_json::Value| d["input"].as_str().map(str::to_owned);
-        let this_version = |d: &&serde_json::Value| d["version"] == env!("CARGO_PKG_VERSION");
-        self.directory_aside.extend(directory.iter().filter_map(input));
-        self.web_aside.extend(web.iter().filter(this_version).filter_map(input));
-        let alarm = |d: &serde_json::Value| Some((d["alarm_id"].as_str()?.to_owned(), d["resident_id"].as_str()?.to_owned()));
-        self.alarm_aside.extend(alarms.iter().filter(this_version).filter_map(alarm));
+        // What earlier failures set aside (a new version tries a web action or an alarm
+        // again: the fault may be mended).
+        let rows = within(bound, self.store.set_aside_rows()).await?;
+        self.set_aside.read_back(rows);
         // The latest refused alarms, from the audit trail, oldest first.
         let refused = within(bound, self.store.latest_audit(REFUSED_ACTION, REFUSED_KEPT as i64)).await?;
         for detail in refused.into_iter().rev() {

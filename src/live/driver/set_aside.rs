@@ -4,11 +4,58 @@
 //! (refused if repeated), the alarm (refused if met again). Then vakt exits, and its
 //! supervisor starts it again from the store.
 
+use std::collections::BTreeSet;
+
 use super::{Cause, Driver};
-use crate::core::{Action, IncidentId, Input};
+use crate::core::{Action, IncidentId, Input, Timestamp};
 use crate::live::mqtt::OutMsg;
 use crate::live::outbound::RefusedIds;
-use crate::live::store::{AuditRow, Batch};
+use crate::live::store::{AuditRow, Batch, SetAsideRow};
+
+/// What vakt has set aside, each because it made the engine fail (a fault in vakt):
+/// read back from the store at every start, so that a restart does not fail on it again.
+#[derive(Debug, Default)]
+pub(super) struct SetAside {
+    /// Open incidents the engine no longer handles by itself (`vakt_incidents_set_aside`):
+    /// people do. Their state is the engine's (`Input::SetAside`, in the input log).
+    pub(super) incidents: BTreeSet<IncidentId>,
+    /// Directory rows (their inputs as logged): not applied again until they change.
+    pub(super) directory_rows: BTreeSet<String>,
+    /// Whose current row is one of them (`vakt_directory_rows_set_aside`).
+    pub(super) directory_rows_met: BTreeSet<String>,
+    /// Web actions (their inputs as logged) that made this version of the engine fail:
+    /// refused rather than applied again. Without it, a person who repeats the action
+    /// (the page said it failed) would stop vakt again each time, and every alarm would
+    /// wait for each restart.
+    pub(super) web_actions: BTreeSet<String>,
+    /// Alarms (alarm id, resident id) that made this version of the engine fail: refused
+    /// at once if met again. A retained message (a home's base unit's `offline`, met at
+    /// every start) or a gateway that sends an alarm again would otherwise stop vakt
+    /// again each time.
+    pub(super) alarms: BTreeSet<(String, String)>,
+}
+
+impl SetAside {
+    /// What earlier failures set aside, as stored: every directory row; the web actions
+    /// and alarms that made this version fail (another version may have mended it).
+    pub(super) fn read_back(&mut self, rows: Vec<SetAsideRow>) {
+        let this_version = env!("CARGO_PKG_VERSION");
+        for r in rows {
+            match (r.kind, r.input, r.alarm_id, r.resident_id) {
+                ("directory_row", Some(input), ..) => {
+                    self.directory_rows.insert(input);
+                }
+                ("web_action", Some(input), ..) if r.version == this_version => {
+                    self.web_actions.insert(input);
+                }
+                ("alarm", _, Some(alarm), Some(resident)) if r.version == this_version => {
+                    self.alarms.insert((alarm, resident));
+                }
+                _ => {}
+            }
+        }
+    }
+}
 
 /// Fault injection for the tests: what makes the engine panic, each a comma-separated
 /// list in an environment variable. Read at start; unset in any real use.
@@ -41,35 +88,35 @@ impl Faults {
 }
 
 /// The audit trail's action for an incident the engine set aside.
-pub const SET_ASIDE_ACTION: &str = "set_aside";
+pub const INCIDENT_SET_ASIDE: &str = "set_aside";
 
 /// The audit trail's outcome of a web action that made the engine fail.
 pub const WEB_ACTION_FAILED: &str = "engine_failed";
 
 /// The audit trail's action for a directory row the engine set aside.
-pub const DIRECTORY_ASIDE_ACTION: &str = "directory_row_set_aside";
+pub const DIRECTORY_ROW_SET_ASIDE: &str = "directory_row_set_aside";
 
 /// The audit trail's action (by vakt) for a web action that made the engine fail: the
 /// same action (the same input) is refused, not applied, by this version of vakt.
-pub const WEB_ACTION_ASIDE_ACTION: &str = "web_action_set_aside";
+pub const WEB_ACTION_SET_ASIDE: &str = "web_action_set_aside";
 
 /// The refusal of a web action set aside.
-pub const WEB_ACTION_ASIDE_CODE: &str = "action_set_aside";
+pub const ACTION_SET_ASIDE: &str = "action_set_aside";
 
 /// The audit trail's action (by vakt) for an alarm that made the engine fail: this
 /// version of vakt refuses the same alarm (alarm id and resident) if it meets it again.
-pub const ALARM_ASIDE_ACTION: &str = "alarm_set_aside";
+pub const ALARM_SET_ASIDE: &str = "alarm_set_aside";
 
 /// A step that made the engine panic (a fault in vakt, not in a message's form: the
 /// wire's parsers refuse those): what the panic said, and what to put aside so that the
 /// restarted engine does not meet it again.
 #[derive(Debug)]
-pub struct Poisoned {
+pub struct Failure {
     pub why: String,
     pub culprit: Culprit,
 }
 
-impl std::fmt::Display for Poisoned {
+impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.culprit {
             Culprit::Message { topic, .. } => write!(f, "a message on {topic} made the engine panic ({})", self.why),
@@ -105,15 +152,15 @@ fn fault_injected(name: &str) -> Vec<String> {
 }
 
 impl Driver {
-    pub(super) fn poisoned(&mut self, p: Poisoned) {
+    pub(super) fn fail(&mut self, p: Failure) {
         self.failed = true;
-        self.poison = Some(p);
+        self.failure = Some(p);
     }
 
     /// The step that made the engine panic, if one did: the engine must not go on (the
-    /// caller stores what [`Driver::refuse_poisoned`] makes of it, and ends).
-    pub fn poison(&self) -> Option<&Poisoned> {
-        self.poison.as_ref()
+    /// caller stores what [`Driver::set_aside_failure`] makes of it, and ends).
+    pub fn failure(&self) -> Option<&Failure> {
+        self.failure.as_ref()
     }
 
     /// After a step made the engine panic: nothing of the step is kept (the broker still
@@ -127,8 +174,8 @@ impl Driver {
     ///
     /// Returns what to publish. The engine is not to be used afterwards: the caller ends,
     /// and a restart recovers from the store, which the panic never reached.
-    pub async fn refuse_poisoned(&mut self, ready: &tokio::sync::watch::Sender<bool>) -> Vec<OutMsg> {
-        let Some(p) = self.poison.take() else { return Vec::new() };
+    pub async fn set_aside_failure(&mut self, ready: &tokio::sync::watch::Sender<bool>) -> Vec<OutMsg> {
+        let Some(p) = self.failure.take() else { return Vec::new() };
         self.batch = Batch::default();
         self.out.clear();
         self.seq = self.seq_stored;
@@ -139,7 +186,8 @@ impl Driver {
                 self.reject(now, &topic, "unreadable", &detail, &ids);
                 if let (Some(a), Some(r)) = (&ids.alarm, &ids.resident) {
                     let aside = serde_json::json!({ "alarm_id": a.as_str(), "resident_id": r.as_str(), "topic": topic, "version": env!("CARGO_PKG_VERSION"), "why": p.why }).to_string();
-                    self.audit_by_vakt(now, ALARM_ASIDE_ACTION, None, aside, "ok");
+                    self.audit_by_vakt(now, ALARM_SET_ASIDE, None, aside, "ok");
+                    self.batch.set_aside.push(set_aside_row(now, "alarm", None, Some((a.to_string(), r.to_string())), &p.why));
                 }
             }
             Culprit::Timer { incident } => {
@@ -150,11 +198,12 @@ impl Driver {
                 let input = Input::SetAside { incident, reason: reason.clone() };
                 self.log_record(now, serde_json::to_string(&input).expect("inputs serialize"));
                 self.emit(&Action::SetAside { at: now, incident, reason: reason.clone() }, &Cause { topic: None, alarm: None, reply: None });
-                self.audit_by_vakt(now, SET_ASIDE_ACTION, Some(incident), reason, "ok");
+                self.audit_by_vakt(now, INCIDENT_SET_ASIDE, Some(incident), reason, "ok");
             }
             Culprit::Directory { who, record } => {
                 let detail = serde_json::json!({ "who": who, "input": record, "why": p.why }).to_string();
-                self.audit_by_vakt(now, DIRECTORY_ASIDE_ACTION, None, detail, "ok");
+                self.audit_by_vakt(now, DIRECTORY_ROW_SET_ASIDE, None, detail, "ok");
+                self.batch.set_aside.push(set_aside_row(now, "directory_row", Some(record), None, &p.why));
             }
             Culprit::WebAction { username, role, action, incident, record } => {
                 let detail = format!("it made the engine fail (a fault in vakt: {}) and was not applied; vakt started again", p.why);
@@ -169,9 +218,16 @@ impl Driver {
                     outcome: WEB_ACTION_FAILED.to_owned(),
                 });
                 // Not on the incident's own history, which the user's line above tells.
-                self.audit_by_vakt(now, WEB_ACTION_ASIDE_ACTION, None, aside, "ok");
+                self.audit_by_vakt(now, WEB_ACTION_SET_ASIDE, None, aside, "ok");
+                self.batch.set_aside.push(set_aside_row(now, "web_action", Some(record), None, &p.why));
             }
         }
         self.commit(ready, false).await
     }
+}
+
+/// A row of `set_aside`, by this version of vakt.
+fn set_aside_row(now: Timestamp, kind: &'static str, input: Option<String>, alarm: Option<(String, String)>, why: &str) -> SetAsideRow {
+    let (alarm_id, resident_id) = alarm.unzip();
+    SetAsideRow { at_ms: now.as_millis(), kind, input, alarm_id, resident_id, version: env!("CARGO_PKG_VERSION").to_owned(), why: why.to_owned() }
 }

@@ -96,8 +96,8 @@ async fn a_failed_step_is_thrown_away_and_leaves_no_gap() {
     d.apply(Mode::Live, T0, demo_alarm("a3", "r3"), None);
     assert!(!d.batch.events.is_empty(), "the alarm made events");
     d.fire_due(T0 + Duration::from_secs(3_600));
-    assert!(matches!(d.poison().map(|p| &p.culprit), Some(Culprit::Timer { incident: IncidentId(2) })));
-    d.refuse_poisoned(&ready).await;
+    assert!(matches!(d.failure().map(|p| &p.culprit), Some(Culprit::Timer { incident: IncidentId(2) })));
+    d.set_aside_failure(&ready).await;
 
     let now = store.sequences().await.unwrap();
     assert_eq!((now.events, now.log), (stored.events + 1, stored.log + 1), "the set-aside alone, right after what was stored");
@@ -136,13 +136,13 @@ async fn a_web_action_that_makes_the_engine_fail_is_audited_and_not_applied() {
     d.faults.web = vec!["note".into()];
     let outcome = d.act(note());
     assert!(matches!(outcome, ActOutcome::Refused { code: "engine_unavailable", .. }));
-    assert!(matches!(d.poison().map(|p| &p.culprit), Some(Culprit::WebAction { incident: Some(IncidentId(1)), .. })));
-    d.refuse_poisoned(&ready).await;
+    assert!(matches!(d.failure().map(|p| &p.culprit), Some(Culprit::WebAction { incident: Some(IncidentId(1)), .. })));
+    d.set_aside_failure(&ready).await;
     let audit = store.incident_audit(1).await.unwrap();
     let failed = audit.iter().find(|a| a.username == "admin1").expect("the user's audit line");
     assert_eq!((failed.action.as_str(), failed.outcome.as_str()), ("note", WEB_ACTION_FAILED));
     assert!(failed.detail.contains("fault injected"), "{}", failed.detail);
-    let aside = store.latest_audit(WEB_ACTION_ASIDE_ACTION, 10).await.unwrap();
+    let aside = store.latest_audit(WEB_ACTION_SET_ASIDE, 10).await.unwrap();
     assert!(
         aside.len() == 1 && aside[0].contains("rang her") && aside[0].contains(env!("CARGO_PKG_VERSION")),
         "vakt's line setting the action aside: {aside:?}"
@@ -152,13 +152,13 @@ async fn a_web_action_that_makes_the_engine_fail_is_audited_and_not_applied() {
 
     let mut again = driver_on(&store);
     again.recover().await.unwrap();
-    assert!(matches!(again.act(note()), ActOutcome::Refused { code: WEB_ACTION_ASIDE_CODE, .. }), "the same action is refused, not applied again");
+    assert!(matches!(again.act(note()), ActOutcome::Refused { code: ACTION_SET_ASIDE, .. }), "the same action is refused, not applied again");
     let other = WebAct { who: admin(), what: WebAction::Operator { incident: IncidentId(1), act: OperatorAct::Note { note: "rang igjen".into() } } };
     assert!(matches!(again.act(other), ActOutcome::Done { .. }), "another action is taken");
     again.commit(&ready, true).await;
     assert!(kinds(store.incident_events(1).await.unwrap()).contains(&"note_added".to_owned()));
     let audit = store.incident_audit(1).await.unwrap();
-    let refused = audit.iter().filter(|a| a.outcome == WEB_ACTION_ASIDE_CODE).count();
+    let refused = audit.iter().filter(|a| a.outcome == ACTION_SET_ASIDE).count();
     assert_eq!(refused, 1, "the refusal is audited: {audit:?}");
     store.close().await;
     let _ = std::fs::remove_dir_all(&dir);
@@ -184,15 +184,15 @@ async fn an_alarm_that_made_the_engine_fail_is_refused_at_once_if_met_again() {
 
     d.faults.alarm = vec!["a1".into()];
     d.on_message(&publish("a1", "r1"));
-    assert!(matches!(d.poison().map(|p| &p.culprit), Some(Culprit::Message { ids: RefusedIds { alarm: Some(_), resident: Some(_), .. }, .. })));
-    let out = d.refuse_poisoned(&ready).await;
+    assert!(matches!(d.failure().map(|p| &p.culprit), Some(Culprit::Message { ids: RefusedIds { alarm: Some(_), resident: Some(_), .. }, .. })));
+    let out = d.set_aside_failure(&ready).await;
     let refused = rejects(&out);
     assert_eq!(refused.len(), 1, "{refused:?}");
     assert_eq!(
         (refused[0]["reason"].as_str(), refused[0]["alarm_id"].as_str(), refused[0]["resident_id"].as_str()),
         (Some("unreadable"), Some("a1"), Some("r1"))
     );
-    let aside = store.latest_audit(ALARM_ASIDE_ACTION, 10).await.unwrap();
+    let aside = store.latest_audit(ALARM_SET_ASIDE, 10).await.unwrap();
     assert!(aside.len() == 1 && aside[0].contains("\"a1\"") && aside[0].contains(env!("CARGO_PKG_VERSION")), "vakt's line setting the alarm aside: {aside:?}");
 
     // The fault is not injected any more: only the set-aside keeps the alarm out.
@@ -201,7 +201,7 @@ async fn an_alarm_that_made_the_engine_fail_is_refused_at_once_if_met_again() {
     again.on_message(&publish("a1", "r1"));
     again.on_message(&publish("a2", "r2"));
     again.on_message(&publish("a1", "r3"));
-    assert!(again.poison().is_none());
+    assert!(again.failure().is_none());
     let out = again.commit(&ready, true).await;
     let refused = rejects(&out);
     assert_eq!(refused.len(), 1, "{refused:?}");

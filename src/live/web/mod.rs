@@ -212,7 +212,7 @@ impl ApiError {
             "unknown_incident" => StatusCode::NOT_FOUND,
             "engine_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
             "not_offered" | "not_assigned" | "not_your_centre" | "not_at_this_centre" | "not_in_scope" | "forbidden" => StatusCode::FORBIDDEN,
-            "already_taken" | "wrong_state" | "off_duty" | "nothing_to_cancel" | crate::live::driver::WEB_ACTION_ASIDE_CODE => StatusCode::CONFLICT,
+            "already_taken" | "wrong_state" | "off_duty" | "nothing_to_cancel" | crate::live::driver::ACTION_SET_ASIDE => StatusCode::CONFLICT,
             _ => StatusCode::UNPROCESSABLE_ENTITY,
         };
         ApiError::new(status, code, detail)
