@@ -218,54 +218,6 @@ fn is_credential(key: &str) -> bool {
     ["pass", "pwd", "secret", "token", "key", "auth", "credential"].iter().any(|word| key.contains(word))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::sql::placeholders;
-    use super::*;
-
-    #[test]
-    fn passwords_stay_out_of_logs() {
-        assert_eq!(redact("postgres://vakt:secret@db:5432/vakt"), "postgres://vakt:***@db:5432/vakt");
-        assert_eq!(redact("sqlite://vakt.sqlite"), "sqlite://vakt.sqlite");
-        assert_eq!(redact("sqlite://vakt.sqlite?mode=rwc"), "sqlite://vakt.sqlite?mode=rwc");
-        assert_eq!(redact("postgres://db/vakt?user=vakt&password=secret&sslmode=require"), "postgres://db/vakt?user=vakt&password=***&sslmode=require");
-        assert_eq!(redact("postgres://vakt:s3@cr/t@db/vakt?sslpassword=x&PASSWORD=y#f"), "postgres://vakt:***@db/vakt?sslpassword=***&PASSWORD=***#f");
-        assert_eq!(redact("postgres://vakt@db/vakt?application_name=a@b"), "postgres://vakt@db/vakt?application_name=a@b");
-        assert_eq!(redact("mqtts://vakt:secret@broker:8883?client_id=x"), "mqtts://vakt:***@broker:8883?client_id=x");
-        assert_eq!(redact("postgres:///vakt?host=/run/postgresql&password=secret"), "postgres:///vakt?host=/run/postgresql&password=***");
-        for url in ["postgres://u:Sekrit@h/d?password=Sekrit", "postgres://u:Sek@rit@h/d", "postgres://h/d?auth_token=Sekrit&api_key=Sekrit"] {
-            assert!(!redact(url).contains("Sekrit") && !redact(url).contains("rit@"), "{url} → {}", redact(url));
-        }
-        assert_eq!(placeholders(Backend::Postgres, 3, 2), "$3, $4");
-        assert_eq!(placeholders(Backend::Sqlite, 3, 2), "?, ?");
-    }
-
-    /// A PostgreSQL SQLSTATE is five characters and may be all digits ("55000"): it is
-    /// not read as an SQLite result code.
-    #[test]
-    fn an_unreachable_store_is_told_from_a_fault() {
-        for (sqlite, code, unavailable) in [
-            (false, "55000", true),
-            (false, "08006", true),
-            (false, "57P01", true),
-            (false, "53300", true),
-            (false, "23505", false),
-            (false, "42P01", false),
-            (true, "5", true),
-            (true, "517", true),
-            (true, "13", true),
-            (true, "19", false),
-            (true, "2067", false),
-        ] {
-            assert_eq!(unavailable_code(sqlite, code), unavailable, "{code} (SQLite: {sqlite})");
-        }
-        assert!(is_unavailable(&anyhow::Error::from(sqlx::Error::PoolTimedOut).context("reading a session")));
-        assert!(is_unavailable(&anyhow::Error::new(StoreTimedOut(Duration::from_secs(10))).context("reading a session")));
-        assert!(!is_unavailable(&anyhow::Error::from(sqlx::Error::RowNotFound)));
-        assert!(!is_unavailable(&anyhow::anyhow!("not a database error")));
-    }
-}
-
 impl Store {
     /// Connects (creating an SQLite file if missing) and applies the migrations.
     pub async fn open(url: &str) -> Result<Store> {
@@ -341,5 +293,53 @@ impl Store {
     pub async fn close(&self) {
         self.drop_writer().await;
         self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sql::placeholders;
+    use super::*;
+
+    #[test]
+    fn passwords_stay_out_of_logs() {
+        assert_eq!(redact("postgres://vakt:secret@db:5432/vakt"), "postgres://vakt:***@db:5432/vakt");
+        assert_eq!(redact("sqlite://vakt.sqlite"), "sqlite://vakt.sqlite");
+        assert_eq!(redact("sqlite://vakt.sqlite?mode=rwc"), "sqlite://vakt.sqlite?mode=rwc");
+        assert_eq!(redact("postgres://db/vakt?user=vakt&password=secret&sslmode=require"), "postgres://db/vakt?user=vakt&password=***&sslmode=require");
+        assert_eq!(redact("postgres://vakt:s3@cr/t@db/vakt?sslpassword=x&PASSWORD=y#f"), "postgres://vakt:***@db/vakt?sslpassword=***&PASSWORD=***#f");
+        assert_eq!(redact("postgres://vakt@db/vakt?application_name=a@b"), "postgres://vakt@db/vakt?application_name=a@b");
+        assert_eq!(redact("mqtts://vakt:secret@broker:8883?client_id=x"), "mqtts://vakt:***@broker:8883?client_id=x");
+        assert_eq!(redact("postgres:///vakt?host=/run/postgresql&password=secret"), "postgres:///vakt?host=/run/postgresql&password=***");
+        for url in ["postgres://u:Sekrit@h/d?password=Sekrit", "postgres://u:Sek@rit@h/d", "postgres://h/d?auth_token=Sekrit&api_key=Sekrit"] {
+            assert!(!redact(url).contains("Sekrit") && !redact(url).contains("rit@"), "{url} → {}", redact(url));
+        }
+        assert_eq!(placeholders(Backend::Postgres, 3, 2), "$3, $4");
+        assert_eq!(placeholders(Backend::Sqlite, 3, 2), "?, ?");
+    }
+
+    /// A PostgreSQL SQLSTATE is five characters and may be all digits ("55000"): it is
+    /// not read as an SQLite result code.
+    #[test]
+    fn an_unreachable_store_is_told_from_a_fault() {
+        for (sqlite, code, unavailable) in [
+            (false, "55000", true),
+            (false, "08006", true),
+            (false, "57P01", true),
+            (false, "53300", true),
+            (false, "23505", false),
+            (false, "42P01", false),
+            (true, "5", true),
+            (true, "517", true),
+            (true, "13", true),
+            (true, "19", false),
+            (true, "2067", false),
+        ] {
+            assert_eq!(unavailable_code(sqlite, code), unavailable, "{code} (SQLite: {sqlite})");
+        }
+        assert!(is_unavailable(&anyhow::Error::from(sqlx::Error::PoolTimedOut).context("reading a session")));
+        assert!(is_unavailable(&anyhow::Error::new(StoreTimedOut(Duration::from_secs(10))).context("reading a session")));
+        assert!(!is_unavailable(&anyhow::Error::from(sqlx::Error::RowNotFound)));
+        assert!(!is_unavailable(&anyhow::anyhow!("not a database error")));
     }
 }
