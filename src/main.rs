@@ -68,7 +68,7 @@ fn run(args: &[String]) -> Result<(), String> {
                         // A regular helper who is not (yet) in the directory is only a
                         // preference that never applies: said, not refused (the staff
                         // may be imported next).
-                        let staff: std::collections::BTreeSet<String> = store.staff_names().await?.into_iter().map(|(id, _)| id).collect();
+                        let staff: std::collections::BTreeSet<String> = store.staff_names().await?.into_iter().map(|n| n.staff_id).collect();
                         for r in &rows {
                             for h in r.regular_helpers.iter().filter(|h| !staff.contains(h.as_str())) {
                                 eprintln!("note: resident {} names regular helper {h}, who is not in the staff directory: import them, or the preference never applies", r.id);
@@ -212,7 +212,7 @@ fn user_command(rest: &[String]) -> Result<(), String> {
                     let store = vakt::live::store::Store::open(&url).await?;
                     let names = store.staff_names().await;
                     store.close().await;
-                    anyhow::Ok(names?.into_iter().any(|(s, _)| s == id.as_str()))
+                    anyhow::Ok(names?.into_iter().any(|n| n.staff_id == id.as_str()))
                 });
                 if !known.map_err(|e| format!("{e:#}"))? && !seed_staff.iter().any(|s| s == id.as_str()) {
                     return Err(format!(

@@ -847,14 +847,16 @@ async fn set_aside_lines_migrate(url: &str, backend: &str) {
 }
 
 async fn store_round_trip(url: &str) {
-    use vakt::live::store::{AuditRow, Batch, EventRow, LogRow, OutboxRow, SetAsideRow, Store};
+    use vakt::live::store::{
+        Answer, AuditRow, Batch, ClosedIncident, EventRow, HistoryEvent, LogRow, OutboxRow, Session, SetAsideRow, Store, StoredEvent, StoredUser, WalCheckpoint,
+    };
     let store = Store::open(url).await.unwrap();
     let user = User { username: "ops".into(), role: Role::Operator, staff_id: None, centre: Some(vakt::core::CentreId::parse("c1").unwrap()) };
     store.put_user(&user, "hash", 1, false).await.unwrap();
     assert!(store.put_user(&user, "hash", 1, false).await.unwrap_err().to_string().contains("exists"));
-    assert_eq!(store.user("ops").await.unwrap(), Some((user.clone(), "hash".to_owned())));
+    assert_eq!(store.user("ops").await.unwrap(), Some(StoredUser { user: user.clone(), password_hash: "hash".to_owned() }));
     store.create_session("digest", "ops", "csrf", 10, 20).await.unwrap();
-    assert_eq!(store.session("digest", 15).await.unwrap(), Some((user.clone(), "csrf".to_owned())));
+    assert_eq!(store.session("digest", 15).await.unwrap(), Some(Session { user: user.clone(), csrf: "csrf".to_owned() }));
     assert_eq!(store.session("digest", 25).await.unwrap(), None, "expired");
     store.create_session("digest2", "ops", "csrf2", 10, 20).await.unwrap();
     let other = User { username: "kari".into(), role: Role::Staff, staff_id: Some(vakt::core::StaffId::parse("near").unwrap()), centre: None };
@@ -923,7 +925,10 @@ async fn store_round_trip(url: &str) {
     }
     let log = store.log_page(0, 10).await.unwrap();
     assert_eq!(log.iter().map(|r| (r.seq, r.at_ms, r.record.as_str())).collect::<Vec<_>>(), [(1, 100, "\"tick\"")]);
-    assert_eq!(store.events_after(1).await.unwrap(), [(2, "closed".to_owned(), Some("fjord".to_owned()), "{}".to_owned())]);
+    assert_eq!(
+        store.events_after(1).await.unwrap(),
+        [StoredEvent { seq: 2, kind: "closed".to_owned(), municipality: Some("fjord".to_owned()), body: "{}".to_owned() }]
+    );
     assert_eq!(store.incident_audit(7).await.unwrap(), batch.audit);
     // The latest lines of one action, newest first, as refused alarms are read back.
     let refused = |n: i64| AuditRow {
@@ -937,8 +942,9 @@ async fn store_round_trip(url: &str) {
     };
     store.append(&Batch { audit: (1..=3).map(refused).collect(), ..Batch::default() }).await.unwrap();
     assert_eq!(store.latest_audit("refused_alarm", 2).await.unwrap(), ["{\"n\":3}", "{\"n\":2}"]);
-    assert_eq!(store.answered_since(0).await.unwrap(), [(100, "fjord".to_owned(), answered.to_owned())]);
-    assert_eq!(store.closed_since(0, 10).await.unwrap(), [(7, vec![("answered".to_owned(), answered.to_owned()), ("closed".to_owned(), "{}".to_owned())])]);
+    assert_eq!(store.answered_since(0).await.unwrap(), [Answer { at_ms: 100, municipality: "fjord".to_owned(), body: answered.to_owned() }]);
+    let event = |kind: &str, body: &str| HistoryEvent { kind: kind.to_owned(), body: body.to_owned() };
+    assert_eq!(store.closed_since(0, 10).await.unwrap(), [ClosedIncident { incident: 7, events: vec![event("answered", answered), event("closed", "{}")] }]);
     assert_eq!(store.pending_outbox().await.unwrap()[0].payload, "it's \"quoted\" ø");
     // The outbox's mark moves over what the broker has, in the next batch, with more
     // rows of its own; each mark moves alone.
@@ -989,7 +995,7 @@ async fn store_round_trip(url: &str) {
     store.append(&big).await.unwrap();
     let stored = store.events_after(2).await.unwrap();
     assert_eq!(stored.len(), 12_000);
-    assert_eq!(stored[11_999], (12_002, "rejected".to_owned(), None, "{\"n\":12002}".to_owned()));
+    assert_eq!(stored[11_999], StoredEvent { seq: 12_002, kind: "rejected".to_owned(), municipality: None, body: "{\"n\":12002}".to_owned() });
     // A checkpoint prunes the outbox up to its mark, no further; once every row is
     // pruned, numbering goes on after the mark.
     let outbox_ids = async || store.outbox_ids().await.unwrap();
@@ -1002,7 +1008,7 @@ async fn store_round_trip(url: &str) {
     assert_eq!(store.sequences().await.unwrap().outbox, 5);
     if store.backend == vakt::live::store::Backend::Sqlite {
         // The background checkpoint copies the whole write-ahead log into the database.
-        let (frames, copied) = store.checkpoint_wal().await.unwrap();
+        let WalCheckpoint { frames, copied } = store.checkpoint_wal().await.unwrap();
         assert!(frames > 0 && copied == frames, "{copied} of {frames} frames copied");
         // Its loop runs a pass after a batch, none while nothing was appended since a
         // pass that copied everything, and one again after the next batch.
@@ -1011,7 +1017,7 @@ async fn store_round_trip(url: &str) {
         assert!(!store.wal_checkpoint_due(&mut clean).await.unwrap(), "nothing appended since a clean pass");
         store.append(&Batch { outbox_acked_through: Some(5), ..Batch::default() }).await.unwrap();
         assert!(store.wal_checkpoint_due(&mut clean).await.unwrap(), "a batch appended since");
-        let (frames, copied) = store.checkpoint_wal().await.unwrap();
+        let WalCheckpoint { frames, copied } = store.checkpoint_wal().await.unwrap();
         assert_eq!(copied, frames, "that pass copied the batch's pages too");
         // The engine's snapshot is its other write, and as much in need of the pass.
         assert!(!store.wal_checkpoint_due(&mut clean).await.unwrap(), "nothing written since");

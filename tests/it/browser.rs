@@ -146,7 +146,7 @@ async fn operator_sees_the_alarm_live_and_the_staff_app_takes_it() {
 
     // What the browser did is in the store: the engine's events and the audit trail.
     let store = v.store().await;
-    let kinds: Vec<String> = store.incident_events(1).await.unwrap().into_iter().map(|(k, _)| k).collect();
+    let kinds: Vec<String> = store.incident_events(1).await.unwrap().into_iter().map(|e| e.kind).collect();
     for want in ["raised", "offered", "answered", "accepted", "en_route", "on_site", "closed"] {
         assert!(kinds.iter().any(|k| k == want), "no {want} event: {kinds:?}");
     }
@@ -200,6 +200,6 @@ async fn an_incident_set_aside_is_flagged_on_the_dashboard() {
     let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && said.trim_end().ends_with("PASS"), "{said}\n--- vakt log ---\n{}", v.log());
     let store = v.store().await;
-    let kinds: Vec<String> = store.incident_events(1).await.unwrap().into_iter().map(|(k, _)| k).collect();
+    let kinds: Vec<String> = store.incident_events(1).await.unwrap().into_iter().map(|e| e.kind).collect();
     assert!(kinds.ends_with(&["set_aside".to_owned(), "answered".to_owned(), "accepted".to_owned()]), "{kinds:?}");
 }

@@ -10,7 +10,7 @@ use crate::core::{Engine, IncidentId, Input, Timestamp};
 use crate::live::mqtt::{OutMsg, Stored};
 use crate::live::outbound::{self, IncidentContext};
 use crate::live::panic_text;
-use crate::live::store::{StoreTimedOut, within};
+use crate::live::store::{CheckpointRow, StoreTimedOut, StoredEvent, within};
 
 /// A stored checkpoint: the engine's snapshot and what the driver remembers about each
 /// open incident. (Not `#[serde(flatten)]`: through it, the numeric map keys inside the
@@ -42,7 +42,7 @@ impl Driver {
         self.events_feed = Feed::at(within(bound, self.store.events_acked_through()).await?);
         self.outbox_feed = Feed::at(within(bound, self.store.outbox_acked_through()).await?);
         let mut after = 0;
-        if let Some((log_seq, at_ms, state)) = within(bound, self.store.latest_checkpoint()).await? {
+        if let Some(CheckpointRow { log_seq, at_ms, state }) = within(bound, self.store.latest_checkpoint()).await? {
             let checkpoint = Checkpoint::parse(&state).with_context(|| format!("checkpoint at log record {log_seq} is unreadable"))?;
             let open = checkpoint.engine.open_incidents();
             self.engine = Engine::from_snapshot(self.engine.config().clone(), checkpoint.engine)
@@ -127,7 +127,7 @@ impl Driver {
         }
         let mut out: Vec<OutMsg> = rows.into_iter().map(OutMsg::from).collect();
         self.metrics.outbox_pending.set(self.outbox_feed.unacknowledged(self.seq.outbox));
-        for (seq, kind, municipality, body) in within(bound, self.store.events_after(self.events_feed.acked)).await? {
+        for StoredEvent { seq, kind, municipality, body } in within(bound, self.store.events_after(self.events_feed.acked)).await? {
             if self.events_feed.beyond.contains(&seq) {
                 continue;
             }

@@ -102,7 +102,7 @@ async fn a_failed_step_is_thrown_away_and_leaves_no_gap() {
     let now = store.sequences().await.unwrap();
     assert_eq!((now.events, now.log), (stored.events + 1, stored.log + 1), "the set-aside alone, right after what was stored");
     let last = store.incident_events(2).await.unwrap().pop().unwrap();
-    assert_eq!(last.0, "set_aside");
+    assert_eq!(last.kind, "set_aside");
     assert!(store.incident_events(3).await.unwrap().is_empty(), "the alarm's step was thrown away");
     let mut again = driver_on(&store);
     again.recover().await.unwrap();
@@ -147,7 +147,7 @@ async fn a_web_action_that_makes_the_engine_fail_is_audited_and_not_applied() {
         aside.len() == 1 && aside[0].contains("rang her") && aside[0].contains(env!("CARGO_PKG_VERSION")),
         "vakt's line setting the action aside: {aside:?}"
     );
-    let kinds = |events: Vec<(String, String)>| events.into_iter().map(|(kind, _)| kind).collect::<Vec<_>>();
+    let kinds = |events: Vec<crate::live::store::HistoryEvent>| events.into_iter().map(|e| e.kind).collect::<Vec<_>>();
     assert!(!kinds(store.incident_events(1).await.unwrap()).contains(&"note_added".to_owned()), "not applied");
 
     let mut again = driver_on(&store);

@@ -8,6 +8,20 @@ use super::sql::{Val, insert_rows};
 use crate::core::{CentreId, StaffId};
 use crate::live::accounts::{Role, User};
 
+/// A user as stored, with their password's hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredUser {
+    pub user: User,
+    pub password_hash: String,
+}
+
+/// A live session: whose, and its CSRF token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    pub user: User,
+    pub csrf: String,
+}
+
 /// The role of vakt's own lines in the audit trail (refused alarms, incidents set
 /// aside), beside the users' roles.
 pub const SYSTEM_ROLE: &str = "system";
@@ -101,12 +115,12 @@ impl Store {
     }
 
     /// The user and their password hash.
-    pub async fn user(&self, username: &str) -> Result<Option<(User, String)>> {
+    pub async fn user(&self, username: &str) -> Result<Option<StoredUser>> {
         let row = sqlx::query("SELECT username, role, staff_id, centre, password_hash FROM users WHERE username = $1")
             .bind(username)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| Ok((user_from_row(&r)?, r.try_get(4)?))).transpose()
+        row.map(|r| Ok(StoredUser { user: user_from_row(&r)?, password_hash: r.try_get(4)? })).transpose()
     }
 
     /// Removes a user and ends their sessions. `false` if there was no such user.
@@ -138,7 +152,7 @@ impl Store {
     }
 
     /// The user of a live session, and its CSRF token.
-    pub async fn session(&self, digest: &str, now_ms: i64) -> Result<Option<(User, String)>> {
+    pub async fn session(&self, digest: &str, now_ms: i64) -> Result<Option<Session>> {
         let row = sqlx::query(
             "SELECT u.username, u.role, u.staff_id, u.centre, s.csrf FROM sessions s JOIN users u ON u.username = s.username WHERE s.token_digest = $1 AND s.expires_ms > $2",
         )
@@ -146,7 +160,7 @@ impl Store {
         .bind(now_ms)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| Ok((user_from_row(&r)?, r.try_get(4)?))).transpose()
+        row.map(|r| Ok(Session { user: user_from_row(&r)?, csrf: r.try_get(4)? })).transpose()
     }
 
     /// A user's new password: every other session of theirs ends, `keep` (the session

@@ -94,6 +94,14 @@ impl Batch {
     }
 }
 
+/// What a pass of SQLite's log checkpoint did: the frames in the log, and how many it
+/// copied into the database file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalCheckpoint {
+    pub frames: i64,
+    pub copied: i64,
+}
+
 /// The highest numbers in use, so a restarted engine continues after them.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Sequences {
@@ -304,11 +312,10 @@ impl Store {
     }
 
     /// SQLite: a passive checkpoint (copies what it can of the write-ahead log into the
-    /// database file, without blocking the writer). Returns (frames in the log, frames
-    /// copied).
-    pub async fn checkpoint_wal(&self) -> Result<(i64, i64)> {
+    /// database file, without blocking the writer).
+    pub async fn checkpoint_wal(&self) -> Result<WalCheckpoint> {
         let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&self.pool).await?;
-        Ok((row.try_get(1)?, row.try_get(2)?))
+        Ok(WalCheckpoint { frames: row.try_get(1)?, copied: row.try_get(2)? })
     }
 
     /// Counted before the write: a write that fails may have left pages in the log.
@@ -327,9 +334,9 @@ impl Store {
         if *clean == Some(writes) {
             return Ok(false);
         }
-        let (frames, copied) = self.checkpoint_wal().await?;
+        let pass = self.checkpoint_wal().await?;
         // A reader in the way leaves part of the log uncopied: try again next time.
-        *clean = (copied == frames).then_some(writes);
+        *clean = (pass.copied == pass.frames).then_some(writes);
         Ok(true)
     }
 }

@@ -22,6 +22,13 @@ pub struct DirectoryRow<T> {
     pub updated_ms: i64,
 }
 
+/// A staff member's display name (the engine needs none; the pages do).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaffName {
+    pub staff_id: String,
+    pub name: String,
+}
+
 impl Store {
     pub async fn upsert_residents(&self, residents: &[Resident], now_ms: i64) -> Result<()> {
         let helpers: Vec<String> = residents.iter().map(|r| r.regular_helpers.iter().map(StaffId::as_str).collect::<Vec<_>>().join(";")).collect();
@@ -69,9 +76,9 @@ impl Store {
     }
 
     /// Staff names by id, for the dashboard.
-    pub async fn staff_names(&self) -> Result<Vec<(String, String)>> {
+    pub async fn staff_names(&self) -> Result<Vec<StaffName>> {
         let rows = sqlx::query("SELECT id, name FROM staff ORDER BY id").fetch_all(&self.pool).await?;
-        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+        rows.iter().map(|r| Ok(StaffName { staff_id: r.try_get(0)?, name: r.try_get(1)? })).collect()
     }
 
     pub async fn upsert_staff(&self, staff: &[(Staff, String)], now_ms: i64) -> Result<()> {

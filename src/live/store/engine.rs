@@ -7,11 +7,29 @@ use sqlx::Row;
 use super::Store;
 use super::batch::{LogRow, OutboxRow, SetAsideRow};
 
+/// A stored checkpoint: the input log record it covers, its time, and its state (JSON).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckpointRow {
+    pub log_seq: i64,
+    pub at_ms: i64,
+    pub state: String,
+}
+
+/// An incident event as stored: its number, kind (`raised`, ...), municipality, and
+/// its JSON as published.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub seq: i64,
+    pub kind: String,
+    pub municipality: Option<String>,
+    pub body: String,
+}
+
 impl Store {
-    /// The newest checkpoint: (log_seq, at_ms, state JSON).
-    pub async fn latest_checkpoint(&self) -> Result<Option<(i64, i64, String)>> {
+    /// The newest checkpoint.
+    pub async fn latest_checkpoint(&self) -> Result<Option<CheckpointRow>> {
         let row = sqlx::query("SELECT log_seq, at_ms, state FROM checkpoints ORDER BY log_seq DESC LIMIT 1").fetch_optional(&self.pool).await?;
-        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).transpose()
+        row.map(|r| Ok(CheckpointRow { log_seq: r.try_get(0)?, at_ms: r.try_get(1)?, state: r.try_get(2)? })).transpose()
     }
 
     /// Stores a checkpoint and cuts the input log (and older checkpoints) up to it, in one
@@ -61,10 +79,10 @@ impl Store {
         Ok(sqlx::query("SELECT outbox_acked_through FROM event_feed WHERE id = 1").fetch_one(&self.pool).await?.try_get(0)?)
     }
 
-    /// The events after `seq`, oldest first: (seq, kind, municipality, body).
-    pub async fn events_after(&self, seq: i64) -> Result<Vec<(i64, String, Option<String>, String)>> {
+    /// The events after `seq`, oldest first.
+    pub async fn events_after(&self, seq: i64) -> Result<Vec<StoredEvent>> {
         let rows = sqlx::query("SELECT seq, kind, municipality, body FROM events WHERE seq > $1 ORDER BY seq").bind(seq).fetch_all(&self.pool).await?;
-        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?))).collect()
+        rows.iter().map(|r| Ok(StoredEvent { seq: r.try_get(0)?, kind: r.try_get(1)?, municipality: r.try_get(2)?, body: r.try_get(3)? })).collect()
     }
 
     /// The ids of every row the outbox holds, acknowledged or not (pruned with each

@@ -34,9 +34,11 @@ mod engine;
 mod reads;
 mod sql;
 
-pub use accounts::{AuditRow, SYSTEM_ROLE};
-pub use batch::{Batch, EventRow, LogRow, OutboxRow, Sequences, SetAsideRow};
-pub use directory::{DirectoryProbe, DirectoryRow};
+pub use accounts::{AuditRow, SYSTEM_ROLE, Session, StoredUser};
+pub use batch::{Batch, EventRow, LogRow, OutboxRow, Sequences, SetAsideRow, WalCheckpoint};
+pub use directory::{DirectoryProbe, DirectoryRow, StaffName};
+pub use engine::{CheckpointRow, StoredEvent};
+pub use reads::{Answer, ClosedIncident, EventCount, HistoryEvent};
 
 use std::sync::Arc;
 use std::time::Duration;

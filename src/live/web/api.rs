@@ -25,7 +25,7 @@ use crate::live::accounts::{self, Role, User};
 use crate::live::clock::wall_clock;
 use crate::live::driver::{ActOutcome, Driver, OperatorAct, WebAct, WebAction};
 use crate::live::outbound;
-use crate::live::store::AuditRow;
+use crate::live::store::{Answer, AuditRow, HistoryEvent};
 use crate::live::wire;
 
 /// Who may read the dashboard, and who may act on it.
@@ -149,7 +149,7 @@ async fn login(State(s): State<AppState>, ClientAddr(addr): ClientAddr, b: Resul
     within_limit(&s, &b.username, addr, audit_line(&claimed, "unknown", "login", "rate_limited"), "failed logins").await?;
     let found = s.stored(s.store.user(&b.username)).await?;
     let (hash, user) = match found {
-        Some((u, h)) => (h, Some(u)),
+        Some(stored) => (stored.password_hash, Some(stored.user)),
         None => (accounts::dummy_hash().to_owned(), None),
     };
     let password = b.password;
@@ -209,7 +209,7 @@ async fn change_password(
     let hash = s
         .stored(s.store.user(&username))
         .await?
-        .map(|(_, h)| h)
+        .map(|stored| stored.password_hash)
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "session_expired", "the user no longer exists"))?;
     let (current, new) = (b.current_password, b.new_password);
     // argon2 is deliberately slow: off the async workers.
@@ -298,8 +298,8 @@ fn incident_json(d: &Driver, v: &IncidentView) -> Value {
 }
 
 /// A closed incident, from its stored events.
-fn closed_json(id: i64, events: &[(String, String)]) -> Option<Value> {
-    let parsed: Vec<Value> = events.iter().filter_map(|(_, b)| serde_json::from_str(b).ok()).collect();
+fn closed_json(id: i64, events: &[HistoryEvent]) -> Option<Value> {
+    let parsed: Vec<Value> = events.iter().filter_map(|e| serde_json::from_str(&e.body).ok()).collect();
     let find = |t: &str| parsed.iter().find(|e| e["type"] == t);
     let raised = find("raised")?;
     let closed = find("closed")?;
@@ -329,8 +329,8 @@ async fn incidents(State(s): State<AppState>, a: Authed) -> Result<Json<Value>, 
     let mut list =
         s.read(move |d| d.engine().open_incidents().filter(|v| d.in_scope(&user, v.municipality)).map(|v| incident_json(d, &v)).collect::<Vec<_>>()).await?;
     let since = wall_clock().as_millis() - 2 * 3600 * 1000;
-    for (id, events) in s.stored(s.store.closed_since(since, 100)).await? {
-        if let Some(v) = closed_json(id, &events).filter(|v| municipality_visible(&s, &a.user, &v["municipality"])) {
+    for closed in s.stored(s.store.closed_since(since, 100)).await? {
+        if let Some(v) = closed_json(closed.incident, &closed.events).filter(|v| municipality_visible(&s, &a.user, &v["municipality"])) {
             list.push(v);
         }
     }
@@ -345,7 +345,7 @@ fn municipality_visible(s: &AppState, user: &User, m: &Value) -> bool {
 async fn incident(State(s): State<AppState>, a: Authed, Path(id): Path<u64>) -> Result<Json<Value>, ApiError> {
     a.require(DASHBOARD)?;
     let events = s.stored(s.store.incident_events(id as i64)).await?;
-    let timeline: Vec<Value> = events.iter().filter_map(|(_, b)| serde_json::from_str(b).ok()).collect();
+    let timeline: Vec<Value> = events.iter().filter_map(|e| serde_json::from_str(&e.body).ok()).collect();
     let Some(raised) = timeline.iter().find(|e| e["type"] == "raised") else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "unknown_incident", format!("no incident {id}")));
     };
@@ -389,7 +389,7 @@ struct MapQuery {
 
 async fn map(State(s): State<AppState>, a: Authed, Query(q): Query<MapQuery>) -> Result<Json<Value>, ApiError> {
     a.require(DASHBOARD)?;
-    let names: BTreeMap<String, String> = s.stored(s.store.staff_names()).await?.into_iter().collect();
+    let names: BTreeMap<String, String> = s.stored(s.store.staff_names()).await?.into_iter().map(|n| (n.staff_id, n.name)).collect();
     // Residents from the store (in id order), not from the engine: a directory of
     // thousands made into JSON on the engine's thread would hold up the alarms behind it
     // at every map reload of every dashboard. (The engine takes directory changes within
@@ -440,7 +440,7 @@ async fn kpis(State(s): State<AppState>, a: Authed) -> Result<Json<Value>, ApiEr
     let answered = s.stored(s.store.answered_since(periods[2].1)).await?;
     // (period, municipality) -> (answered, within target)
     let mut counts: BTreeMap<(usize, String), (u64, u64)> = BTreeMap::new();
-    for (at_ms, m, body) in &answered {
+    for Answer { at_ms, municipality: m, body } in &answered {
         let Ok(v) = serde_json::from_str::<Value>(body) else { continue };
         let within = v["answer_secs"].as_f64().is_some_and(|t| t <= target);
         for (p, (_, since)) in periods.iter().enumerate() {

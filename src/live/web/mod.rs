@@ -269,7 +269,7 @@ impl FromRequestParts<AppState> for Authed {
         };
         let digest = accounts::token_digest(token);
         let now = super::clock::wall_clock().as_millis();
-        let (user, csrf) = state
+        let crate::live::store::Session { user, csrf } = state
             .stored(state.store.session(&digest, now))
             .await?
             .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "session_expired", "the session has ended; log in again"))?;

@@ -49,9 +49,9 @@ async fn clients_with_near_on_duty(v: &Vakt, port: u16) -> (Client, Client, Clie
 async fn raised_alarm_ids(store: &vakt::live::store::Store, incidents: i64) -> Vec<String> {
     let mut ids = Vec::new();
     for inc in 1..=incidents {
-        for (kind, body) in store.incident_events(inc).await.unwrap() {
-            if kind == "raised" {
-                let e: Value = serde_json::from_str(&body).unwrap();
+        for event in store.incident_events(inc).await.unwrap() {
+            if event.kind == "raised" {
+                let e: Value = serde_json::from_str(&event.body).unwrap();
                 ids.push(e["alarm_id"].as_str().unwrap().to_owned());
             }
         }
@@ -77,8 +77,8 @@ async fn api_as_admin(v: &Vakt, store: &vakt::live::store::Store, path: &str) ->
 /// to fewer than `log_below` records; its state.
 async fn checkpoint_when(store: &vakt::live::store::Store, log_below: i64, pred: impl Fn(&Value) -> bool) -> Option<Value> {
     for _ in 0..100 {
-        if let Some((_, _, state)) = store.latest_checkpoint().await.unwrap() {
-            let state: Value = serde_json::from_str(&state).unwrap();
+        if let Some(checkpoint) = store.latest_checkpoint().await.unwrap() {
+            let state: Value = serde_json::from_str(&checkpoint.state).unwrap();
             if pred(&state) && store.log_len().await.unwrap() < log_below {
                 return Some(state);
             }
@@ -90,7 +90,7 @@ async fn checkpoint_when(store: &vakt::live::store::Store, log_below: i64, pred:
 
 /// How many incidents `store` holds a `raised` event for.
 async fn raised_count(store: &vakt::live::store::Store) -> i64 {
-    store.event_counts().await.unwrap().into_iter().find(|(k, _)| k == "raised").map_or(0, |(_, n)| n)
+    store.event_count("raised").await.unwrap()
 }
 
 /// Waits (up to `within`) until `store` holds `n` raised incidents; how many it holds.
@@ -177,7 +177,7 @@ async fn full_incident(backend: Backend, dir: &std::path::Path) {
 
     // The stored history: the whole story, in order.
     let store = v.store().await;
-    let kinds: Vec<String> = store.incident_events(id as i64).await.unwrap().into_iter().map(|(k, _)| k).collect();
+    let kinds: Vec<String> = store.incident_events(id as i64).await.unwrap().into_iter().map(|e| e.kind).collect();
     let story =
         ["raised", "offered", "revoked", "offered", "revoked", "broadcast", "offered", "answered", "accepted", "revoked", "en_route", "on_site", "closed"];
     let mut rest = kinds.iter();
@@ -186,7 +186,7 @@ async fn full_incident(backend: Backend, dir: &std::path::Path) {
     }
     // ...and the metrics agree with it, event type by event type.
     wait_metric(&v, "vakt_open_incidents", 0.0).await;
-    for (kind, count) in store.event_counts().await.unwrap() {
+    for vakt::live::store::EventCount { kind, count } in store.event_counts().await.unwrap() {
         assert_eq!(v.metric(&format!("vakt_incident_events_total{{type=\"{kind}\"}}")), count as f64, "{kind}");
     }
     let labels = "{model=\"mobile_guard_room\",municipality=\"fjord\"}";
@@ -400,8 +400,8 @@ async fn killed_mid_escalation_it_carries_on_and_loses_nothing() {
     assert_eq!(alarm_ids, want, "each alarm raised exactly once");
     assert!(store.incident_events(17).await.unwrap().is_empty(), "no incident beyond the 16 alarms");
     let counts = store.event_counts().await.unwrap();
-    assert_eq!(counts.iter().find(|(k, _)| k == "raised").map(|c| c.1), Some(16));
-    assert_eq!(counts.iter().find(|(k, _)| k == "answered").map(|c| c.1), Some(1));
+    assert_eq!(counts.iter().find(|c| c.kind == "raised").map(|c| c.count), Some(16));
+    assert_eq!(counts.iter().find(|c| c.kind == "answered").map(|c| c.count), Some(1));
     store.close().await;
     assert!(v.stop().success(), "a clean stop on SIGTERM");
 }
@@ -889,7 +889,7 @@ async fn a_checkpoint_that_hangs_holds_the_engine_no_longer_than_the_write_timeo
     // next one hangs, whichever connection it goes out on (its state is in every write of
     // it, the statement's text only in the first on a connection).
     let store = v.store().await;
-    let first = store.latest_checkpoint().await.unwrap().expect("the start's checkpoint").0;
+    let first = store.latest_checkpoint().await.unwrap().expect("the start's checkpoint").log_seq;
     proxy.lose_replies_after("{\"engine\":");
     let (mut ops, device, mut near) = clients_with_near_on_duty(&v, port).await;
     // Without the bound the engine would wait at that checkpoint for as long as the
@@ -913,7 +913,7 @@ async fn a_checkpoint_that_hangs_holds_the_engine_no_longer_than_the_write_timeo
     handled(&mut ops, &device, &mut near, 2).await;
     // Quiet again after the hang: a checkpoint goes through on another connection.
     assert!(checkpoint_when(&store, 3, |_| true).await.is_some(), "a checkpoint was stored and the log cut:\n{}", v.log());
-    assert!(store.latest_checkpoint().await.unwrap().unwrap().0 > first);
+    assert!(store.latest_checkpoint().await.unwrap().unwrap().log_seq > first);
     assert_eq!(http_get(v.http, "/readyz").unwrap().0, 200);
     store.close().await;
 }
@@ -1118,7 +1118,7 @@ async fn the_shipped_broker_access_control_keeps_each_client_to_its_own() {
     let accepted = ops.expect("vakt/v1/incidents/fjord", "accepted", |e| is(e, "accepted", 1)).await;
     assert_eq!(accepted["staff_id"], "far");
     let store = v.store().await;
-    let accepts = store.incident_events(1).await.unwrap().into_iter().filter(|(k, _)| k == "accepted").count();
+    let accepts = store.incident_events(1).await.unwrap().into_iter().filter(|e| e.kind == "accepted").count();
     assert_eq!(accepts, 1, "the forged accept never reached vakt");
     assert_eq!(v.metric("vakt_messages_rejected_total{reason=\"unknown_municipality\"}"), 0.0, "the other municipality's alarm never reached vakt");
     assert_eq!(v.metric("vakt_alarms_received_total{municipality=\"fjord\"}"), 1.0);
@@ -1188,7 +1188,7 @@ async fn a_clean_stop_leaves_a_checkpoint_and_the_next_start_replays_nothing() {
     near.expect(&staff_topic("near", "offers"), "accepted", |m| m["type"] == "confirmed" && m["action"] == "accept").await;
     assert!(v.stop().success());
     let store = v.store().await;
-    let (log_seq, _, state) = store.latest_checkpoint().await.unwrap().expect("a checkpoint at the stop");
+    let vakt::live::store::CheckpointRow { log_seq, state, .. } = store.latest_checkpoint().await.unwrap().expect("a checkpoint at the stop");
     assert_eq!(store.sequences().await.unwrap().log, log_seq, "it covers every stored input");
     assert!(state.contains("s-1"), "with the open incident");
     v.restart();
@@ -1309,7 +1309,7 @@ async fn incident_events_stored_while_the_broker_was_down_go_out_after_a_crash()
     // The offer expires after 2 s: the revoke, the broadcast and its offer are stored, not published.
     tokio::time::sleep(Duration::from_millis(2600)).await;
     let store = v.store().await;
-    let stored: Vec<i64> = store.events_after(offered["seq"].as_i64().unwrap()).await.unwrap().into_iter().map(|(seq, ..)| seq).collect();
+    let stored: Vec<i64> = store.events_after(offered["seq"].as_i64().unwrap()).await.unwrap().into_iter().map(|e| e.seq).collect();
     assert!(stored.len() >= 2, "events stored while the broker was down: {stored:?}");
     v.kill9();
     broker.start_again();
