@@ -129,11 +129,7 @@ pub async fn start(settings: Settings, config_dir: Option<&Path>) -> Result<Runn
         warn!("no web users yet: create the first with `vakt user add NAME --role admin` (same --config), then log in at http://{http_addr}/");
     }
 
-    let mut driver = driver::Driver::new(Engine::new(config), store.clone(), metrics.clone(), settings.wire.limits());
-    driver.base_unit_grace = Duration::from_secs(settings.gateways.offline_alarm_after_secs);
-    driver.checkpoint_every = settings.database.checkpoint_every.max(1);
-    driver.checkpoint_busy = Duration::from_secs(settings.database.checkpoint_busy_secs);
-    driver.write_timeout = bound;
+    let mut driver = driver::Driver::new(Engine::new(config), store.clone(), metrics.clone(), driver::DriverConfig::from_settings(&settings));
     let started = std::time::Instant::now();
     let replayed = driver.recover().await.context("recovering the engine's state from the store")?;
     let probe = store::within(bound, store.directory_probe()).await?;

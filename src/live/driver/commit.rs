@@ -171,7 +171,7 @@ impl Driver {
                 }
                 store.append(batch).await
             };
-            let result = watch.bounded(self.write_timeout, attempt).await;
+            let result = watch.bounded(self.config.write_timeout, attempt).await;
             if result.as_ref().is_err_and(|e| e.is::<StoreTimedOut>()) {
                 self.store.discard_writer();
             }
@@ -223,7 +223,7 @@ impl Driver {
     /// first write, and again should it have ended).
     pub(super) fn write_watch(&mut self) -> Arc<WriteWatch> {
         if self.watchdog.as_ref().is_none_or(|w| w.is_finished()) {
-            self.watchdog = Some(tokio::spawn(watch_writes(self.write_watch.clone(), self.write_timeout)));
+            self.watchdog = Some(tokio::spawn(watch_writes(self.write_watch.clone(), self.config.write_timeout)));
         }
         self.write_watch.clone()
     }

@@ -15,7 +15,7 @@ impl Driver {
     /// is its resident's `connection_lost` alarm, which the engine takes as any alarm.
     pub(super) fn on_gateway(&mut self, now: Timestamp, topic: &str, rest: &str, payload: &[u8]) {
         let parsed = refused_on_panic(topic, || match rest.split_once('/') {
-            Some((m, g)) => wire::parse_gateway(m, g, payload, now, &self.limits),
+            Some((m, g)) => wire::parse_gateway(m, g, payload, now, &self.config.limits),
             None => Err(WireReject {
                 code: "bad_topic",
                 detail: format!("a gateway's status goes on vakt/v1/gateways/{{municipality}}/{{gateway_id}}, not {topic:?}"),
@@ -63,10 +63,10 @@ impl Driver {
     ) {
         match (change, lost) {
             (gateways::Change::WentOffline, _) if r.base_unit.is_some() => {
-                if self.base_unit_grace.is_zero() {
+                if self.config.base_unit_grace.is_zero() {
                     self.raise_connection_lost(now, &r, now);
                 } else {
-                    self.gateways.hold(r, now, now + self.base_unit_grace);
+                    self.gateways.hold(r, now, now + self.config.base_unit_grace);
                 }
             }
             (gateways::Change::CameBack, Some(lost)) => {

@@ -89,13 +89,13 @@ impl Driver {
         let topic = publish.topic.as_str();
         if let Some(size) = message.oversize {
             // Its bytes are gone (the client task dropped them): refused for its size alone.
-            let detail = format!("{size} bytes; the limit is {}", self.limits.max_payload_bytes);
+            let detail = format!("{size} bytes; the limit is {}", self.config.limits.max_payload_bytes);
             return self.refuse(now, topic, &[], WireReject { code: "payload_too_large", detail });
         }
         if let Some(rest) = topic.strip_prefix(gateways::PREFIX) {
             return self.on_gateway(now, topic, rest, &publish.payload);
         }
-        match parse_topic(topic, &publish.payload, now, &self.limits) {
+        match parse_topic(topic, &publish.payload, now, &self.config.limits) {
             Ok(input) => self.take_input(now, topic, &publish.payload, input),
             Err(reject) => self.refuse(now, topic, &publish.payload, reject),
         }
@@ -121,7 +121,7 @@ impl Driver {
             let label =
                 if self.engine.config().municipality_index(&a.municipality).is_some() { a.municipality.as_str() } else { crate::live::metrics::UNKNOWN };
             self.metrics.alarms_received.with_label_values(&[label]).inc();
-            if let Some(ahead) = wire::clock_ahead(a, now, &self.limits) {
+            if let Some(ahead) = wire::clock_ahead(a, now, &self.config.limits) {
                 warn!(alarm_id = %a.id, municipality = %a.municipality, raised_at = %a.raised_at, ahead_s = ahead.as_secs(), "the alarm's device clock is fast; the alarm is taken at its arrival");
                 self.metrics.alarms_clock_ahead.with_label_values(&[label]).inc();
             }
@@ -189,7 +189,7 @@ impl Driver {
         if !topic.starts_with(ALARMS_PREFIX) {
             return RefusedIds::default();
         }
-        let (alarm, resident) = wire::readable_alarm_ids(payload, &self.limits);
+        let (alarm, resident) = wire::readable_alarm_ids(payload, &self.config.limits);
         RefusedIds { alarm, resident, municipality: None }
     }
 

@@ -77,7 +77,7 @@ pub struct Driver {
     engine: Engine,
     store: Store,
     metrics: Arc<Metrics>,
-    limits: WireLimits,
+    config: DriverConfig,
     seq: Sequences,
     /// The numbers in use by what is stored (as of the last commit): a step that is
     /// thrown away gives its numbers back, so the stored events and outbox rows stay
@@ -91,18 +91,9 @@ pub struct Driver {
     last_now: Timestamp,
     batch: Batch,
     store_failing: bool,
-    /// The log record the last checkpoint covers, and how often to take one: after
-    /// `checkpoint_every` records at a quiet moment, or with incidents open once
-    /// `checkpoint_busy` has passed since the last one (engine time).
+    /// The log record the last checkpoint covers, and when it was taken (engine time).
     checkpoint_seq: i64,
     checkpoint_at: Option<Timestamp>,
-    pub checkpoint_every: u64,
-    pub checkpoint_busy: Duration,
-    /// How long a home's base unit stays offline before its resident's
-    /// `connection_lost` alarm is raised (`gateways.offline_alarm_after_secs`).
-    pub base_unit_grace: Duration,
-    /// A write that takes longer has failed (`database.write_timeout_secs`).
-    pub write_timeout: Duration,
     write_watch: Arc<WriteWatch>,
     watchdog: Option<tokio::task::JoinHandle<()>>,
     /// While a web action is applied: the actions it produced, to answer the request.
@@ -155,13 +146,56 @@ fn staff_audit(input: &Input) -> (&'static str, Option<IncidentId>, String) {
     }
 }
 
+/// How a driver works, from the configuration (`Settings`): every key is named in
+/// docs/config.md.
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    /// What the wire accepts (`[wire]`).
+    pub limits: WireLimits,
+    /// A checkpoint after this many log records, at a quiet moment
+    /// (`database.checkpoint_every`)...
+    pub checkpoint_every: u64,
+    /// ...or, with incidents open, once this long has passed since the last one
+    /// (`database.checkpoint_busy_secs`).
+    pub checkpoint_busy: Duration,
+    /// How long a home's base unit stays offline before its resident's
+    /// `connection_lost` alarm is raised (`gateways.offline_alarm_after_secs`).
+    pub base_unit_grace: Duration,
+    /// A store write that takes longer has failed (`database.write_timeout_secs`).
+    pub write_timeout: Duration,
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        DriverConfig {
+            limits: WireLimits::default(),
+            checkpoint_every: 10_000,
+            checkpoint_busy: Duration::from_secs(600),
+            base_unit_grace: Duration::from_secs(300),
+            write_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl DriverConfig {
+    pub fn from_settings(settings: &crate::settings::Settings) -> DriverConfig {
+        DriverConfig {
+            limits: settings.wire.limits(),
+            checkpoint_every: settings.database.checkpoint_every.max(1),
+            checkpoint_busy: Duration::from_secs(settings.database.checkpoint_busy_secs),
+            base_unit_grace: Duration::from_secs(settings.gateways.offline_alarm_after_secs),
+            write_timeout: settings.database.write_timeout(),
+        }
+    }
+}
+
 impl Driver {
-    pub fn new(engine: Engine, store: Store, metrics: Arc<Metrics>, limits: WireLimits) -> Driver {
+    pub fn new(engine: Engine, store: Store, metrics: Arc<Metrics>, config: DriverConfig) -> Driver {
         Driver {
             engine,
             store,
             metrics,
-            limits,
+            config,
             seq: Sequences::default(),
             seq_stored: Sequences::default(),
             contexts: BTreeMap::new(),
@@ -170,10 +204,6 @@ impl Driver {
             store_failing: false,
             checkpoint_seq: 0,
             checkpoint_at: None,
-            checkpoint_every: 10_000,
-            checkpoint_busy: Duration::from_secs(600),
-            base_unit_grace: Duration::from_secs(300),
-            write_timeout: Duration::from_secs(10),
             write_watch: Arc::default(),
             watchdog: None,
             capture: None,

@@ -36,7 +36,7 @@ impl Driver {
     pub async fn recover(&mut self) -> Result<u64> {
         // Each read bounded: a database that hangs fails the start (a supervisor restarts
         // vakt) rather than leaving it waiting, not ready, for ever.
-        let bound = self.write_timeout;
+        let bound = self.config.write_timeout;
         self.seq = within(bound, self.store.sequences()).await?;
         self.seq_stored = self.seq;
         self.events_feed = Feed::at(within(bound, self.store.events_acked_through()).await?);
@@ -113,7 +113,7 @@ impl Driver {
     /// What the broker has not acknowledged, to publish at start (after `recover`): the
     /// outbox rows and the incident events after their stored marks, in order.
     pub async fn unpublished(&mut self) -> Result<Vec<OutMsg>> {
-        let bound = self.write_timeout;
+        let bound = self.config.write_timeout;
         let rows = within(bound, self.store.pending_outbox()).await?;
         // An id after the mark without a row was acknowledged and deleted before the
         // outbox kept a mark (migration 0006): done. (A thrown-away step gives its ids
@@ -146,13 +146,13 @@ impl Driver {
         if self.failed {
             return; // a snapshot of an engine that panicked would keep what went wrong
         }
-        if self.seq.log - self.checkpoint_seq < self.checkpoint_every as i64 {
+        if self.seq.log - self.checkpoint_seq < self.config.checkpoint_every as i64 {
             return;
         }
         // Quiet: the snapshot is the directory and little else. Busy: it carries every
         // open incident, so not more often than `checkpoint_busy`.
         let since = *self.checkpoint_at.get_or_insert(self.last_now);
-        if self.engine.open_incident_count() > 0 && self.last_now.since(since) < self.checkpoint_busy {
+        if self.engine.open_incident_count() > 0 && self.last_now.since(since) < self.config.checkpoint_busy {
             return;
         }
         self.checkpoint().await;
@@ -175,14 +175,14 @@ impl Driver {
         let state = serde_json::to_string(&Checkpoint { engine, contexts }).expect("checkpoints serialize");
         // Bounded like the batches: a database that hangs must not hold the engine here.
         let watch = self.write_watch();
-        match watch.bounded(self.write_timeout, self.store.write_checkpoint(self.seq.log, self.last_now.as_millis(), &state)).await {
+        match watch.bounded(self.config.write_timeout, self.store.write_checkpoint(self.seq.log, self.last_now.as_millis(), &state)).await {
             Ok(()) => {
                 info!(log_seq = self.seq.log, bytes = state.len(), open_incidents = open, "checkpoint stored; input log cut");
                 self.checkpoint_seq = self.seq.log;
                 self.checkpoint_at = Some(self.last_now);
             }
             Err(e) if e.is::<StoreTimedOut>() => {
-                warn!(timeout_secs = self.write_timeout.as_secs(), "checkpoint got no answer from the database in time; the input log stays whole")
+                warn!(timeout_secs = self.config.write_timeout.as_secs(), "checkpoint got no answer from the database in time; the input log stays whole")
             }
             Err(e) => warn!(error = %format!("{e:#}"), "checkpoint failed; the input log stays whole"),
         }

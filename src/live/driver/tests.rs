@@ -63,7 +63,7 @@ async fn demo_driver(name: &str) -> (std::path::PathBuf, Store, Driver) {
 
 /// A new driver (an engine as at start, before recovery) on `store`.
 fn driver_on(store: &Store) -> Driver {
-    Driver::new(Engine::new(demo_config()), store.clone(), Arc::new(Metrics::new()), WireLimits::default())
+    Driver::new(Engine::new(demo_config()), store.clone(), Arc::new(Metrics::new()), DriverConfig::default())
 }
 
 fn demo_config() -> crate::core::EngineConfig {
