@@ -153,24 +153,7 @@ pub struct WireSection {
 
 impl Default for WireSection {
     fn default() -> Self {
-        let l = crate::live::wire::WireLimits::default();
-        Self {
-            max_payload_bytes: l.max_payload_bytes,
-            max_future_secs: l.max_future.as_secs(),
-            max_age_secs: l.max_age.as_secs(),
-            max_ahead_secs: l.max_ahead.as_secs(),
-        }
-    }
-}
-
-impl WireSection {
-    pub fn limits(&self) -> crate::live::wire::WireLimits {
-        crate::live::wire::WireLimits {
-            max_payload_bytes: self.max_payload_bytes,
-            max_future: Duration::from_secs(self.max_future_secs),
-            max_age: Duration::from_secs(self.max_age_secs),
-            max_ahead: Duration::from_secs(self.max_ahead_secs),
-        }
+        Self { max_payload_bytes: 16 * 1024, max_future_secs: 300, max_age_secs: 24 * 3600, max_ahead_secs: 24 * 3600 }
     }
 }
 

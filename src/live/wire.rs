@@ -12,6 +12,7 @@ use serde::Deserialize;
 use tracing::error;
 
 use super::panic_text;
+use crate::settings::WireSection;
 
 use crate::core::{
     Alarm, AlarmId, AlarmKind, AlarmText, GatewayId, IncidentId, Input, MunicipalityId, Outcome, Position, Priority, ResidentId, StaffId, StaffReply, Timestamp,
@@ -36,11 +37,17 @@ pub struct WireLimits {
 
 impl Default for WireLimits {
     fn default() -> Self {
-        Self {
-            max_payload_bytes: 16 * 1024,
-            max_future: Duration::from_secs(300),
-            max_age: Duration::from_secs(24 * 3600),
-            max_ahead: Duration::from_secs(24 * 3600),
+        WireLimits::from(&WireSection::default())
+    }
+}
+
+impl From<&WireSection> for WireLimits {
+    fn from(w: &WireSection) -> Self {
+        WireLimits {
+            max_payload_bytes: w.max_payload_bytes,
+            max_future: Duration::from_secs(w.max_future_secs),
+            max_age: Duration::from_secs(w.max_age_secs),
+            max_ahead: Duration::from_secs(w.max_ahead_secs),
         }
     }
 }

@@ -69,3 +69,24 @@ fn the_purity_check_sees_code_and_not_comments() {
     assert_eq!(flagged.len(), 1);
     assert_eq!(flagged[0].0, 1);
 }
+
+/// The layers point one way: the live engine uses the configuration, the core and the
+/// simulator's neighbours; the configuration, the simulator and the demo never name the
+/// live engine (the simulator depended on it through `settings` once).
+#[test]
+fn settings_the_simulator_and_the_demo_do_not_name_the_live_engine() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = vec![root.join("settings.rs"), root.join("demo.rs")];
+    rust_files(&root.join("sim"), &mut files);
+    rust_files(&root.join("core"), &mut files);
+    let mut hits = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        for (n, line) in code_lines(&text) {
+            if line.contains("live::") {
+                hits.push(format!("{}:{n}: {}", f.display(), line.trim()));
+            }
+        }
+    }
+    assert!(hits.is_empty(), "a layer below the live engine names it:\n{}", hits.join("\n"));
+}

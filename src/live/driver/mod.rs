@@ -180,7 +180,7 @@ impl Default for DriverConfig {
 impl DriverConfig {
     pub fn from_settings(settings: &crate::settings::Settings) -> DriverConfig {
         DriverConfig {
-            limits: settings.wire.limits(),
+            limits: WireLimits::from(&settings.wire),
             checkpoint_every: settings.database.checkpoint_every.max(1),
             checkpoint_busy: Duration::from_secs(settings.database.checkpoint_busy_secs),
             base_unit_grace: Duration::from_secs(settings.gateways.offline_alarm_after_secs),

@@ -73,7 +73,7 @@ impl AppState {
             limiter: Arc::new(LoginLimiter::new(http.login_attempts as usize, Duration::from_secs(300))),
             config: Arc::new(config.clone()),
             http: Arc::new(http.clone()),
-            limits: settings.wire.limits(),
+            limits: crate::live::wire::WireLimits::from(&settings.wire),
             store_wait: settings.database.write_timeout(),
         }
     }
