@@ -14,7 +14,7 @@ use rstar::RTree;
 use rustc_hash::FxHashMap;
 
 use super::action::{Action, Actor, AlertKind, RejectReason, Responder, RevokeReason};
-use super::alarm::{Alarm, AlarmKind, Priority};
+use super::alarm::Alarm;
 use super::config::{Backup, EngineConfig};
 use super::geo::Position;
 use super::ids::{AlarmId, CentreId, IncidentId, OperatorId, ResidentId, StaffId};
@@ -55,25 +55,6 @@ impl StaffState {
 #[derive(Debug)]
 pub(crate) struct CentreState {
     pub operators_on_duty: u32,
-}
-
-/// A read-only view of an open incident, for drivers, dashboards and tests.
-#[derive(Debug, Clone, PartialEq)]
-pub struct IncidentView {
-    pub id: IncidentId,
-    pub resident: ResidentId,
-    pub municipality: usize,
-    pub kind: AlarmKind,
-    pub priority: Priority,
-    pub stage: Stage,
-    pub received_at: Timestamp,
-    pub answered_at: Option<Timestamp>,
-    pub queued_at: Option<CentreId>,
-    pub live_offers: Vec<StaffId>,
-    pub assigned: Option<StaffId>,
-    pub next_deadline: Option<Timestamp>,
-    /// The engine no longer handles it by itself (see `Input::SetAside`).
-    pub set_aside: bool,
 }
 
 pub struct Engine {
@@ -210,32 +191,6 @@ impl Engine {
     /// The ids of every registered resident and staff member (for a driver diffing its directory).
     pub fn resident_ids(&self) -> impl Iterator<Item = &ResidentId> {
         self.residents.keys()
-    }
-
-    pub fn incident(&self, id: IncidentId) -> Option<IncidentView> {
-        self.incidents.get(&id).map(|inc| self.view(inc))
-    }
-
-    pub fn open_incidents(&self) -> impl Iterator<Item = IncidentView> + '_ {
-        self.incidents.values().map(|inc| self.view(inc))
-    }
-
-    fn view(&self, inc: &Incident) -> IncidentView {
-        IncidentView {
-            id: inc.id,
-            resident: inc.resident.clone(),
-            municipality: inc.muni,
-            kind: inc.kind,
-            priority: inc.priority,
-            stage: inc.stage,
-            received_at: inc.received_at,
-            answered_at: inc.answered_at,
-            queued_at: inc.queue.as_ref().map(|q| self.config.centres[q.centre].id.clone()),
-            live_offers: inc.dispatch.iter().flat_map(|d| d.live.keys()).map(|&s| self.staff[s].info.id.clone()).collect(),
-            assigned: inc.assigned.map(|s| self.staff[s].info.id.clone()),
-            next_deadline: inc.deadline,
-            set_aside: inc.set_aside,
-        }
     }
 
     /// Checks what must always hold; for tests and debug builds of drivers.

@@ -25,6 +25,19 @@ pub enum Stage {
 }
 
 impl Stage {
+    /// Its stable code, as the API and the pages name it (docs/api.md).
+    pub fn code(self) -> &'static str {
+        match self {
+            Stage::AwaitingAnswer => "awaiting_answer",
+            Stage::WithOperator => "with_operator",
+            Stage::AwaitingStaff => "awaiting_staff",
+            Stage::Accepted => "accepted",
+            Stage::EnRoute => "en_route",
+            Stage::OnSite => "on_site",
+        }
+    }
+
+    /// In words, for refusals and logs ("not possible while the incident is awaiting answer").
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::AwaitingAnswer => "awaiting answer",

@@ -22,13 +22,14 @@ mod routing;
 pub mod snapshot;
 pub mod text;
 pub mod time;
+pub mod view;
 
 pub use action::{Action, Actor, AlertKind, RejectReason, Responder, RevokeReason};
 pub use alarm::{Alarm, AlarmKind, AlarmText, Priority};
 pub use config::{
     Backup, CentreConfig, CentreKind, ConfigError, DrivingTime, EngineConfig, EngineConfigParts, KindRule, LadderConfig, MunicipalityConfig, ResponseModel,
 };
-pub use engine::{Engine, IncidentView};
+pub use engine::Engine;
 pub use geo::{Position, TravelModel};
 pub use ids::{AlarmId, CentreId, GatewayId, IncidentId, MunicipalityId, OperatorId, ResidentId, StaffId};
 pub use incident::Stage;
@@ -37,3 +38,4 @@ pub use kpi::{KpiCollector, Kpis};
 pub use people::{Resident, Role, Roles, Staff};
 pub use snapshot::{SeenEntry, Snapshot, StaffSnapshot};
 pub use time::Timestamp;
+pub use view::{IncidentView, StaffView};

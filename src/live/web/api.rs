@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 use super::{ApiError, AppState, Authed, ClientAddr, LiveMessage, SESSION_COOKIE};
-use crate::core::{IncidentId, IncidentView, Stage, Timestamp};
+use crate::core::{IncidentId, IncidentView, Timestamp};
 use crate::live::accounts::{self, Role, User};
 use crate::live::clock::wall_clock;
 use crate::live::driver::{ActOutcome, Driver, OperatorAct, WebAct, WebAction};
@@ -258,17 +258,6 @@ async fn me(State(s): State<AppState>, a: Authed) -> Json<Value> {
     }))
 }
 
-fn stage_name(stage: Stage) -> &'static str {
-    match stage {
-        Stage::AwaitingAnswer => "awaiting_answer",
-        Stage::WithOperator => "with_operator",
-        Stage::AwaitingStaff => "awaiting_staff",
-        Stage::Accepted => "accepted",
-        Stage::EnRoute => "en_route",
-        Stage::OnSite => "on_site",
-    }
-}
-
 /// An open incident as the dashboard shows it.
 fn incident_json(d: &Driver, v: &IncidentView) -> Value {
     let m = &d.engine().config().municipalities[v.municipality];
@@ -280,7 +269,7 @@ fn incident_json(d: &Driver, v: &IncidentView) -> Value {
         "model": m.model.as_str(),
         "kind": v.kind.as_str(),
         "priority": v.priority.to_string(),
-        "stage": stage_name(v.stage),
+        "stage": v.stage.code(),
         "received_at": v.received_at.to_string(),
         "answered_at": v.answered_at.map(|t| t.to_string()),
         "queued_at": v.queued_at.as_ref().map(|c| c.as_str()),
@@ -412,8 +401,7 @@ async fn map(State(s): State<AppState>, a: Authed, Query(q): Query<MapQuery>) ->
             let e = d.engine();
             let visible = |m: &crate::core::MunicipalityId| accounts::may_see_id(e.config(), &user, m);
             let staff: Vec<Value> = e
-                .staff
-                .iter()
+                .staff()
                 .filter(|s| visible(&s.info.municipality))
                 .map(|s| {
                     json!({
@@ -481,7 +469,7 @@ async fn kpis(State(s): State<AppState>, a: Authed) -> Result<Json<Value>, ApiEr
         .read(move |d| {
             let e = d.engine();
             let open = e.open_incidents().filter(|v| d.in_scope(&user, v.municipality)).count();
-            let on_duty = e.staff.iter().filter(|s| s.on_duty && accounts::may_see_id(e.config(), &user, &s.info.municipality)).count();
+            let on_duty = e.staff().filter(|s| s.on_duty && accounts::may_see_id(e.config(), &user, &s.info.municipality)).count();
             (open, on_duty)
         })
         .await?;
@@ -586,7 +574,7 @@ async fn staff_me(State(s): State<AppState>, a: Authed) -> Result<Json<Value>, A
     let v = s
         .read(move |d| {
             let e = d.engine();
-            let state = e.staff.iter().find(|s| s.info.id == me);
+            let state = e.staff_view(&me);
             let offers: Vec<Value> = e
                 .open_incidents()
                 .filter(|v| v.live_offers.contains(&me) || v.assigned.as_ref() == Some(&me))
