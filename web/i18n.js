@@ -83,6 +83,7 @@ export const NB_ERRORS = {
   action_set_aside: 'Akkurat denne handlingen fikk systemet til å feile før (en feil i vakt), så den blir ikke gjort på nytt. Gjør det den skulle på en annen måte, og meld fra om feilen.',
   empty_note: 'Notatet er tomt.',
   note_too_long: 'Notatet er for langt (høyst 2000 tegn).',
+  bad_user: 'Brukernavnet kan ikke brukes for en operatør. Be en administrator om et nytt.',
   note_unreadable: 'Notatet har et usynlig tegn (for eksempel et tegn som snur teksten) og ble ikke lagret. Skriv det på nytt.',
   not_ready: 'Systemet starter opp, eller databasen tar ikke imot endringer nå. Ingenting ble endret; prøv igjen om litt.',
   store_unavailable: 'Databasen svarer ikke akkurat nå. Prøv igjen om litt.',

@@ -13,6 +13,7 @@ pub mod accounts;
 pub mod clock;
 pub mod directory;
 pub mod driver;
+pub mod errors;
 pub mod gateways;
 pub mod http;
 pub mod metrics;

@@ -775,6 +775,26 @@ fn the_openapi_document_lists_every_route_and_no_other() {
     assert_eq!(documented, served);
 }
 
+/// docs/api.md's error table is vakt's: every code under the status it is answered
+/// with, and no other (`live::errors::ErrorCode`).
+#[test]
+fn the_documented_error_codes_are_the_ones_answered() {
+    use std::collections::BTreeSet;
+    use vakt::live::errors::ErrorCode;
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/api.md")).unwrap();
+    let table = &doc[doc.find("## Errors").unwrap()..doc.find("## Endpoints").unwrap()];
+    let mut documented = BTreeSet::new();
+    for row in table.lines().filter(|l| l.starts_with("| ") && l.as_bytes().get(2).is_some_and(u8::is_ascii_digit)) {
+        let status: u16 = row[2..5].parse().unwrap();
+        for code in row.split('`').skip(1).step_by(2).filter(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'))
+        {
+            documented.insert((status, code.to_owned()));
+        }
+    }
+    let answered: BTreeSet<(u16, String)> = ErrorCode::ALL.iter().map(|c| (c.status().as_u16(), c.as_str().to_owned())).collect();
+    assert_eq!(documented, answered, "docs/api.md's error table against src/live/errors.rs");
+}
+
 /// The account and audit tables, and a batch written the way each backend writes one
 /// (PostgreSQL: one statement; SQLite: one query of several statements with their
 /// arguments bound across them): every value in its column.

@@ -4,9 +4,10 @@
 
 use tracing::warn;
 
-use super::{ACTION_SET_ASIDE, Culprit, Driver, Failure, refusal, staff_audit};
+use super::{Culprit, Driver, Failure, refusal, staff_audit};
 use crate::core::{IncidentId, Input, StaffId};
 use crate::live::accounts::{Role, User};
+use crate::live::errors::ErrorCode;
 use crate::live::panic_text;
 use crate::live::store::AuditRow;
 use crate::live::wire;
@@ -100,25 +101,22 @@ pub enum ActOutcome {
     /// Applied and stored: the incident events it produced.
     Done { events: Vec<serde_json::Value> },
     /// Not applied; nothing changed. `code` is stable (docs/api.md).
-    Refused { code: &'static str, detail: String },
+    Refused { code: ErrorCode, detail: String },
 }
 
 /// An operator's note is held to what a staff member's is on the wire
 /// ([`wire::MAX_NOTE_CHARS`]): it goes into the log, the incident's events and every
 /// dashboard's live feed.
-fn note_fits(note: &str) -> Result<(), (&'static str, String)> {
+fn note_fits(note: &str) -> Result<(), (ErrorCode, String)> {
     let n = note.chars().count();
     if n > wire::MAX_NOTE_CHARS {
-        return Err(("note_too_long", format!("a note has at most {} characters; this one has {n}", wire::MAX_NOTE_CHARS)));
+        return Err((ErrorCode::NoteTooLong, format!("a note has at most {} characters; this one has {n}", wire::MAX_NOTE_CHARS)));
     }
     if let Some(why) = crate::core::text::refused(note, true) {
-        return Err((NOTE_UNREADABLE, format!("the note {why}")));
+        return Err((ErrorCode::NoteUnreadable, format!("the note {why}")));
     }
     Ok(())
 }
-
-/// The refusal of an operator's note with a character people could not see.
-pub const NOTE_UNREADABLE: &str = "note_unreadable";
 
 impl Driver {
     /// Applies a web action (after the checks only the engine can make) and notes it in
@@ -127,7 +125,7 @@ impl Driver {
         let now = self.now();
         self.fire_due(now);
         if self.failed {
-            return ActOutcome::Refused { code: "engine_unavailable", detail: "the engine met a fault and starts again; try again in a moment".into() };
+            return ActOutcome::Refused { code: ErrorCode::EngineUnavailable, detail: "the engine met a fault and starts again; try again in a moment".into() };
         }
         let WebAct { who, what } = act;
         let (name, incident, detail, input) = match what {
@@ -151,7 +149,7 @@ impl Driver {
                 if self.set_aside.web_actions.contains(&record) {
                     warn!(action = name, username = %who.username, "a web action that made the engine fail before is refused, not applied again");
                     break 'applied ActOutcome::Refused {
-                        code: ACTION_SET_ASIDE,
+                        code: ErrorCode::ActionSetAside,
                         detail: "this same action made the engine fail before (a fault in vakt), so it is not applied again; do what it was for another way, and report it".into(),
                     };
                 }
@@ -167,19 +165,19 @@ impl Driver {
                     let culprit = Culprit::WebAction { username: who.username, role: who.role.as_str(), action: name.to_owned(), incident, record };
                     self.fail(Failure { why: panic_text(&*panic), culprit });
                     return ActOutcome::Refused {
-                        code: "engine_unavailable",
+                        code: ErrorCode::EngineUnavailable,
                         detail: "this action made the engine fail (a fault in vakt) and was not applied; vakt starts again".into(),
                     };
                 }
                 match refusal(&actions) {
-                    Some(reason) => ActOutcome::Refused { code: reason.code(), detail: reason.to_string() },
+                    Some(reason) => ActOutcome::Refused { code: ErrorCode::from(reason), detail: reason.to_string() },
                     None => ActOutcome::Done { events: self.batch.events[first_event..].iter().filter_map(|e| serde_json::from_str(&e.body).ok()).collect() },
                 }
             }
         };
         let result = match &outcome {
             ActOutcome::Done { .. } => "ok".to_owned(),
-            ActOutcome::Refused { code, .. } => (*code).to_owned(),
+            ActOutcome::Refused { code, .. } => code.as_str().to_owned(),
         };
         // Refusals before the engine (scope, unknown incident) are audited too; nothing
         // else about them is stored.
@@ -196,16 +194,16 @@ impl Driver {
     }
 
     pub(super) fn operator_input(&self, who: &User, incident: IncidentId, act: OperatorAct) -> Result<Input, ActOutcome> {
-        let refused = |code: &'static str, detail: String| ActOutcome::Refused { code, detail };
-        let view = self.engine.incident(incident).ok_or_else(|| refused("unknown_incident", format!("no open incident {}", incident.0)))?;
+        let refused = |code: ErrorCode, detail: String| ActOutcome::Refused { code, detail };
+        let view = self.engine.incident(incident).ok_or_else(|| refused(ErrorCode::UnknownIncident, format!("no open incident {}", incident.0)))?;
         if !matches!(who.role, Role::Operator | Role::Admin) {
-            return Err(refused("forbidden", format!("a {} does not act on incidents", who.role.as_str())));
+            return Err(refused(ErrorCode::Forbidden, format!("a {} does not act on incidents", who.role.as_str())));
         }
         if !self.in_scope(who, view.municipality) {
             let m = &self.engine.config().municipalities[view.municipality].id;
-            return Err(refused("not_your_centre", format!("incident {} is in {m}, which your centre does not answer for", incident.0)));
+            return Err(refused(ErrorCode::NotYourCentre, format!("incident {} is in {m}, which your centre does not answer for", incident.0)));
         }
-        let operator = crate::core::OperatorId::parse(&who.username).map_err(|e| refused("bad_user", e.to_string()))?;
+        let operator = crate::core::OperatorId::parse(&who.username).map_err(|e| refused(ErrorCode::BadUser, e.to_string()))?;
         Ok(match act {
             OperatorAct::Answer {} => {
                 // The centre it is queued at (an admin answers for that centre); an
@@ -213,7 +211,7 @@ impl Driver {
                 let centre = match (&who.centre, view.queued_at) {
                     (Some(c), _) => c.clone(),
                     (None, Some(c)) => c,
-                    (None, None) => return Err(refused("wrong_state", format!("incident {} is not queued at a centre", incident.0))),
+                    (None, None) => return Err(refused(ErrorCode::WrongState, format!("incident {} is not queued at a centre", incident.0))),
                 };
                 Input::OperatorAnswer { centre, operator, incident }
             }
@@ -228,7 +226,7 @@ impl Driver {
             OperatorAct::Escalate {} => Input::OperatorEscalate { operator, incident },
             OperatorAct::Note { note } => {
                 if note.trim().is_empty() {
-                    return Err(refused("empty_note", "a note has some text".into()));
+                    return Err(refused(ErrorCode::EmptyNote, "a note has some text".into()));
                 }
                 note_fits(&note).map_err(|(code, d)| refused(code, d))?;
                 Input::OperatorNote { operator, incident, note }

@@ -31,11 +31,9 @@ mod set_aside;
 #[cfg(test)]
 mod tests;
 
-pub use act::{ActOutcome, Claim, EngineRequest, NOTE_UNREADABLE, OperatorAct, WebAct, WebAction};
+pub use act::{ActOutcome, Claim, EngineRequest, OperatorAct, WebAct, WebAction};
 pub use inbound::{REFUSED_ACTION, REFUSED_BY, REFUSED_KEPT, RefusedAlarm};
-pub use set_aside::{
-    ACTION_SET_ASIDE, ALARM_SET_ASIDE, Culprit, DIRECTORY_ROW_SET_ASIDE, Failure, INCIDENT_SET_ASIDE, WEB_ACTION_FAILED, WEB_ACTION_SET_ASIDE,
-};
+pub use set_aside::{ALARM_SET_ASIDE, Culprit, DIRECTORY_ROW_SET_ASIDE, Failure, INCIDENT_SET_ASIDE, WEB_ACTION_FAILED, WEB_ACTION_SET_ASIDE};
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;

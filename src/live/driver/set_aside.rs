@@ -100,9 +100,6 @@ pub const DIRECTORY_ROW_SET_ASIDE: &str = "directory_row_set_aside";
 /// same action (the same input) is refused, not applied, by this version of vakt.
 pub const WEB_ACTION_SET_ASIDE: &str = "web_action_set_aside";
 
-/// The refusal of a web action set aside.
-pub const ACTION_SET_ASIDE: &str = "action_set_aside";
-
 /// The audit trail's action (by vakt) for an alarm that made the engine fail: this
 /// version of vakt refuses the same alarm (alarm id and resident) if it meets it again.
 pub const ALARM_SET_ASIDE: &str = "alarm_set_aside";

@@ -135,7 +135,7 @@ async fn a_web_action_that_makes_the_engine_fail_is_audited_and_not_applied() {
 
     d.faults.web = vec!["note".into()];
     let outcome = d.act(note());
-    assert!(matches!(outcome, ActOutcome::Refused { code: "engine_unavailable", .. }));
+    assert!(matches!(outcome, ActOutcome::Refused { code: crate::live::errors::ErrorCode::EngineUnavailable, .. }));
     assert!(matches!(d.failure().map(|p| &p.culprit), Some(Culprit::WebAction { incident: Some(IncidentId(1)), .. })));
     d.set_aside_failure(&ready).await;
     let audit = store.incident_audit(1).await.unwrap();
@@ -152,13 +152,16 @@ async fn a_web_action_that_makes_the_engine_fail_is_audited_and_not_applied() {
 
     let mut again = driver_on(&store);
     again.recover().await.unwrap();
-    assert!(matches!(again.act(note()), ActOutcome::Refused { code: ACTION_SET_ASIDE, .. }), "the same action is refused, not applied again");
+    assert!(
+        matches!(again.act(note()), ActOutcome::Refused { code: crate::live::errors::ErrorCode::ActionSetAside, .. }),
+        "the same action is refused, not applied again"
+    );
     let other = WebAct { who: admin(), what: WebAction::Operator { incident: IncidentId(1), act: OperatorAct::Note { note: "rang igjen".into() } } };
     assert!(matches!(again.act(other), ActOutcome::Done { .. }), "another action is taken");
     again.commit(&ready, true).await;
     assert!(kinds(store.incident_events(1).await.unwrap()).contains(&"note_added".to_owned()));
     let audit = store.incident_audit(1).await.unwrap();
-    let refused = audit.iter().filter(|a| a.outcome == ACTION_SET_ASIDE).count();
+    let refused = audit.iter().filter(|a| a.outcome == "action_set_aside").count();
     assert_eq!(refused, 1, "the refusal is audited: {audit:?}");
     store.close().await;
     let _ = std::fs::remove_dir_all(&dir);

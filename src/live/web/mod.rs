@@ -14,6 +14,16 @@
 
 pub mod api;
 mod assets;
+mod auth;
+mod error;
+mod incidents;
+mod kpis;
+mod map;
+mod staff;
+mod streams;
+
+use crate::live::errors::ErrorCode;
+pub use error::ApiError;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -22,8 +32,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, Method, header};
+use axum::response::Response;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::accounts::{self, LoginLimiter, Role, User};
@@ -136,8 +146,7 @@ impl AppState {
             Ok(answer) => answer.map_err(|_| ApiError::unavailable()),
             Err(_) if claim.abandon() => Err(ApiError::not_ready()),
             Err(_) => Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not_stored_yet",
+                ErrorCode::NotStoredYet,
                 "the engine has taken the action but cannot store it yet; it takes effect when the database answers again, so do not repeat it",
             )),
         }
@@ -162,72 +171,6 @@ async fn security_headers(mut r: Response) -> Response {
 /// Compares secrets in time that does not depend on where they first differ.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// A JSON error: `{"error": code, "message": text}` with its status.
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-    pub retry_after: Option<Duration>,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), retry_after: None }
-    }
-    fn unavailable() -> ApiError {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "engine_unavailable", "the engine is stopping or not running")
-    }
-    fn not_ready() -> ApiError {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not_ready",
-            "the engine is recovering, or its store is not taking writes; nothing was changed, try again shortly",
-        )
-    }
-    pub fn forbidden(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
-    }
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, code, message)
-    }
-    /// A request that failed on the way: 503 `store_unavailable` (with Retry-After) when
-    /// the database cannot be reached just now, 500 `internal` for anything else.
-    pub fn failed(e: anyhow::Error) -> ApiError {
-        if crate::live::store::is_unavailable(&e) {
-            tracing::warn!(error = %format!("{e:#}"), "HTTP request refused: the store is unavailable");
-            let mut out = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the database cannot be reached just now; try again shortly");
-            out.retry_after = Some(Duration::from_secs(5));
-            return out;
-        }
-        tracing::error!(error = %format!("{e:#}"), "HTTP request failed");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "something went wrong; see the engine's log")
-    }
-    /// The status for an engine's (or driver's) refusal code.
-    pub fn refused(code: &'static str, detail: String) -> ApiError {
-        let status = match code {
-            "empty_note" | "note_too_long" | crate::live::driver::NOTE_UNREADABLE => StatusCode::BAD_REQUEST,
-            "unknown_incident" => StatusCode::NOT_FOUND,
-            "engine_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
-            "not_offered" | "not_assigned" | "not_your_centre" | "not_at_this_centre" | "not_in_scope" | "forbidden" => StatusCode::FORBIDDEN,
-            "already_taken" | "wrong_state" | "off_duty" | "nothing_to_cancel" | crate::live::driver::ACTION_SET_ASIDE => StatusCode::CONFLICT,
-            _ => StatusCode::UNPROCESSABLE_ENTITY,
-        };
-        ApiError::new(status, code, detail)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = axum::Json(serde_json::json!({ "error": self.code, "message": self.message }));
-        let mut r = (self.status, body).into_response();
-        if let Some(wait) = self.retry_after {
-            r.headers_mut().insert(header::RETRY_AFTER, wait.as_secs().max(1).to_string().parse().expect("digits"));
-        }
-        r
-    }
 }
 
 /// The signed-in user of a request. Extracting it checks the session (cookie or
@@ -265,19 +208,19 @@ impl FromRequestParts<AppState> for Authed {
         let (token, via_cookie) = match (bearer, cookie_value(&parts.headers, SESSION_COOKIE)) {
             (Some(t), _) => (t, false),
             (None, Some(t)) => (t, true),
-            (None, None) => return Err(ApiError::new(StatusCode::UNAUTHORIZED, "login_required", "log in first")),
+            (None, None) => return Err(ApiError::new(ErrorCode::LoginRequired, "log in first")),
         };
         let digest = accounts::token_digest(token);
         let now = super::clock::wall_clock().as_millis();
         let crate::live::store::Session { user, csrf } = state
             .stored(state.store.session(&digest, now))
             .await?
-            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "session_expired", "the session has ended; log in again"))?;
+            .ok_or_else(|| ApiError::new(ErrorCode::SessionExpired, "the session has ended; log in again"))?;
         let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
         if via_cookie && !safe {
             let sent = parts.headers.get(CSRF_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
             if !constant_time_eq(sent, csrf.as_bytes()) {
-                return Err(ApiError::new(StatusCode::FORBIDDEN, "csrf", "missing or wrong X-CSRF-Token header (GET /api/me gives it)"));
+                return Err(ApiError::new(ErrorCode::Csrf, "missing or wrong X-CSRF-Token header (GET /api/me gives it)"));
             }
         }
         Ok(Authed { user, csrf: via_cookie.then_some(csrf), digest })

@@ -1,0 +1,74 @@
+//! The dashboard's figures: the share answered within the target, by municipality and
+//! model, today and over the last 7 and 30 days; open incidents; staff on duty.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+
+use super::api::DASHBOARD;
+use super::{ApiError, AppState, Authed};
+use crate::core::Timestamp;
+use crate::live::accounts;
+use crate::live::clock::wall_clock;
+use crate::live::store::Answer;
+
+/// Share answered within the target today (since local midnight), last 7 and 30 days,
+/// per municipality and per model; open incidents; staff on duty.
+pub(super) async fn kpis(State(s): State<AppState>, a: Authed) -> Result<Json<Value>, ApiError> {
+    a.require(DASHBOARD)?;
+    let now = wall_clock();
+    let day = 86_400_000;
+    let periods = [("today", now.norway_midnight().as_millis()), ("7d", now.as_millis() - 7 * day), ("30d", now.as_millis() - 30 * day)];
+    let target = s.config.target_answer.as_secs_f64();
+    let answered = s.stored(s.store.answered_since(periods[2].1)).await?;
+    // (period, municipality) -> (answered, within target)
+    let mut counts: BTreeMap<(usize, String), (u64, u64)> = BTreeMap::new();
+    for Answer { at_ms, municipality: m, body } in &answered {
+        let Ok(v) = serde_json::from_str::<Value>(body) else { continue };
+        let within = v["answer_secs"].as_f64().is_some_and(|t| t <= target);
+        for (p, (_, since)) in periods.iter().enumerate() {
+            if *at_ms >= *since {
+                let c = counts.entry((p, m.clone())).or_default();
+                c.0 += 1;
+                c.1 += within as u64;
+            }
+        }
+    }
+    let row = |n: u64, w: u64| json!({ "answered": n, "within_target": w, "share": if n == 0 { Value::Null } else { json!(w as f64 / n as f64) } });
+    let mut out = Vec::new();
+    for (p, (name, since)) in periods.iter().enumerate() {
+        let mut by_model: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        let mut rows = Vec::new();
+        for m in accounts::visible_municipalities(&s.config, &a.user) {
+            let (n, w) = counts.get(&(p, m.id.as_str().to_owned())).copied().unwrap_or_default();
+            let t = by_model.entry(m.model.as_str()).or_default();
+            t.0 += n;
+            t.1 += w;
+            let mut r = row(n, w);
+            r["municipality"] = json!(m.id.as_str());
+            r["model"] = json!(m.model.as_str());
+            rows.push(r);
+        }
+        let models: Vec<Value> = by_model
+            .into_iter()
+            .map(|(model, (n, w))| {
+                let mut r = row(n, w);
+                r["model"] = json!(model);
+                r
+            })
+            .collect();
+        out.push(json!({ "period": name, "since": Timestamp::from_millis(*since).to_string(), "municipalities": rows, "models": models }));
+    }
+    let user = a.user;
+    let (open, on_duty) = s
+        .read(move |d| {
+            let e = d.engine();
+            let open = e.open_incidents().filter(|v| d.in_scope(&user, v.municipality)).count();
+            let on_duty = e.staff().filter(|s| s.on_duty && accounts::may_see_id(e.config(), &user, &s.info.municipality)).count();
+            (open, on_duty)
+        })
+        .await?;
+    Ok(Json(json!({ "target_secs": target, "periods": out, "open_incidents": open, "staff_on_duty": on_duty })))
+}
