@@ -56,11 +56,11 @@ export async function untilAnswered(call, show) {
 // vakt's own readiness (/readyz, as its supervisor sees it), asked every 5 s and shown
 // in the page's banner (`#engine-down`) while vakt does not take alarms, with why, in
 // the page's language: operators and staff must know when an alarm cannot reach anyone
-// through vakt. The keys are /readyz's texts (src/live/http.rs, NOT_READY).
+// through vakt. The keys are /readyz's reason codes (src/live/http.rs, NotReady).
 const NOT_READY = {
-  'not ready: the engine is not running': N_('the vakt engine has stopped'),
-  'not ready: recovering, or the store is not taking writes': N_('vakt is starting, or its database does not answer'),
-  'not ready: not connected to the MQTT broker': N_('vakt has no connection to the alarm broker'),
+  engine_stopped: N_('the vakt engine has stopped'),
+  not_storing: N_('vakt is starting, or its database does not answer'),
+  no_broker: N_('vakt has no connection to the alarm broker'),
 };
 
 export function watchReadiness() {
@@ -69,8 +69,9 @@ export function watchReadiness() {
     try {
       const r = await fetch('/readyz', { cache: 'no-store' });
       if (!r.ok) {
-        const text = (await r.text()).trim();
-        why = NOT_READY[text] ? t(NOT_READY[text]) : text;
+        // A proxy's own error page is not vakt's answer: said as such.
+        const body = await r.json().catch(() => ({ message: t('not an answer from vakt (HTTP {status})', { status: r.status }) }));
+        why = NOT_READY[body.reason] ? t(NOT_READY[body.reason]) : body.message || body.reason;
       }
     } catch {
       why = t('this page cannot reach vakt');

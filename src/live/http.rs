@@ -5,11 +5,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use axum::{Json, Router};
 use tokio::sync::watch;
 
 use super::metrics::Metrics;
@@ -32,25 +32,61 @@ async fn metrics_text(State(s): State<AppState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render())
 }
 
-/// Why `/readyz` says 503, each its own line of text. The dashboard and the staff app
-/// show these in their own words (`web/common.js` lists them; a test holds the two
-/// lists together).
-pub const NOT_READY: [&str; 3] =
-    ["not ready: the engine is not running", "not ready: recovering, or the store is not taking writes", "not ready: not connected to the MQTT broker"];
+/// Why `/readyz` says 503: a code, which the dashboard and the staff app show in their
+/// own words (`web/common.js`; a test holds the two together), and a sentence for people
+/// reading it elsewhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotReady {
+    /// The engine is gone (the process exits next).
+    EngineStopped,
+    /// Recovering at start, or the store is not taking writes.
+    NotStoring,
+    /// No connection to the MQTT broker (or its subscriptions not yet confirmed).
+    NoBroker,
+}
+
+impl NotReady {
+    pub const ALL: [NotReady; 3] = [NotReady::EngineStopped, NotReady::NotStoring, NotReady::NoBroker];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            NotReady::EngineStopped => "engine_stopped",
+            NotReady::NotStoring => "not_storing",
+            NotReady::NoBroker => "no_broker",
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            NotReady::EngineStopped => "the engine is not running",
+            NotReady::NotStoring => "recovering, or the store is not taking writes",
+            NotReady::NoBroker => "not connected to the MQTT broker",
+        }
+    }
+}
+
+/// `/readyz`'s answer: `{"ready": true}`, or `{"ready": false, "reason": CODE, "message": TEXT}` with 503.
+#[derive(serde::Serialize)]
+struct Readiness {
+    ready: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'static str>,
+}
 
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
-    let [stopped, storing, broker_lost] = NOT_READY;
-    let not_ready = |why: &str| (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n"));
+    let not_ready = |why: NotReady| (StatusCode::SERVICE_UNAVAILABLE, Json(Readiness { ready: false, reason: Some(why.code()), message: Some(why.message()) }));
     // The engine holds the sender: gone, the engine is gone (the process exits next).
     if s.ready.has_changed().is_err() {
-        return not_ready(stopped);
+        return not_ready(NotReady::EngineStopped);
     }
     let recovered_and_storing = *s.ready.borrow();
     let broker = s.metrics.mqtt_connected.get() == 1;
     match (recovered_and_storing, broker) {
-        (true, true) => (StatusCode::OK, "ready\n".to_owned()),
-        (false, _) => not_ready(storing),
-        (true, false) => not_ready(broker_lost),
+        (true, true) => (StatusCode::OK, Json(Readiness { ready: true, reason: None, message: None })),
+        (false, _) => not_ready(NotReady::NotStoring),
+        (true, false) => not_ready(NotReady::NoBroker),
     }
 }
 

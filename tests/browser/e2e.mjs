@@ -66,7 +66,7 @@ try {
   step('operator logged in, live stream open');
   // vakt not taking alarms (its /readyz says why): a red banner says so, with a chime,
   // and goes when vakt is ready again (the real /readyz).
-  await ops.route('**/readyz', (r) => r.fulfill({ status: 503, contentType: 'text/plain', body: 'not ready: recovering, or the store is not taking writes\n' }));
+  await ops.route('**/readyz', (r) => r.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ ready: false, reason: 'not_storing', message: 'recovering, or the store is not taking writes' }) }));
   await ops.waitForFunction(() => {
     const b = document.getElementById('engine-down');
     return !b.hidden && /^Alarms are not being handled: vakt is starting, or its database does not answer\./.test(b.textContent) && Number(document.body.dataset.alerts) >= 1;
@@ -276,7 +276,7 @@ try {
   await nbApp.waitForURL(/\/app$/);
   await nbApp.waitForFunction(() => document.getElementById('duty-state').textContent === 'På vakt' && document.getElementById('duty-toggle').textContent === 'Gå av vakt');
   if ((await nbApp.textContent('#no-offers')) !== 'Ingen alarmer til deg nå. Du hører en lyd når det kommer en.') throw new Error('the app is not in Bokmål');
-  await nbApp.route('**/readyz', (r) => r.fulfill({ status: 503, contentType: 'text/plain', body: 'not ready: not connected to the MQTT broker\n' }));
+  await nbApp.route('**/readyz', (r) => r.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ ready: false, reason: 'no_broker', message: 'not connected to the MQTT broker' }) }));
   await nbApp.waitForFunction(() => /^Alarmer blir ikke håndtert nå: vakt har ingen forbindelse til alarmformidleren \(MQTT\)\./.test(document.getElementById('engine-down').textContent), null, { timeout: 10000 });
   await nbApp.unroute('**/readyz');
   await nbApp.waitForFunction(() => document.getElementById('engine-down').hidden, null, { timeout: 10000 });

@@ -364,7 +364,8 @@ async fn while_the_store_takes_no_writes_the_api_says_so_at_once() {
         waited += 1;
     }
     // Said in the words the pages know (their banner: web/common.js).
-    assert_eq!(readyz_says().await.1, format!("{}\n", vakt::live::http::NOT_READY[1]));
+    let says: Value = serde_json::from_str(&readyz_says().await.1).unwrap();
+    assert_eq!(says, json!({ "ready": false, "reason": "not_storing", "message": vakt::live::http::NotReady::NotStoring.message() }));
     // Before, both waited for as long as the store was down (here: for ever).
     let answer = |method: &'static str, path: &'static str, body: Option<Value>| {
         let call = api.call(method, path, &ops, body);
@@ -1246,7 +1247,7 @@ fn check_schema(doc: &Value, schema: &Value, v: &Value, at: &str, errors: &mut V
 #[test]
 fn the_pages_know_every_reason_readyz_gives() {
     let common = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/web/common.js")).unwrap();
-    for why in vakt::live::http::NOT_READY {
-        assert!(common.contains(&format!("'{why}': N_(")), "web/common.js has no words for /readyz's \"{why}\"");
+    for why in vakt::live::http::NotReady::ALL {
+        assert!(common.contains(&format!("  {}: N_(", why.code())), "web/common.js has no words for /readyz's \"{}\"", why.code());
     }
 }
