@@ -8,8 +8,7 @@ use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use super::api::body;
 use super::{ApiError, AppState, Authed, ClientAddr, SESSION_COOKIE};
@@ -52,6 +51,23 @@ pub(super) async fn within_limit(s: &AppState, username: &str, addr: Option<IpAd
     Err(e)
 }
 
+/// A login's answer: the user, and their CSRF token (cookie sessions) or bearer token.
+#[derive(Serialize)]
+pub(super) struct LoggedIn {
+    user: User,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    csrf_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
+    expires_at: String,
+}
+
+/// `{"ok": true}`.
+#[derive(Serialize)]
+pub(super) struct Confirmed {
+    ok: bool,
+}
+
 pub(super) async fn login(State(s): State<AppState>, ClientAddr(addr): ClientAddr, b: Result<Json<LoginBody>, JsonRejection>) -> Result<Response, ApiError> {
     let b = body(b)?;
     // The audit keeps at most 64 characters of a name that does not exist.
@@ -79,18 +95,18 @@ pub(super) async fn login(State(s): State<AppState>, ClientAddr(addr): ClientAdd
     s.stored(s.store.audit(&audit_line(&user.username, user.role.as_str(), "login", "ok"))).await?;
     let expires_at = Timestamp::from_millis(now + ttl.as_millis() as i64).to_string();
     if b.client.as_deref() == Some("token") {
-        return Ok(Json(json!({ "user": user, "token": token, "expires_at": expires_at })).into_response());
+        return Ok(Json(LoggedIn { user, csrf_token: None, token: Some(token), expires_at }).into_response());
     }
     let secure = if s.http.secure_cookies { "; Secure" } else { "" };
     let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}", ttl.as_secs());
-    Ok(([(header::SET_COOKIE, cookie)], Json(json!({ "user": user, "csrf_token": csrf, "expires_at": expires_at }))).into_response())
+    Ok(([(header::SET_COOKIE, cookie)], Json(LoggedIn { user, csrf_token: Some(csrf), token: None, expires_at })).into_response())
 }
 
 pub(super) async fn logout(State(s): State<AppState>, a: Authed) -> Result<Response, ApiError> {
     s.stored(s.store.delete_session(&a.digest)).await?;
     s.stored(s.store.audit(&audit_line(&a.user.username, a.user.role.as_str(), "logout", "ok"))).await?;
     let cookie = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
-    Ok(([(header::SET_COOKIE, cookie)], Json(json!({ "ok": true }))).into_response())
+    Ok(([(header::SET_COOKIE, cookie)], Json(Confirmed { ok: true })).into_response())
 }
 
 #[derive(Deserialize)]
@@ -140,30 +156,52 @@ pub(super) async fn change_password(
     }
     s.limiter.succeeded(&username, addr);
     s.stored(s.store.audit(&audit_line(&username, role, "password_change", "ok"))).await?;
-    Ok(Json(json!({ "ok": true })).into_response())
+    Ok(Json(Confirmed { ok: true }).into_response())
 }
 
-/// The municipalities this user sees, with their model and backup team (the staff an
-/// operator may assign its incidents to, besides its own): `[{id, name, model, backup_team}]`.
-pub(super) fn scope(s: &AppState, user: &User) -> Vec<Value> {
+/// A municipality the user sees, with its model and backup team (the staff an operator
+/// may assign its incidents to, besides its own).
+#[derive(Serialize)]
+pub(super) struct ScopeMunicipality {
+    id: String,
+    name: String,
+    model: &'static str,
+    backup_team: Option<String>,
+}
+
+pub(super) fn scope(s: &AppState, user: &User) -> Vec<ScopeMunicipality> {
     accounts::visible_municipalities(&s.config, user)
-        .map(|m| {
-            let backup_team = match &m.backup {
-                Some(crate::core::Backup::Team(t)) => Some(t.as_str()),
+        .map(|m| ScopeMunicipality {
+            id: m.id.to_string(),
+            name: m.name.clone(),
+            model: m.model.as_str(),
+            backup_team: match &m.backup {
+                Some(crate::core::Backup::Team(t)) => Some(t.to_string()),
                 _ => None,
-            };
-            json!({ "id": m.id.as_str(), "name": m.name, "model": m.model.as_str(), "backup_team": backup_team })
+            },
         })
         .collect()
 }
 
-pub(super) async fn me(State(s): State<AppState>, a: Authed) -> Json<Value> {
-    Json(json!({
-        "user": a.user,
-        "csrf_token": a.csrf,
-        "target_secs": s.config.target_answer.as_secs(),
-        "municipalities": scope(&s, &a.user),
-        "tiles": s.http.tiles,
-        "tiles_attribution": s.http.tiles_attribution,
-    }))
+/// The signed-in user, and what the pages need to know of their scope.
+#[derive(Serialize)]
+pub(super) struct Me {
+    user: User,
+    /// For a cookie session: the token every change must carry (`X-CSRF-Token`).
+    csrf_token: Option<String>,
+    target_secs: u64,
+    municipalities: Vec<ScopeMunicipality>,
+    tiles: Option<String>,
+    tiles_attribution: String,
+}
+
+pub(super) async fn me(State(s): State<AppState>, a: Authed) -> Json<Me> {
+    Json(Me {
+        municipalities: scope(&s, &a.user),
+        user: a.user,
+        csrf_token: a.csrf,
+        target_secs: s.config.target_answer.as_secs(),
+        tiles: s.http.tiles.clone(),
+        tiles_attribution: s.http.tiles_attribution.clone(),
+    })
 }

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::State;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
 use super::api::DASHBOARD;
 use super::{ApiError, AppState, Authed};
@@ -14,9 +15,45 @@ use crate::live::accounts;
 use crate::live::clock::wall_clock;
 use crate::live::store::Answer;
 
+/// The answers of one municipality, or of one model over the user's municipalities.
+#[derive(Serialize)]
+pub(super) struct KpiRow {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    municipality: Option<String>,
+    model: &'static str,
+    answered: u64,
+    within_target: u64,
+    /// `within_target / answered`; none without answers.
+    share: Option<f64>,
+}
+
+impl KpiRow {
+    fn new(municipality: Option<String>, model: &'static str, (answered, within_target): (u64, u64)) -> KpiRow {
+        let share = (answered > 0).then(|| within_target as f64 / answered as f64);
+        KpiRow { municipality, model, answered, within_target, share }
+    }
+}
+
+#[derive(Serialize)]
+pub(super) struct KpiPeriod {
+    /// `today` (since local midnight), `7d`, `30d`.
+    period: &'static str,
+    since: String,
+    municipalities: Vec<KpiRow>,
+    models: Vec<KpiRow>,
+}
+
+#[derive(Serialize)]
+pub(super) struct Kpis {
+    target_secs: f64,
+    periods: Vec<KpiPeriod>,
+    open_incidents: usize,
+    staff_on_duty: usize,
+}
+
 /// Share answered within the target today (since local midnight), last 7 and 30 days,
 /// per municipality and per model; open incidents; staff on duty.
-pub(super) async fn kpis(State(s): State<AppState>, a: Authed) -> Result<Json<Value>, ApiError> {
+pub(super) async fn kpis(State(s): State<AppState>, a: Authed) -> Result<Json<Kpis>, ApiError> {
     a.require(DASHBOARD)?;
     let now = wall_clock();
     let day = 86_400_000;
@@ -36,33 +73,22 @@ pub(super) async fn kpis(State(s): State<AppState>, a: Authed) -> Result<Json<Va
             }
         }
     }
-    let row = |n: u64, w: u64| json!({ "answered": n, "within_target": w, "share": if n == 0 { Value::Null } else { json!(w as f64 / n as f64) } });
     let mut out = Vec::new();
     for (p, (name, since)) in periods.iter().enumerate() {
-        let mut by_model: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
-        let mut rows = Vec::new();
+        let mut by_model: BTreeMap<&'static str, (u64, u64)> = BTreeMap::new();
+        let mut municipalities = Vec::new();
         for m in accounts::visible_municipalities(&s.config, &a.user) {
             let (n, w) = counts.get(&(p, m.id.as_str().to_owned())).copied().unwrap_or_default();
             let t = by_model.entry(m.model.as_str()).or_default();
             t.0 += n;
             t.1 += w;
-            let mut r = row(n, w);
-            r["municipality"] = json!(m.id.as_str());
-            r["model"] = json!(m.model.as_str());
-            rows.push(r);
+            municipalities.push(KpiRow::new(Some(m.id.to_string()), m.model.as_str(), (n, w)));
         }
-        let models: Vec<Value> = by_model
-            .into_iter()
-            .map(|(model, (n, w))| {
-                let mut r = row(n, w);
-                r["model"] = json!(model);
-                r
-            })
-            .collect();
-        out.push(json!({ "period": name, "since": Timestamp::from_millis(*since).to_string(), "municipalities": rows, "models": models }));
+        let models = by_model.into_iter().map(|(model, counts)| KpiRow::new(None, model, counts)).collect();
+        out.push(KpiPeriod { period: name, since: Timestamp::from_millis(*since).to_string(), municipalities, models });
     }
     let user = a.user;
-    let (open, on_duty) = s
+    let (open_incidents, staff_on_duty) = s
         .read(move |d| {
             let e = d.engine();
             let open = e.open_incidents().filter(|v| d.in_scope(&user, v.municipality)).count();
@@ -70,5 +96,5 @@ pub(super) async fn kpis(State(s): State<AppState>, a: Authed) -> Result<Json<Va
             (open, on_duty)
         })
         .await?;
-    Ok(Json(json!({ "target_secs": target, "periods": out, "open_incidents": open, "staff_on_duty": on_duty })))
+    Ok(Json(Kpis { target_secs: target, periods: out, open_incidents, staff_on_duty }))
 }
