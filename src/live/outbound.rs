@@ -484,4 +484,63 @@ mod tests {
             (Some("rejected"), Some(5), Some(refused.to_string().as_str()))
         );
     }
+    /// Every message the engine publishes, one of each kind, as text: the contract as
+    /// docs/mqtt.md shows it, pinned field by field and in order.
+    #[test]
+    fn every_message_keeps_its_text() {
+        use crate::core::{Actor, AlertKind, CentreId, OperatorId, Outcome};
+        let at = Timestamp::parse_rfc3339("2024-03-01T08:00:01Z").unwrap();
+        let inc = IncidentId(7);
+        let (s1, op) = (StaffId::parse("s1").unwrap(), OperatorId::parse("op2").unwrap());
+        let c = ctx();
+        let actions = [
+            Action::Raised {
+                at,
+                incident: inc,
+                alarm: AlarmId::parse("a-1").unwrap(),
+                resident: ResidentId::parse("r-1").unwrap(),
+                municipality: MunicipalityId::parse("demo").unwrap(),
+                model: ResponseModel::MobileGuardRoom,
+                kind: AlarmKind::Fall,
+                priority: Priority::Critical,
+            },
+            Action::Attached { at, incident: inc, alarm: AlarmId::parse("a-2").unwrap(), priority_raised_to: Some(Priority::High) },
+            Action::Attached { at, incident: inc, alarm: AlarmId::parse("a-3").unwrap(), priority_raised_to: None },
+            Action::Queued { at, incident: inc, centre: CentreId::parse("c1").unwrap() },
+            Action::Dequeued { at, incident: inc, centre: CentreId::parse("c1").unwrap() },
+            Action::Offered { at, incident: inc, staff: s1.clone(), eta: Duration::from_millis(90_500), expires_at: Some(at + Duration::from_secs(15)) },
+            Action::Revoked { at, incident: inc, staff: s1.clone(), reason: RevokeReason::TakenByOther },
+            Action::Broadcast { at, incident: inc },
+            Action::ForwardedToBackup { at, incident: inc, backup: Backup::Centre(CentreId::parse("c2").unwrap()) },
+            Action::ForwardedToBackup { at, incident: inc, backup: Backup::Team(MunicipalityId::parse("nabo").unwrap()) },
+            Action::Alert { at, incident: inc, kind: AlertKind::NotAccepted, waiting: Duration::from_secs(61) },
+            Action::AssignedByOperator { at, incident: inc, operator: op.clone(), staff: s1.clone() },
+            Action::EscalatedByOperator { at, incident: inc, operator: op.clone() },
+            Action::NoteAdded { at, incident: inc, by: Actor::Operator(op.clone()), note: "Dotter \"Kari\" kjem".into() },
+            Action::NoteAdded { at, incident: inc, by: Actor::System, note: "Base unit back".into() },
+            Action::SetAside { at, incident: inc, reason: "a fault".into() },
+            Action::Answered { at, incident: inc, by: Responder::Staff(s1.clone()), answer_time: Duration::from_millis(12_250) },
+            Action::ResolvedByCentre { at, incident: inc, operator: op.clone() },
+            Action::ForwardedToHomeCare { at, incident: inc, operator: op.clone() },
+            Action::Accepted { at, incident: inc, staff: s1.clone(), since_dispatch: Duration::from_secs(4) },
+            Action::EnRoute { at, incident: inc, staff: s1.clone() },
+            Action::OnSite { at, incident: inc, staff: s1.clone(), since_raised: Duration::from_secs(600) },
+            Action::Closed { at, incident: inc, outcome: Outcome::Helped, note: Some("Hjelpt opp".into()) },
+            Action::Closed { at, incident: inc, outcome: Outcome::FalseAlarm, note: None },
+        ];
+        let mut texts: Vec<String> = actions.iter().enumerate().map(|(i, a)| incident_event(i as i64, a, &c).unwrap()).collect();
+        let refused = Action::Rejected { at, by: None, incident: Some(inc), reason: RejectReason::NotOffered };
+        texts.push(unpublished_event(99, &refused, inc));
+        texts.push(revoke_message(inc, RevokeReason::Expired, at));
+        texts.push(confirmed_message(inc, &StaffReply::Accept, at));
+        texts.push(refused_message(inc, &StaffReply::Close { outcome: Outcome::Helped, note: None }, &RejectReason::NotAssigned, at));
+        let ids = RefusedIds {
+            alarm: Some(AlarmId::parse("a-9").unwrap()),
+            resident: Some(ResidentId::parse("r-9").unwrap()),
+            municipality: Some(MunicipalityId::parse("demo").unwrap()),
+        };
+        texts.push(reject_message("vakt/v1/staff/s1/status", "payload_too_large", "1100000 bytes; the limit is 16384", at, &ids));
+        texts.push(reject_message("vakt/v1/alarms/x", "unknown_municipality", "none", at, &RefusedIds::default()));
+        expect_test::expect_file!["../../tests/snapshots/outbound_messages.txt"].assert_eq(&(texts.join("\n") + "\n"));
+    }
 }
