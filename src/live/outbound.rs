@@ -9,8 +9,6 @@
 //! JSON, so the shapes are tested without a broker.
 
 use serde::Serialize;
-use serde::Serializer as _;
-use serde::ser::SerializeMap;
 
 use crate::core::{
     Action, AlarmId, AlarmKind, AlertKind, Backup, IncidentId, MunicipalityId, Position, Priority, RejectReason, ResidentId, Responder, ResponseModel,
@@ -116,29 +114,13 @@ impl<T: std::fmt::Display> Serialize for AsText<T> {
     }
 }
 
-type Compound<'s, 'b> = serde_json::ser::Compound<'s, &'b mut Vec<u8>, serde_json::ser::CompactFormatter>;
-
-/// A JSON object being written, its fields in the order they are put.
-struct Obj<'s, 'b>(Compound<'s, 'b>);
-
-impl Obj<'_, '_> {
-    fn put<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> &mut Self {
-        self.0.serialize_entry(key, value).expect("JSON written into memory cannot fail");
-        self
-    }
-}
-
-/// The JSON text of one object. Every message is built this way, field by field into
-/// its text: building a `serde_json::Value` first (a map with a `String` for every key,
-/// then printed and dropped) was a third of the engine thread's time under load.
-fn object(fields: impl FnOnce(&mut Obj<'_, '_>)) -> String {
+/// The JSON text of a message. Each message is a struct whose fields go out in the
+/// order docs/mqtt.md shows them, written straight into its text: no
+/// `serde_json::Value` (a map with a `String` for every key, built, printed and dropped
+/// for every message, was a third of the engine thread's time under load).
+fn text(message: &impl Serialize) -> String {
     let mut buf = Vec::with_capacity(384);
-    {
-        let mut ser = serde_json::Serializer::new(&mut buf);
-        let mut obj = Obj(ser.serialize_map(None).expect("JSON written into memory cannot fail"));
-        fields(&mut obj);
-        SerializeMap::end(obj.0).expect("JSON written into memory cannot fail");
-    }
+    serde_json::to_writer(&mut buf, message).expect("JSON written into memory cannot fail");
     String::from_utf8(buf).expect("serde_json writes UTF-8")
 }
 
@@ -156,94 +138,175 @@ enum AnsweredBy<'a> {
     Operator { centre_id: &'a str, operator_id: &'a str },
 }
 
-/// The incident event: `{"v":1,"seq","incident_id","municipality","at","type",...}`.
-/// `None` for actions that are not about an incident's state (duplicates, rejects).
-pub fn incident_event(seq: i64, action: &Action, ctx: &IncidentContext) -> Option<String> {
-    let incident = action.incident()?;
-    if matches!(action, Action::Rejected { .. } | Action::DuplicateIgnored { .. }) {
-        return None;
-    }
-    Some(object(|o| {
-        o.put("v", &1).put("seq", &seq).put("incident_id", &incident.0).put("municipality", ctx.municipality.as_str());
-        o.put("at", &AsText(action.at())).put("type", event_kind(action));
-        match action {
-            Action::Raised { alarm, resident, model, kind, priority, .. } => {
-                o.put("alarm_id", alarm.as_str()).put("resident_id", resident.as_str()).put("model", model.as_str()).put("kind", kind.as_str());
-                o.put("priority", &AsText(priority)).put("raised_at", &AsText(ctx.raised_at)).put("position", &ctx.position);
-            }
-            Action::Attached { alarm, priority_raised_to, .. } => {
-                o.put("alarm_id", alarm.as_str()).put("priority_raised_to", &priority_raised_to.map(AsText));
-            }
-            Action::Queued { centre, .. } | Action::Dequeued { centre, .. } => {
-                o.put("centre_id", centre.as_str());
-            }
-            Action::Offered { staff, eta, expires_at, .. } => {
-                o.put("staff_id", staff.as_str())
-                    .put("eta_secs", &secs(*eta))
-                    .put("expires_at", &expires_at.map(AsText))
-                    .put("broadcast", &expires_at.is_none());
-            }
-            Action::Revoked { staff, reason, .. } => {
-                o.put("staff_id", staff.as_str()).put("reason", revoke_reason(*reason));
-            }
-            Action::Broadcast { .. } => {}
-            Action::ForwardedToBackup { backup, .. } => match backup {
-                Backup::Centre(c) => {
-                    o.put("backup_centre", c.as_str());
-                }
-                Backup::Team(t) => {
-                    o.put("backup_team", t.as_str());
-                }
+/// An incident event: the head every event has, then its type's own fields.
+#[derive(Serialize)]
+struct IncidentEvent<'a> {
+    v: u8,
+    seq: i64,
+    incident_id: u64,
+    municipality: &'a str,
+    at: AsText<Timestamp>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(flatten)]
+    fields: EventFields<'a>,
+}
+
+/// Each event type's own fields (docs/mqtt.md, `vakt/v1/incidents/{municipality}`).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum EventFields<'a> {
+    Raised {
+        alarm_id: &'a str,
+        resident_id: &'a str,
+        model: &'a str,
+        kind: &'a str,
+        priority: AsText<Priority>,
+        raised_at: AsText<Timestamp>,
+        position: Position,
+    },
+    Attached {
+        alarm_id: &'a str,
+        priority_raised_to: Option<AsText<Priority>>,
+    },
+    AtCentre {
+        centre_id: &'a str,
+    },
+    Offered {
+        staff_id: &'a str,
+        eta_secs: f64,
+        expires_at: Option<AsText<Timestamp>>,
+        broadcast: bool,
+    },
+    Revoked {
+        staff_id: &'a str,
+        reason: &'static str,
+    },
+    BackupCentre {
+        backup_centre: &'a str,
+    },
+    BackupTeam {
+        backup_team: &'a str,
+    },
+    Alert {
+        alert: &'static str,
+        waiting_secs: f64,
+    },
+    Assigned {
+        operator_id: &'a str,
+        staff_id: &'a str,
+    },
+    ByOperator {
+        operator_id: &'a str,
+    },
+    Note {
+        by: AsText<&'a crate::core::Actor>,
+        note: &'a str,
+    },
+    SetAside {
+        reason: &'a str,
+    },
+    Answered {
+        by: AnsweredBy<'a>,
+        answer_secs: f64,
+    },
+    Accepted {
+        staff_id: &'a str,
+        since_dispatch_secs: f64,
+    },
+    ByStaff {
+        staff_id: &'a str,
+    },
+    OnSite {
+        staff_id: &'a str,
+        since_raised_secs: f64,
+    },
+    Closed {
+        outcome: &'a str,
+        note: Option<&'a str>,
+    },
+    None {},
+}
+
+impl<'a> EventFields<'a> {
+    /// `None` for an action that is not about an incident's state (a duplicate, a refusal).
+    fn of(action: &'a Action, ctx: &'a IncidentContext) -> Option<EventFields<'a>> {
+        Some(match action {
+            Action::Raised { alarm, resident, model, kind, priority, .. } => EventFields::Raised {
+                alarm_id: alarm.as_str(),
+                resident_id: resident.as_str(),
+                model: model.as_str(),
+                kind: kind.as_str(),
+                priority: AsText(*priority),
+                raised_at: AsText(ctx.raised_at),
+                position: ctx.position,
             },
-            Action::Alert { kind, waiting, .. } => {
-                o.put("alert", alert_name(*kind)).put("waiting_secs", &secs(*waiting));
+            Action::Attached { alarm, priority_raised_to, .. } => {
+                EventFields::Attached { alarm_id: alarm.as_str(), priority_raised_to: priority_raised_to.map(AsText) }
             }
-            Action::AssignedByOperator { operator, staff, .. } => {
-                o.put("operator_id", operator.as_str()).put("staff_id", staff.as_str());
+            Action::Queued { centre, .. } | Action::Dequeued { centre, .. } => EventFields::AtCentre { centre_id: centre.as_str() },
+            Action::Offered { staff, eta, expires_at, .. } => {
+                EventFields::Offered { staff_id: staff.as_str(), eta_secs: secs(*eta), expires_at: expires_at.map(AsText), broadcast: expires_at.is_none() }
             }
-            Action::EscalatedByOperator { operator, .. } => {
-                o.put("operator_id", operator.as_str());
+            Action::Revoked { staff, reason, .. } => EventFields::Revoked { staff_id: staff.as_str(), reason: revoke_reason(*reason) },
+            Action::Broadcast { .. } => EventFields::None {},
+            Action::ForwardedToBackup { backup: Backup::Centre(c), .. } => EventFields::BackupCentre { backup_centre: c.as_str() },
+            Action::ForwardedToBackup { backup: Backup::Team(t), .. } => EventFields::BackupTeam { backup_team: t.as_str() },
+            Action::Alert { kind, waiting, .. } => EventFields::Alert { alert: alert_name(*kind), waiting_secs: secs(*waiting) },
+            Action::AssignedByOperator { operator, staff, .. } => EventFields::Assigned { operator_id: operator.as_str(), staff_id: staff.as_str() },
+            Action::EscalatedByOperator { operator, .. } | Action::ResolvedByCentre { operator, .. } | Action::ForwardedToHomeCare { operator, .. } => {
+                EventFields::ByOperator { operator_id: operator.as_str() }
             }
-            Action::NoteAdded { by, note, .. } => {
-                o.put("by", &AsText(by)).put("note", note);
-            }
-            Action::SetAside { reason, .. } => {
-                o.put("reason", reason);
-            }
+            Action::NoteAdded { by, note, .. } => EventFields::Note { by: AsText(by), note },
+            Action::SetAside { reason, .. } => EventFields::SetAside { reason },
             Action::Answered { by, answer_time, .. } => {
                 let by = match by {
                     Responder::Staff(s) => AnsweredBy::Staff { staff_id: s.as_str() },
                     Responder::Operator { centre, operator } => AnsweredBy::Operator { centre_id: centre.as_str(), operator_id: operator.as_str() },
                 };
-                o.put("by", &by).put("answer_secs", &secs(*answer_time));
+                EventFields::Answered { by, answer_secs: secs(*answer_time) }
             }
-            Action::ResolvedByCentre { operator, .. } | Action::ForwardedToHomeCare { operator, .. } => {
-                o.put("operator_id", operator.as_str());
-            }
-            Action::Accepted { staff, since_dispatch, .. } => {
-                o.put("staff_id", staff.as_str()).put("since_dispatch_secs", &secs(*since_dispatch));
-            }
-            Action::EnRoute { staff, .. } => {
-                o.put("staff_id", staff.as_str());
-            }
-            Action::OnSite { staff, since_raised, .. } => {
-                o.put("staff_id", staff.as_str()).put("since_raised_secs", &secs(*since_raised));
-            }
-            Action::Closed { outcome, note, .. } => {
-                o.put("outcome", outcome.as_str()).put("note", note);
-            }
-            Action::Rejected { .. } | Action::DuplicateIgnored { .. } => unreachable!("returned above"),
-        }
-    }))
+            Action::Accepted { staff, since_dispatch, .. } => EventFields::Accepted { staff_id: staff.as_str(), since_dispatch_secs: secs(*since_dispatch) },
+            Action::EnRoute { staff, .. } => EventFields::ByStaff { staff_id: staff.as_str() },
+            Action::OnSite { staff, since_raised, .. } => EventFields::OnSite { staff_id: staff.as_str(), since_raised_secs: secs(*since_raised) },
+            Action::Closed { outcome, note, .. } => EventFields::Closed { outcome: outcome.as_str(), note: note.as_deref() },
+            Action::Rejected { .. } | Action::DuplicateIgnored { .. } => return None,
+        })
+    }
 }
 
-/// The stored record of an action about an incident that is not published (a refusal):
+/// The incident event: `{"v":1,"seq","incident_id","municipality","at","type",...}`.
+/// `None` for actions that are not about an incident's state (duplicates, rejects).
+pub fn incident_event(seq: i64, action: &Action, ctx: &IncidentContext) -> Option<String> {
+    let incident = action.incident()?;
+    let fields = EventFields::of(action, ctx)?;
+    let event = IncidentEvent {
+        v: 1,
+        seq,
+        incident_id: incident.0,
+        municipality: ctx.municipality.as_str(),
+        at: AsText(action.at()),
+        kind: event_kind(action),
+        fields,
+    };
+    Some(text(&event))
+}
+
+/// The stored record of an action about an incident that is not published (a refusal).
+#[derive(Serialize)]
+struct UnpublishedEvent<'a> {
+    v: u8,
+    seq: i64,
+    incident_id: u64,
+    at: AsText<Timestamp>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    detail: AsText<&'a Action>,
+}
+
 /// `{"v":1,"seq","incident_id","at","type","detail"}`.
 pub fn unpublished_event(seq: i64, action: &Action, incident: IncidentId) -> String {
-    object(|o| {
-        o.put("v", &1).put("seq", &seq).put("incident_id", &incident.0).put("at", &AsText(action.at()));
-        o.put("type", event_kind(action)).put("detail", &AsText(action));
-    })
+    text(&UnpublishedEvent { v: 1, seq, incident_id: incident.0, at: AsText(action.at()), kind: event_kind(action), detail: AsText(action) })
 }
 
 #[derive(Serialize)]
@@ -264,58 +327,107 @@ struct OfferedResident<'a> {
 }
 
 /// The offer a staff member's app shows: everything needed to decide and to go.
+#[derive(Serialize)]
+struct Offer<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    incident_id: u64,
+    offered_at: AsText<Timestamp>,
+    expires_at: Option<AsText<Timestamp>>,
+    broadcast: bool,
+    eta_secs: f64,
+    alarm: OfferedAlarm<'a>,
+    resident: OfferedResident<'a>,
+}
+
 pub fn offer_message(action: &Action, ctx: &IncidentContext) -> Option<String> {
     let Action::Offered { at, incident, eta, expires_at, .. } = action else { return None };
-    Some(object(|o| {
-        o.put("type", "offer").put("incident_id", &incident.0).put("offered_at", &AsText(at)).put("expires_at", &expires_at.map(AsText));
-        o.put("broadcast", &expires_at.is_none()).put("eta_secs", &secs(*eta));
-        o.put(
-            "alarm",
-            &OfferedAlarm {
-                alarm_id: ctx.alarm.as_str(),
-                kind: ctx.kind.as_str(),
-                priority: AsText(ctx.priority),
-                raised_at: AsText(ctx.raised_at),
-                text: ctx.text.as_deref(),
-            },
-        );
-        o.put("resident", &OfferedResident { resident_id: ctx.resident.as_str(), address: &ctx.address, position: ctx.position, notes: &ctx.notes });
+    Some(text(&Offer {
+        kind: "offer",
+        incident_id: incident.0,
+        offered_at: AsText(*at),
+        expires_at: expires_at.map(AsText),
+        broadcast: expires_at.is_none(),
+        eta_secs: secs(*eta),
+        alarm: OfferedAlarm {
+            alarm_id: ctx.alarm.as_str(),
+            kind: ctx.kind.as_str(),
+            priority: AsText(ctx.priority),
+            raised_at: AsText(ctx.raised_at),
+            text: ctx.text.as_deref(),
+        },
+        resident: OfferedResident { resident_id: ctx.resident.as_str(), address: &ctx.address, position: ctx.position, notes: &ctx.notes },
     }))
 }
 
+#[derive(Serialize)]
+struct Revoke {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    incident_id: u64,
+    reason: &'static str,
+    at: AsText<Timestamp>,
+}
+
 pub fn revoke_message(incident: IncidentId, reason: RevokeReason, at: Timestamp) -> String {
-    object(|o| {
-        o.put("type", "revoke").put("incident_id", &incident.0).put("reason", revoke_reason(reason)).put("at", &AsText(at));
-    })
+    text(&Revoke { kind: "revoke", incident_id: incident.0, reason: revoke_reason(reason), at: AsText(at) })
+}
+
+/// The answer to a staff member's reply: `confirmed`, or `refused` with its reason.
+#[derive(Serialize)]
+struct ReplyAnswer<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    incident_id: u64,
+    action: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<AsText<&'a RejectReason>>,
+    at: AsText<Timestamp>,
 }
 
 pub fn confirmed_message(incident: IncidentId, reply: &StaffReply, at: Timestamp) -> String {
-    object(|o| {
-        o.put("type", "confirmed").put("incident_id", &incident.0).put("action", reply_name(reply)).put("at", &AsText(at));
-    })
+    text(&ReplyAnswer { kind: "confirmed", incident_id: incident.0, action: reply_name(reply), reason: None, detail: None, at: AsText(at) })
 }
 
 pub fn refused_message(incident: IncidentId, reply: &StaffReply, reason: &RejectReason, at: Timestamp) -> String {
-    object(|o| {
-        o.put("type", "refused").put("incident_id", &incident.0).put("action", reply_name(reply)).put("reason", reason.code());
-        o.put("detail", &AsText(reason)).put("at", &AsText(at));
+    text(&ReplyAnswer {
+        kind: "refused",
+        incident_id: incident.0,
+        action: reply_name(reply),
+        reason: Some(reason.code()),
+        detail: Some(AsText(reason)),
+        at: AsText(at),
     })
 }
 
-/// A refused message, for `vakt/v1/rejects`. A refused alarm carries its alarm and
-/// resident ids where they could be read: it may still be a person who needs help.
+/// A refused message, for `vakt/v1/rejects`.
+#[derive(Serialize)]
+struct Reject<'a> {
+    topic: &'a str,
+    reason: &'a str,
+    detail: &'a str,
+    at: AsText<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alarm_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resident_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    municipality: Option<&'a str>,
+}
+
+/// A refused alarm carries its alarm and resident ids where they could be read: it may
+/// still be a person who needs help.
 pub fn reject_message(topic: &str, code: &str, detail: &str, at: Timestamp, ids: &RefusedIds) -> String {
-    object(|o| {
-        o.put("topic", topic).put("reason", code).put("detail", detail).put("at", &AsText(at));
-        if let Some(a) = &ids.alarm {
-            o.put("alarm_id", a.as_str());
-        }
-        if let Some(r) = &ids.resident {
-            o.put("resident_id", r.as_str());
-        }
-        if let Some(m) = &ids.municipality {
-            o.put("municipality", m.as_str());
-        }
+    text(&Reject {
+        topic,
+        reason: code,
+        detail,
+        at: AsText(at),
+        alarm_id: ids.alarm.as_ref().map(|a| a.as_str()),
+        resident_id: ids.resident.as_ref().map(|r| r.as_str()),
+        municipality: ids.municipality.as_ref().map(|m| m.as_str()),
     })
 }
 
