@@ -1,36 +1,157 @@
-//! The `vakt` command line. Thin: parse arguments, load configuration, call the library.
+//! The `vakt` command line. Thin: parse arguments (clap), load the configuration, call
+//! the library. Every command and option is listed by `vakt --help` and
+//! `vakt COMMAND --help`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const USAGE: &str = "\
-vakt: welfare-technology alarm response engine
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
-Usage:
-  vakt [run] [--config FILE]                   run the live engine (default): MQTT in and out,
-                                               store, /metrics /healthz /readyz; stop with Ctrl-C
-  vakt import residents|staff FILE.csv [--config FILE]
-                                               fill the directory (columns: README.md)
-  vakt user add USERNAME --role operator|staff|planner|admin [--staff STAFF_ID]
-                [--centre CENTRE_ID] [--replace] [--config FILE]
-                                               add a web user (asks for the password; or pipe
-                                               it in on one line); --replace changes one
-  vakt user list [--config FILE]               list the web users
-  vakt user remove USERNAME [--config FILE]    remove a web user; their sessions end
-  vakt simulate --scenario FILE [--alarms HISTORY.csv] [--seed N] [--out DIR]
-                                               replay a year of alarms through the response
-                                               models (docs/simulation.md)
-  vakt demo [--config FILE]                    play a scripted demo morning through the core engine
-  vakt check-config FILE                       validate a configuration file and summarise it
-  vakt help                                    this text
+/// vakt: welfare-technology alarm response engine. Routes every alarm from the elderly
+/// living at home to a human, and measures every answer against the 60-second target.
+///
+/// Without a command, vakt runs the live engine. Without --config it uses its built-in
+/// configuration: an embedded MQTT broker on 127.0.0.1:1883, an SQLite file vakt.sqlite
+/// in the current directory, HTTP on 127.0.0.1:8080. Logs go to stderr; RUST_LOG sets
+/// their filter (default: info, without the embedded broker's own log).
+#[derive(Parser)]
+#[command(name = "vakt", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    config: ConfigArg,
+    #[command(flatten)]
+    database: DatabaseArg,
+    /// The options of `run`, when vakt is run without a command.
+    #[command(flatten)]
+    run: RunArgs,
+}
 
-Without --config, the built-in config/default.toml is used: an embedded MQTT broker on
-127.0.0.1:1883, an SQLite file vakt.sqlite in the current directory, HTTP on 127.0.0.1:8080.
-Logs: RUST_LOG (default info, without the embedded broker's own log: see docs/operations.md).";
+/// The configuration file, for every command that reads one.
+#[derive(Args, Clone, Default)]
+struct ConfigArg {
+    /// The configuration file (TOML; every key: docs/config.md). Default: the built-in
+    /// configuration (config/default.toml).
+    #[arg(short, long, env = "VAKT_CONFIG", value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+}
+
+/// The database, for the commands that open it.
+#[derive(Args, Clone, Default)]
+struct DatabaseArg {
+    /// The database, instead of the configuration's `database.url`:
+    /// sqlite://FILE or postgres://user@host/db.
+    #[arg(long, env = "VAKT_DATABASE_URL", hide_env_values = true, value_name = "URL", global = true)]
+    database_url: Option<String>,
+}
+
+#[derive(Args, Clone, Default)]
+struct RunArgs {
+    /// Where the embedded MQTT broker listens, instead of the configuration's
+    /// `mqtt.listen` (127.0.0.1:1883): another port, should that one be taken.
+    #[arg(long, value_name = "ADDR:PORT")]
+    mqtt_listen: Option<String>,
+    /// An external MQTT broker, instead of the embedded one (the configuration's
+    /// `mqtt.url`): mqtt://host:1883 or mqtts://user:password@host:8883.
+    #[arg(long, value_name = "URL")]
+    mqtt_url: Option<String>,
+    /// Where the dashboard, the staff app, the API and /metrics are served, instead of
+    /// the configuration's `http.listen` (127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR:PORT")]
+    http_listen: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the live engine (the default): alarms over MQTT in, offers and events out,
+    /// everything stored; the dashboard and the staff app over HTTP; /metrics /healthz
+    /// /readyz. Stop it with Ctrl-C or SIGTERM.
+    Run(RunArgs),
+    /// Import residents or staff from a CSV file into the configuration's database (the
+    /// columns: README.md). A running engine picks the changes up within 5 s.
+    Import {
+        /// What the file holds.
+        what: Directory,
+        /// The CSV file.
+        file: PathBuf,
+    },
+    /// Manage the users of the dashboard and the staff app.
+    User {
+        #[command(subcommand)]
+        action: UserCommand,
+    },
+    /// Replay a year of alarms through every response model and compare them
+    /// (docs/simulation.md).
+    Simulate {
+        /// The scenario (TOML): municipalities, staff, centres, costs.
+        #[arg(long, value_name = "FILE")]
+        scenario: PathBuf,
+        /// A history of real alarms (CSV) to replay instead of the scenario's synthetic year.
+        #[arg(long, value_name = "HISTORY.csv")]
+        alarms: Option<PathBuf>,
+        /// Another synthetic year (the randomness's seed).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Where to write report.csv, report.json and report.html.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Play a scripted Friday morning through the core engine and print what it did.
+    Demo,
+    /// Check a configuration file and summarise it: each municipality's model, centre
+    /// and backup, or exactly what is wrong.
+    CheckConfig {
+        /// The configuration file (TOML).
+        file: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Directory {
+    /// resident_id,municipality,lat,lon,address,notes,regular_helpers
+    Residents,
+    /// staff_id,municipality,name,roles
+    Staff,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user (the password is asked for twice, or read as one line from stdin).
+    Add {
+        username: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// A staff user's staff id (in the directory, or in the configuration's seed).
+        #[arg(long, value_name = "STAFF_ID")]
+        staff: Option<String>,
+        /// An operator's response centre.
+        #[arg(long, value_name = "CENTRE_ID")]
+        centre: Option<String>,
+        /// Change an existing user: a new password or role (their sessions end).
+        #[arg(long)]
+        replace: bool,
+    },
+    /// List the users.
+    List,
+    /// Remove a user; their sessions end.
+    Remove { username: String },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RoleArg {
+    /// Answers and acts on their centre's municipalities' incidents.
+    Operator,
+    /// Home-care staff: offers, accept, on site, close.
+    Staff,
+    /// Reads the dashboard without acting.
+    Planner,
+    /// Everything.
+    Admin,
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(&args) {
+    match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("vakt: {e}");
@@ -39,136 +160,101 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: &[String]) -> Result<(), String> {
-    let (command, rest) = match args.first().map(String::as_str) {
-        None => ("run", args),
-        Some(c) if c.starts_with("--") => ("run", args),
-        Some(c) => (c, &args[1..]),
-    };
-    match command {
-        "run" => {
-            let config = config_flag(rest, "run")?;
-            let settings = load_settings(config.as_deref())?;
+fn run(cli: Cli) -> Result<(), String> {
+    let (config, database) = (cli.config.config.as_deref(), &cli.database);
+    match cli.command.unwrap_or(Command::Run(cli.run)) {
+        Command::Run(args) => {
+            let mut settings = load_settings(config, database)?;
+            if let Some(listen) = args.mqtt_listen {
+                settings.mqtt.listen = listen;
+            }
+            if let Some(url) = args.mqtt_url {
+                settings.mqtt.url = Some(url);
+            }
+            if let Some(listen) = args.http_listen {
+                settings.http.listen = listen;
+            }
             init_tracing();
-            runtime()?.block_on(vakt::live::run(settings, config.as_deref().and_then(|p| p.parent()))).map_err(|e| format!("{e:#}"))
+            runtime()?.block_on(vakt::live::run(settings, config.and_then(Path::parent))).map_err(|e| format!("{e:#}"))
         }
-        "import" => {
-            let [what, file, flags @ ..] = rest else { return Err(format!("import takes residents|staff FILE.csv\n\n{USAGE}")) };
-            let config = config_flag(flags, "import")?;
-            let (settings, engine) = vakt::settings::load(config.as_deref()).map_err(|e| e.to_string())?;
-            let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {file}: {e}"))?;
-            let url = settings.database.url.clone();
-            runtime()?.block_on(async move {
-                let store = vakt::live::store::Store::open(&url).await?;
-                let now = vakt::live::clock::wall_clock().as_millis();
-                let n = match what.as_str() {
-                    "residents" => {
-                        let rows = vakt::live::directory::parse_residents(&text, &engine)?;
-                        store.upsert_residents(&rows, now).await?;
-                        // A regular helper who is not (yet) in the directory is only a
-                        // preference that never applies: said, not refused (the staff
-                        // may be imported next).
-                        let staff: std::collections::BTreeSet<String> = store.staff_names().await?.into_iter().map(|n| n.staff_id).collect();
-                        for r in &rows {
-                            for h in r.regular_helpers.iter().filter(|h| !staff.contains(h.as_str())) {
-                                eprintln!("note: resident {} names regular helper {h}, who is not in the staff directory: import them, or the preference never applies", r.id);
-                            }
-                        }
-                        rows.len()
-                    }
-                    "staff" => {
-                        let rows = vakt::live::directory::parse_staff(&text, &engine)?;
-                        store.upsert_staff(&rows, now).await?;
-                        rows.len()
-                    }
-                    other => anyhow::bail!("import what? {other:?}: residents or staff"),
-                };
-                println!("imported {n} {what} into {}; a running engine picks them up within 5 s", vakt::live::store::redact(&url));
-                store.close().await;
-                Ok(())
-            })
-            .map_err(|e| format!("{e:#}"))
+        Command::Import { what, file } => import(what, &file, config, database),
+        Command::User { action } => user_command(action, config, database),
+        Command::Simulate { scenario, alarms, seed, out } => {
+            let opts = vakt::sim::Options { scenario, alarms, seed, out };
+            vakt::sim::run_cli(opts, &mut std::io::stdout().lock())
         }
-        "user" => user_command(rest),
-        "simulate" => {
-            let mut opts = vakt::sim::Options { scenario: PathBuf::new(), alarms: None, seed: None, out: None };
-            let mut it = rest.iter();
-            while let Some(flag) = it.next() {
-                let value = it.next().ok_or_else(|| format!("{flag} needs a value\n\n{USAGE}"))?;
-                match flag.as_str() {
-                    "--scenario" => opts.scenario = PathBuf::from(value),
-                    "--alarms" => opts.alarms = Some(PathBuf::from(value)),
-                    "--seed" => opts.seed = Some(value.parse().map_err(|_| format!("--seed {value:?} is not a number"))?),
-                    "--out" => opts.out = Some(PathBuf::from(value)),
-                    other => return Err(format!("simulate does not take {other}\n\n{USAGE}")),
-                }
-            }
-            if opts.scenario.as_os_str().is_empty() {
-                return Err(format!("simulate needs --scenario FILE\n\n{USAGE}"));
-            }
-            let stdout = std::io::stdout();
-            vakt::sim::run_cli(opts, &mut stdout.lock())
+        Command::Demo => {
+            let (_, engine_config) = vakt::settings::load(config).map_err(|e| e.to_string())?;
+            vakt::demo::run(engine_config, &mut std::io::stdout().lock()).map(drop).map_err(|e| e.to_string())
         }
-        "demo" => {
-            let config = match rest {
-                [] => None,
-                [flag, file] if flag == "--config" => Some(PathBuf::from(file)),
-                _ => return Err(format!("demo takes only --config FILE\n\n{USAGE}")),
-            };
-            let (_, engine_config) = vakt::settings::load(config.as_deref()).map_err(|e| e.to_string())?;
-            let stdout = std::io::stdout();
-            vakt::demo::run(engine_config, &mut stdout.lock()).map_err(|e| e.to_string())?;
-            Ok(())
-        }
-        "check-config" => {
-            let [file] = rest else { return Err(format!("check-config takes one FILE\n\n{USAGE}")) };
-            let (_, c) = vakt::settings::load(Some(PathBuf::from(file).as_path())).map_err(|e| e.to_string())?;
-            println!("{file}: valid. Target {} s.", c.target_answer.as_secs());
-            for m in &c.municipalities {
-                let centre = m.response_centre.as_ref().map_or(String::new(), |c| format!(" via {c}"));
-                let backup = match &m.backup {
-                    Some(vakt::core::Backup::Centre(c)) => format!(", backup centre {c}"),
-                    Some(vakt::core::Backup::Team(t)) => format!(", backup team {t}"),
-                    None => String::new(),
-                };
-                println!("  {:<10} {:<24} pop {:>6}  {}{centre}{backup}", m.id.as_str(), m.name, m.population, m.model);
-            }
-            for centre in &c.centres {
-                let backup = centre.backup.as_ref().map_or(String::new(), |b| format!(", overflow to {b}"));
-                println!("  centre {} ({:?}, {} operators{backup})", centre.id, centre.kind, centre.operators_on_duty);
-            }
-            Ok(())
-        }
-        "help" | "-h" | "--help" => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        other => Err(format!("unknown command {other:?}\n\n{USAGE}")),
+        Command::CheckConfig { file } => check_config(&file),
     }
 }
 
-fn user_command(rest: &[String]) -> Result<(), String> {
-    use vakt::live::accounts::{Role, User};
-    let (sub, args) = rest.split_first().ok_or_else(|| format!("user takes add, list or remove\n\n{USAGE}"))?;
-    let mut username = None;
-    let (mut role, mut staff, mut centre, mut config, mut replace) = (None, None, None, None, false);
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = || it.next().cloned().ok_or_else(|| format!("{a} needs a value\n\n{USAGE}"));
-        match a.as_str() {
-            "--role" => role = Some(value()?),
-            "--staff" => staff = Some(value()?),
-            "--centre" => centre = Some(value()?),
-            "--config" => config = Some(PathBuf::from(value()?)),
-            "--replace" => replace = true,
-            s if !s.starts_with("--") && username.is_none() && (sub == "add" || sub == "remove") => username = Some(s.to_owned()),
-            other => return Err(format!("user {sub} does not take {other}\n\n{USAGE}")),
-        }
-    }
-    let settings = load_settings(config.as_deref())?;
+fn import(what: Directory, file: &Path, config: Option<&Path>, database: &DatabaseArg) -> Result<(), String> {
+    let settings = load_settings(config, database)?;
+    let engine = settings.engine_config().map_err(|e| e.to_string())?;
+    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
     let url = settings.database.url.clone();
-    match sub.as_str() {
-        "list" => runtime()?.block_on(async move {
+    runtime()?
+        .block_on(async move {
+            let store = vakt::live::store::Store::open(&url).await?;
+            let now = vakt::live::clock::wall_clock().as_millis();
+            let (n, what) = match what {
+                Directory::Residents => {
+                    let rows = vakt::live::directory::parse_residents(&text, &engine)?;
+                    store.upsert_residents(&rows, now).await?;
+                    // A regular helper who is not (yet) in the directory is only a
+                    // preference that never applies: said, not refused (the staff may be
+                    // imported next).
+                    let staff: std::collections::BTreeSet<String> = store.staff_names().await?.into_iter().map(|n| n.staff_id).collect();
+                    for r in &rows {
+                        for h in r.regular_helpers.iter().filter(|h| !staff.contains(h.as_str())) {
+                            eprintln!(
+                                "note: resident {} names regular helper {h}, who is not in the staff directory: import them, or the preference never applies",
+                                r.id
+                            );
+                        }
+                    }
+                    (rows.len(), "residents")
+                }
+                Directory::Staff => {
+                    let rows = vakt::live::directory::parse_staff(&text, &engine)?;
+                    store.upsert_staff(&rows, now).await?;
+                    (rows.len(), "staff")
+                }
+            };
+            println!("imported {n} {what} into {}; a running engine picks them up within 5 s", vakt::live::store::redact(&url));
+            store.close().await;
+            Ok::<(), anyhow::Error>(())
+        })
+        .map_err(|e| format!("{e:#}"))
+}
+
+fn check_config(file: &Path) -> Result<(), String> {
+    let (_, c) = vakt::settings::load(Some(file)).map_err(|e| e.to_string())?;
+    println!("{}: valid. Target {} s.", file.display(), c.target_answer.as_secs());
+    for m in &c.municipalities {
+        let centre = m.response_centre.as_ref().map_or(String::new(), |c| format!(" via {c}"));
+        let backup = match &m.backup {
+            Some(vakt::core::Backup::Centre(c)) => format!(", backup centre {c}"),
+            Some(vakt::core::Backup::Team(t)) => format!(", backup team {t}"),
+            None => String::new(),
+        };
+        println!("  {:<10} {:<24} pop {:>6}  {}{centre}{backup}", m.id.as_str(), m.name, m.population, m.model);
+    }
+    for centre in &c.centres {
+        let backup = centre.backup.as_ref().map_or(String::new(), |b| format!(", overflow to {b}"));
+        println!("  centre {} ({:?}, {} operators{backup})", centre.id, centre.kind, centre.operators_on_duty);
+    }
+    Ok(())
+}
+
+fn user_command(action: UserCommand, config: Option<&Path>, database: &DatabaseArg) -> Result<(), String> {
+    let settings = load_settings(config, database)?;
+    let url = settings.database.url.clone();
+    match action {
+        UserCommand::List => runtime()?.block_on(async move {
             let store = vakt::live::store::Store::open(&url).await?;
             for u in store.users().await? {
                 let link = u.staff_id.map(|s| format!(" staff {s}")).or(u.centre.map(|c| format!(" centre {c}"))).unwrap_or_default();
@@ -177,75 +263,91 @@ fn user_command(rest: &[String]) -> Result<(), String> {
             store.close().await;
             Ok::<(), anyhow::Error>(())
         }),
-        "add" => {
-            let username = username.ok_or_else(|| format!("user add needs a USERNAME\n\n{USAGE}"))?;
-            let role = Role::parse(role.as_deref().ok_or("user add needs --role operator|staff|planner|admin")?).map_err(|e| e.to_string())?;
-            let user = User {
-                username,
-                role,
-                staff_id: staff.map(|s| vakt::core::StaffId::parse(&s)).transpose().map_err(|e| e.to_string())?,
-                centre: centre.map(|c| vakt::core::CentreId::parse(&c)).transpose().map_err(|e| e.to_string())?,
-            };
-            user.validate().map_err(|e| e.to_string())?;
-            let engine = settings.engine_config().map_err(|e| format!("{e:#}"))?;
-            if let Some(c) = &user.centre {
-                if engine.centre_index(c).is_none() {
-                    let known: Vec<&str> = engine.centres.iter().map(|c| c.id.as_str()).collect();
-                    return Err(format!("no centre {c} in this configuration (centres: {})", known.join(", ")));
-                }
-            }
-            let seed_staff = match (&user.staff_id, &settings.seed.staff) {
-                (Some(_), Some(src)) => {
-                    let dir = config.as_deref().and_then(|p| p.parent());
-                    let text = vakt::live::directory::read_source(src, dir).map_err(|e| format!("{e:#}"))?;
-                    vakt::live::directory::parse_staff(&text, &engine)
-                        .map_err(|e| format!("seed staff {src}: {e:#}"))?
-                        .into_iter()
-                        .map(|(s, _)| s.id.to_string())
-                        .collect()
-                }
-                _ => Vec::new(),
-            };
-            if let Some(id) = &user.staff_id {
-                // A login tied to no one would see no offers, ever, and say nothing.
-                let known = runtime()?.block_on(async {
-                    let store = vakt::live::store::Store::open(&url).await?;
-                    let names = store.staff_names().await;
-                    store.close().await;
-                    anyhow::Ok(names?.into_iter().any(|n| n.staff_id == id.as_str()))
-                });
-                if !known.map_err(|e| format!("{e:#}"))? && !seed_staff.iter().any(|s| s == id.as_str()) {
-                    return Err(format!(
-                        "no staff member {id} in the directory of {}: import them first (vakt import staff FILE.csv, same --config), then add the user",
-                        vakt::live::store::redact(&url)
-                    ));
-                }
-            }
-            let password = read_password(&user.username)?;
-            let hash = vakt::live::accounts::hash_password(&password).map_err(|e| e.to_string())?;
-            runtime()?.block_on(async move {
-                let store = vakt::live::store::Store::open(&url).await?;
-                let now = vakt::live::clock::wall_clock().as_millis();
-                store.put_user(&user, &hash, now, replace).await?;
-                println!("{} user {} ({}) in {}", if replace { "stored" } else { "added" }, user.username, user.role.as_str(), vakt::live::store::redact(&url));
-                store.close().await;
-                Ok::<(), anyhow::Error>(())
-            })
-        }
-        "remove" => {
-            let username = username.ok_or_else(|| format!("user remove needs a USERNAME\n\n{USAGE}"))?;
-            runtime()?.block_on(async move {
-                let store = vakt::live::store::Store::open(&url).await?;
-                let removed = store.remove_user(&username).await?;
-                store.close().await;
-                anyhow::ensure!(removed, "no user {username:?}");
-                println!("removed user {username}; their sessions have ended");
-                Ok(())
-            })
-        }
-        other => return Err(format!("user {other}? add, list or remove\n\n{USAGE}")),
+        UserCommand::Add { username, role, staff, centre, replace } => return add_user(&settings, config, username, role, staff, centre, replace),
+        UserCommand::Remove { username } => runtime()?.block_on(async move {
+            let store = vakt::live::store::Store::open(&url).await?;
+            let removed = store.remove_user(&username).await?;
+            store.close().await;
+            anyhow::ensure!(removed, "no user {username:?}");
+            println!("removed user {username}; their sessions have ended");
+            Ok(())
+        }),
     }
     .map_err(|e| format!("{e:#}"))
+}
+
+fn add_user(
+    settings: &vakt::settings::Settings,
+    config: Option<&Path>,
+    username: String,
+    role: RoleArg,
+    staff: Option<String>,
+    centre: Option<String>,
+    replace: bool,
+) -> Result<(), String> {
+    use vakt::live::accounts::{Role, User};
+    let role = match role {
+        RoleArg::Operator => Role::Operator,
+        RoleArg::Staff => Role::Staff,
+        RoleArg::Planner => Role::Planner,
+        RoleArg::Admin => Role::Admin,
+    };
+    let user = User {
+        username,
+        role,
+        staff_id: staff.map(|s| vakt::core::StaffId::parse(&s)).transpose().map_err(|e| e.to_string())?,
+        centre: centre.map(|c| vakt::core::CentreId::parse(&c)).transpose().map_err(|e| e.to_string())?,
+    };
+    user.validate().map_err(|e| e.to_string())?;
+    let engine = settings.engine_config().map_err(|e| format!("{e:#}"))?;
+    if let Some(c) = &user.centre {
+        if engine.centre_index(c).is_none() {
+            let known: Vec<&str> = engine.centres.iter().map(|c| c.id.as_str()).collect();
+            return Err(format!("no centre {c} in this configuration (centres: {})", known.join(", ")));
+        }
+    }
+    let url = settings.database.url.clone();
+    if let Some(id) = &user.staff_id {
+        staff_exists(settings, config, &engine, &url, id.as_str())?;
+    }
+    let password = read_password(&user.username)?;
+    let hash = vakt::live::accounts::hash_password(&password).map_err(|e| e.to_string())?;
+    runtime()?
+        .block_on(async move {
+            let store = vakt::live::store::Store::open(&url).await?;
+            let now = vakt::live::clock::wall_clock().as_millis();
+            store.put_user(&user, &hash, now, replace).await?;
+            println!("{} user {} ({}) in {}", if replace { "stored" } else { "added" }, user.username, user.role.as_str(), vakt::live::store::redact(&url));
+            store.close().await;
+            Ok::<(), anyhow::Error>(())
+        })
+        .map_err(|e| format!("{e:#}"))
+}
+
+/// A staff login names a staff member who exists: in the directory, or in the seed the
+/// engine imports at its first start. A login tied to no one would see no offers, ever,
+/// and say nothing.
+fn staff_exists(settings: &vakt::settings::Settings, config: Option<&Path>, engine: &vakt::core::EngineConfig, url: &str, id: &str) -> Result<(), String> {
+    if let Some(src) = &settings.seed.staff {
+        let text = vakt::live::directory::read_source(src, config.and_then(Path::parent)).map_err(|e| format!("{e:#}"))?;
+        let seeded = vakt::live::directory::parse_staff(&text, engine).map_err(|e| format!("seed staff {src}: {e:#}"))?;
+        if seeded.iter().any(|(s, _)| s.id.as_str() == id) {
+            return Ok(());
+        }
+    }
+    let known = runtime()?.block_on(async {
+        let store = vakt::live::store::Store::open(url).await?;
+        let names = store.staff_names().await;
+        store.close().await;
+        anyhow::Ok(names?.into_iter().any(|n| n.staff_id == id))
+    });
+    match known.map_err(|e| format!("{e:#}"))? {
+        true => Ok(()),
+        false => Err(format!(
+            "no staff member {id} in the directory of {}: import them first (vakt import staff FILE.csv, same --config), then add the user",
+            vakt::live::store::redact(url)
+        )),
+    }
 }
 
 /// The password: asked for twice without echo on a terminal, else one line from stdin.
@@ -279,16 +381,13 @@ fn read_password(username: &str) -> Result<String, String> {
     Ok(first)
 }
 
-fn config_flag(rest: &[String], command: &str) -> Result<Option<PathBuf>, String> {
-    match rest {
-        [] => Ok(None),
-        [flag, file] if flag == "--config" => Ok(Some(PathBuf::from(file))),
-        _ => Err(format!("{command} takes only --config FILE\n\n{USAGE}")),
+/// The configuration (the file, or the built-in one), with the database given on the
+/// command line, if any.
+fn load_settings(config: Option<&Path>, database: &DatabaseArg) -> Result<vakt::settings::Settings, String> {
+    let (mut settings, _) = vakt::settings::load(config).map_err(|e| e.to_string())?;
+    if let Some(url) = &database.database_url {
+        settings.database.url = url.clone();
     }
-}
-
-fn load_settings(config: Option<&std::path::Path>) -> Result<vakt::settings::Settings, String> {
-    let (settings, _) = vakt::settings::load(config).map_err(|e| e.to_string())?;
     Ok(settings)
 }
 
@@ -308,4 +407,15 @@ fn init_tracing() {
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// clap's own check of the command line's definition (conflicting names, ...).
+    #[test]
+    fn the_command_line_is_well_formed() {
+        <Cli as clap::CommandFactory>::command().debug_assert();
+    }
 }

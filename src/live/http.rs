@@ -113,7 +113,9 @@ pub struct Limits {
 /// accepted. Connections are HTTP/1.1; on `stop` each finishes the request it is
 /// serving and closes, as with `axum::serve`.
 pub async fn serve(listen: &str, app: Router, limits: Limits, stop: watch::Receiver<bool>) -> Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen for HTTP on {listen} (set http.listen)"))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen for HTTP on {listen}: run vakt with --http-listen ADDR:PORT (or set http.listen) to use another"))?;
     let addr = listener.local_addr()?;
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     tokio::spawn(async move {

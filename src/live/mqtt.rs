@@ -67,7 +67,8 @@ pub fn embedded_broker_address(listen: &str) -> Result<SocketAddr> {
         Ok(l) => drop(l),
         Err(e) => bail!(
             "cannot start the embedded MQTT broker on {addr}: {e}. Another broker is probably running there: \
-             set mqtt.listen to a free port, or mqtt.url to use that broker"
+             run vakt with --mqtt-listen {next} (or set mqtt.listen to a free port), or with --mqtt-url mqtt://{addr} to use that broker",
+            next = SocketAddr::new(addr.ip(), addr.port().wrapping_add(1).max(1))
         ),
     }
     Ok(addr)

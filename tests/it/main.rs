@@ -2,6 +2,7 @@
 
 mod api;
 mod browser;
+mod cli;
 mod core_is_pure;
 mod harness;
 mod live;
