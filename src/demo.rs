@@ -68,6 +68,9 @@ impl Agenda {
 }
 
 /// Plays the demo morning and writes the action trace and the KPI table to `out`.
+///
+/// Long: the morning is one script (the people, the alarms, the replies, the trace),
+/// read top to bottom as it happens.
 pub fn run(config: EngineConfig, out: &mut impl Write) -> std::io::Result<KpiCollector> {
     let start = Timestamp::parse_rfc3339("2024-03-01T07:55:00Z").expect("valid");
     let mut kpi = KpiCollector::new(config.target_answer);

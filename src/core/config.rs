@@ -195,6 +195,8 @@ pub struct EngineConfigParts {
 }
 
 impl EngineConfig {
+    /// Long: every cross-check of a configuration in one pass, each refusal naming the
+    /// key that is wrong, in the order a reader of the file meets them.
     pub fn new(parts: EngineConfigParts) -> Result<Self, ConfigError> {
         let err = |s: String| Err(ConfigError(s));
         if parts.target_answer < Duration::from_secs(1) {

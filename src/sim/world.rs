@@ -329,6 +329,8 @@ impl World<'_> {
         while self.engine.poll_action().is_some() {}
     }
 
+    /// Long: one match over every kind of event on the agenda, so that each event's
+    /// rule sits beside the others.
     fn handle(&mut self, now: Timestamp, ev: Ev, history: &mut Option<&mut dyn Iterator<Item = Result<SimAlarm, String>>>) -> Result<(), String> {
         match ev {
             Ev::Hour(h) => {
@@ -546,6 +548,8 @@ impl World<'_> {
         }
     }
 
+    /// Long: one match over the engine's actions, with how the simulated people answer
+    /// each, side by side.
     fn observe(&mut self, now: Timestamp, action: Action) {
         self.kpi.observe(&action);
         match &action {
