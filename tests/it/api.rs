@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, Request, StatusCode, header};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use crate::live::support::{Client, FJORD_TOML, STAFF_CSV, alarm, free_port, residents_csv, temp_dir};
+use crate::live::support::{Client, FJORD_TOML, STAFF_CSV, alarm, eventually, free_port, residents_csv, temp_dir};
 use vakt::live::accounts::{Role, User, hash_password};
 
 /// A ladder slow enough that nothing escalates during a test, and Dal: a shared centre of
@@ -136,29 +136,25 @@ impl Api {
     async fn alarm(&self, id: &str, resident: &str, municipality: &str) {
         let device = Client::connect(self.mqtt_port, &[]).await;
         device.publish_json(&format!("vakt/v1/alarms/{municipality}"), alarm(id, resident, "fall")).await;
-        for _ in 0..200 {
+        let open = eventually(std::time::Duration::from_secs(5), || async {
             let (_, _, body) = self.call("GET", "/api/incidents", &self.admin, None).await;
-            if body["incidents"].as_array().unwrap().iter().any(|i| i["alarm_id"] == id) {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-        }
-        panic!("alarm {id} never became an incident");
+            body["incidents"].as_array().unwrap().iter().any(|i| i["alarm_id"] == id).then_some(())
+        });
+        assert!(open.await.is_some(), "alarm {id} never became an incident");
     }
 
     /// `GET /api/refused` as the admin, once it lists `n` refused alarms (or after 5 s).
     async fn refused(&self, n: usize) -> Value {
-        let mut body = Value::Null;
-        for _ in 0..200 {
-            let status;
-            (status, _, body) = self.call("GET", "/api/refused", &self.admin, None).await;
+        let listed = || async {
+            let (status, _, body) = self.call("GET", "/api/refused", &self.admin, None).await;
             assert_eq!(status, StatusCode::OK, "{body}");
-            if body["refused"].as_array().is_some_and(|r| r.len() == n) {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            body
+        };
+        let has_n = |b: &Value| b["refused"].as_array().is_some_and(|r| r.len() == n);
+        match eventually(std::time::Duration::from_secs(5), || async { Some(listed().await).filter(has_n) }).await {
+            Some(body) => body,
+            None => listed().await,
         }
-        body
     }
 
     async fn log_len(&self) -> i64 {
@@ -424,17 +420,14 @@ async fn a_web_action_held_up_by_the_store_is_answered_in_time_and_says_what_bec
     assert_eq!((s2, b2["error"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("not_ready")), "{b2}");
 
     lock.execute("ROLLBACK").await.unwrap();
-    let mut notes = Vec::new();
-    for _ in 0..300 {
+    let notes = eventually(std::time::Duration::from_secs(30), || async {
         let (status, _, body) = api.call("GET", &format!("/api/incidents/{id}"), &api.admin, None).await;
-        if status == StatusCode::OK {
-            notes = body["events"].as_array().unwrap().iter().filter(|e| e["type"] == "note_added").map(|e| e["note"].as_str().unwrap().to_owned()).collect();
-            if !notes.is_empty() {
-                break;
-            }
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+        let notes: Vec<String> =
+            body["events"].as_array()?.iter().filter(|e| e["type"] == "note_added").map(|e| e["note"].as_str().unwrap().to_owned()).collect();
+        (status == StatusCode::OK && !notes.is_empty()).then_some(notes)
+    })
+    .await
+    .unwrap_or_default();
     assert_eq!(notes, ["taken before the store stalled"], "the taken action took effect once stored; the queued one never did");
     api.stop().await;
 }

@@ -351,25 +351,16 @@ async fn more_outbound_messages_than_the_inflight_window_all_go_out() {
     assert!(piled > 40, "only {piled} messages waiting: the test needs many more than the window of 5");
     // The gauge is counted in memory: it agrees with the table (read between two equal
     // counts, as escalations keep adding rows).
-    let mut agreed = None;
-    for _ in 0..40 {
+    let agreed = eventually(Duration::from_secs(2), || async {
         let before = store.outbox_pending().await.unwrap();
         let gauge = v.metric("vakt_outbox_pending");
-        if before == store.outbox_pending().await.unwrap() && gauge == before as f64 {
-            agreed = Some(before);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+        (before == store.outbox_pending().await.unwrap() && gauge == before as f64).then_some(before)
+    })
+    .await;
     assert!(agreed.is_some_and(|rows| rows > 0), "vakt_outbox_pending never matched the outbox table");
     broker.start_again();
     wait_metric(&v, "vakt_mqtt_connected", 1.0).await;
-    for _ in 0..200 {
-        if waiting().await == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(Duration::from_secs(10), || async { (waiting().await == 0).then_some(()) }).await;
     assert_eq!(waiting().await, 0, "{piled} messages were waiting; all must reach the broker\n{}", v.log());
     wait_metric(&v, "vakt_outbox_pending", 0.0).await;
     store.close().await;

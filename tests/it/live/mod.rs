@@ -85,16 +85,11 @@ async fn api_as_admin(v: &Vakt, store: &vakt::live::store::Store, path: &str) ->
 /// Waits (up to 5 s) for a stored checkpoint that `pred` accepts, with the input log cut
 /// to fewer than `log_below` records; its state.
 async fn checkpoint_when(store: &vakt::live::store::Store, log_below: i64, pred: impl Fn(&Value) -> bool) -> Option<Value> {
-    for _ in 0..100 {
-        if let Some(checkpoint) = store.latest_checkpoint().await.unwrap() {
-            let state: Value = serde_json::from_str(&checkpoint.state).unwrap();
-            if pred(&state) && store.log_len().await.unwrap() < log_below {
-                return Some(state);
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    None
+    eventually(Duration::from_secs(5), || async {
+        let state: Value = serde_json::from_str(&store.latest_checkpoint().await.unwrap()?.state).unwrap();
+        (pred(&state) && store.log_len().await.unwrap() < log_below).then_some(state)
+    })
+    .await
 }
 
 /// How many incidents `store` holds a `raised` event for.
@@ -104,14 +99,8 @@ async fn raised_count(store: &vakt::live::store::Store) -> i64 {
 
 /// Waits (up to `within`) until `store` holds `n` raised incidents; how many it holds.
 async fn raised_at_least(store: &vakt::live::store::Store, n: i64, within: Duration) -> i64 {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let now = raised_count(store).await;
-        if now >= n || tokio::time::Instant::now() >= deadline {
-            return now;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(within, || async { (raised_count(store).await >= n).then_some(()) }).await;
+    raised_count(store).await
 }
 
 async fn wait_metric(v: &Vakt, name: &str, want: f64) {
@@ -119,13 +108,9 @@ async fn wait_metric(v: &Vakt, name: &str, want: f64) {
 }
 
 async fn wait_metric_until(v: &Vakt, name: &str, what: &str, pred: impl Fn(f64) -> bool) {
-    for _ in 0..300 {
-        if pred(v.metric(name)) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    if eventually(Duration::from_secs(15), || async { pred(v.metric(name)).then_some(()) }).await.is_none() {
+        panic!("{name} never became {what} (now {})\n{}", v.metric(name), v.log());
     }
-    panic!("{name} never became {what} (now {})\n{}", v.metric(name), v.log());
 }
 
 /// vakt on PostgreSQL and a Mosquitto of the test's own (which outlives vakt's restarts,

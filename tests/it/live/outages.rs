@@ -94,12 +94,7 @@ async fn database_outage_holds_alarms_until_it_is_back() {
     for i in 1..=5 {
         device.publish_json("vakt/v1/alarms/fjord", alarm(&format!("d-{i}"), &format!("r{}", i + 1), "safety")).await;
     }
-    for _ in 0..200 {
-        if v.metric("vakt_store_write_failures_total") >= 1.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(Duration::from_secs(10), || async { (v.metric("vakt_store_write_failures_total") >= 1.0).then_some(()) }).await;
     assert_store_unavailable(&v, bearer, "store write failed");
 
     admin.execute(format!("ALTER DATABASE {postgres_db} ALLOW_CONNECTIONS true").as_str()).await.unwrap();
@@ -214,12 +209,7 @@ async fn a_database_that_hangs_is_noticed_and_a_write_it_kept_is_not_repeated() 
     // Straight to the database, not through the proxy.
     let db = sqlx::PgPool::connect(&backend.database_url()).await.unwrap();
     let raised = || async { sqlx::query("SELECT COUNT(*) FROM events WHERE kind = 'raised'").fetch_one(&db).await.unwrap().try_get::<i64, _>(0).unwrap() };
-    for _ in 0..200 {
-        if raised().await == 2 && v.metric("vakt_store_write_failures_total") >= 1.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(Duration::from_secs(10), || async { (raised().await == 2 && v.metric("vakt_store_write_failures_total") >= 1.0).then_some(()) }).await;
     assert_eq!(raised().await, 2, "the server committed h-1's batch");
     assert_store_unavailable(&v, bearer, "no answer from the database within 2 s");
     // Bounded by the same timeout (the pool alone would wait 5 s, and a query already
@@ -233,12 +223,7 @@ async fn a_database_that_hangs_is_noticed_and_a_write_it_kept_is_not_repeated() 
     }
     assert!(v.log().contains("the batch of the failed write had been stored all the same"), "{}", v.log());
     assert_eq!(raised().await, 3, "each alarm once");
-    for _ in 0..100 {
-        if http_get(v.http, "/readyz").unwrap().0 == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(Duration::from_secs(5), || async { (http_get(v.http, "/readyz").unwrap().0 == 200).then_some(()) }).await;
     assert_eq!(http_get(v.http, "/readyz").unwrap().0, 200);
     assert_eq!(http_get_with(v.http, "/api/me", &[bearer]).unwrap().0, 200, "the session works again");
     db.close().await;
@@ -270,12 +255,10 @@ async fn a_checkpoint_that_hangs_holds_the_engine_no_longer_than_the_write_timeo
         ops.expect("vakt/v1/incidents/fjord", "closed", |e| is(e, "closed", incident)).await;
     }
     handled(&mut ops, &device, &mut near, 1).await;
-    for _ in 0..200 {
-        if v.log().contains("checkpoint got no answer from the database in time; the input log stays whole") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(Duration::from_secs(10), || async {
+        v.log().contains("checkpoint got no answer from the database in time; the input log stays whole").then_some(())
+    })
+    .await;
     assert!(v.log().contains("checkpoint got no answer from the database in time; the input log stays whole"), "{}", v.log());
     handled(&mut ops, &device, &mut near, 2).await;
     // Quiet again after the hang: a checkpoint goes through on another connection.
@@ -342,12 +325,8 @@ async fn incident_events_stored_while_the_broker_was_down_go_out_after_a_crash()
     assert_eq!(got.first().map(String::as_str), Some("revoked"), "{got:?}");
     // Everything up to the newest event is marked as with the broker (stored within 500 ms).
     wait_metric(&v, "vakt_incident_events_unacknowledged", 0.0).await;
-    for _ in 0..100 {
-        if store.events_after(store.events_acked_through().await.unwrap()).await.unwrap().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(Duration::from_secs(5), || async { store.events_after(store.events_acked_through().await.unwrap()).await.unwrap().is_empty().then_some(()) })
+        .await;
     assert_eq!(store.events_after(store.events_acked_through().await.unwrap()).await.unwrap(), []);
     // Each event once: nothing more arrives for the events already seen.
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -488,6 +488,22 @@ pub fn http_request(addr: SocketAddr, method: &str, path: &str, headers: &[&str]
     Some((code, head.to_owned(), body.to_owned()))
 }
 
+/// Asks `probe` every 50 ms until it gives `Some`, for at most `within`: what it gave,
+/// or `None` if it never did (the caller says what was awaited). `probe` returning a
+/// `bool` is `cond.then_some(())`.
+pub async fn eventually<T, F: std::future::Future<Output = Option<T>>>(within: Duration, mut probe: impl FnMut() -> F) -> Option<T> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(t) = probe().await {
+            return Some(t);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A real MQTT client: a device, a staff app or an operations console.
 pub struct Client {
     pub client: AsyncClient,
