@@ -15,27 +15,7 @@ use vakt::live::accounts::{Role, User, hash_password};
 
 /// A ladder slow enough that nothing escalates during a test, and Dal: a shared centre of
 /// its own (Fjord, from the live tests, is a mobile guard room backed up by `backup-centre`).
-const LADDER_AND_DAL: &str = r#"
-[defaults.ladder]
-offer_timeout_secs = 30
-broadcast_after_secs = 40
-backup_after_secs = 45
-alert_after_secs = 60
-
-[[centre]]
-id = "dal-centre"
-name = "Dal centre"
-kind = "shared"
-operators_on_duty = 1
-
-[[municipality]]
-id = "dal"
-name = "Dal"
-population = 3000
-centre = { lat = 61.10, lon = 7.40 }
-model = "shared_centre"
-response_centre = "dal-centre"
-"#;
+const LADDER_AND_DAL: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/api-dal.toml"));
 
 const PASSWORD: &str = "a long password";
 

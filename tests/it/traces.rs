@@ -13,77 +13,7 @@ use crate::harness::{World, id};
 /// - dal:   shared centre (sentral, which overflows to reserve);
 /// - nabo:  mobile guard room, backup = fjord's home-care team;
 /// - solo:  mobile guard room with no backup at all.
-pub const CONFIG: &str = r#"
-[engine]
-target_answer_secs = 60
-
-[defaults.ladder]
-offer_timeout_secs = 15
-broadcast_after_offers = 2
-broadcast_after_secs = 30
-backup_after_secs = 45
-alert_after_secs = 60
-alert_repeat_secs = 60
-retry_secs = 5
-regular_helper_extra_secs = 120
-
-[defaults.travel]
-road_factor = 1.5
-speed_kmh = 50
-
-[kinds.medication]
-required_roles = ["nurse"]
-
-[[centre]]
-id = "sentral"
-name = "Shared centre"
-kind = "shared"
-operators_on_duty = 2
-overflow_after_secs = 40
-backup = "reserve"
-
-[[centre]]
-id = "reserve"
-name = "Reserve centre"
-kind = "private"
-operators_on_duty = 2
-overflow_after_secs = 40
-
-[[municipality]]
-id = "fjord"
-name = "Fjord"
-population = 10000
-centre = { lat = 61.23, lon = 7.10 }
-model = "mobile_guard_room"
-backup = { centre = "reserve" }
-
-[[municipality]]
-id = "dal"
-name = "Dal"
-population = 5000
-centre = { lat = 61.10, lon = 7.48 }
-model = "shared_centre"
-response_centre = "sentral"
-
-[[municipality]]
-id = "nabo"
-name = "Nabo"
-population = 2000
-centre = { lat = 61.09, lon = 6.59 }
-model = "mobile_guard_room"
-backup = { team = "fjord" }
-
-[[municipality]]
-id = "solo"
-name = "Solo"
-population = 1500
-centre = { lat = 60.90, lon = 7.19 }
-model = "mobile_guard_room"
-
-[[driving_time]]
-between = ["fjord", "nabo"]
-minutes = 54
-"#;
+pub const CONFIG: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/traces.toml"));
 
 /// fjord with three staff at ~0.3, ~1.6 and ~10 km from resident r1.
 fn fjord() -> World {

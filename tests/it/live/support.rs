@@ -265,31 +265,10 @@ pub async fn postgres_admin() -> sqlx::PgConnection {
 
 /// The engine configuration for the live tests: one municipality, a fast ladder
 /// (offers expire after 2 s, everyone after 2 offers), a backup centre.
-pub const LADDER_TOML: &str = r#"
-[defaults.ladder]
-offer_timeout_secs = 2
-broadcast_after_offers = 2
-broadcast_after_secs = 30
-backup_after_secs = 45
-alert_after_secs = 60
-"#;
+pub const LADDER_TOML: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/live-ladder.toml"));
 
 /// Fjord and its backup centre, for any ladder.
-pub const FJORD_TOML: &str = r#"
-[[centre]]
-id = "backup-centre"
-name = "Backup centre"
-kind = "private"
-operators_on_duty = 1
-
-[[municipality]]
-id = "fjord"
-name = "Fjord"
-population = 5000
-centre = { lat = 61.2297, lon = 7.1006 }
-model = "mobile_guard_room"
-backup = { centre = "backup-centre" }
-"#;
+pub const FJORD_TOML: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/live-fjord.toml"));
 
 /// r1..r300 in Fjord, r1 with an address and notes.
 pub fn residents_csv() -> String {
