@@ -65,11 +65,12 @@ pub struct Engine {
     pub(crate) teams: Vec<Team>,
     pub(crate) centres: Vec<CentreState>,
     /// Boxed: `with_incident` takes an incident out and puts it back on every step, and
-    /// a B-tree shifts its values inline (unboxed, that memmove was 48 % of a simulation).
+    /// a B-tree shifts its values inline: unboxed, moving whole incidents about dominated
+    /// a simulation's time.
     pub(crate) incidents: BTreeMap<IncidentId, Box<Incident>>,
     /// B-trees, not hash maps: these grow with every alarm, and a hash map that doubles
-    /// its table rehashes every entry at once (with half a million open incidents in the
-    /// load bench, a pause of a tenth of a second); a B-tree grows a node at a time.
+    /// its table rehashes every entry at once, a pause for everything behind it; a B-tree
+    /// grows a node at a time.
     pub(crate) open_by_resident: BTreeMap<ResidentId, IncidentId>,
     /// Alarms in the dedupe window, by alarm id and resident: when last seen.
     pub(crate) seen_alarms: BTreeMap<SeenKey, Timestamp>,

@@ -109,8 +109,8 @@ fn watch_overruns(link: rumqttd::alerts::AlertsLink, engine_client: &str, metric
 ///
 /// rumqttd binds its listener itself and has no setting for it, so Nagle's algorithm
 /// held each small packet it sent (an alarm to vakt, an offer to an app) while an
-/// earlier one awaited the peer's delayed TCP acknowledgement: alarm → offer p50 was
-/// about 20 ms at 100 alarms/s through it (docs/mqtt.md). On Linux a connection
+/// earlier one awaited the peer's delayed TCP acknowledgement, tens of milliseconds on
+/// every offer at low rates (docs/mqtt.md). On Linux a connection
 /// accepted from a listener inherits its TCP_NODELAY, so setting it once on the
 /// listener, before the engine's client or any device connects, covers every
 /// connection the broker takes. The listener is found among this process's own file
@@ -188,9 +188,8 @@ pub fn start_embedded_broker(addr: SocketAddr, max_payload_bytes: usize, engine_
     // (max_segment_count + 1) bytes of topics and payloads per filter, dropping the
     // oldest segment beyond. 1 MiB × 11 holds some 40,000 alarms for a vakt that is
     // behind (its database down, say): more than a year of the six Indre Sogn
-    // municipalities' alarms. At 10 MiB × 11, the size before, vakt's memory grew with
-    // every message it routed until the logs were full (docs/mqtt.md, "The embedded
-    // broker's memory"). Its alerts are read once a second (`watch_overruns`);
+    // municipalities' alarms, while keeping the memory a log can hold small (docs/mqtt.md,
+    // "The embedded broker's memory"). Its alerts are read once a second (`watch_overruns`);
     // [metrics.meters] is there only because rumqttd's timer fails without it, and
     // nothing reads the meters.
     let toml = format!(

@@ -116,8 +116,8 @@ impl<T: std::fmt::Display> Serialize for AsText<T> {
 
 /// The JSON text of a message. Each message is a struct whose fields go out in the
 /// order docs/mqtt.md shows them, written straight into its text: no
-/// `serde_json::Value` (a map with a `String` for every key, built, printed and dropped
-/// for every message, was a third of the engine thread's time under load).
+/// `serde_json::Value`, a map with a `String` for every key, built, printed and dropped
+/// for every message on the engine's thread.
 fn text(message: &impl Serialize) -> String {
     let mut buf = Vec::with_capacity(384);
     serde_json::to_writer(&mut buf, message).expect("JSON written into memory cannot fail");

@@ -65,8 +65,8 @@ impl Drop for Driver {
 
 /// When the store write under way began (milliseconds after `base`, plus one; 0: none),
 /// and the signal that it has run too long, with the start of the write it was meant
-/// for. Writes are bounded by the watchdog rather than a timer per write: one on every
-/// commit measurably lengthened the alarm → offer tail on PostgreSQL.
+/// for. Writes are bounded by the watchdog rather than a timer per write: a timer armed
+/// and dropped on every commit is work on the alarm's path (docs/load.md).
 pub(super) struct WriteWatch {
     pub(super) base: Instant,
     pub(super) started: AtomicU64,

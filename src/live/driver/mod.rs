@@ -82,9 +82,9 @@ pub struct Driver {
     /// without a gap (the broker's acknowledgements move their marks on only over a run
     /// without one).
     seq_stored: Sequences,
-    /// By incident id, which only grows: a B-tree takes each new one at its end. A hash
-    /// map here doubled its table now and then, moving every context at once: with
-    /// hundreds of thousands open (the load bench), a stall of a tenth of a second.
+    /// By incident id, which only grows: a B-tree takes each new one at its end, where a
+    /// hash map would now and then double its table and move every context at once, a
+    /// stall for every alarm behind it.
     contexts: BTreeMap<IncidentId, IncidentContext>,
     last_now: Timestamp,
     batch: Batch,
