@@ -33,7 +33,7 @@ pub struct RefusedAlarm {
 impl Driver {
     /// Applies directory entries (imports, seeds) that differ from the engine's view.
     /// Returns how many changed. A row that made the engine panic before is left out
-    /// until it changes; one that makes it panic now poisons the driver (see
+    /// until it changes; one that makes it panic now is the driver's `Failure` (see
     /// [`Driver::set_aside_failure`]).
     pub fn apply_directory(&mut self, changes: DirectoryChanges) -> usize {
         let residents = changes
@@ -77,8 +77,8 @@ impl Driver {
     }
 
     /// One inbound MQTT message: parsed by the wire contract, applied, or refused. Should
-    /// it (or a timer due before it) make the engine panic, the driver is poisoned (see
-    /// [`Driver::poison`]) and takes no more input.
+    /// it (or a timer due before it) make the engine panic, the driver holds a
+    /// `Failure` (see [`Driver::failure`]) and takes no more input.
     pub fn on_message(&mut self, message: &Inbound) {
         let now = self.now();
         self.fire_due(now);
@@ -102,8 +102,8 @@ impl Driver {
     }
 
     /// Applies what an inbound message (`payload`, on `topic`) said: counted when it is
-    /// an alarm, audited when it is a staff member's. A panic poisons the driver, with
-    /// the message as the culprit.
+    /// an alarm, audited when it is a staff member's. A panic is the driver's `Failure`,
+    /// with the message as its cause.
     pub(super) fn take_input(&mut self, now: Timestamp, topic: &str, payload: &[u8], input: Input) {
         let mut fault = false;
         let mut alarm_ids = None;

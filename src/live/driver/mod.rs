@@ -238,8 +238,8 @@ impl Driver {
     }
 
     /// Runs the timers due at `now` (logged as a tick, so a replay runs them at the same
-    /// time), one incident at a time: should one make the engine panic, the driver is
-    /// poisoned with that incident as the culprit (see [`Driver::set_aside_failure`]).
+    /// time), one incident at a time: should one make the engine panic, the driver
+    /// holds a `Failure` with that incident as its cause (see [`Driver::set_aside_failure`]).
     ///
     /// Then the base units' alarms whose grace has passed (see `live::gateways`).
     pub fn fire_due(&mut self, now: Timestamp) {
