@@ -129,17 +129,14 @@ pub struct AlarmText(String);
 
 impl AlarmText {
     pub const MAX_CHARS: usize = 1000;
-    pub fn parse(s: &str) -> Result<Self, &'static str> {
+    /// The text, or why people could not read it as sent (too long; a control
+    /// character but newline, or an invisible one, named: [`super::text::refused`]).
+    pub fn parse(s: &str) -> Result<Self, String> {
         if s.chars().count() > Self::MAX_CHARS {
-            return Err("alarm text longer than 1000 characters");
+            return Err(format!("alarm text longer than {} characters", Self::MAX_CHARS));
         }
-        if s.chars().any(|c| c.is_control() && c != '\n') {
-            return Err("alarm text contains control characters");
-        }
-        if s.chars().any(super::text::is_hidden) {
-            return Err(
-                "alarm text contains invisible formatting characters (bidirectional or zero-width), which can make it read differently from what was sent",
-            );
+        if let Some(why) = super::text::refused(s, true) {
+            return Err(format!("alarm text {why}"));
         }
         Ok(Self(s.to_owned()))
     }
@@ -149,8 +146,8 @@ impl AlarmText {
 }
 
 impl TryFrom<String> for AlarmText {
-    type Error = &'static str;
-    fn try_from(s: String) -> Result<Self, &'static str> {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
         AlarmText::parse(&s)
     }
 }
@@ -198,5 +195,6 @@ mod tests {
         assert!(AlarmText::parse("Falt på badet").is_ok());
         assert!(AlarmText::parse(&"x".repeat(1001)).is_err());
         assert!(AlarmText::parse("a\u{0}b").is_err());
+        assert!(AlarmText::parse("Nøkkelboks \u{202E}4321").unwrap_err().contains("U+202E"), "names the character, as docs/mqtt.md says");
     }
 }
