@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tracing::error;
 
+use super::errors::ErrorCode;
 use super::panic_text;
 use crate::settings::WireSection;
 
@@ -59,13 +60,13 @@ pub const EARLIEST_MS: i64 = 946_684_800_000;
 /// A time from the wire (`field` names it), refused as `absurd_timestamp` when it does
 /// not parse, is before [`EARLIEST_MS`], or is further ahead of `now` than `max_ahead`.
 fn wire_time(field: &str, text: &str, now: Timestamp, limits: &WireLimits) -> Result<Timestamp, WireReject> {
-    let t = Timestamp::parse_rfc3339(text).map_err(|e| WireReject::new("absurd_timestamp", format!("{field}: {e}")))?;
+    let t = Timestamp::parse_rfc3339(text).map_err(|e| WireReject::new(ErrorCode::AbsurdTimestamp, format!("{field}: {e}")))?;
     if t.as_millis() < EARLIEST_MS {
-        return Err(WireReject::new("absurd_timestamp", format!("{field} {t} is before 2000: the device's clock was reset")));
+        return Err(WireReject::new(ErrorCode::AbsurdTimestamp, format!("{field} {t} is before 2000: the device's clock was reset")));
     }
     if t > now + limits.max_ahead {
         return Err(WireReject::new(
-            "absurd_timestamp",
+            ErrorCode::AbsurdTimestamp,
             format!("{field} {t} is more than {} h ahead of vakt's clock ({now}): the device's clock is broken", limits.max_ahead.as_secs() / 3600),
         ));
     }
@@ -73,15 +74,16 @@ fn wire_time(field: &str, text: &str, now: Timestamp, limits: &WireLimits) -> Re
 }
 
 /// Why a message was refused: a stable code (for the metric label and the rejects
-/// topic) and a detail for people.
+/// topic; the API answers a staff member's body it refuses with the same) and a detail
+/// for people.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WireReject {
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub detail: String,
 }
 
 impl WireReject {
-    fn new(code: &'static str, detail: impl Into<String>) -> Self {
+    fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self { code, detail: detail.into() }
     }
 }
@@ -93,8 +95,16 @@ impl std::fmt::Display for WireReject {
 }
 
 /// The codes, all of them: the metric's `reason` label takes only these values.
-pub const REJECT_CODES: &[&str] =
-    &["payload_too_large", "not_utf8", "malformed_json", "invalid_field", "unknown_kind", "absurd_timestamp", "bad_topic", "unreadable"];
+pub const REJECT_CODES: &[ErrorCode] = &[
+    ErrorCode::PayloadTooLarge,
+    ErrorCode::NotUtf8,
+    ErrorCode::MalformedJson,
+    ErrorCode::InvalidField,
+    ErrorCode::UnknownKind,
+    ErrorCode::AbsurdTimestamp,
+    ErrorCode::BadTopic,
+    ErrorCode::Unreadable,
+];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -143,29 +153,29 @@ enum ReplyAction {
 
 fn json<'a, T: Deserialize<'a>>(payload: &'a [u8], limits: &WireLimits) -> Result<T, WireReject> {
     if payload.len() > limits.max_payload_bytes {
-        return Err(WireReject::new("payload_too_large", format!("{} bytes; the limit is {}", payload.len(), limits.max_payload_bytes)));
+        return Err(WireReject::new(ErrorCode::PayloadTooLarge, format!("{} bytes; the limit is {}", payload.len(), limits.max_payload_bytes)));
     }
-    let text = std::str::from_utf8(payload).map_err(|e| WireReject::new("not_utf8", e.to_string()))?;
+    let text = std::str::from_utf8(payload).map_err(|e| WireReject::new(ErrorCode::NotUtf8, e.to_string()))?;
     serde_json::from_str(text).map_err(|e| {
         // serde_json says "invalid type", "missing field", "unknown field" or a syntax error.
         let msg = e.to_string();
-        let code = if e.is_data() { "invalid_field" } else { "malformed_json" };
+        let code = if e.is_data() { ErrorCode::InvalidField } else { ErrorCode::MalformedJson };
         WireReject::new(code, msg)
     })
 }
 
 fn field<T, E: std::fmt::Display>(name: &str, r: Result<T, E>) -> Result<T, WireReject> {
-    r.map_err(|e| WireReject::new("invalid_field", format!("{name}: {e}")))
+    r.map_err(|e| WireReject::new(ErrorCode::InvalidField, format!("{name}: {e}")))
 }
 
 /// `vakt/v1/alarms/{municipality}` → `Input::Alarm`.
 pub fn parse_alarm(municipality: &str, payload: &[u8], now: Timestamp, limits: &WireLimits) -> Result<Input, WireReject> {
-    let municipality = MunicipalityId::parse(municipality).map_err(|e| WireReject::new("bad_topic", e.to_string()))?;
+    let municipality = MunicipalityId::parse(municipality).map_err(|e| WireReject::new(ErrorCode::BadTopic, e.to_string()))?;
     let m: AlarmMsg = json(payload, limits)?;
-    let kind = AlarmKind::parse(&m.kind).ok_or_else(|| WireReject::new("unknown_kind", format!("{:?} is not an alarm kind", m.kind)))?;
+    let kind = AlarmKind::parse(&m.kind).ok_or_else(|| WireReject::new(ErrorCode::UnknownKind, format!("{:?} is not an alarm kind", m.kind)))?;
     let raised_at = wire_time("raised_at", &m.raised_at, now, limits)?;
     if raised_at < now - limits.max_age {
-        return Err(WireReject::new("absurd_timestamp", format!("raised_at {raised_at} is more than {} h old", limits.max_age.as_secs() / 3600)));
+        return Err(WireReject::new(ErrorCode::AbsurdTimestamp, format!("raised_at {raised_at} is more than {} h old", limits.max_age.as_secs() / 3600)));
     }
     Ok(Input::Alarm(Alarm {
         id: field("alarm_id", AlarmId::parse(&m.alarm_id))?,
@@ -189,13 +199,13 @@ pub fn clock_ahead(alarm: &Alarm, now: Timestamp, limits: &WireLimits) -> Option
 
 /// `vakt/v1/staff/{staff_id}/status` → on duty, off duty, or a position update.
 pub fn parse_status(staff: &str, payload: &[u8], limits: &WireLimits) -> Result<Input, WireReject> {
-    let staff = StaffId::parse(staff).map_err(|e| WireReject::new("bad_topic", e.to_string()))?;
+    let staff = StaffId::parse(staff).map_err(|e| WireReject::new(ErrorCode::BadTopic, e.to_string()))?;
     let m: StatusMsg = json(payload, limits)?;
     match (m.state, m.position) {
         (Some(DutyState::OnDuty), position) => Ok(Input::StaffOnDuty { staff, position }),
         (Some(DutyState::OffDuty), _) => Ok(Input::StaffOffDuty { staff }),
         (None, Some(position)) => Ok(Input::StaffPosition { staff, position }),
-        (None, None) => Err(WireReject::new("invalid_field", "a status needs \"state\" or \"position\"")),
+        (None, None) => Err(WireReject::new(ErrorCode::InvalidField, "a status needs \"state\" or \"position\"")),
     }
 }
 
@@ -270,8 +280,8 @@ enum GatewayState {
 /// `vakt/v1/gateways/{municipality}/{gateway_id}` → a gateway's status (not an engine
 /// input: see `live::gateways`; a base unit's `offline` becomes an alarm).
 pub fn parse_gateway(municipality: &str, gateway: &str, payload: &[u8], now: Timestamp, limits: &WireLimits) -> Result<GatewayReport, WireReject> {
-    let municipality = MunicipalityId::parse(municipality).map_err(|e| WireReject::new("bad_topic", e.to_string()))?;
-    let gateway = GatewayId::parse(gateway).map_err(|e| WireReject::new("bad_topic", e.to_string()))?;
+    let municipality = MunicipalityId::parse(municipality).map_err(|e| WireReject::new(ErrorCode::BadTopic, e.to_string()))?;
+    let gateway = GatewayId::parse(gateway).map_err(|e| WireReject::new(ErrorCode::BadTopic, e.to_string()))?;
     if payload.is_empty() {
         return Ok(GatewayReport { municipality, gateway, online: None, base_unit: None });
     }
@@ -279,7 +289,7 @@ pub fn parse_gateway(municipality: &str, gateway: &str, payload: &[u8], now: Tim
     let connected_at = m.connected_at.map(|t| wire_time("connected_at", &t, now, limits)).transpose()?;
     let base_unit = match (m.resident_id, connected_at) {
         (Some(r), Some(connected_at)) => Some(BaseUnit { resident: field("resident_id", ResidentId::parse(&r))?, connected_at }),
-        (Some(_), None) => return Err(WireReject::new("invalid_field", "a base unit that names its resident_id gives its connected_at too")),
+        (Some(_), None) => return Err(WireReject::new(ErrorCode::InvalidField, "a base unit that names its resident_id gives its connected_at too")),
         (None, _) => None,
     };
     Ok(GatewayReport { municipality, gateway, online: Some(m.state == GatewayState::Online), base_unit })
@@ -290,22 +300,22 @@ pub const MAX_NOTE_CHARS: usize = 2000;
 
 /// `vakt/v1/staff/{staff_id}/replies` → `Input::StaffReply`.
 pub fn parse_reply(staff: &str, payload: &[u8], limits: &WireLimits) -> Result<Input, WireReject> {
-    let staff = StaffId::parse(staff).map_err(|e| WireReject::new("bad_topic", e.to_string()))?;
+    let staff = StaffId::parse(staff).map_err(|e| WireReject::new(ErrorCode::BadTopic, e.to_string()))?;
     let m: ReplyMsg = json(payload, limits)?;
     if let Some(note) = &m.note {
         if note.chars().count() > MAX_NOTE_CHARS {
-            return Err(WireReject::new("invalid_field", format!("note: longer than {MAX_NOTE_CHARS} characters")));
+            return Err(WireReject::new(ErrorCode::InvalidField, format!("note: longer than {MAX_NOTE_CHARS} characters")));
         }
         if let Some(why) = crate::core::text::refused(note, true) {
-            return Err(WireReject::new("invalid_field", format!("note: {why}")));
+            return Err(WireReject::new(ErrorCode::InvalidField, format!("note: {why}")));
         }
     }
     let reply = match (m.action, m.outcome) {
         (ReplyAction::Close, Some(Outcome::ResolvedByCentre | Outcome::Cancelled)) => {
-            return Err(WireReject::new("invalid_field", "outcome: resolved_by_centre and cancelled are not staff outcomes"));
+            return Err(WireReject::new(ErrorCode::InvalidField, "outcome: resolved_by_centre and cancelled are not staff outcomes"));
         }
         (ReplyAction::Close, Some(outcome)) => StaffReply::Close { outcome, note: m.note },
-        (ReplyAction::Close, None) => return Err(WireReject::new("invalid_field", "close needs an \"outcome\"")),
+        (ReplyAction::Close, None) => return Err(WireReject::new(ErrorCode::InvalidField, "close needs an \"outcome\"")),
         (ReplyAction::Accept, _) => StaffReply::Accept,
         (ReplyAction::Decline, _) => StaffReply::Decline,
         (ReplyAction::EnRoute, _) => StaffReply::EnRoute,
@@ -334,7 +344,7 @@ pub fn parse_topic(topic: &str, payload: &[u8], now: Timestamp, limits: &WireLim
             ["vakt", "v1", "alarms", m] => parse_alarm(m, payload, now, limits),
             ["vakt", "v1", "staff", s, "status"] => parse_status(s, payload, limits),
             ["vakt", "v1", "staff", s, "replies"] => parse_reply(s, payload, limits),
-            _ => Err(WireReject { code: "bad_topic", detail: format!("vakt does not take messages on {topic:?}") }),
+            _ => Err(WireReject { code: ErrorCode::BadTopic, detail: format!("vakt does not take messages on {topic:?}") }),
         }
     })
 }
@@ -347,7 +357,7 @@ pub(crate) fn refused_on_panic<T>(topic: &str, parse: impl FnOnce() -> Result<T,
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(parse)).unwrap_or_else(|panic| {
         let why = panic_text(&*panic);
         error!(topic, panic = %why, "a parser panicked on a message: a fault in vakt; the message is refused");
-        Err(WireReject { code: "unreadable", detail: "vakt could not read this message (a fault in vakt, logged); it was refused".to_owned() })
+        Err(WireReject { code: ErrorCode::Unreadable, detail: "vakt could not read this message (a fault in vakt, logged); it was refused".to_owned() })
     })
 }
 

@@ -5,6 +5,7 @@ use tracing::{info, warn};
 
 use super::Driver;
 use crate::core::{Input, RejectReason, Timestamp};
+use crate::live::errors::ErrorCode;
 use crate::live::gateways::{self, Gateways};
 use crate::live::wire::{self, WireReject, refused_on_panic};
 
@@ -17,13 +18,16 @@ impl Driver {
         let parsed = refused_on_panic(topic, || match rest.split_once('/') {
             Some((m, g)) => wire::parse_gateway(m, g, payload, now, &self.config.limits),
             None => Err(WireReject {
-                code: "bad_topic",
+                code: ErrorCode::BadTopic,
                 detail: format!("a gateway's status goes on vakt/v1/gateways/{{municipality}}/{{gateway_id}}, not {topic:?}"),
             }),
         });
         let known = parsed.and_then(|r| match self.engine.config().municipality_index(&r.municipality) {
             Some(_) => Ok(r),
-            None => Err(WireReject { code: RejectReason::UnknownMunicipality.code(), detail: format!("no municipality {} is configured", r.municipality) }),
+            None => Err(WireReject {
+                code: ErrorCode::from(&RejectReason::UnknownMunicipality),
+                detail: format!("no municipality {} is configured", r.municipality),
+            }),
         });
         let r = match known {
             Ok(r) => r,

@@ -7,6 +7,7 @@ use super::{Culprit, Driver, Failure, Mode, refusal, staff_audit};
 use crate::core::{Action, IncidentId, Input, RejectReason, StaffId, Timestamp};
 use crate::live::accounts::Role;
 use crate::live::directory::DirectoryChanges;
+use crate::live::errors::ErrorCode;
 use crate::live::gateways;
 use crate::live::mqtt::Inbound;
 use crate::live::outbound::{self, ALARMS_PREFIX, RefusedIds};
@@ -90,7 +91,7 @@ impl Driver {
         if let Some(size) = message.oversize {
             // Its bytes are gone (the client task dropped them): refused for its size alone.
             let detail = format!("{size} bytes; the limit is {}", self.config.limits.max_payload_bytes);
-            return self.refuse(now, topic, &[], WireReject { code: "payload_too_large", detail });
+            return self.refuse(now, topic, &[], WireReject { code: ErrorCode::PayloadTooLarge, detail });
         }
         if let Some(rest) = topic.strip_prefix(gateways::PREFIX) {
             return self.on_gateway(now, topic, rest, &publish.payload);
@@ -153,9 +154,9 @@ impl Driver {
     /// A message the wire refused: logged, and refused on the rejects topic with the ids
     /// that can be read from it.
     pub(super) fn refuse(&mut self, now: Timestamp, topic: &str, payload: &[u8], reject: WireReject) {
-        warn!(topic, reason = reject.code, detail = %reject.detail, "message rejected");
+        warn!(topic, reason = reject.code.as_str(), detail = %reject.detail, "message rejected");
         let mut ids = self.refused_ids(topic, payload);
-        if reject.code == "payload_too_large" {
+        if reject.code == ErrorCode::PayloadTooLarge {
             // A staff member's app sending what vakt cannot read: listed for their municipality.
             let staff = match topic.split('/').collect::<Vec<_>>().as_slice() {
                 ["vakt", "v1", "staff", id, _] => StaffId::parse(id).ok(),
@@ -163,7 +164,7 @@ impl Driver {
             };
             ids.municipality = staff.and_then(|id| self.engine.staff_member(&id)).map(|s| s.municipality.clone());
         }
-        self.reject(now, topic, reject.code, &reject.detail, &ids);
+        self.reject(now, topic, reject.code.as_str(), &reject.detail, &ids);
     }
 
     /// A staff member's reply or duty change over MQTT: an audit line, as from the web

@@ -11,7 +11,6 @@ use super::incidents::{Done, OpenIncident, outcome_response};
 use super::{ApiError, AppState, Authed};
 use crate::core::Position;
 use crate::live::driver::{WebAct, WebAction};
-use crate::live::errors::ErrorCode;
 use crate::live::wire;
 
 pub(super) fn my_staff_id(a: &Authed) -> Result<crate::core::StaffId, ApiError> {
@@ -72,8 +71,7 @@ pub(super) async fn staff_me(State(s): State<AppState>, a: Authed) -> Result<Jso
 }
 
 pub(super) async fn staff_input(s: &AppState, a: Authed, parsed: Result<crate::core::Input, wire::WireReject>) -> Result<Json<Done>, ApiError> {
-    // The wire's codes are a closed set, each with its own (`ErrorCode::from_wire`).
-    let input = parsed.map_err(|r| ApiError::new(ErrorCode::from_wire(r.code).unwrap_or(ErrorCode::BadRequest), r.detail))?;
+    let input = parsed.map_err(|r| ApiError::new(r.code, r.detail))?;
     let outcome = s.act(WebAct { who: a.user, what: WebAction::Staff(input) }).await?;
     outcome_response(outcome)
 }
