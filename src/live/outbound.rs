@@ -445,17 +445,22 @@ pub fn reject_message(topic: &str, code: &str, detail: &str, at: Timestamp, ids:
 /// A staff member's other refused messages (a late reply, say) are answered on their
 /// own offers topic and are not listed; nor is a gateway's refused status.
 pub fn listed_municipality(reject: &serde_json::Value) -> Option<&str> {
-    let topic = reject["topic"].as_str()?;
-    if let Some(m) = reject["municipality"].as_str() {
-        return Some(m);
+    listed_under(reject["topic"].as_str()?, reject["reason"].as_str().unwrap_or_default(), reject.get("alarm_id").is_some(), reject["municipality"].as_str())
+}
+
+/// [`listed_municipality`] from a reject's parts, before it is written: its topic, its
+/// reason, whether it has an alarm id, and its municipality.
+pub fn listed_under<'a>(topic: &'a str, reason: &str, alarm: bool, municipality: Option<&'a str>) -> Option<&'a str> {
+    if municipality.is_some() {
+        return municipality;
     }
     if let Some(m) = topic.strip_prefix(ALARMS_PREFIX) {
         return Some(m);
     }
-    let too_large = reject["reason"] == "payload_too_large";
+    let too_large = reason == "payload_too_large";
     let gateway = topic.strip_prefix(super::gateways::PREFIX).and_then(|unit| unit.split_once('/')).map(|(m, _)| m);
     match gateway {
-        Some(m) if too_large || reject.get("alarm_id").is_some() => Some(m),
+        Some(m) if too_large || alarm => Some(m),
         _ => too_large.then_some(""),
     }
 }

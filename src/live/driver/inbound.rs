@@ -197,11 +197,12 @@ impl Driver {
     pub(super) fn reject(&mut self, now: Timestamp, topic: &str, code: &'static str, detail: &str, ids: &RefusedIds) {
         self.metrics.rejected.with_label_values(&[code]).inc();
         let msg = outbound::reject_message(topic, code, detail, now, ids);
-        let kept: serde_json::Value = serde_json::from_str(&msg).expect("a reject is JSON");
-        if let Some(m) = outbound::listed_municipality(&kept).map(str::to_owned) {
+        let municipality = ids.municipality.as_ref().map(|m| m.as_str());
+        if let Some(m) = outbound::listed_under(topic, code, ids.alarm.is_some(), municipality).map(str::to_owned) {
             // In the audit trail too, with the batch: the dashboards' list survives a
             // restart (which a message that made the engine fail brings about itself).
             self.audit_by_vakt(now, REFUSED_ACTION, None, msg.clone(), code);
+            let kept = serde_json::from_str(&msg).expect("a reject is JSON");
             self.remember_refused(&m, kept);
         }
         self.push_out(outbound::REJECTS_TOPIC.to_owned(), msg, now);
