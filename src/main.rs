@@ -113,6 +113,8 @@ enum Directory {
     Residents,
     /// staff_id,municipality,name,roles
     Staff,
+    /// device_id,protocol,account,resident_id,key,heartbeat_secs (docs/devices.md)
+    Devices,
 }
 
 #[derive(Subcommand)]
@@ -222,6 +224,22 @@ fn import(what: Directory, file: &Path, config: Option<&Path>, database: &Databa
                     let rows = vakt::live::directory::parse_staff(&text, &engine)?;
                     store.upsert_staff(&rows, now).await?;
                     (rows.len(), "staff")
+                }
+                Directory::Devices => {
+                    let rows = vakt::live::devices::register::parse_devices(&text)?;
+                    // A device of a resident not in the directory would raise alarms that
+                    // are refused: refused here instead, every such line named.
+                    let residents = store.resident_ids().await?;
+                    let unknown: Vec<String> = rows
+                        .iter()
+                        .filter(|d| !residents.contains(d.resident.as_str()))
+                        .map(|d| format!("device {}: no resident {} in the directory (import the residents first)", d.id, d.resident))
+                        .collect();
+                    if !unknown.is_empty() {
+                        anyhow::bail!("{} bad row(s), nothing imported:\n  {}", unknown.len(), unknown.join("\n  "));
+                    }
+                    store.upsert_devices(&rows, now).await?;
+                    (rows.len(), "devices")
                 }
             };
             println!("imported {n} {what} into {}; a running engine picks them up within 5 s", vakt::live::store::redact(&url));

@@ -46,6 +46,14 @@ pub struct Settings {
     pub gateways: GatewaysSection,
     #[serde(default)]
     pub seed: SeedSection,
+    /// Alarm devices (docs/devices.md): the SIA DC-09 receiver, the SCAIP receiver, and
+    /// what they share.
+    #[serde(default)]
+    pub dc09: Dc09Section,
+    #[serde(default)]
+    pub scaip: ScaipSection,
+    #[serde(default)]
+    pub devices: DevicesSection,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -170,6 +178,79 @@ pub struct GatewaysSection {
 impl Default for GatewaysSection {
     fn default() -> Self {
         Self { offline_alarm_after_secs: 300 }
+    }
+}
+
+/// The SIA DC-09 receiver (docs/devices.md): off unless `listen` is set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dc09Section {
+    /// TCP and UDP on this address (`HOST:PORT`).
+    pub listen: Option<String>,
+    /// A frame's timestamp may be this many seconds old, or this far ahead of vakt's
+    /// clock; outside, vakt answers `NAK` with its own time.
+    pub max_age_secs: u64,
+    pub max_ahead_secs: u64,
+}
+
+impl Default for Dc09Section {
+    fn default() -> Self {
+        Self { listen: None, max_age_secs: 40, max_ahead_secs: 20 }
+    }
+}
+
+/// The SCAIP receiver, SIP over UDP and TCP (docs/devices.md): off unless `listen` is set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScaipSection {
+    pub listen: Option<String>,
+}
+
+/// What the device receivers share (docs/devices.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DevicesSection {
+    /// A supervised device is silent once its `heartbeat_secs` and this have passed
+    /// without a word from it; its resident then gets a `heartbeat_missed` alarm.
+    pub supervision_grace_secs: u64,
+    /// How long a receiver waits for a message to be stored before it answers that it
+    /// was not (the device sends it again).
+    pub answer_timeout_secs: u64,
+    /// Connections one address may hold open at once, per receiver.
+    pub max_connections_per_address: usize,
+    /// A device connection silent this long is closed.
+    pub idle_timeout_secs: u64,
+    /// Messages one address may send per second, on average (bursts of ten times that).
+    pub max_messages_per_second: u32,
+}
+
+impl Default for DevicesSection {
+    fn default() -> Self {
+        Self { supervision_grace_secs: 60, answer_timeout_secs: 5, max_connections_per_address: 16, idle_timeout_secs: 300, max_messages_per_second: 50 }
+    }
+}
+
+impl Settings {
+    /// The receivers' settings, their addresses checked.
+    pub fn devices_config(&self) -> Result<crate::live::devices::DevicesConfig, ConfigError> {
+        let addr = |key: &str, v: &Option<String>| -> Result<Option<std::net::SocketAddr>, ConfigError> {
+            v.as_deref().map(|a| a.parse().map_err(|_| ConfigError(format!("{key} {a:?} is not HOST:PORT (an IP address and a port)")))).transpose()
+        };
+        let d = &self.devices;
+        if d.answer_timeout_secs == 0 || d.max_connections_per_address == 0 || d.max_messages_per_second == 0 {
+            return Err(ConfigError("devices.answer_timeout_secs, max_connections_per_address and max_messages_per_second must be at least 1".into()));
+        }
+        Ok(crate::live::devices::DevicesConfig {
+            dc09_listen: addr("dc09.listen", &self.dc09.listen)?,
+            scaip_listen: addr("scaip.listen", &self.scaip.listen)?,
+            max_age: Duration::from_secs(self.dc09.max_age_secs),
+            max_ahead: Duration::from_secs(self.dc09.max_ahead_secs),
+            answer_timeout: Duration::from_secs(d.answer_timeout_secs),
+            supervision_grace: Duration::from_secs(d.supervision_grace_secs),
+            max_connections_per_address: d.max_connections_per_address,
+            idle_timeout: Duration::from_secs(d.idle_timeout_secs.max(1)),
+            max_messages_per_second: d.max_messages_per_second,
+        })
     }
 }
 
@@ -381,6 +462,7 @@ pub fn load(path: Option<&Path>) -> Result<(Settings, EngineConfig), ConfigError
         None => Settings::from_toml(DEFAULT_TOML)?,
     };
     let config = settings.engine_config()?;
+    settings.devices_config()?;
     Ok((settings, config))
 }
 

@@ -179,6 +179,11 @@ impl Engine {
         self.teams.iter().map(Team::on_duty_count).sum()
     }
 
+    /// The resident's open incident, if they have one.
+    pub fn open_incident_of(&self, resident: &ResidentId) -> Option<IncidentId> {
+        self.open_by_resident.get(resident).copied()
+    }
+
     /// A registered resident, as last upserted.
     pub fn resident(&self, id: &ResidentId) -> Option<&Resident> {
         self.residents.get(id)

@@ -44,7 +44,7 @@ pub fn read_source(source: &str, base: Option<&Path>) -> Result<String> {
 
 /// The file's rows with the line each starts on (a quoted field may hold a line
 /// break), or what is wrong with a row (a wrong number of fields, bad UTF-8).
-fn records(text: &str, columns: &[&str]) -> Result<Vec<(u64, Result<csv::StringRecord, String>)>> {
+pub(crate) fn records(text: &str, columns: &[&str]) -> Result<Vec<(u64, Result<csv::StringRecord, String>)>> {
     let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
     let header = reader.headers().context("reading the header row")?.clone();
     let found: Vec<&str> = header.iter().collect();
@@ -164,13 +164,17 @@ pub fn parse_staff(text: &str, config: &EngineConfig) -> Result<Vec<(Staff, Stri
 pub struct DirectoryChanges {
     pub residents: Vec<crate::core::Resident>,
     pub staff: Vec<crate::core::Staff>,
+    /// The whole device register, when it changed.
+    pub devices: Option<Vec<crate::live::devices::Device>>,
 }
 
-/// The residents and staff changed at or after `since_ms` (`i64::MIN`: all of them).
-pub async fn read_directory(store: &Store, since_ms: i64) -> Result<DirectoryChanges> {
+/// The residents and staff changed at or after `since_ms` (`i64::MIN`: all of them),
+/// and the device register if `devices` (it is small, and read whole).
+pub async fn read_directory(store: &Store, since_ms: i64, devices: bool) -> Result<DirectoryChanges> {
     Ok(DirectoryChanges {
         residents: store.residents_since(since_ms).await?.into_iter().map(|r| r.entry).collect(),
         staff: store.staff_since(since_ms).await?.into_iter().map(|r| r.entry).collect(),
+        devices: if devices { Some(store.devices().await?) } else { None },
     })
 }
 
@@ -195,7 +199,8 @@ pub async fn watch_directory(store: Store, every: Duration, seen: DirectoryProbe
         }
         // Rows changed at or after the newest change seen before (same-millisecond writes included).
         let since = prev.newest_ms;
-        match read_directory(&store, since).await {
+        let devices = (prev.devices, prev.devices_newest_ms) != (probe.devices, probe.devices_newest_ms);
+        match read_directory(&store, since, devices).await {
             Ok(changes) => {
                 if tx.send(changes).await.is_err() {
                     return;

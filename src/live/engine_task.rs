@@ -9,6 +9,7 @@ use anyhow::Result;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 
+use super::devices::{Answer, DeviceInput};
 use super::driver::{ActOutcome, Culprit, Driver, EngineRequest};
 use super::mqtt::{self, Inbound, MqttHandle};
 use super::{clock, directory, store, web};
@@ -43,6 +44,8 @@ pub(super) struct Inputs {
     pub engine_rx: mpsc::Receiver<EngineRequest>,
     /// The directory as the engine last read it, for the watcher to compare with.
     pub probe: store::DirectoryProbe,
+    /// Alarm devices' messages, from the receivers (`live::devices`).
+    pub devices: mpsc::Receiver<DeviceInput>,
 }
 
 /// What one step took in, beside what the driver holds.
@@ -52,6 +55,9 @@ struct Step {
     inbound: Vec<Inbound>,
     /// The web actions applied, answered after it.
     answers: Vec<(oneshot::Sender<ActOutcome>, ActOutcome)>,
+    /// The device messages taken, and their answers, sent after it.
+    device_inputs: Vec<DeviceInput>,
+    device_answers: Vec<(oneshot::Sender<Answer>, Answer)>,
     /// The inbound message (by its place in `inbound`) that made the engine fail.
     culprit: Option<usize>,
     /// Store the broker's marks even if nothing else is to be stored.
@@ -68,7 +74,7 @@ enum End {
 
 impl EngineTask {
     pub(super) async fn run(mut self, inputs: Inputs) -> Result<()> {
-        let Inputs { mut channels, mut stop_req, mut engine_rx, probe } = inputs;
+        let Inputs { mut channels, mut stop_req, mut engine_rx, probe, mut devices } = inputs;
         // Bounded: the watcher waits for the engine to take a change before it probes again.
         let (dir_tx, mut directory) = mpsc::channel(4);
         let watcher = tokio::spawn(directory::watch_directory(self.store.clone(), Duration::from_secs(5), probe, dir_tx));
@@ -111,6 +117,11 @@ impl EngineTask {
                     }
                 }
                 Some(req) = engine_rx.recv() => self.take_requests(req, &mut engine_rx, &mut step.answers),
+                n = devices.recv_many(&mut step.device_inputs, MAX_BATCH), if draining.is_none() => {
+                    if n > 0 {
+                        self.take_device_inputs(&mut step);
+                    }
+                }
             }
             if self.driver.failure().is_some() {
                 break End::Lost(self.set_aside_failure(&mut step).await);
@@ -148,6 +159,19 @@ impl EngineTask {
         None
     }
 
+    /// Device messages, in order; their answers wait for the step's commit.
+    fn take_device_inputs(&mut self, step: &mut Step) {
+        for input in std::mem::take(&mut step.device_inputs) {
+            if let Some(answer) = self.driver.on_device(input) {
+                step.device_answers.push(answer);
+            }
+            if self.driver.failure().is_some() {
+                // What is left is dropped unanswered: the devices send it again.
+                return;
+            }
+        }
+    }
+
     /// Everything queued from the web side, in one step (one commit).
     fn take_requests(
         &mut self,
@@ -183,6 +207,9 @@ impl EngineTask {
         for (reply, outcome) in step.answers.drain(..) {
             let _ = reply.send(outcome);
         }
+        for (reply, answer) in step.device_answers.drain(..) {
+            let _ = reply.send(answer);
+        }
         if self.live_tx.receiver_count() > 0 {
             for msg in &out {
                 let _ = self.live_tx.send(Arc::new((msg.topic.clone(), msg.payload.clone())));
@@ -213,6 +240,8 @@ impl EngineTask {
         let acks = step.culprit.take().map(|i| vec![step.inbound.swap_remove(i)]).unwrap_or_default();
         self.mqtt.send(out, acks);
         step.inbound.clear();
+        // Nothing of the step is stored: its devices hear nothing, and send again.
+        step.device_answers.clear();
         format!("{why}; it was put aside")
     }
 

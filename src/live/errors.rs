@@ -53,6 +53,16 @@ error_codes! {
     UnknownKind => "unknown_kind", BAD_REQUEST;
     AbsurdTimestamp => "absurd_timestamp", BAD_REQUEST;
     Unreadable => "unreadable", BAD_REQUEST;
+    /// Alarm devices' refusals (docs/devices.md): a frame or document vakt cannot read,
+    /// a timestamp outside DC-09's window, an event vakt does not map.
+    BadFrame => "bad_frame", BAD_REQUEST;
+    StaleTimestamp => "stale_timestamp", BAD_REQUEST;
+    Unsupported => "unsupported", UNPROCESSABLE_ENTITY;
+    /// A device account or controller id not in the register, or a wrong key.
+    UnknownDevice => "unknown_device", FORBIDDEN;
+    WrongKey => "wrong_key", FORBIDDEN;
+    /// An address past its bound on connections or messages.
+    Flooding => "flooding", TOO_MANY_REQUESTS;
     // Who are you?
     LoginRequired => "login_required", UNAUTHORIZED;
     SessionExpired => "session_expired", UNAUTHORIZED;

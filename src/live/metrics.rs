@@ -36,6 +36,8 @@ pub struct Metrics {
     pub events_unacknowledged: IntGauge,
     pub replayed_records: IntCounter,
     pub embedded_broker_overruns: IntCounterVec,
+    pub device_messages: IntCounterVec,
+    pub devices_silent: IntGauge,
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -136,6 +138,17 @@ impl Metrics {
                 "Incident events not yet acknowledged by the broker (published from the events table)",
             ),
             replayed_records: counter(&r, "replayed_records_total", "Input log records replayed at start"),
+            device_messages: counter_vec(
+                &r,
+                "device_messages_total",
+                "Messages from alarm devices, by protocol (dc09, scaip) and outcome (stored, refused by reason code, unanswered: not stored in time)",
+                &["protocol", "outcome"],
+            ),
+            devices_silent: gauge(
+                &r,
+                "devices_silent",
+                "Supervised devices not heard within their heartbeat interval and grace (each raised heartbeat_missed)",
+            ),
             embedded_broker_overruns,
             answer_time,
             store_write_seconds,

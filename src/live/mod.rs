@@ -8,9 +8,11 @@
 //! - `http`: `/metrics`, `/healthz`, `/readyz`, and the HTTP server.
 //! - `web`: the dashboard, the staff app and the HTTP API (accounts in `accounts`).
 //! - `directory`: residents and staff from CSV (`vakt import`, sample data).
+//! - `devices`: alarm devices over SIA DC-09 and SCAIP, their register and supervision.
 
 pub mod accounts;
 pub mod clock;
+pub mod devices;
 pub mod directory;
 pub mod driver;
 mod engine_task;
@@ -64,6 +66,9 @@ pub struct Running {
     pub http_addr: std::net::SocketAddr,
     pub app: axum::Router,
     pub mqtt_addr: Option<std::net::SocketAddr>,
+    /// Where the device receivers listen, when configured (`[dc09]`, `[scaip]`).
+    pub dc09_addr: Option<std::net::SocketAddr>,
+    pub scaip_addr: Option<std::net::SocketAddr>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<Result<()>>,
     requests: tokio::sync::mpsc::Sender<driver::EngineRequest>,
@@ -96,6 +101,7 @@ impl Running {
 /// Starts everything and returns once state is recovered and the engine task runs.
 pub async fn start(settings: Settings, config_dir: Option<&Path>) -> Result<Running> {
     let config = settings.engine_config()?;
+    let devices_config = settings.devices_config()?;
     let metrics = Arc::new(metrics::Metrics::new());
     let (ready_tx, ready_rx) = watch::channel(false);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -126,6 +132,12 @@ pub async fn start(settings: Settings, config_dir: Option<&Path>) -> Result<Runn
 
     let driver = driver::Driver::new(Engine::new(config), store.clone(), metrics.clone(), driver::DriverConfig::from_settings(&settings));
     let (mut driver, probe) = recover(driver, &store, settings.database.write_timeout(), &ready_tx).await?;
+    let register = driver.register();
+    // Bounded: a receiver waits at most `devices.answer_timeout_secs` for room.
+    let (devices_tx, devices_rx) = tokio::sync::mpsc::channel(10_000);
+    let receivers_stop = stop_rx.clone();
+    let receivers_metrics = metrics.clone();
+    let engine_devices_tx = devices_tx.clone();
 
     let opts = mqtt::options(&settings.mqtt, embedded)?;
     let max_payload = settings.wire.max_payload_bytes;
@@ -154,7 +166,9 @@ pub async fn start(settings: Settings, config_dir: Option<&Path>) -> Result<Runn
         let _ = ready_tx.send(true);
         let _ = started_tx.send(Ok(()));
         let task = EngineTask { driver, store, mqtt, mqtt_task, ready_tx, stop_tx, live_tx, embedded: embedded.is_some() };
-        task.run(Inputs { channels, stop_req, engine_rx, probe }).await
+        // The channel stays open while the engine runs, receivers or none.
+        let _devices_tx = engine_devices_tx;
+        task.run(Inputs { channels, stop_req, engine_rx, probe, devices: devices_rx }).await
     };
     if let Some(addr) = embedded {
         mqtt::start_embedded_broker(addr, settings.wire.max_payload_bytes, &settings.mqtt.client_id, broker_metrics)?;
@@ -168,9 +182,20 @@ pub async fn start(settings: Settings, config_dir: Option<&Path>) -> Result<Runn
             anyhow::bail!("the engine thread ended before the engine started");
         }
     }
+    // The device receivers listen once the engine takes input: a device's first message
+    // is answered by an engine that can store it.
+    let receivers = devices::spawn_receivers(devices_config, register, devices_tx, receivers_metrics, receivers_stop).await;
+    let receivers = match receivers {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = stop_req_tx.send(true);
+            let _ = done_rx.await;
+            return Err(e);
+        }
+    };
     info!(mqtt = %mqtt_at, http = %http_addr, database = %database_at, "vakt is running; alarms on vakt/v1/alarms/{{municipality}}");
     let task = tokio::spawn(async move { done_rx.await.unwrap_or_else(|_| Err(anyhow::anyhow!("the engine thread ended"))) });
-    Ok(Running { http_addr, app, mqtt_addr: embedded, stop: stop_req_tx, task, requests: engine_tx })
+    Ok(Running { http_addr, app, mqtt_addr: embedded, dc09_addr: receivers.dc09, scaip_addr: receivers.scaip, stop: stop_req_tx, task, requests: engine_tx })
 }
 
 /// Opens the store (migrated) and seeds an empty directory. Every store call of the
@@ -196,7 +221,7 @@ async fn recover(
     let started = std::time::Instant::now();
     let replayed = driver.recover().await.context("recovering the engine's state from the store")?;
     let probe = store::within(bound, store.directory_probe()).await?;
-    let changed = driver.apply_directory(store::within(bound, directory::read_directory(store, i64::MIN)).await.context("reading the directory")?);
+    let changed = driver.apply_directory(store::within(bound, directory::read_directory(store, i64::MIN, true)).await.context("reading the directory")?);
     let now = driver.now();
     driver.fire_due(now);
     if let Some(p) = driver.failure() {

@@ -437,6 +437,8 @@ pub fn reject_message(topic: &str, code: &str, detail: &str, at: Timestamp, ids:
 ///   `connection_lost` alarm, refused on its status topic
 ///   `vakt/v1/gateways/{municipality}/{unit}` with the alarm's id: a person whose alarm
 ///   no one was offered;
+/// - an alarm device's refused message (`devices/{protocol}/...`): under its
+///   resident's municipality, or `""` when the device is not known;
 /// - a message too large on any topic: a device or app sending what vakt cannot read,
 ///   whose owner must be found. A staff member's is listed under their municipality
 ///   (the reject's `municipality`), an unknown sender's under `""`, which is nobody's
@@ -456,6 +458,10 @@ pub fn listed_under<'a>(topic: &'a str, reason: &str, alarm: bool, municipality:
     }
     if let Some(m) = topic.strip_prefix(ALARMS_PREFIX) {
         return Some(m);
+    }
+    if topic.starts_with(super::devices::PREFIX) {
+        // A device whose municipality cannot be read (an unknown account): everybody's concern.
+        return Some("");
     }
     let too_large = reason == "payload_too_large";
     let gateway = topic.strip_prefix(super::gateways::PREFIX).and_then(|unit| unit.split_once('/')).map(|(m, _)| m);

@@ -842,7 +842,8 @@ async fn set_aside_lines_migrate(url: &str, backend: &str) {
 
 async fn store_round_trip(url: &str) {
     use vakt::live::store::{
-        Answer, AuditRow, Batch, ClosedIncident, EventRow, HistoryEvent, LogRow, OutboxRow, Session, SetAsideRow, Store, StoredEvent, StoredUser, WalCheckpoint,
+        Answer, AuditRow, Batch, ClosedIncident, ContactRow, EventRow, HistoryEvent, LogRow, OutboxRow, Session, SetAsideRow, Store, StoredEvent, StoredUser,
+        WalCheckpoint,
     };
     let store = Store::open(url).await.unwrap();
     let user = User { username: "ops".into(), role: Role::Operator, staff_id: None, centre: Some(vakt::core::CentreId::parse("c1").unwrap()) };
@@ -887,12 +888,19 @@ async fn store_round_trip(url: &str) {
             version: "0.1.0".into(),
             why: "a fault".into(),
         }],
+        device_contact: [("panel-1".to_owned(), ContactRow { last_heard_ms: 100, silent_since_ms: None })].into(),
     };
     assert_eq!(store.events_acked_through().await.unwrap(), 0);
     assert!(!store.batch_stored(&batch).await.unwrap());
     store.append(&batch).await.unwrap();
     assert_eq!(store.events_acked_through().await.unwrap(), 1);
     assert_eq!(store.set_aside_rows().await.unwrap(), batch.set_aside);
+    // A device's contact is an upsert: a later batch's row replaces it.
+    let silent = Batch { device_contact: [("panel-1".to_owned(), ContactRow { last_heard_ms: 100, silent_since_ms: Some(100) })].into(), ..Batch::default() };
+    store.append(&silent).await.unwrap();
+    let contacts = store.device_contacts().await.unwrap();
+    assert_eq!(contacts.len(), 1);
+    assert_eq!(contacts["panel-1"].silent_since.map(|t| t.as_millis()), Some(100));
     // Whether a batch whose write seemed to fail is stored after all: by its first keyed
     // row, whichever table that is in.
     assert!(store.batch_stored(&batch).await.unwrap());

@@ -150,7 +150,11 @@ impl Driver {
     /// with work in it, or for `flush_marks`: one fsync per alarm batch, not one per
     /// PUBACK.
     pub async fn commit(&mut self, ready: &tokio::sync::watch::Sender<bool>, flush_marks: bool) -> Vec<OutMsg> {
-        let has_work = !(self.batch.log.is_empty() && self.batch.events.is_empty() && self.batch.outbox.is_empty() && self.batch.audit.is_empty());
+        let has_work = !(self.batch.log.is_empty()
+            && self.batch.events.is_empty()
+            && self.batch.outbox.is_empty()
+            && self.batch.audit.is_empty()
+            && self.batch.device_contact.is_empty());
         let marks_due = flush_marks && (self.events_feed.moved() || self.outbox_feed.moved());
         if !has_work && !marks_due {
             return Vec::new();

@@ -37,6 +37,7 @@ impl Driver {
     /// until it changes; one that makes it panic now is the driver's `Failure` (see
     /// [`Driver::set_aside_failure`]).
     pub fn apply_directory(&mut self, changes: DirectoryChanges) -> usize {
+        let registered = changes.devices.map_or(0, |d| self.apply_register(d));
         let residents = changes
             .residents
             .into_iter()
@@ -74,7 +75,7 @@ impl Driver {
             changed += 1;
         }
         self.metrics.directory_rows_set_aside.set(self.set_aside.directory_rows_met.len() as i64);
-        changed
+        changed + registered
     }
 
     /// One inbound MQTT message: parsed by the wire contract, applied, or refused. Should

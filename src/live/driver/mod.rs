@@ -16,6 +16,7 @@
 //! - `mod.rs`: the `Driver`, applying inputs and timers, turning actions into rows and messages;
 //! - `inbound.rs`: MQTT messages and directory rows in, refusals out;
 //! - `gateways.rs`: gateways' statuses, and a base unit's `connection_lost` alarm;
+//! - `devices.rs`: alarm devices' messages (DC-09, SCAIP), and silent devices;
 //! - `act.rs`: the web side's requests (operators' actions, staff replies, reads);
 //! - `commit.rs`: storing a step, and how far the broker has what was stored;
 //! - `recovery.rs`: checkpoints, and the replay at start;
@@ -24,6 +25,7 @@
 
 mod act;
 mod commit;
+mod devices;
 mod gateways;
 mod inbound;
 mod recovery;
@@ -32,6 +34,7 @@ mod set_aside;
 mod tests;
 
 pub use act::{ActOutcome, Claim, EngineRequest, OperatorAct, WebAct, WebAction};
+pub use devices::DeviceView;
 pub use inbound::{REFUSED_ACTION, REFUSED_BY, REFUSED_KEPT, RefusedAlarm};
 pub use set_aside::{ALARM_SET_ASIDE, Culprit, DIRECTORY_ROW_SET_ASIDE, Failure, INCIDENT_SET_ASIDE, WEB_ACTION_FAILED, WEB_ACTION_SET_ASIDE};
 
@@ -118,6 +121,8 @@ pub struct Driver {
     /// and alarms it no longer applies by itself (see `set_aside`).
     set_aside: SetAside,
     faults: Faults,
+    /// The device register and the devices' supervision.
+    devices: devices::DeviceState,
 }
 
 /// What a panic said.
@@ -161,6 +166,9 @@ pub struct DriverConfig {
     pub base_unit_grace: Duration,
     /// A store write that takes longer has failed (`database.write_timeout_secs`).
     pub write_timeout: Duration,
+    /// A supervised device is silent after its interval and this
+    /// (`devices.supervision_grace_secs`).
+    pub supervision_grace: Duration,
 }
 
 impl Default for DriverConfig {
@@ -171,6 +179,7 @@ impl Default for DriverConfig {
             checkpoint_busy: Duration::from_secs(600),
             base_unit_grace: Duration::from_secs(300),
             write_timeout: Duration::from_secs(10),
+            supervision_grace: Duration::from_secs(60),
         }
     }
 }
@@ -183,6 +192,7 @@ impl DriverConfig {
             checkpoint_busy: Duration::from_secs(settings.database.checkpoint_busy_secs),
             base_unit_grace: Duration::from_secs(settings.gateways.offline_alarm_after_secs),
             write_timeout: settings.database.write_timeout(),
+            supervision_grace: Duration::from_secs(settings.devices.supervision_grace_secs),
         }
     }
 }
@@ -214,6 +224,7 @@ impl Driver {
             failed: false,
             set_aside: SetAside::default(),
             faults: Faults::from_env(),
+            devices: devices::DeviceState::default(),
         }
     }
 
@@ -247,6 +258,7 @@ impl Driver {
         for (r, since) in self.gateways.take_due(now) {
             self.raise_connection_lost(now, &r, since);
         }
+        self.raise_silences(now);
     }
 
     fn run_timers(&mut self, now: Timestamp) {
@@ -269,7 +281,7 @@ impl Driver {
     }
 
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        [self.engine.poll_timeout(), self.gateways.next_due()].into_iter().flatten().min()
+        [self.engine.poll_timeout(), self.gateways.next_due(), self.next_silence()].into_iter().flatten().min()
     }
 
     fn log_record(&mut self, at: Timestamp, record: String) {

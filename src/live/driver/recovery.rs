@@ -41,6 +41,9 @@ impl Driver {
         self.seq_stored = self.seq;
         self.events_feed = Feed::at(within(bound, self.store.events_acked_through()).await?);
         self.outbox_feed = Feed::at(within(bound, self.store.outbox_acked_through()).await?);
+        let contacts = within(bound, self.store.device_contacts()).await?;
+        let started = self.now();
+        self.start_supervision(contacts, started);
         let mut after = 0;
         if let Some(CheckpointRow { log_seq, at_ms, state }) = within(bound, self.store.latest_checkpoint()).await? {
             let checkpoint = Checkpoint::parse(&state).with_context(|| format!("checkpoint at log record {log_seq} is unreadable"))?;

@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use sqlx::{AnyConnection, Connection, Row};
 
 use super::accounts::{AUDIT_COLUMNS, AuditRow, audit_values};
+use super::devices::{CONTACT_COLUMNS, CONTACT_UPSERT, ContactRow};
 use super::sql::{TableRows, Val, execute_bound, insert_sql, rows_per_statement};
 use super::{Backend, Store, Writer, redact};
 
@@ -50,6 +51,8 @@ pub struct Batch {
     /// What vakt sets aside after a failure (with its audit line): rare, and written
     /// only then.
     pub set_aside: Vec<SetAsideRow>,
+    /// Devices heard (or found silent) in this step, one row each (an upsert).
+    pub device_contact: std::collections::BTreeMap<String, ContactRow>,
 }
 
 /// Something vakt set aside because it made the engine fail (table `set_aside`): a
@@ -91,6 +94,7 @@ impl Batch {
             && self.events_acked_through.is_none()
             && self.outbox_acked_through.is_none()
             && self.set_aside.is_empty()
+            && self.device_contact.is_empty()
     }
 }
 
@@ -123,6 +127,13 @@ async fn append_sqlite_in_one_query(conn: &mut AnyConnection, batch: &Batch) -> 
             vals.extend(chunk.iter().flatten().copied());
         }
     }
+    let contacts: Vec<Val> = contact_values(batch).collect();
+    for chunk in contacts.chunks(rows_per_statement(&CONTACT_COLUMNS) * CONTACT_COLUMNS.len()) {
+        sql.push_str(&insert_sql(Backend::Sqlite, "device_contact", &CONTACT_COLUMNS, chunk.len() / CONTACT_COLUMNS.len()));
+        sql.push_str(CONTACT_UPSERT);
+        sql.push_str(";\n");
+        vals.extend_from_slice(chunk);
+    }
     if batch.events_acked_through.is_some() || batch.outbox_acked_through.is_some() {
         sql.push_str(
             "UPDATE event_feed SET acked_through = COALESCE(?, acked_through), outbox_acked_through = COALESCE(?, outbox_acked_through) WHERE id = 1;\n",
@@ -148,7 +159,9 @@ const POSTGRES_BATCH: &str = "WITH \
     a AS (INSERT INTO audit (at_ms, username, role, action, incident, detail, outcome) \
           SELECT * FROM UNNEST($14::int8[], $15::text[], $16::text[], $17::text[], $18::int8[], $19::text[], $20::text[])), \
     f AS (UPDATE event_feed SET acked_through = COALESCE($21::int8, acked_through), outbox_acked_through = COALESCE($22::int8, outbox_acked_through) \
-          WHERE id = 1 AND ($21::int8 IS NOT NULL OR $22::int8 IS NOT NULL)) \
+          WHERE id = 1 AND ($21::int8 IS NOT NULL OR $22::int8 IS NOT NULL)), \
+    d AS (INSERT INTO device_contact (device_id, last_heard_ms, silent_since_ms) SELECT * FROM UNNEST($23::text[], $24::int8[], $25::int8[]) \
+          ON CONFLICT (device_id) DO UPDATE SET last_heard_ms = excluded.last_heard_ms, silent_since_ms = excluded.silent_since_ms) \
     SELECT 1";
 
 async fn append_postgres_in_one_statement(conn: &mut sqlx::PgConnection, batch: &Batch) -> Result<()> {
@@ -201,9 +214,17 @@ async fn postgres_batch(conn: &mut sqlx::PgConnection, batch: &Batch) -> Result<
         .bind(au.iter().map(|a| a.outcome.as_str()).collect::<Vec<_>>())
         .bind(batch.events_acked_through)
         .bind(batch.outbox_acked_through)
+        .bind(batch.device_contact.keys().map(String::as_str).collect::<Vec<_>>())
+        .bind(batch.device_contact.values().map(|c| c.last_heard_ms).collect::<Vec<_>>())
+        .bind(batch.device_contact.values().map(|c| c.silent_since_ms).collect::<Vec<_>>())
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// The batch's device contacts, row after row.
+fn contact_values(batch: &Batch) -> impl Iterator<Item = Val<'_>> {
+    batch.device_contact.iter().flat_map(|(id, c)| [Val::Text(id), Val::I64(c.last_heard_ms), Val::OptI64(c.silent_since_ms)])
 }
 
 fn batch_tables(batch: &Batch) -> [TableRows<'_>; 5] {

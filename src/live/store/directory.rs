@@ -12,7 +12,10 @@ use crate::core::{MunicipalityId, Position, Resident, ResidentId, Roles, Staff, 
 pub struct DirectoryProbe {
     pub residents: i64,
     pub staff: i64,
+    pub devices: i64,
     pub newest_ms: i64,
+    /// The device register's newest change (it is read whole when this or the count moves).
+    pub devices_newest_ms: i64,
 }
 
 /// A directory entry as stored, with when it last changed.
@@ -105,12 +108,14 @@ impl Store {
     pub async fn directory_probe(&self) -> Result<DirectoryProbe> {
         let row = sqlx::query(
             "SELECT (SELECT COUNT(*) FROM residents), (SELECT COALESCE(MAX(updated_ms), 0) FROM residents), \
-             (SELECT COUNT(*) FROM staff), (SELECT COALESCE(MAX(updated_ms), 0) FROM staff)",
+             (SELECT COUNT(*) FROM staff), (SELECT COALESCE(MAX(updated_ms), 0) FROM staff), \
+             (SELECT COUNT(*) FROM devices), (SELECT COALESCE(MAX(updated_ms), 0) FROM devices)",
         )
         .fetch_one(&self.pool)
         .await?;
         let (rc, rm, sc, sm): (i64, i64, i64, i64) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
-        Ok(DirectoryProbe { residents: rc, staff: sc, newest_ms: rm.max(sm) })
+        let (dc, dm): (i64, i64) = (row.try_get(4)?, row.try_get(5)?);
+        Ok(DirectoryProbe { residents: rc, staff: sc, devices: dc, newest_ms: rm.max(sm), devices_newest_ms: dm })
     }
 
     /// Residents changed at or after `since_ms`.

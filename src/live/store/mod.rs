@@ -29,6 +29,7 @@
 
 mod accounts;
 mod batch;
+mod devices;
 mod directory;
 mod engine;
 mod reads;
@@ -36,6 +37,7 @@ mod sql;
 
 pub use accounts::{AuditRow, SYSTEM_ROLE, Session, StoredUser};
 pub use batch::{Batch, EventRow, LogRow, OutboxRow, Sequences, SetAsideRow, WalCheckpoint};
+pub use devices::ContactRow;
 pub use directory::{DirectoryProbe, DirectoryRow, StaffName};
 pub use engine::{CheckpointRow, StoredEvent};
 pub use reads::{Answer, ClosedIncident, EventCount, HistoryEvent};
