@@ -38,6 +38,7 @@ pub struct Metrics {
     pub embedded_broker_overruns: IntCounterVec,
     pub device_messages: IntCounterVec,
     pub devices_silent: IntGauge,
+    pub devices_registered: IntGauge,
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -144,6 +145,7 @@ impl Metrics {
                 "Messages from alarm devices, by protocol (dc09, scaip) and outcome (stored, refused by reason code, unanswered: not stored in time)",
                 &["protocol", "outcome"],
             ),
+            devices_registered: gauge(&r, "devices_registered", "Alarm devices in the register the receivers read (vakt import devices)"),
             devices_silent: gauge(
                 &r,
                 "devices_silent",

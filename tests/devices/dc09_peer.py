@@ -53,6 +53,7 @@ def answer(raw, acct):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--source", help="the local address to send from")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--account", default="1234")
     p.add_argument("--receiver")
@@ -77,6 +78,8 @@ def main():
     frames += [bytes.fromhex(r) for r in args.raw]
     if args.udp:
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        if args.source:
+            s.bind((args.source, 0))
         s.settimeout(args.wait)
         for f in frames:
             s.sendto(f, (args.host, args.port))
@@ -86,7 +89,7 @@ def main():
                 raw = None
             print(json.dumps(answer(raw, acct)), flush=True)
         return
-    s = socket.create_connection((args.host, args.port), timeout=args.wait)
+    s = socket.create_connection((args.host, args.port), timeout=args.wait, source_address=(args.source, 0) if args.source else None)
     buf = b""
     for f in frames:
         s.sendall(f)

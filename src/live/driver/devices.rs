@@ -54,6 +54,8 @@ impl Driver {
         self.devices.supervision.reschedule(&register);
         self.devices.register = Arc::new(register);
         self.devices.register_tx.send_replace(self.devices.register.clone());
+        self.metrics.devices_registered.set(changed as i64);
+        self.metrics.devices_silent.set(self.devices.supervision.silent_count() as i64);
         changed
     }
 

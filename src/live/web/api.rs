@@ -46,6 +46,7 @@ api_routes! {
     get "/api/kpis" => kpis::kpis;
     get "/api/refused" => incidents::refused;
     get "/api/gateways" => incidents::gateways;
+    get "/api/devices" => incidents::devices;
     get "/api/stream" => streams::stream;
     get "/api/staff/me" => staff::staff_me;
     post "/api/staff/me/status" => staff::staff_status;

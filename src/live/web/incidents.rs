@@ -1,5 +1,6 @@
 //! The dashboard's queue: open incidents and those closed lately, one incident's whole
-//! timeline, the operators' actions, the alarms vakt refused and the gateways.
+//! timeline, the operators' actions, the alarms vakt refused, the gateways and the
+//! alarm devices.
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -319,4 +320,30 @@ pub(super) async fn gateways(State(s): State<AppState>, a: Authed) -> Result<Jso
     // Offline first; the sort is stable, so each group keeps its order.
     gateways.sort_by_key(|g| g.state == "online");
     Ok(Json(GatewayList { gateways }))
+}
+
+/// The alarm devices of the user's municipalities with their last contact, silent ones
+/// first (see `live::devices`). A device whose resident is not in the directory has no
+/// municipality: admins see it.
+#[derive(Serialize)]
+pub(super) struct DeviceList {
+    devices: Vec<crate::live::driver::DeviceView>,
+}
+
+pub(super) async fn devices(State(s): State<AppState>, a: Authed) -> Result<Json<DeviceList>, ApiError> {
+    a.require(DASHBOARD)?;
+    let user = a.user.clone();
+    let devices = s
+        .read(move |d| {
+            let config = d.engine().config();
+            d.device_views()
+                .into_iter()
+                .filter(|v| match v.municipality.as_deref().map(crate::core::MunicipalityId::parse) {
+                    Some(Ok(m)) => accounts::may_see_id(config, &user, &m),
+                    _ => user.role == accounts::Role::Admin,
+                })
+                .collect()
+        })
+        .await?;
+    Ok(Json(DeviceList { devices }))
 }

@@ -3,9 +3,11 @@
 //! PostgreSQL (started by .ci/run). By theme: `end_to_end` (an incident's whole life,
 //! bad input, the directory), `faults` (a panic in vakt, a kill), `outages` (the broker
 //! or the database away or hanging), `checkpoints`, `gateways` (and base units),
+//! `devices` (DC-09 and SCAIP devices, played by independent implementations),
 //! `security` (TLS, the broker's access control), `hostile` (what a sender cannot do).
 
 mod checkpoints;
+mod devices;
 mod end_to_end;
 mod faults;
 mod gateways;
