@@ -57,7 +57,7 @@ const TITLE = document.title;
 const heard = new Set(); // the unanswered incidents, refused alarms and gateways offline already alerted for
 let primed = false; // what the page found when it opened is not news
 function attend() {
-  const now = [...unansweredNow.map((id) => `i${id}`), ...refusedNow.map((k) => `r${k}`), ...offlineNow.map((k) => `g${k}`)];
+  const now = [...unansweredNow.map((id) => `i${id}`), ...refusedNow.map((k) => `r${k}`), ...offlineNow.map((k) => `g${k}`), ...silentNow.map((k) => `d${k}`)];
   document.title = unansweredNow.length ? `(${unansweredNow.length}) ${TITLE}` : TITLE;
   if (primed && now.some((k) => !heard.has(k))) alertSound();
   for (const k of now) heard.add(k);
@@ -116,7 +116,16 @@ const REFUSALS = {
   unreadable: N_('Unreadable message'),
   payload_too_large: N_('Message too large'),
   bad_topic: N_('Wrong topic'),
+  // alarm devices (docs/devices.md)
+  unknown_device: N_('Unknown device'),
+  wrong_key: N_('Wrong encryption key'),
+  bad_frame: N_('Unreadable message'),
+  stale_timestamp: N_('Device clock wrong'),
+  unsupported: N_('Event vakt does not handle'),
+  flooding: N_('Too many messages or connections'),
 };
+
+const PROTOCOLS = { dc09: 'SIA DC-09', scaip: 'SCAIP' };
 
 // A municipality by its name, as the user's scope gives it (an id vakt does not know
 // stays as it came).
@@ -130,6 +139,10 @@ function origin(x) {
   if (p.length === 4 && p[2] === 'alarms') return municipalityName(p[3]);
   if (p.length === 5 && p[2] === 'gateways') return `${municipalityName(p[3])} · ${p[4]}`;
   if (p.length === 5 && p[2] === 'staff') return [x.municipality && municipalityName(x.municipality), t('staff member {id}', { id: p[3] })].filter(Boolean).join(' · ');
+  if (p[0] === 'devices' && p.length >= 3) {
+    const who = p.slice(2).join('/');
+    return [x.municipality && municipalityName(x.municipality), `${PROTOCOLS[p[1]] || p[1]} ${who}`].filter(Boolean).join(' · ');
+  }
   return x.topic;
 }
 
@@ -363,6 +376,41 @@ async function loadGateways() {
   attend();
 }
 
+// Alarm devices (the register, with each one's last contact): the silent ones as an
+// alert, all of them in a table. Read at start and every 10 s.
+let silentNow = [];
+async function loadDevices() {
+  const r = await api('/api/devices');
+  const silent = r.devices.filter((d) => d.silent_since);
+  document.getElementById('silent').replaceChildren(
+    ...silent.map((d) =>
+      el(
+        'li',
+        { class: 'refused-alarm gateway-offline' },
+        el('div', { class: 'incident-head' }, el('strong', {}, d.device_id), el('span', { class: 'small' }, t('not heard since {time}', { time: clock(d.silent_since) }))),
+        el('div', { class: 'small' }, [d.municipality && municipalityName(d.municipality), t('resident {id}', { id: d.resident_id }), PROTOCOLS[d.protocol]].filter(Boolean).join(' · ')),
+      ),
+    ),
+  );
+  document.getElementById('silent-panel').hidden = silent.length === 0;
+  document.getElementById('devices-panel').hidden = r.devices.length === 0;
+  document.getElementById('devices-count').textContent = t('{n} registered, {silent} silent', { n: r.devices.length, silent: silent.length });
+  document.querySelector('#devices tbody').replaceChildren(
+    ...r.devices.map((d) =>
+      el(
+        'tr',
+        { class: d.silent_since ? 'bad' : '' },
+        el('td', {}, d.device_id),
+        el('td', {}, PROTOCOLS[d.protocol] || d.protocol),
+        el('td', {}, d.resident_id),
+        el('td', {}, d.last_heard ? clock(d.last_heard) : t('never')),
+      ),
+    ),
+  );
+  silentNow = silent.map((d) => `${d.device_id} ${d.silent_since}`);
+  attend();
+}
+
 async function main() {
   const detail = document.getElementById('detail');
   const waiting = [...detail.childNodes];
@@ -376,7 +424,7 @@ async function main() {
   out.addEventListener('click', logout);
   out.disabled = false; // disabled in the page until the session's CSRF token is here
   map = new PlainMap(document.getElementById('map'), { tiles: me.tiles, attribution: me.tiles_attribution });
-  await untilAnswered(() => Promise.all([loadIncidents(), loadMap(), loadKpis(), loadRefused(), loadGateways()]), failed);
+  await untilAnswered(() => Promise.all([loadIncidents(), loadMap(), loadKpis(), loadRefused(), loadGateways(), loadDevices()]), failed);
   if (selected === null) detail.replaceChildren(...waiting);
   primed = true;
   const reload = throttle(() => Promise.all([loadIncidents(), selected !== null ? loadDetail() : null]), 150);
@@ -398,6 +446,7 @@ async function main() {
   setInterval(loadMap, 10000);
   setInterval(loadKpis, 30000);
   setInterval(loadGateways, 10000);
+  setInterval(loadDevices, 10000);
 }
 
 main().catch((e) => { document.getElementById('detail').replaceChildren(el('p', { class: 'error' }, e.message)); });

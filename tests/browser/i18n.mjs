@@ -50,13 +50,15 @@ for (const k of Object.keys(NB)) if (!keys.has(k)) problems.push(`the dictionary
 // The error codes of docs/api.md, but for the MQTT contract's codes on staff messages
 // (the app never sends such a message), the engine's refusals of what does not exist
 // (the pages name only what they were given), `internal` (a fault: the log says more),
-// and the router's `not_found`, `method_not_allowed` and `unsupported_media_type` (the
-// pages call only what is there, with JSON).
+// the router's `not_found`, `method_not_allowed` and `unsupported_media_type` (the
+// pages call only what is there, with JSON), and the device receivers' refusals (on the
+// refused list, named by dashboard.js's REFUSALS; never an answer to a page).
 const api = readFileSync(join(root, 'docs/api.md'), 'utf8');
 const table = api.slice(api.indexOf('## Errors'), api.indexOf('\n\n', api.indexOf('| status |')));
 const machine = new Set([
   'bad_request', 'malformed_json', 'invalid_field', 'payload_too_large', 'not_utf8', 'bad_topic', 'unknown_kind', 'absurd_timestamp', 'unreadable',
   'unknown_staff', 'unknown_resident', 'unknown_centre', 'unknown_municipality', 'wrong_municipality', 'internal', 'not_found', 'method_not_allowed', 'unsupported_media_type',
+  'bad_frame', 'stale_timestamp', 'unsupported', 'unknown_device', 'wrong_key', 'flooding',
 ]);
 const codes = new Set([...table.matchAll(/`([a-z_]+)`/g)].map((m) => m[1]).filter((c) => !machine.has(c)));
 if (codes.size < 15) problems.push(`only ${codes.size} codes read from docs/api.md's error table`);

@@ -203,3 +203,50 @@ async fn an_incident_set_aside_is_flagged_on_the_dashboard() {
     let kinds: Vec<String> = store.incident_events(1).await.unwrap().into_iter().map(|e| e.kind).collect();
     assert!(kinds.ends_with(&["set_aside".to_owned(), "answered".to_owned(), "accepted".to_owned()]), "{kinds:?}");
 }
+
+/// The dashboard's alarm devices (`tests/browser/devices.mjs`): two registered, one of
+/// them fallen silent, and an unknown account's frame refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn alarm_devices_and_silent_ones_are_on_the_dashboard() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if !browser_tools() {
+        return;
+    }
+    let dir = temp_dir("browser-devices");
+    let backend = Backend::embedded(&dir);
+    let dc09 = crate::live::support::free_port();
+    let toml = format!("{}{FJORD_TOML}\n[dc09]\nlisten = \"127.0.0.1:{dc09}\"\n\n[devices]\nsupervision_grace_secs = 1\n", crate::live::support::LADDER_TOML);
+    let v = Vakt::start_with(&backend, &dir, &toml, &residents_csv(), STAFF_CSV);
+    add_user(&v, "admin", "admin-password", &["--role", "admin"]);
+    let csv = dir.join("devices.csv");
+    std::fs::write(&csv, "device_id,protocol,account,resident_id,key,heartbeat_secs\nsmoke-1,dc09,5555,r5,,10\npanel-1,dc09,1234,r1,,\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vakt")).args(["import", "devices"]).arg(&csv).arg("--config").arg(&v.config).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let registered = crate::live::support::eventually(Duration::from_secs(15), || async { (v.metric("vakt_devices_registered") == 2.0).then_some(()) }).await;
+    assert!(registered.is_some(), "the engine took the register\n{}", v.log());
+    // Each account's link test (the frames as vakt's own codec builds them: the device
+    // tests check it against an independent one), answered before the next.
+    let mut link = tokio::net::TcpStream::connect(("127.0.0.1", dc09)).await.unwrap();
+    for account in ["5555", "1234", "9999"] {
+        link.write_all(&vakt::live::devices::dc09::frame(&format!("\"NULL\"0001L0#{account}[]"))).await.unwrap();
+        let mut answer = [0u8; 128];
+        let n = tokio::time::timeout(Duration::from_secs(5), link.read(&mut answer)).await.unwrap().unwrap();
+        assert!(n > 0, "{account} answered");
+    }
+    let silent = crate::live::support::eventually(Duration::from_secs(30), || async { (v.metric("vakt_devices_silent") == 1.0).then_some(()) }).await;
+    assert!(silent.is_some(), "smoke-1 fell silent\n{}", v.log());
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-artifacts");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/devices.mjs");
+    let mut node = Command::new("node");
+    node.arg(script)
+        .env("VAKT_URL", format!("http://{}", v.http))
+        .env("VAKT_USERS", "admin,admin-password")
+        .env("VAKT_ARTIFACTS", &artifacts)
+        .env("CHROMIUM", CHROMIUM);
+    let out = tokio::time::timeout(Duration::from_secs(120), tokio::task::spawn_blocking(move || node.output().expect("node")))
+        .await
+        .expect("the browser check finished within 120 s")
+        .unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.trim_end().ends_with("PASS"), "{said}\n--- vakt log ---\n{}", v.log());
+}
