@@ -199,11 +199,17 @@ impl Default for Dc09Section {
     }
 }
 
-/// The SCAIP receiver, SIP over UDP and TCP (docs/devices.md): off unless `listen` is set.
+/// The SCAIP receiver, SIP over UDP and TCP, and over TLS (docs/devices.md): each off
+/// unless its address is set.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScaipSection {
     pub listen: Option<String>,
+    /// SIP over TLS on this address, with `certificate` (PEM, the chain) and
+    /// `private_key` (PEM); paths relative to the configuration file.
+    pub tls_listen: Option<String>,
+    pub certificate: Option<String>,
+    pub private_key: Option<String>,
 }
 
 /// What the device receivers share (docs/devices.md).
@@ -230,9 +236,18 @@ impl Default for DevicesSection {
     }
 }
 
+/// The device receivers' addresses, checked (`Settings::device_addresses`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceAddresses {
+    pub dc09: Option<std::net::SocketAddr>,
+    pub scaip: Option<std::net::SocketAddr>,
+    /// SIP over TLS: the address, the certificate file and the key file.
+    pub scaip_tls: Option<(std::net::SocketAddr, String, String)>,
+}
+
 impl Settings {
-    /// The receivers' settings, their addresses checked.
-    pub fn devices_config(&self) -> Result<crate::live::devices::DevicesConfig, ConfigError> {
+    /// The receivers' addresses, and the bounds they share, checked.
+    pub fn device_addresses(&self) -> Result<DeviceAddresses, ConfigError> {
         let addr = |key: &str, v: &Option<String>| -> Result<Option<std::net::SocketAddr>, ConfigError> {
             v.as_deref().map(|a| a.parse().map_err(|_| ConfigError(format!("{key} {a:?} is not HOST:PORT (an IP address and a port)")))).transpose()
         };
@@ -240,17 +255,12 @@ impl Settings {
         if d.answer_timeout_secs == 0 || d.max_connections_per_address == 0 || d.max_messages_per_second == 0 {
             return Err(ConfigError("devices.answer_timeout_secs, max_connections_per_address and max_messages_per_second must be at least 1".into()));
         }
-        Ok(crate::live::devices::DevicesConfig {
-            dc09_listen: addr("dc09.listen", &self.dc09.listen)?,
-            scaip_listen: addr("scaip.listen", &self.scaip.listen)?,
-            max_age: Duration::from_secs(self.dc09.max_age_secs),
-            max_ahead: Duration::from_secs(self.dc09.max_ahead_secs),
-            answer_timeout: Duration::from_secs(d.answer_timeout_secs),
-            supervision_grace: Duration::from_secs(d.supervision_grace_secs),
-            max_connections_per_address: d.max_connections_per_address,
-            idle_timeout: Duration::from_secs(d.idle_timeout_secs.max(1)),
-            max_messages_per_second: d.max_messages_per_second,
-        })
+        let scaip_tls = match (addr("scaip.tls_listen", &self.scaip.tls_listen)?, &self.scaip.certificate, &self.scaip.private_key) {
+            (None, None, None) => None,
+            (Some(listen), Some(certificate), Some(key)) => Some((listen, certificate.clone(), key.clone())),
+            _ => return Err(ConfigError("scaip.tls_listen, scaip.certificate and scaip.private_key go together: set all three, or none".into())),
+        };
+        Ok(DeviceAddresses { dc09: addr("dc09.listen", &self.dc09.listen)?, scaip: addr("scaip.listen", &self.scaip.listen)?, scaip_tls })
     }
 }
 
@@ -462,7 +472,7 @@ pub fn load(path: Option<&Path>) -> Result<(Settings, EngineConfig), ConfigError
         None => Settings::from_toml(DEFAULT_TOML)?,
     };
     let config = settings.engine_config()?;
-    settings.devices_config()?;
+    settings.device_addresses()?;
     Ok((settings, config))
 }
 

@@ -69,6 +69,7 @@ pub struct Running {
     /// Where the device receivers listen, when configured (`[dc09]`, `[scaip]`).
     pub dc09_addr: Option<std::net::SocketAddr>,
     pub scaip_addr: Option<std::net::SocketAddr>,
+    pub scaip_tls_addr: Option<std::net::SocketAddr>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<Result<()>>,
     requests: tokio::sync::mpsc::Sender<driver::EngineRequest>,
@@ -101,7 +102,8 @@ impl Running {
 /// Starts everything and returns once state is recovered and the engine task runs.
 pub async fn start(settings: Settings, config_dir: Option<&Path>) -> Result<Running> {
     let config = settings.engine_config()?;
-    let devices_config = settings.devices_config()?;
+    let mut devices_config = devices::DevicesConfig::from_settings(&settings)?;
+    devices_config.scaip_tls = devices_config.scaip_tls.map(|t| t.relative_to(config_dir));
     let metrics = Arc::new(metrics::Metrics::new());
     let (ready_tx, ready_rx) = watch::channel(false);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -195,7 +197,17 @@ pub async fn start(settings: Settings, config_dir: Option<&Path>) -> Result<Runn
     };
     info!(mqtt = %mqtt_at, http = %http_addr, database = %database_at, "vakt is running; alarms on vakt/v1/alarms/{{municipality}}");
     let task = tokio::spawn(async move { done_rx.await.unwrap_or_else(|_| Err(anyhow::anyhow!("the engine thread ended"))) });
-    Ok(Running { http_addr, app, mqtt_addr: embedded, dc09_addr: receivers.dc09, scaip_addr: receivers.scaip, stop: stop_req_tx, task, requests: engine_tx })
+    Ok(Running {
+        http_addr,
+        app,
+        mqtt_addr: embedded,
+        dc09_addr: receivers.dc09,
+        scaip_addr: receivers.scaip,
+        scaip_tls_addr: receivers.scaip_tls,
+        stop: stop_req_tx,
+        task,
+        requests: engine_tx,
+    })
 }
 
 /// Opens the store (migrated) and seeds an empty directory. Every store call of the

@@ -39,14 +39,14 @@ pub struct DevicesConfig {
     pub dc09_listen: Option<SocketAddr>,
     /// `[scaip] listen`: SIP over UDP and TCP; `None`: off.
     pub scaip_listen: Option<SocketAddr>,
+    /// `[scaip] tls_listen`: SIP over TLS; `None`: off.
+    pub scaip_tls: Option<ScaipTls>,
     /// DC-09's timestamp window: how old, and how far ahead, a frame's time may be.
     pub max_age: Duration,
     pub max_ahead: Duration,
     /// How long a receiver waits for the engine task to store a message before it
     /// answers that it is not treated (SCAIP) or leaves it unanswered (DC-09).
     pub answer_timeout: Duration,
-    /// A supervised device is silent once `heartbeat_secs` and this have passed.
-    pub supervision_grace: Duration,
     /// Connections one address may hold open at once, per protocol.
     pub max_connections_per_address: usize,
     /// A connection that sends nothing for this long is closed.
@@ -60,14 +60,52 @@ impl Default for DevicesConfig {
         DevicesConfig {
             dc09_listen: None,
             scaip_listen: None,
+            scaip_tls: None,
             max_age: Duration::from_secs(40),
             max_ahead: Duration::from_secs(20),
             answer_timeout: Duration::from_secs(5),
-            supervision_grace: Duration::from_secs(60),
             max_connections_per_address: 16,
             idle_timeout: Duration::from_secs(300),
             max_messages_per_second: 50,
         }
+    }
+}
+
+impl DevicesConfig {
+    /// From the configuration (`[dc09]`, `[scaip]`, `[devices]`: docs/config.md).
+    pub fn from_settings(settings: &crate::settings::Settings) -> Result<DevicesConfig, crate::core::ConfigError> {
+        let addresses = settings.device_addresses()?;
+        let d = &settings.devices;
+        Ok(DevicesConfig {
+            dc09_listen: addresses.dc09,
+            scaip_listen: addresses.scaip,
+            scaip_tls: addresses.scaip_tls.map(|(listen, certificate, key)| ScaipTls { listen, certificate: certificate.into(), private_key: key.into() }),
+            max_age: Duration::from_secs(settings.dc09.max_age_secs),
+            max_ahead: Duration::from_secs(settings.dc09.max_ahead_secs),
+            answer_timeout: Duration::from_secs(d.answer_timeout_secs),
+            max_connections_per_address: d.max_connections_per_address,
+            idle_timeout: Duration::from_secs(d.idle_timeout_secs.max(1)),
+            max_messages_per_second: d.max_messages_per_second,
+        })
+    }
+}
+
+/// SIP over TLS: where, and the server's certificate chain and key (PEM files).
+#[derive(Debug, Clone)]
+pub struct ScaipTls {
+    pub listen: SocketAddr,
+    pub certificate: std::path::PathBuf,
+    pub private_key: std::path::PathBuf,
+}
+
+impl ScaipTls {
+    /// The paths, relative to `dir` (the configuration file's) where they are relative.
+    pub fn relative_to(mut self, dir: Option<&std::path::Path>) -> ScaipTls {
+        if let Some(dir) = dir {
+            self.certificate = dir.join(&self.certificate);
+            self.private_key = dir.join(&self.private_key);
+        }
+        self
     }
 }
 

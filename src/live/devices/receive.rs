@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
@@ -37,6 +37,7 @@ const MAX_CONNECTIONS: usize = 4096;
 pub struct Receivers {
     pub dc09: Option<SocketAddr>,
     pub scaip: Option<SocketAddr>,
+    pub scaip_tls: Option<SocketAddr>,
 }
 
 /// What every receiver task shares.
@@ -73,12 +74,12 @@ pub async fn spawn_receivers(
     stop: watch::Receiver<bool>,
 ) -> Result<Receivers> {
     let shared = Arc::new(Shared { config: config.clone(), register, engine, metrics, peers: Mutex::default(), awaiting: Mutex::default() });
-    let mut out = Receivers { dc09: None, scaip: None };
+    let mut out = Receivers { dc09: None, scaip: None, scaip_tls: None };
     if let Some(addr) = config.dc09_listen {
         let tcp = TcpListener::bind(addr).await.with_context(|| format!("DC-09 receiver: cannot listen on TCP {addr}"))?;
         let local = tcp.local_addr()?;
         let udp = UdpSocket::bind(local).await.with_context(|| format!("DC-09 receiver: cannot listen on UDP {local}"))?;
-        tokio::spawn(accept(shared.clone(), Protocol::Dc09, tcp, stop.clone()));
+        tokio::spawn(accept(shared.clone(), Protocol::Dc09, tcp, None, stop.clone()));
         tokio::spawn(datagrams(shared.clone(), Protocol::Dc09, Arc::new(udp), stop.clone()));
         info!(%local, "DC-09 receiver listening (TCP and UDP)");
         out.dc09 = Some(local);
@@ -87,12 +88,39 @@ pub async fn spawn_receivers(
         let tcp = TcpListener::bind(addr).await.with_context(|| format!("SCAIP receiver: cannot listen on TCP {addr}"))?;
         let local = tcp.local_addr()?;
         let udp = UdpSocket::bind(local).await.with_context(|| format!("SCAIP receiver: cannot listen on UDP {local}"))?;
-        tokio::spawn(accept(shared.clone(), Protocol::Scaip, tcp, stop.clone()));
+        tokio::spawn(accept(shared.clone(), Protocol::Scaip, tcp, None, stop.clone()));
         tokio::spawn(datagrams(shared.clone(), Protocol::Scaip, Arc::new(udp), stop.clone()));
         info!(%local, "SCAIP receiver listening (SIP over UDP and TCP)");
         out.scaip = Some(local);
     }
+    if let Some(tls) = &config.scaip_tls {
+        let acceptor = tls_acceptor(tls)?;
+        let tcp = TcpListener::bind(tls.listen).await.with_context(|| format!("SCAIP receiver: cannot listen on TLS {}", tls.listen))?;
+        let local = tcp.local_addr()?;
+        tokio::spawn(accept(shared.clone(), Protocol::Scaip, tcp, Some(acceptor), stop.clone()));
+        info!(%local, "SCAIP receiver listening (SIP over TLS)");
+        out.scaip_tls = Some(local);
+    }
     Ok(out)
+}
+
+/// The TLS server side of SIP over TLS, from the configured PEM files.
+fn tls_acceptor(tls: &super::ScaipTls) -> Result<tokio_rustls::TlsAcceptor> {
+    let read = |path: &std::path::Path| std::fs::read(path).with_context(|| format!("scaip: cannot read {}", path.display()));
+    let certs = rustls_pemfile::certs(&mut read(&tls.certificate)?.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("scaip.certificate {}: not PEM certificates", tls.certificate.display()))?;
+    anyhow::ensure!(!certs.is_empty(), "scaip.certificate {}: no certificate in it", tls.certificate.display());
+    let key = rustls_pemfile::private_key(&mut read(&tls.private_key)?.as_slice())
+        .with_context(|| format!("scaip.private_key {}: not a PEM key", tls.private_key.display()))?
+        .with_context(|| format!("scaip.private_key {}: no private key in it", tls.private_key.display()))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .context("TLS versions")?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("scaip.certificate and scaip.private_key do not make a TLS server")?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 impl Shared {
@@ -181,8 +209,11 @@ impl Shared {
     }
 }
 
-/// Accepts connections; each is served by a task of its own.
-async fn accept(shared: Arc<Shared>, protocol: Protocol, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+/// How long a TLS handshake may take.
+const HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// Accepts connections (over TLS with `tls`); each is served by a task of its own.
+async fn accept(shared: Arc<Shared>, protocol: Protocol, listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, mut stop: watch::Receiver<bool>) {
     loop {
         let (stream, peer) = tokio::select! {
             _ = stopped(&mut stop) => return,
@@ -204,10 +235,17 @@ async fn accept(shared: Arc<Shared>, protocol: Protocol, listener: TcpListener, 
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         let stop = stop.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            match protocol {
-                Protocol::Dc09 => dc09_stream(&shared, stream, peer, stop).await,
-                Protocol::Scaip => scaip_stream(&shared, stream, peer, stop).await,
+            let local = stream.local_addr().unwrap_or(peer);
+            match (protocol, tls) {
+                (Protocol::Dc09, _) => dc09_stream(&shared, stream, peer, stop).await,
+                (Protocol::Scaip, None) => scaip_stream(&shared, stream, "TCP", local, peer, stop).await,
+                (Protocol::Scaip, Some(tls)) => match tokio::time::timeout(HANDSHAKE, tls.accept(stream)).await {
+                    Ok(Ok(stream)) => scaip_stream(&shared, stream, "TLS", local, peer, stop).await,
+                    Ok(Err(e)) => shared.refuse(protocol, peer, None, ErrorCode::BadFrame, format!("TLS handshake failed: {e}")),
+                    Err(_) => shared.refuse(protocol, peer, None, ErrorCode::BadFrame, format!("no TLS handshake within {} s", HANDSHAKE.as_secs())),
+                },
             }
             shared.disconnect(protocol, peer.ip());
         });
@@ -255,7 +293,7 @@ async fn datagrams(shared: Arc<Shared>, protocol: Protocol, socket: Arc<UdpSocke
 
 /// Reads into `buf` with the idle timeout; `false`: the connection is done (closed,
 /// idle, failed, or vakt stopping).
-async fn fill(shared: &Shared, stream: &mut TcpStream, buf: &mut Vec<u8>, stop: &mut watch::Receiver<bool>) -> bool {
+async fn fill(shared: &Shared, stream: &mut (impl AsyncRead + Unpin), buf: &mut Vec<u8>, stop: &mut watch::Receiver<bool>) -> bool {
     let mut chunk = [0u8; 4096];
     let read = tokio::select! {
         _ = stopped(stop) => return false,
@@ -383,10 +421,16 @@ async fn dc09_message(shared: &Shared, peer: SocketAddr, bytes: &[u8]) -> Option
     }
 }
 
-/// SIP over TCP: messages one after another on the connection; vakt's `<mrs>` goes
-/// back on it.
-async fn scaip_stream(shared: &Shared, mut stream: TcpStream, peer: SocketAddr, mut stop: watch::Receiver<bool>) {
-    let local = stream.local_addr().unwrap_or(peer);
+/// SIP over TCP or TLS (`transport`): messages one after another on the connection;
+/// vakt's `<mrs>` goes back on it.
+async fn scaip_stream(
+    shared: &Shared,
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    transport: &str,
+    local: SocketAddr,
+    peer: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut buf = Vec::with_capacity(2048);
     while fill(shared, &mut stream, &mut buf, &mut stop).await {
         loop {
@@ -421,7 +465,7 @@ async fn scaip_stream(shared: &Shared, mut stream: TcpStream, peer: SocketAddr, 
                 return;
             }
             if let Some(mrs) = mrs {
-                let out = sip::message_to_sender(&message, "TCP", local, &mrs, &branch(), &tag);
+                let out = sip::message_to_sender(&message, transport, local, &mrs, &branch(), &tag);
                 if stream.write_all(&out).await.is_err() {
                     return;
                 }

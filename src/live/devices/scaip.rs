@@ -164,23 +164,27 @@ impl Mrq {
         let status = self.status.as_deref().unwrap_or("");
         let by_status = match status {
             "0019" => return Ok(Meaning::Cancel),
-            "0015" | "0112" | "0113" | "0114" | "0115" | "0116" => return Ok(Meaning::Heard("restore")),
+            "0015" | "0083" | "0086" | "0091" | "0094" | "0102" | "0103" | "0112" | "0113" | "0114" | "0115" | "0116" | "0124" => {
+                return Ok(Meaning::Heard("restore or test"));
+            }
             "0014" | "0016" => Some(AlarmKind::BatteryLow),
-            "0023" | "0024" | "0025" | "0026" | "0027" => Some(AlarmKind::ConnectionLost),
+            "0023" | "0024" | "0025" | "0026" | "0027" | "0123" => Some(AlarmKind::ConnectionLost),
+            "0081" => Some(AlarmKind::Medication),
+            "0085" => Some(AlarmKind::PowerFailure),
             _ => None,
         };
         let kind = match by_status {
             Some(k) => k,
             None => match self.device_type.as_str() {
-                "0003" | "0004" | "0007" => AlarmKind::Safety,
+                "0003" | "0004" | "0006" | "0007" => AlarmKind::Safety,
                 "0005" | "0017" => AlarmKind::Fall,
                 "0030" => AlarmKind::ManDown,
                 "0010" => AlarmKind::Assistance,
                 "0011" => AlarmKind::Medication,
-                "0012" | "0013" => AlarmKind::Bed,
-                "0014" => AlarmKind::Door,
+                "0012" | "0013" | "0044" => AlarmKind::Bed,
+                "0014" | "0028" | "0029" => AlarmKind::Door,
                 "0015" | "0051" => AlarmKind::Wandering,
-                "0021" | "0023" | "0025" | "0026" | "0033" => AlarmKind::Smoke,
+                "0021" | "0023" | "0025" | "0026" | "0033" | "0037" | "0047" => AlarmKind::Smoke,
                 "0032" => AlarmKind::ConnectionLost,
                 "0041" => AlarmKind::PowerFailure,
                 _ if self.message_type == "IN" => return Ok(Meaning::Heard("information")),

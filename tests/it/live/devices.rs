@@ -326,3 +326,42 @@ async fn a_silent_device_raises_one_heartbeat_missed_across_a_kill() {
     wait_metric(&v, "vakt_devices_silent", 0.0).await;
     store.close().await;
 }
+
+/// SCAIP over SIP/TLS (the server's certificate from the configuration, relative to its
+/// file), with Python's own TLS as the device: checked against a private CA, the fall
+/// alarm stored and its `<mrs>` back on the TLS connection; a client that never
+/// completes its handshake holds nothing up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaip_over_tls_with_a_configured_certificate() {
+    let Some(peers) = peers() else { return };
+    let dir = temp_dir("devices-tls");
+    super::security::private_ca_and_server(&dir);
+    let backend = Backend::embedded(&dir);
+    let (dc09, scaip, tls) = (free_port(), free_port(), free_port());
+    let toml = format!(
+        "{LADDER_TOML}{FJORD_TOML}\n[dc09]\nlisten = \"127.0.0.1:{dc09}\"\n\n[scaip]\nlisten = \"127.0.0.1:{scaip}\"\ntls_listen = \"127.0.0.1:{tls}\"\ncertificate = \"server.pem\"\nprivate_key = \"server.key\"\n"
+    );
+    let v = Vakt::start_with(&backend, &dir, &toml, &residents_csv(), STAFF_CSV);
+    import_devices(&v, DEVICES, 4).await;
+    let mut ops = Client::connect(backend.mqtt_port(), OPS).await;
+    // A client that connects and says nothing: its handshake times out on its own.
+    let _mute = tokio::net::TcpStream::connect(("127.0.0.1", tls)).await.unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/devices/scaip_tls.py");
+    let ca = dir.join("ca.pem");
+    let out = Command::new(&peers.python)
+        .arg(script)
+        .args(["--port", &tls.to_string(), "--ca"])
+        .arg(&ca)
+        .args(["--ref", "T1", "--cid", "4713", "--dty", "0005", "--stc", "0009"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "scaip_tls.py: {}\n{}", String::from_utf8_lossy(&out.stderr), v.log());
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got["response"], "SIP/2.0 200 OK", "{got}");
+    assert!(got["message"].as_str().unwrap().starts_with("MESSAGE sips:4713@"), "{got}");
+    assert!(got["via"].as_str().unwrap().starts_with("SIP/2.0/TLS "), "{got}");
+    assert_eq!((got["ref"].as_str(), got["snu"].as_u64()), (Some("T1"), Some(0)), "{got}");
+    assert!(got["tls"].as_str().unwrap().starts_with("TLSv1."), "{got}");
+    ops.expect("vakt/v1/incidents/fjord", "the fall over TLS", |e| e["type"] == "raised" && e["alarm_id"] == "scaip:careium-2:T1" && e["resident_id"] == "r4")
+        .await;
+}

@@ -8,11 +8,7 @@ use super::*;
 async fn tls_and_password_to_an_external_broker() {
     let dir = temp_dir("tls");
     let sh = |cmd: &str| sh_in(&dir, cmd);
-    sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj '/CN=vakt test CA' 2>/dev/null");
-    sh("openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj '/CN=localhost' 2>/dev/null");
-    sh(
-        "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile san.ext 2>/dev/null",
-    );
+    private_ca_and_server(&dir);
     sh("mosquitto_passwd -b -c passwd vakt 's3cret' && chmod 0644 passwd server.key");
     let (tls_port, plain_port) = (free_port(), free_port());
     let conf = dir.join("mosquitto.conf");
@@ -45,6 +41,17 @@ async fn tls_and_password_to_an_external_broker() {
 }
 
 /// A shell command in `dir`, which must succeed.
+/// In `dir`, by openssl: a private CA (`ca.pem`) and a server certificate it signed for
+/// localhost and 127.0.0.1 (`server.pem`, key `server.key`).
+pub(super) fn private_ca_and_server(dir: &std::path::Path) {
+    let sh = |cmd: &str| sh_in(dir, cmd);
+    sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj '/CN=vakt test CA' 2>/dev/null");
+    sh("openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj '/CN=localhost' 2>/dev/null");
+    sh(
+        "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile san.ext 2>/dev/null",
+    );
+}
+
 fn sh_in(dir: &std::path::Path, cmd: &str) {
     let out = std::process::Command::new("sh").arg("-c").arg(cmd).current_dir(dir).output().unwrap();
     assert!(out.status.success(), "{cmd}: {}", String::from_utf8_lossy(&out.stderr));
