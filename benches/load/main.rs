@@ -6,7 +6,8 @@
 //! (through Mosquitto, or with `--embedded` through vakt's own broker),
 //! `-- --soak MINUTES [--soak-rate R]` for vakt's memory over a long run with the whole life cycle,
 //! `-- --machine-broker` for the machine's Mosquitto on 1883 with its default settings,
-//! `-- --embedded` for vakt's own broker, in-process, with SQLite and with PostgreSQL).
+//! `-- --embedded` for vakt's own broker, in-process, with SQLite and with PostgreSQL,
+//! `-- --devices` for alarm devices: DC-09 frame → ACK, and supervision's CPU, devices.rs).
 //!
 //! By default the broker is a Mosquitto of the bench's own (the machine's binary) with
 //! `persistence true`, `set_tcp_nodelay true` and `max_inflight_messages 1000`, the settings docs/mqtt.md
@@ -46,6 +47,7 @@
 #[path = "../../tests/it/live/support.rs"]
 mod support;
 
+mod devices;
 mod floors;
 mod paths;
 mod soak;
@@ -87,6 +89,10 @@ struct Args {
     /// vakt's own broker, in-process, with SQLite and with PostgreSQL.
     #[arg(long)]
     embedded: bool,
+    /// Alarm devices: DC-09 frame → ACK against MQTT alarm → stored, and 10,000
+    /// supervised devices' CPU (benches/load/devices.rs).
+    #[arg(long)]
+    devices: bool,
     /// Be the engine that does nothing, on the broker at this port (the bench runs itself so).
     #[arg(long, hide = true)]
     echo_engine: Option<u16>,
@@ -134,6 +140,11 @@ fn main() {
     if let Some(n) = args.repeat {
         assert!(n > 0, "--repeat N runs N > 0 times");
         rt.block_on(repeated_ratios(&stores, n, secs, args.embedded));
+        return;
+    }
+    if args.devices {
+        println!("\n## vakt and alarm devices: {secs} s per rate, the bench's broker on 127.0.0.1:{}, vakt as a separate process\n", broker_port());
+        rt.block_on(devices::run(&stores, secs));
         return;
     }
     if let Some(minutes) = args.soak {

@@ -151,10 +151,16 @@ pub(crate) async fn run_load(
         let began = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64() - start.elapsed().as_secs_f64();
         eprintln!("    [timeline from {began:.0} (Unix time), ms: {}]", line.join(" | "));
     }
-    let mut l = std::mem::take(&mut *latencies.lock().unwrap());
+    let l = std::mem::take(&mut *latencies.lock().unwrap());
+    stats(total, l)
+}
+
+/// The percentiles of `latencies` (nanoseconds), of `sent` messages.
+pub(crate) fn stats(sent: u64, mut latencies: Vec<u64>) -> Stats {
+    let l = &mut latencies;
     l.sort_unstable();
     let pct = |p: f64| if l.is_empty() { f64::NAN } else { l[((l.len() as f64 * p) as usize).min(l.len() - 1)] as f64 / 1e6 };
-    Stats { sent: total, received: l.len() as u64, p50: pct(0.50), p99: pct(0.99), p999: pct(0.999) }
+    Stats { sent, received: l.len() as u64, p50: pct(0.50), p99: pct(0.99), p999: pct(0.999) }
 }
 
 pub(crate) async fn one_hop(rate: u64, secs: u64) -> Stats {
