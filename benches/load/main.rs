@@ -89,10 +89,11 @@ struct Args {
     /// vakt's own broker, in-process, with SQLite and with PostgreSQL.
     #[arg(long)]
     embedded: bool,
-    /// Alarm devices: DC-09 frame → ACK against MQTT alarm → stored, and 10,000
-    /// supervised devices' CPU (benches/load/devices.rs).
-    #[arg(long)]
-    devices: bool,
+    /// Alarm devices: DC-09 frame → ACK against MQTT alarm → stored (`latency`), and
+    /// 10,000 supervised devices' CPU (`supervision`); both without a value
+    /// (benches/load/devices.rs).
+    #[arg(long, value_name = "PART", num_args = 0..=1, default_missing_value = "all")]
+    devices: Option<String>,
     /// Be the engine that does nothing, on the broker at this port (the bench runs itself so).
     #[arg(long, hide = true)]
     echo_engine: Option<u16>,
@@ -142,9 +143,9 @@ fn main() {
         rt.block_on(repeated_ratios(&stores, n, secs, args.embedded));
         return;
     }
-    if args.devices {
+    if let Some(part) = &args.devices {
         println!("\n## vakt and alarm devices: {secs} s per rate, the bench's broker on 127.0.0.1:{}, vakt as a separate process\n", broker_port());
-        rt.block_on(devices::run(&stores, secs));
+        rt.block_on(devices::run(&stores, secs, part));
         return;
     }
     if let Some(minutes) = args.soak {

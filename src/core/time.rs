@@ -82,6 +82,24 @@ impl Timestamp {
         Ok(Self(secs * 1000 + millis))
     }
 
+    /// A UTC date and time of day to the second, if there is such a one (month lengths
+    /// and leap years checked; a leap second is taken as :59).
+    pub fn from_utc(year: i64, month: i64, day: i64, hour: i64, minute: i64, second: i64) -> Option<Timestamp> {
+        if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) || hour > 23 || minute > 59 || second > 60 {
+            return None;
+        }
+        let secs = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second.min(59);
+        Some(Self(secs * 1000))
+    }
+
+    /// The UTC date and time of day, to the second: (year, month, day, hour, minute, second).
+    pub fn utc(self) -> (i64, i64, i64, i64, i64, i64) {
+        let secs = self.0.div_euclid(1000);
+        let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        let (y, m, d) = civil_from_days(days);
+        (y, m, d, rem / 3600, rem % 3600 / 60, rem % 60)
+    }
+
     /// The start of the local day in Norway (CET, CEST under the EU summer-time rule:
     /// from 01:00 UTC on the last Sunday of March to 01:00 UTC on the last Sunday of
     /// October), for "today" on the dashboard.

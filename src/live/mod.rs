@@ -150,7 +150,7 @@ pub async fn start(settings: Settings, config_dir: Option<&Path>) -> Result<Runn
     };
     let database_at = store::redact(&settings.database.url);
     let (stop_req_tx, stop_req) = watch::channel(false);
-    let (started_tx, started_rx) = tokio::sync::oneshot::channel::<Result<()>>();
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel::<Result<devices::Receivers>>();
     let broker_metrics = metrics.clone();
     let engine = async move {
         // Its database connection is opened afresh on this runtime.
@@ -165,8 +165,18 @@ pub async fn start(settings: Settings, config_dir: Option<&Path>) -> Result<Runn
                 return Ok(());
             }
         }
+        // The device receivers run on this thread too, as the MQTT client does: a frame
+        // reaches the engine and its ACK leaves without waking another thread. They
+        // listen before vakt says it is ready, and end with the engine.
+        let receivers = match devices::spawn_receivers(devices_config, register, devices_tx, receivers_metrics, receivers_stop).await {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = started_tx.send(Err(e));
+                return Ok(());
+            }
+        };
         let _ = ready_tx.send(true);
-        let _ = started_tx.send(Ok(()));
+        let _ = started_tx.send(Ok(receivers));
         let task = EngineTask { driver, store, mqtt, mqtt_task, ready_tx, stop_tx, live_tx, embedded: embedded.is_some() };
         // The channel stays open while the engine runs, receivers or none.
         let _devices_tx = engine_devices_tx;
@@ -176,23 +186,12 @@ pub async fn start(settings: Settings, config_dir: Option<&Path>) -> Result<Runn
         mqtt::start_embedded_broker(addr, settings.wire.max_payload_bytes, &settings.mqtt.client_id, broker_metrics)?;
     }
     let done_rx = spawn_engine_thread(engine)?;
-    match started_rx.await {
+    let receivers = match started_rx.await {
         Ok(started) => started?,
         // The thread ended before the engine started: its result says why.
         Err(_) => {
             done_rx.await.unwrap_or_else(|_| Err(anyhow::anyhow!("the engine thread ended")))?;
             anyhow::bail!("the engine thread ended before the engine started");
-        }
-    }
-    // The device receivers listen once the engine takes input: a device's first message
-    // is answered by an engine that can store it.
-    let receivers = devices::spawn_receivers(devices_config, register, devices_tx, receivers_metrics, receivers_stop).await;
-    let receivers = match receivers {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = stop_req_tx.send(true);
-            let _ = done_rx.await;
-            return Err(e);
         }
     };
     info!(mqtt = %mqtt_at, http = %http_addr, database = %database_at, "vakt is running; alarms on vakt/v1/alarms/{{municipality}}");

@@ -47,6 +47,21 @@ pub fn add_user(v: &Vakt, name: &str, password: &str, args: &[&str]) {
     assert!(out.status.success(), "vakt user add {name}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// Runs a browser script of `tests/browser/` against `v` with `env` (screenshots in
+/// target/browser-artifacts/): it must end with PASS within 120 s.
+async fn browser_script(v: &Vakt, name: &str, env: &[(&str, &str)]) {
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-artifacts");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser").join(name);
+    let mut node = Command::new("node");
+    node.arg(script).env("VAKT_URL", format!("http://{}", v.http)).env("VAKT_ARTIFACTS", &artifacts).env("CHROMIUM", CHROMIUM).envs(env.iter().copied());
+    let out = tokio::time::timeout(Duration::from_secs(120), tokio::task::spawn_blocking(move || node.output().expect("node")))
+        .await
+        .unwrap_or_else(|_| panic!("{name} finished within 120 s"))
+        .unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.trim_end().ends_with("PASS"), "{said}\n--- vakt log ---\n{}", v.log());
+}
+
 /// Runs a script of `tests/browser/` in Node (no browser): it must print PASS.
 fn node_script(name: &str) {
     if Command::new("node").arg("--version").output().is_err() {
@@ -184,21 +199,7 @@ async fn an_incident_set_aside_is_flagged_on_the_dashboard() {
         }
     }
     v.restart();
-    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-artifacts");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/set-aside.mjs");
-    let mut node = Command::new("node");
-    node.arg(script)
-        .env("VAKT_URL", format!("http://{}", v.http))
-        .env("VAKT_USERS", "ops,operator-password,kari,staff-password")
-        .env("VAKT_INCIDENT", "1")
-        .env("VAKT_ARTIFACTS", &artifacts)
-        .env("CHROMIUM", CHROMIUM);
-    let out = tokio::time::timeout(Duration::from_secs(120), tokio::task::spawn_blocking(move || node.output().expect("node")))
-        .await
-        .expect("the browser check finished within 120 s")
-        .unwrap();
-    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && said.trim_end().ends_with("PASS"), "{said}\n--- vakt log ---\n{}", v.log());
+    browser_script(&v, "set-aside.mjs", &[("VAKT_USERS", "ops,operator-password,kari,staff-password"), ("VAKT_INCIDENT", "1")]).await;
     let store = v.store().await;
     let kinds: Vec<String> = store.incident_events(1).await.unwrap().into_iter().map(|e| e.kind).collect();
     assert!(kinds.ends_with(&["set_aside".to_owned(), "answered".to_owned(), "accepted".to_owned()]), "{kinds:?}");
@@ -235,18 +236,5 @@ async fn alarm_devices_and_silent_ones_are_on_the_dashboard() {
     }
     let silent = crate::live::support::eventually(Duration::from_secs(30), || async { (v.metric("vakt_devices_silent") == 1.0).then_some(()) }).await;
     assert!(silent.is_some(), "smoke-1 fell silent\n{}", v.log());
-    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-artifacts");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/devices.mjs");
-    let mut node = Command::new("node");
-    node.arg(script)
-        .env("VAKT_URL", format!("http://{}", v.http))
-        .env("VAKT_USERS", "admin,admin-password")
-        .env("VAKT_ARTIFACTS", &artifacts)
-        .env("CHROMIUM", CHROMIUM);
-    let out = tokio::time::timeout(Duration::from_secs(120), tokio::task::spawn_blocking(move || node.output().expect("node")))
-        .await
-        .expect("the browser check finished within 120 s")
-        .unwrap();
-    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && said.trim_end().ends_with("PASS"), "{said}\n--- vakt log ---\n{}", v.log());
+    browser_script(&v, "devices.mjs", &[("VAKT_USERS", "admin,admin-password")]).await;
 }

@@ -278,42 +278,13 @@ pub fn parse_timestamp(s: &str) -> Option<Timestamp> {
     if b.len() != 19 || b[2] != b':' || b[5] != b':' || b[8] != b',' || b[11] != b'-' || b[14] != b'-' {
         return None;
     }
-    let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (h, mi, sec, mo, d, y) = (n(0..2)?, n(3..5)?, n(6..8)?, n(9..11)?, n(12..14)?, n(15..19)?);
-    if h > 23 || mi > 59 || sec > 60 || !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
-        return None;
-    }
-    let days = days_from_civil(y, mo, d);
-    Some(Timestamp::from_millis(((days * 86_400) + h * 3600 + mi * 60 + sec) * 1000))
+    let n = |r: std::ops::Range<usize>| s.get(r.clone()).filter(|p| p.bytes().all(|c| c.is_ascii_digit()))?.parse::<i64>().ok();
+    Timestamp::from_utc(n(15..19)?, n(9..11)?, n(12..14)?, n(0..2)?, n(3..5)?, n(6..8)?)
 }
 
 pub fn format_timestamp(t: Timestamp) -> String {
-    let secs = t.as_millis().div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    format!("{:02}:{:02}:{:02},{m:02}-{d:02}-{y:04}", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
-// Days since 1970-01-01 for a proleptic Gregorian date, and back (H. Hinnant's algorithms).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+    let (y, mo, d, h, mi, s) = t.utc();
+    format!("{h:02}:{mi:02}:{s:02},{mo:02}-{d:02}-{y:04}")
 }
 
 /// What a DC-09 event means for vakt.
@@ -469,6 +440,8 @@ mod tests {
         }
         assert_eq!(format_timestamp(Timestamp::from_secs(1_356_962_398)), "13:59:58,12-31-2012");
         assert_eq!(parse_timestamp("25:00:00,01-01-2020"), None);
+        assert_eq!(parse_timestamp("12:00:00,02-30-2020"), None, "no such date");
+        assert_eq!(parse_timestamp("12:00:00,02-29-2024"), Timestamp::parse_rfc3339("2024-02-29T12:00:00Z").ok());
     }
 
     #[test]

@@ -75,23 +75,19 @@ pub async fn spawn_receivers(
 ) -> Result<Receivers> {
     let shared = Arc::new(Shared { config: config.clone(), register, engine, metrics, peers: Mutex::default(), awaiting: Mutex::default() });
     let mut out = Receivers { dc09: None, scaip: None, scaip_tls: None };
-    if let Some(addr) = config.dc09_listen {
-        let tcp = TcpListener::bind(addr).await.with_context(|| format!("DC-09 receiver: cannot listen on TCP {addr}"))?;
+    for (protocol, listen) in [(Protocol::Dc09, config.dc09_listen), (Protocol::Scaip, config.scaip_listen)] {
+        let Some(addr) = listen else { continue };
+        let what = if protocol == Protocol::Dc09 { "DC-09" } else { "SCAIP" };
+        let tcp = TcpListener::bind(addr).await.with_context(|| format!("{what} receiver: cannot listen on TCP {addr}"))?;
         let local = tcp.local_addr()?;
-        let udp = UdpSocket::bind(local).await.with_context(|| format!("DC-09 receiver: cannot listen on UDP {local}"))?;
-        tokio::spawn(accept(shared.clone(), Protocol::Dc09, tcp, None, stop.clone()));
-        tokio::spawn(datagrams(shared.clone(), Protocol::Dc09, Arc::new(udp), stop.clone()));
-        info!(%local, "DC-09 receiver listening (TCP and UDP)");
-        out.dc09 = Some(local);
-    }
-    if let Some(addr) = config.scaip_listen {
-        let tcp = TcpListener::bind(addr).await.with_context(|| format!("SCAIP receiver: cannot listen on TCP {addr}"))?;
-        let local = tcp.local_addr()?;
-        let udp = UdpSocket::bind(local).await.with_context(|| format!("SCAIP receiver: cannot listen on UDP {local}"))?;
-        tokio::spawn(accept(shared.clone(), Protocol::Scaip, tcp, None, stop.clone()));
-        tokio::spawn(datagrams(shared.clone(), Protocol::Scaip, Arc::new(udp), stop.clone()));
-        info!(%local, "SCAIP receiver listening (SIP over UDP and TCP)");
-        out.scaip = Some(local);
+        let udp = UdpSocket::bind(local).await.with_context(|| format!("{what} receiver: cannot listen on UDP {local}"))?;
+        tokio::spawn(accept(shared.clone(), protocol, tcp, None, stop.clone()));
+        tokio::spawn(datagrams(shared.clone(), protocol, Arc::new(udp), stop.clone()));
+        info!(%local, "{what} receiver listening (TCP and UDP)");
+        match protocol {
+            Protocol::Dc09 => out.dc09 = Some(local),
+            Protocol::Scaip => out.scaip = Some(local),
+        }
     }
     if let Some(tls) = &config.scaip_tls {
         let acceptor = tls_acceptor(tls)?;
@@ -152,6 +148,10 @@ impl Shared {
         let rate = f64::from(self.config.max_messages_per_second);
         let mut peers = self.peers.lock().expect("not poisoned");
         let now = Instant::now();
+        if peers.by_ip.len() > 100_000 {
+            // Senders from very many addresses (spoofed UDP, say): forget the quiet ones.
+            peers.by_ip.retain(|_, p| p.connections > 0 || now.duration_since(p.at) < Duration::from_secs(60));
+        }
         let p = peers.by_ip.entry((protocol, peer)).or_insert(Peer { connections: 0, tokens: rate * 10.0, at: now });
         p.tokens = (p.tokens + now.duration_since(p.at).as_secs_f64() * rate).min(rate * 10.0);
         p.at = now;
@@ -465,7 +465,7 @@ async fn scaip_stream(
                 return;
             }
             if let Some(mrs) = mrs {
-                let out = sip::message_to_sender(&message, transport, local, &mrs, &branch(), &tag);
+                let out = sip::message_to_sender(&message, transport, local, &mrs.body, &branch(), &tag);
                 if stream.write_all(&out).await.is_err() {
                     return;
                 }
@@ -503,7 +503,11 @@ async fn scaip_datagram(shared: &Shared, socket: &UdpSocket, peer: SocketAddr, b
     if let Some(mrs) = mrs {
         let local = socket.local_addr().unwrap_or(peer);
         let branch = branch();
-        let out = sip::message_to_sender(&message, "UDP", local, &mrs, &branch, &tag);
+        let out = sip::message_to_sender(&message, "UDP", local, &mrs.body, &branch, &tag);
+        if !mrs.registered {
+            let _ = socket.send_to(&out, peer).await;
+            return;
+        }
         let (done_tx, mut done) = oneshot::channel();
         shared.awaiting.lock().expect("not poisoned").insert(branch.clone(), done_tx);
         // Timer E: 500 ms, doubling up to 4 s, for at most 32 s (timer F).
@@ -525,9 +529,17 @@ async fn scaip_datagram(shared: &Shared, socket: &UdpSocket, peer: SocketAddr, b
     }
 }
 
+/// What vakt sends back for a SCAIP `MESSAGE`: its `<mrs>`, and whether it is for a
+/// registered device (only then is it resent over UDP until answered: a forged sender
+/// address must not turn vakt into an amplifier aimed at someone else).
+struct Mrs {
+    body: String,
+    registered: bool,
+}
+
 /// One SIP request: the SIP response to send at once, and the `<mrs>` for vakt's own
 /// `MESSAGE` after it (`None` for a response, which vakt only takes note of).
-async fn scaip_request(shared: &Shared, peer: SocketAddr, message: &sip::Message, tag: &str) -> Option<(Vec<u8>, Option<String>)> {
+async fn scaip_request(shared: &Shared, peer: SocketAddr, message: &sip::Message, tag: &str) -> Option<(Vec<u8>, Option<Mrs>)> {
     if !message.is_request() {
         return None;
     }
@@ -549,14 +561,15 @@ async fn scaip_request(shared: &Shared, peer: SocketAddr, message: &sip::Message
 }
 
 /// One `<mrq>`: its `<mrs>`, whose `snu` is 0 only when the message is stored.
-async fn scaip_mrq(shared: &Shared, peer: SocketAddr, body: &[u8]) -> String {
+async fn scaip_mrq(shared: &Shared, peer: SocketAddr, body: &[u8]) -> Mrs {
+    let unregistered = |body| Mrs { body, registered: false };
     let proto = Protocol::Scaip;
     let mrq = match scaip::parse_mrq(body) {
         Ok(m) => m,
         Err(e) => {
             let code = if e.snu == Snu::TooLong { ErrorCode::PayloadTooLarge } else { ErrorCode::BadFrame };
             shared.refuse(proto, peer, None, code, e.why.clone());
-            return scaip::mrs(e.reference.as_deref(), e.snu, &e.why);
+            return unregistered(scaip::mrs(e.reference.as_deref(), e.snu, &e.why));
         }
     };
     let r = Some(mrq.reference.as_str());
@@ -564,8 +577,15 @@ async fn scaip_mrq(shared: &Shared, peer: SocketAddr, body: &[u8]) -> String {
     let Some(device) = device else {
         let why = format!("no SCAIP device with controller id {} in the register", mrq.controller);
         shared.refuse(proto, peer, None, ErrorCode::UnknownDevice, why.clone());
-        return scaip::mrs(r, Snu::WrongData, &why);
+        return unregistered(scaip::mrs(r, Snu::WrongData, &why));
     };
+    Mrs { body: scaip_device(shared, peer, &mrq, device).await, registered: true }
+}
+
+/// A registered device's `<mrq>`: its `<mrs>` body.
+async fn scaip_device(shared: &Shared, peer: SocketAddr, mrq: &scaip::Mrq, device: Arc<super::Device>) -> String {
+    let proto = Protocol::Scaip;
+    let r = Some(mrq.reference.as_str());
     let reported = match mrq.meaning() {
         Ok(scaip::Meaning::Alarm { kind, priority, position, text }) => {
             Reported::Alarm { key: mrq.reference.clone(), kind, priority, text, position, sent_at: None }

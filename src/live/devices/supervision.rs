@@ -8,7 +8,10 @@
 //!
 //! When each device was last heard, and whether its silence has been raised, is stored
 //! with the engine's batches (table `device_contact`), so a restart neither forgets a
-//! silence nor raises it again. Supervision begins at a device's first message (a
+//! silence nor raises it again. A raised silence, a return and a first contact are
+//! stored at once; a device heard within its interval only every [`STORE_EVERY`] (a
+//! write per heartbeat would be a commit per heartbeat, for a time that matters only on
+//! the dashboard: after a start, deadlines count from the start). Supervision begins at a device's first message (a
 //! device registered before it is installed is not silent), and vakt cannot hear a
 //! device while it is down: after a start, every deadline is counted from the start at
 //! the earliest.
@@ -19,6 +22,9 @@ use std::time::Duration;
 use crate::core::Timestamp;
 
 use super::register::Register;
+
+/// How stale a stored `last_heard` may be before a heartbeat stores it again.
+pub const STORE_EVERY: Duration = Duration::from_secs(600);
 
 /// A device's contact as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +46,8 @@ pub enum Heard {
 #[derive(Debug)]
 pub struct Supervision {
     contacts: HashMap<String, Contact>,
+    /// Each device's `last_heard` as last handed out to be stored.
+    stored: HashMap<String, Timestamp>,
     due: BTreeSet<(Timestamp, String)>,
     due_of: HashMap<String, Timestamp>,
     grace: Duration,
@@ -49,14 +57,22 @@ pub struct Supervision {
 
 impl Default for Supervision {
     fn default() -> Self {
-        Supervision { contacts: HashMap::new(), due: BTreeSet::new(), due_of: HashMap::new(), grace: Duration::ZERO, started: Timestamp::from_millis(0) }
+        Supervision {
+            contacts: HashMap::new(),
+            stored: HashMap::new(),
+            due: BTreeSet::new(),
+            due_of: HashMap::new(),
+            grace: Duration::ZERO,
+            started: Timestamp::from_millis(0),
+        }
     }
 }
 
 impl Supervision {
     /// From the stored contacts; `register` says who is supervised, and how often.
     pub fn new(contacts: HashMap<String, Contact>, register: &Register, grace: Duration, started: Timestamp) -> Supervision {
-        let mut s = Supervision { contacts, grace, started, due: BTreeSet::new(), due_of: HashMap::new() };
+        let stored = contacts.iter().map(|(id, c)| (id.clone(), c.last_heard)).collect();
+        let mut s = Supervision { contacts, stored, grace, started, due: BTreeSet::new(), due_of: HashMap::new() };
         s.reschedule(register);
         s
     }
@@ -83,8 +99,9 @@ impl Supervision {
         self.due.insert((at, id));
     }
 
-    /// `device` was heard at `now`: its new contact (to store) and what changed.
-    pub fn heard(&mut self, device: &str, heartbeat: Option<Duration>, now: Timestamp) -> (Contact, Heard) {
+    /// `device` was heard at `now`: its new contact, to store if `Some` (see the module
+    /// on what is stored when), and what changed.
+    pub fn heard(&mut self, device: &str, heartbeat: Option<Duration>, now: Timestamp) -> (Option<Contact>, Heard) {
         let before = self.contacts.get(device).copied();
         let contact = Contact { last_heard: now, silent_since: None };
         self.contacts.insert(device.to_owned(), contact);
@@ -100,7 +117,12 @@ impl Supervision {
             Some(silent_since) => Heard::Back { silent_since },
             None => Heard::Alive,
         };
-        (contact, change)
+        let stale = self.stored.get(device).is_none_or(|at| now.since(*at) >= STORE_EVERY);
+        let store = (stale || change != Heard::Alive).then(|| {
+            self.stored.insert(device.to_owned(), now);
+            contact
+        });
+        (store, change)
     }
 
     pub fn next_due(&self) -> Option<Timestamp> {
@@ -116,6 +138,7 @@ impl Supervision {
             self.due_of.remove(&id);
             if let Some(c) = self.contacts.get_mut(&id) {
                 c.silent_since = Some(c.last_heard);
+                self.stored.insert(id.clone(), c.last_heard);
                 silent.push((id, *c));
             }
         }
@@ -157,7 +180,10 @@ mod tests {
         let due = s.take_due(t(140));
         assert_eq!(due, [("a".to_owned(), Contact { last_heard: t(50), silent_since: Some(t(50)) })]);
         assert!(s.take_due(t(10_000)).iter().all(|(id, _)| id == "b"), "a is raised once");
-        assert_eq!(s.heard("a", Some(Duration::from_secs(60)), t(20_000)).1, Heard::Back { silent_since: t(50) });
+        let (stored, back) = s.heard("a", Some(Duration::from_secs(60)), t(20_000));
+        assert_eq!((stored.map(|c| c.last_heard), back), (Some(t(20_000)), Heard::Back { silent_since: t(50) }), "a return is stored at once");
+        assert_eq!(s.heard("a", Some(Duration::from_secs(60)), t(20_050)).0, None, "a heartbeat soon after is not");
+        assert!(s.heard("a", Some(Duration::from_secs(60)), t(20_000) + STORE_EVERY).0.is_some(), "one STORE_EVERY later it is");
 
         // After a restart: a raised silence stays raised; the others count from the start.
         let contacts = HashMap::from([

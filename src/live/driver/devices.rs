@@ -147,8 +147,10 @@ impl Driver {
     /// A device was heard: its contact is stored with the step; one that had fallen
     /// silent is back (noted on its silence's incident, if still open, and in the audit trail).
     fn device_heard(&mut self, now: Timestamp, device: &Device, topic: &str) {
-        let (contact, change) = self.devices.supervision.heard(&device.id, device.heartbeat, now);
-        self.batch.device_contact.insert(device.id.clone(), contact.into());
+        let (store, change) = self.devices.supervision.heard(&device.id, device.heartbeat, now);
+        if let Some(contact) = store {
+            self.batch.device_contact.insert(device.id.clone(), contact.into());
+        }
         if let Heard::Back { silent_since } = change {
             info!(device = %device.id, "a silent device is heard again");
             self.audit_by_vakt(now, "device_back", None, format!("device {} heard again (silent since {silent_since})", device.id), "ok");

@@ -84,27 +84,36 @@ fn receivers(dc09: u16, scaip: u16, devices: &str) -> String {
     format!("\n[dc09]\nlisten = \"127.0.0.1:{dc09}\"\n\n[scaip]\nlisten = \"127.0.0.1:{scaip}\"\n\n[devices]\n{devices}\n")
 }
 
-/// `vakt import devices` into a running vakt's store; waits until its engine has them.
-async fn import_devices(v: &Vakt, csv: &str, n: usize) {
+/// `vakt import devices` of `csv` into a running vakt's store: its output.
+fn import(v: &Vakt, csv: &str) -> std::process::Output {
     let file = v.dir.join("devices.csv");
     std::fs::write(&file, csv).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_vakt"))
+    Command::new(env!("CARGO_BIN_EXE_vakt"))
         .args(["import", "devices"])
         .arg(&file)
         .arg("--config")
         .arg(&v.config)
         .envs(v.backend.env.iter().map(|(k, val)| (k.as_str(), val.as_str())))
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// `vakt import devices`; waits until the running engine has them.
+async fn import_devices(v: &Vakt, csv: &str, n: usize) {
+    let out = import(v, csv);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     wait_metric(v, "vakt_devices_registered", n as f64).await;
 }
+
+/// An AES-256 key.
+const KEY_256: &str = "000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F";
 
 const DEVICES: &str = "device_id,protocol,account,resident_id,key,heartbeat_secs\n\
                        panel-1,dc09,1234,r1,,\n\
                        panel-2,dc09,ABCD,r2,850CBA22F7DD4F033405DA83E4C5BAE9,\n\
                        careium-1,scaip,4712,r3,,\n\
-                       careium-2,scaip,4713,r4,,\n";
+                       careium-2,scaip,4713,r4,,\n\
+                       panel-3,dc09,BEEF,r6,000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F,\n";
 
 fn answer(v: &Value) -> (&str, i64, &str) {
     (v["answer"].as_str().unwrap_or("none"), v["seq"].as_i64().unwrap_or(-1), v["account"].as_str().unwrap_or(""))
@@ -122,7 +131,16 @@ async fn alarms_from_real_protocol_peers_reach_the_nearest_staff_member() {
     let (dc09, scaip) = (free_port(), free_port());
     let toml = format!("{LADDER_TOML}{FJORD_TOML}{}", receivers(dc09, scaip, ""));
     let v = Vakt::start_with(&backend, &dir, &toml, &residents_csv(), STAFF_CSV);
-    import_devices(&v, DEVICES, 4).await;
+    // Bad files are refused whole, each bad line named.
+    let header = "device_id,protocol,account,resident_id,key,heartbeat_secs\n";
+    let out = import(&v, &format!("{header}panel-1,dc09,1234,r1,,\npanel-9,dc09,12,r1,,\npanel-8,dc09,99AA,r1,abcd,\n"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("2 bad row(s), nothing imported"), "{err}");
+    assert!(err.contains("line 3: a DC-09 account is 3 to 16 hex digits") && err.contains("line 4: the key must be"), "{err}");
+    let out = import(&v, &format!("{header}ghost-1,scaip,777,nobody,,\n"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("device ghost-1: no resident nobody in the directory"), "{err}");
+    import_devices(&v, DEVICES, 5).await;
     let (mut ops, _device, mut near) = clients_with_near_on_duty(&v, backend.mqtt_port()).await;
     let offers = staff_topic("near", "offers");
 
@@ -146,6 +164,13 @@ async fn alarms_from_real_protocol_peers_reach_the_nearest_staff_member() {
         e["type"] == "raised" && e["alarm_id"] == "dc09:panel-2:0007-103001" && e["kind"] == "fall"
     })
     .await;
+    // AES-256, over TCP: a SIA DC-03 medical alarm.
+    let answers = peers.dc09(dc09, &["--account", "BEEF", "--key", KEY_256, "--frame", "SIA-DCS:9:NMA001"]);
+    assert_eq!((answer(&answers[0]), answers[0]["encrypted"].as_bool()), (("ACK", 9, "BEEF"), Some(true)), "{answers:?}");
+    ops.expect("vakt/v1/incidents/fjord", "the AES-256 alarm", |e| {
+        e["type"] == "raised" && e["alarm_id"] == "dc09:panel-3:0009-MA001" && e["kind"] == "safety"
+    })
+    .await;
 
     // SIA DC-03 fire alarm for the same resident as the first: it joins their incident.
     let answers = peers.dc09(dc09, &["--account", "1234", "--frame", "SIA-DCS:3:Nri01/FA129"]);
@@ -165,8 +190,8 @@ async fn alarms_from_real_protocol_peers_reach_the_nearest_staff_member() {
     ops.expect("vakt/v1/incidents/fjord", "the resident's cancel closes it", |e| e["type"] == "closed" && e["incident_id"] == scaip_incident).await;
 
     let store = v.store().await;
-    assert_eq!(raised_count(&store).await, 3, "a resend is one alarm");
-    assert_eq!(v.metric("vakt_device_messages_total{outcome=\"stored\",protocol=\"dc09\"}"), 5.0);
+    assert_eq!(raised_count(&store).await, 4, "a resend is one alarm");
+    assert_eq!(v.metric("vakt_device_messages_total{outcome=\"stored\",protocol=\"dc09\"}"), 6.0);
     assert_eq!(v.metric("vakt_device_messages_total{outcome=\"stored\",protocol=\"scaip\"}"), 3.0);
     let devices = api_as_admin(&v, &store, "/api/devices").await;
     let panel = devices["devices"].as_array().unwrap().iter().find(|d| d["device_id"] == "panel-1").unwrap().clone();
@@ -183,9 +208,9 @@ async fn bad_senders_are_answered_counted_and_listed() {
     let dir = temp_dir("devices-refused");
     let backend = Backend::embedded(&dir);
     let (dc09, scaip) = (free_port(), free_port());
-    let toml = format!("{LADDER_TOML}{FJORD_TOML}{}", receivers(dc09, scaip, "max_connections_per_address = 4\n"));
+    let toml = format!("{LADDER_TOML}{FJORD_TOML}{}", receivers(dc09, scaip, "max_connections_per_address = 4\nmax_messages_per_second = 5\n"));
     let v = Vakt::start_with(&backend, &dir, &toml, &residents_csv(), STAFF_CSV);
-    import_devices(&v, DEVICES, 4).await;
+    import_devices(&v, DEVICES, 5).await;
     let mut ops = Client::connect(backend.mqtt_port(), OPS).await;
 
     // Four connections that send nothing hold every place 127.0.0.1 has; a fifth is
@@ -227,18 +252,48 @@ async fn bad_senders_are_answered_counted_and_listed() {
     assert_eq!(answer(&dc(&["--wait", "2", "--raw", &hex])[0]).0, "none");
     // SCAIP: an unknown controller and an unmapped device type get snu 3.
     assert_eq!(peers.scaip(&dir, scaip, "u1", &[("X1", "9999", "0005", "0009"), ("X2", "4712", "0099", "0000")]), [("X1".to_owned(), 3), ("X2".to_owned(), 3)]);
+    // A body over 8 KiB: SIP's 200 OK, then snu 1 (too long).
+    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let body = format!("<mrq><ref>BIG</ref><cid>4712</cid><dty>0005</dty><dte>{}</dte></mrq>", "x".repeat(9000));
+    let local = udp.local_addr().unwrap();
+    let big = format!(
+        "MESSAGE sip:vakt@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKbig\r\nFrom: <sip:4712@{local}>;tag=1\r\nTo: <sip:vakt@127.0.0.1>\r\n\
+         Call-ID: big\r\nCSeq: 1 MESSAGE\r\nContent-Type: application/scaip+xml\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    udp.send_to(big.as_bytes(), ("127.0.0.1", scaip)).await.unwrap();
+    let mut got = String::new();
+    for _ in 0..2 {
+        let mut dgram = vec![0u8; 65536];
+        let n = tokio::time::timeout(Duration::from_secs(5), udp.recv(&mut dgram)).await.expect("an answer").unwrap();
+        got.push_str(&String::from_utf8_lossy(&dgram[..n]));
+    }
+    assert!(got.starts_with("SIP/2.0 200 OK") && got.contains("<ref>BIG</ref><snu>1</snu>"), "{got}");
+    // A sender over its rate (5 a second here, bursts of 50): the rest dropped unanswered.
+    let flood = tokio::net::UdpSocket::bind("127.0.0.3:0").await.unwrap();
+    for seq in 0..120 {
+        flood.send_to(&vakt::live::devices::dc09::frame(&format!("\"NULL\"{seq:04}L0#1234[]")), ("127.0.0.1", dc09)).await.unwrap();
+    }
+    let mut acks = 0;
+    let mut dgram = [0u8; 512];
+    while let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(2), flood.recv(&mut dgram)).await {
+        acks += 1;
+    }
+    assert!((50..=60).contains(&acks), "a burst of 50 answered, the rest dropped: {acks}");
 
-    for reason in ["flooding", "bad_frame", "unknown_device", "wrong_key", "unsupported", "stale_timestamp"] {
+    for reason in ["flooding", "bad_frame", "unknown_device", "wrong_key", "unsupported", "stale_timestamp", "payload_too_large"] {
         ops.expect("vakt/v1/rejects", reason, |r| r["reason"] == reason && r["topic"].as_str().is_some_and(|t| t.starts_with("devices/"))).await;
     }
     let store = v.store().await;
     let listed = api_as_admin(&v, &store, "/api/refused").await;
     let reasons: Vec<&str> = listed["refused"].as_array().unwrap().iter().filter_map(|r| r["reason"].as_str()).collect();
-    for reason in ["flooding", "bad_frame", "unknown_device", "wrong_key", "unsupported", "stale_timestamp"] {
+    for reason in ["flooding", "bad_frame", "unknown_device", "wrong_key", "unsupported", "stale_timestamp", "payload_too_large"] {
         assert!(reasons.contains(&reason), "{reason} on the dashboards' list: {reasons:?}");
     }
     assert!(v.metric("vakt_device_messages_total{outcome=\"bad_frame\",protocol=\"dc09\"}") >= 2.0, "the CRC and the endless frame");
     assert_eq!(v.metric("vakt_device_messages_total{outcome=\"unknown_device\",protocol=\"scaip\"}"), 1.0);
+    assert_eq!(v.metric("vakt_device_messages_total{outcome=\"payload_too_large\",protocol=\"scaip\"}"), 1.0);
+    assert!(v.metric("vakt_device_messages_total{outcome=\"flooding\",protocol=\"dc09\"}") >= 60.0, "each dropped message counted");
     assert_eq!(raised_count(&store).await, 1, "only the good alarm");
     store.close().await;
 }
@@ -262,7 +317,7 @@ async fn a_device_is_acknowledged_only_once_its_alarm_is_stored() {
     let (dc09, scaip) = (free_port(), free_port());
     let toml = format!("{LADDER_TOML}{FJORD_TOML}{}", receivers(dc09, scaip, "answer_timeout_secs = 2\n"));
     let v = Vakt::start_with(&backend, &dir, &toml, &residents_csv(), STAFF_CSV);
-    import_devices(&v, DEVICES, 4).await;
+    import_devices(&v, DEVICES, 5).await;
     let mut ops = Client::connect(port, OPS).await;
 
     let mut admin = support::postgres_admin().await;
@@ -307,12 +362,18 @@ async fn a_silent_device_raises_one_heartbeat_missed_across_a_kill() {
         })
         .await;
     assert_eq!(v.metric("vakt_devices_silent"), 1.0);
+    // An alarm whose ACK the panel never saw (vakt killed): its repeat after the restart
+    // is the same alarm.
+    import_devices(&v, "device_id,protocol,account,resident_id,key,heartbeat_secs\nsmoke-1,dc09,5555,r5,,10\npanel-1,dc09,1234,r1,,\n", 2).await;
+    let frame = ["--account", "1234", "--frame", "ADM-CID:77:1101 01 015"];
+    assert_eq!(answer(&peers.dc09(dc09, &frame)[0]).0, "ACK");
     v.kill9();
     v.restart();
+    assert_eq!(answer(&peers.dc09(dc09, &frame)[0]), ("ACK", 77, "1234"), "the repeat after the restart");
     // Longer than an interval and its grace after the restart: nothing new.
     tokio::time::sleep(Duration::from_secs(13)).await;
     let store = v.store().await;
-    assert_eq!(raised_count(&store).await, 1, "one alarm for the silence\n{}", v.log());
+    assert_eq!(raised_count(&store).await, 2, "one alarm for the silence, one for the panel\n{}", v.log());
     assert_eq!(v.metric("vakt_devices_silent"), 1.0, "still silent after the restart");
     // Heard again: noted on the open incident, and no longer silent.
     assert_eq!(answer(&peers.dc09(dc09, &["--account", "5555", "--frame", "NULL:2:"])[0]).0, "ACK");
@@ -342,7 +403,7 @@ async fn scaip_over_tls_with_a_configured_certificate() {
         "{LADDER_TOML}{FJORD_TOML}\n[dc09]\nlisten = \"127.0.0.1:{dc09}\"\n\n[scaip]\nlisten = \"127.0.0.1:{scaip}\"\ntls_listen = \"127.0.0.1:{tls}\"\ncertificate = \"server.pem\"\nprivate_key = \"server.key\"\n"
     );
     let v = Vakt::start_with(&backend, &dir, &toml, &residents_csv(), STAFF_CSV);
-    import_devices(&v, DEVICES, 4).await;
+    import_devices(&v, DEVICES, 5).await;
     let mut ops = Client::connect(backend.mqtt_port(), OPS).await;
     // A client that connects and says nothing: its handshake times out on its own.
     let _mute = tokio::net::TcpStream::connect(("127.0.0.1", tls)).await.unwrap();
