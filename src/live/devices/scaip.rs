@@ -52,26 +52,29 @@ fn refused(snu: Snu, why: impl Into<String>, reference: Option<&str>) -> Refused
     Refused { snu, why: why.into(), reference: reference.map(str::to_owned) }
 }
 
-/// Reads an `<mrq>` document.
+/// Reads an `<mrq>` document (`body` is at most a SIP message's size; one over
+/// [`MAX_BODY`] is refused as too long, with its `ref` when that can be read).
 pub fn parse_mrq(body: &[u8]) -> Result<Mrq, Refused> {
-    if body.len() > MAX_BODY {
-        return Err(refused(Snu::TooLong, format!("{} bytes; vakt reads at most {MAX_BODY}", body.len()), None));
-    }
-    let text = std::str::from_utf8(body).map_err(|_| refused(Snu::InvalidFormat, "the body is not UTF-8", None))?;
+    let too_long = (body.len() > MAX_BODY).then(|| format!("{} bytes; vakt reads at most {MAX_BODY}", body.len()));
+    let fail = |snu, why: String| refused(if too_long.is_some() { Snu::TooLong } else { snu }, too_long.clone().unwrap_or(why), None);
+    let text = std::str::from_utf8(body).map_err(|_| fail(Snu::InvalidFormat, "the body is not UTF-8".into()))?;
     let opts = roxmltree::ParsingOptions { allow_dtd: false, nodes_limit: 200, ..Default::default() };
-    let doc = roxmltree::Document::parse_with_options(text, opts).map_err(|e| refused(Snu::InvalidFormat, format!("not XML: {e}"), None))?;
+    let doc = roxmltree::Document::parse_with_options(text, opts).map_err(|e| fail(Snu::InvalidFormat, format!("not XML: {e}")))?;
     let root = doc.root_element();
     if root.tag_name().name() != "mrq" {
-        return Err(refused(Snu::InvalidFormat, format!("the document is <{}>, not <mrq>", root.tag_name().name()), None));
+        return Err(fail(Snu::InvalidFormat, format!("the document is <{}>, not <mrq>", root.tag_name().name())));
     }
     let field = |name: &str| -> Option<String> {
         root.children().find(|n| n.is_element() && n.tag_name().name() == name).and_then(|n| n.text()).map(|t| t.trim().to_owned()).filter(|t| !t.is_empty())
     };
     let reference = field("ref");
     let r = reference.as_deref();
-    let reference = reference.clone().ok_or_else(|| refused(Snu::MandatoryMissing, "no <ref>", None))?;
+    let reference = reference.clone().ok_or_else(|| fail(Snu::MandatoryMissing, "no <ref>".into()))?;
     if reference.len() > 16 || !reference.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(refused(Snu::WrongData, "<ref> is 1 to 16 letters and digits", None));
+        return Err(fail(Snu::WrongData, "<ref> is 1 to 16 letters and digits".into()));
+    }
+    if let Some(why) = too_long {
+        return Err(refused(Snu::TooLong, why, r));
     }
     let digits = |v: &str, most: usize| !v.is_empty() && v.len() <= most && v.bytes().all(|b| b.is_ascii_digit());
     let controller = field("cid").ok_or_else(|| refused(Snu::MandatoryMissing, "no <cid>", r))?;
@@ -245,6 +248,9 @@ mod tests {
         assert_eq!(parse_mrq(b"<mrq><ref>R1</ref>").unwrap_err().snu, Snu::InvalidFormat);
         assert_eq!(parse_mrq(b"<!DOCTYPE x [<!ENTITY a 'b'>]><mrq/>").unwrap_err().snu, Snu::InvalidFormat, "no DTDs");
         assert_eq!(parse_mrq(&vec![b' '; MAX_BODY + 1]).unwrap_err().snu, Snu::TooLong);
+        let long = format!("<mrq><ref>L1</ref><cid>1</cid><dty>0003</dty><dte>{}</dte></mrq>", "x".repeat(MAX_BODY));
+        let e = parse_mrq(long.as_bytes()).unwrap_err();
+        assert_eq!((e.snu, e.reference.as_deref()), (Snu::TooLong, Some("L1")), "too long, its ref told");
         assert!(mrs(Some("R1"), Snu::NotTreated, "store <down>").contains("<ref>R1</ref><snu>5</snu><ste>store &lt;down&gt;</ste>"));
     }
 }
