@@ -17,9 +17,11 @@
 //! (see `wire::GatewayReport::connection_lost`), held here for a grace period first: a
 //! unit back online within it raises none.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use crate::core::{GatewayId, MunicipalityId, Timestamp};
+
+use super::deadlines::Deadlines;
 
 use super::wire::{BaseUnit, GatewayReport};
 
@@ -57,12 +59,12 @@ pub struct Gateways {
     /// Per municipality: how many online, how many offline (kept as reports come: a
     /// home's base unit may be a gateway, so there may be thousands).
     counts: BTreeMap<MunicipalityId, (i64, i64)>,
-    /// Base units offline whose alarm waits out the grace: when it is due, since when the
-    /// unit is known offline, and its report; and the same by when due (a network
-    /// outage may take thousands of units offline at once, and the driver asks for the
-    /// next one at every message).
-    held: BTreeMap<Key, (Timestamp, Timestamp, GatewayReport)>,
-    held_by_due: BTreeSet<(Timestamp, Key)>,
+    /// Base units offline whose alarm waits out the grace: since when the unit is known
+    /// offline, and its report; and when each is due (a network outage may take
+    /// thousands of units offline at once, and the driver asks for the next one at every
+    /// message).
+    held: BTreeMap<Key, (Timestamp, GatewayReport)>,
+    held_due: Deadlines<Key>,
 }
 
 type Key = (MunicipalityId, GatewayId);
@@ -121,33 +123,24 @@ impl Gateways {
     /// is back online or out of service before, [`Gateways::take_due`] gives it then.
     pub fn hold(&mut self, r: GatewayReport, since: Timestamp, due: Timestamp) {
         let id = key(&r);
-        self.release(&id);
-        self.held_by_due.insert((due, id.clone()));
-        self.held.insert(id, (due, since, r));
+        self.held_due.set(id.clone(), due);
+        self.held.insert(id, (since, r));
     }
 
     fn release(&mut self, key: &Key) {
-        if let Some((due, ..)) = self.held.remove(key) {
-            self.held_by_due.remove(&(due, key.clone()));
-        }
+        self.held.remove(key);
+        self.held_due.clear(key);
     }
 
     /// When the next held `offline` is due.
     pub fn next_due(&self) -> Option<Timestamp> {
-        self.held_by_due.first().map(|(due, _)| *due)
+        self.held_due.next()
     }
 
     /// The held `offline`s due at `now` (each with since when its unit is offline), no
     /// longer held.
     pub fn take_due(&mut self, now: Timestamp) -> Vec<(GatewayReport, Timestamp)> {
-        let mut due = Vec::new();
-        while self.held_by_due.first().is_some_and(|(at, _)| *at <= now) {
-            let (_, key) = self.held_by_due.pop_first().expect("just seen");
-            if let Some((_, since, r)) = self.held.remove(&key) {
-                due.push((r, since));
-            }
-        }
-        due
+        self.held_due.take_due(now).into_iter().filter_map(|key| self.held.remove(&key)).map(|(since, r)| (r, since)).collect()
     }
 
     /// Every gateway known, by municipality and id.
@@ -184,7 +177,7 @@ mod tests {
         assert_eq!(gws.report(&report("luster", "bu-2", None), t(60)), Change::Forgotten);
         assert_eq!(gws.next_due(), None);
         assert!(gws.take_due(t(400)).is_empty());
-        assert!(gws.held.is_empty() && gws.held_by_due.is_empty());
+        assert!(gws.held.is_empty() && gws.held_due.next().is_none());
     }
 
     #[test]

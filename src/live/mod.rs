@@ -12,6 +12,7 @@
 
 pub mod accounts;
 pub mod clock;
+pub mod deadlines;
 pub mod devices;
 pub mod directory;
 pub mod driver;

@@ -3,7 +3,7 @@
 // device is an alert, every device is in the table with its last contact, and the
 // unknown sender is on the refused list, named as a device; in English and Bokmål.
 // Debian's Chromium, driven by playwright-core. Screenshots: $VAKT_ARTIFACTS.
-import { chromium } from 'playwright-core';
+import { launchChromium, logIn } from './common.mjs';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -16,10 +16,7 @@ if (!base || !pass) {
 }
 mkdirSync(artifacts, { recursive: true });
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launchChromium();
 let failed = false;
 try {
   for (const [locale, silentTitle, notHeard, refusal, count] of [
@@ -29,11 +26,7 @@ try {
     const errors = [];
     const page = await (await browser.newContext({ viewport: { width: 1400, height: 950 }, locale })).newPage();
     page.on('pageerror', (e) => errors.push(e.stack || e.message));
-    await page.goto(`${base}/login`);
-    await page.fill('#username', user);
-    await page.fill('#password', pass);
-    await page.click('#login-button');
-    await page.waitForURL(/\/dashboard$/);
+    await logIn(page, base, user, pass, '/dashboard');
     await page.waitForSelector('#silent-panel:not([hidden]) #silent li');
     const silent = await page.textContent('#silent-panel');
     for (const want of [silentTitle, 'smoke-1', notHeard, 'r5', 'SIA DC-09']) {

@@ -3,7 +3,7 @@
 // queue, in its details and timeline (the event, and vakt's own audit line), in English
 // and in Bokmål. The staff member whose offer it still is sees it open, and takes it.
 // Debian's Chromium, driven by playwright-core. Screenshots: $VAKT_ARTIFACTS.
-import { chromium } from 'playwright-core';
+import { launchChromium, logIn } from './common.mjs';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -17,10 +17,7 @@ if (!base || !staffPass || !id) {
 }
 mkdirSync(artifacts, { recursive: true });
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launchChromium();
 let failed = false;
 try {
   for (const [locale, flag, detail, event, by] of [
@@ -30,11 +27,7 @@ try {
     const errors = [];
     const page = await (await browser.newContext({ viewport: { width: 1400, height: 950 }, locale })).newPage();
     page.on('pageerror', (e) => errors.push(e.stack || e.message));
-    await page.goto(`${base}/login`);
-    await page.fill('#username', user);
-    await page.fill('#password', pass);
-    await page.click('#login-button');
-    await page.waitForURL(/\/dashboard$/);
+    await logIn(page, base, user, pass, '/dashboard');
     const item = `#queue .incident[data-id="${id}"]`;
     // Read in one go in the page: the live queue redraws its items at any event.
     const flagged = () => page.evaluate((sel) => {
@@ -60,11 +53,7 @@ try {
   // The staff app: the offer's time is long past, and it is still theirs to take, with
   // no countdown (nothing will pass it on).
   const app = await (await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, locale: 'en-US' })).newPage();
-  await app.goto(`${base}/login`);
-  await app.fill('#username', staffUser);
-  await app.fill('#password', staffPass);
-  await app.click('#login-button');
-  await app.waitForURL(/\/app$/);
+  await logIn(app, base, staffUser, staffPass, '/app');
   await app.waitForSelector('[data-action="accept"]');
   if (await app.$('.countdown')) throw new Error(`the offer of a set-aside incident counts down: ${await app.textContent('.countdown')}`);
   if ((await app.textContent('.offer .set-aside')) !== 'vakt will not pass this on: take it, or tell the operators') throw new Error('the offer does not say that vakt will not pass it on');

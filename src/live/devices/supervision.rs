@@ -16,12 +16,13 @@
 //! device while it is down: after a start, every deadline is counted from the start at
 //! the earliest.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::core::Timestamp;
 
 use super::register::Register;
+use crate::live::deadlines::Deadlines;
 
 /// How stale a stored `last_heard` may be before a heartbeat stores it again.
 pub const STORE_EVERY: Duration = Duration::from_secs(600);
@@ -48,8 +49,7 @@ pub struct Supervision {
     contacts: HashMap<String, Contact>,
     /// Each device's `last_heard` as last handed out to be stored.
     stored: HashMap<String, Timestamp>,
-    due: BTreeSet<(Timestamp, String)>,
-    due_of: HashMap<String, Timestamp>,
+    due: Deadlines<String>,
     grace: Duration,
     /// Deadlines are counted from here at the earliest (vakt's start).
     started: Timestamp,
@@ -57,14 +57,7 @@ pub struct Supervision {
 
 impl Default for Supervision {
     fn default() -> Self {
-        Supervision {
-            contacts: HashMap::new(),
-            stored: HashMap::new(),
-            due: BTreeSet::new(),
-            due_of: HashMap::new(),
-            grace: Duration::ZERO,
-            started: Timestamp::from_millis(0),
-        }
+        Supervision { contacts: HashMap::new(), stored: HashMap::new(), due: Deadlines::default(), grace: Duration::ZERO, started: Timestamp::from_millis(0) }
     }
 }
 
@@ -72,15 +65,14 @@ impl Supervision {
     /// From the stored contacts; `register` says who is supervised, and how often.
     pub fn new(contacts: HashMap<String, Contact>, register: &Register, grace: Duration, started: Timestamp) -> Supervision {
         let stored = contacts.iter().map(|(id, c)| (id.clone(), c.last_heard)).collect();
-        let mut s = Supervision { contacts, stored, grace, started, due: BTreeSet::new(), due_of: HashMap::new() };
+        let mut s = Supervision { contacts, stored, grace, started, due: Deadlines::default() };
         s.reschedule(register);
         s
     }
 
     /// The register changed: every deadline again (an import, rare).
     pub fn reschedule(&mut self, register: &Register) {
-        self.due.clear();
-        self.due_of.clear();
+        self.due.clear_all();
         let due: Vec<(String, Timestamp)> = self
             .contacts
             .iter()
@@ -88,15 +80,8 @@ impl Supervision {
             .filter_map(|(id, c)| Some((id.clone(), c.last_heard.max(self.started) + register.get(id)?.heartbeat? + self.grace)))
             .collect();
         for (id, at) in due {
-            self.set_due(id, at);
+            self.due.set(id, at);
         }
-    }
-
-    fn set_due(&mut self, id: String, at: Timestamp) {
-        if let Some(old) = self.due_of.insert(id.clone(), at) {
-            self.due.remove(&(old, id.clone()));
-        }
-        self.due.insert((at, id));
     }
 
     /// `device` was heard at `now`: its new contact, to store if `Some` (see the module
@@ -106,11 +91,9 @@ impl Supervision {
         let contact = Contact { last_heard: now, silent_since: None };
         self.contacts.insert(device.to_owned(), contact);
         match heartbeat {
-            Some(every) => self.set_due(device.to_owned(), now + every + self.grace),
+            Some(every) => self.due.set(device.to_owned(), now + every + self.grace),
             None => {
-                if let Some(old) = self.due_of.remove(device) {
-                    self.due.remove(&(old, device.to_owned()));
-                }
+                self.due.clear(&device.to_owned());
             }
         }
         let change = match before.and_then(|c| c.silent_since) {
@@ -126,16 +109,14 @@ impl Supervision {
     }
 
     pub fn next_due(&self) -> Option<Timestamp> {
-        self.due.first().map(|(at, _)| *at)
+        self.due.next()
     }
 
     /// The devices silent at `now`, each with the contact to store (its silence marked
     /// raised): their alarms are the caller's to raise.
     pub fn take_due(&mut self, now: Timestamp) -> Vec<(String, Contact)> {
         let mut silent = Vec::new();
-        while self.due.first().is_some_and(|(at, _)| *at <= now) {
-            let (_, id) = self.due.pop_first().expect("just seen");
-            self.due_of.remove(&id);
+        for id in self.due.take_due(now) {
             if let Some(c) = self.contacts.get_mut(&id) {
                 c.silent_since = Some(c.last_heard);
                 self.stored.insert(id.clone(), c.last_heard);
