@@ -34,23 +34,6 @@ pub struct Frame {
     body: String,
 }
 
-/// What went wrong with a frame, and what to answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FrameError {
-    /// Not a frame at all (no answer is possible: the header cannot be trusted).
-    Garbled(String),
-    /// A frame whose header was read, but vakt cannot use it: `DUH`.
-    Unusable(String),
-}
-
-impl std::fmt::Display for FrameError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            FrameError::Garbled(why) | FrameError::Unusable(why) => f.write_str(why),
-        }
-    }
-}
-
 /// CRC-16/ARC (reflected polynomial 0xA001, initial 0), as DC-09 uses.
 pub fn crc16(bytes: &[u8]) -> u16 {
     let mut crc: u16 = 0;
@@ -63,9 +46,10 @@ pub fn crc16(bytes: &[u8]) -> u16 {
     crc
 }
 
-/// Reads a whole frame (`LF` to `CR`, both included).
-pub fn parse_frame(frame: &[u8]) -> Result<Frame, FrameError> {
-    let garbled = |why: &str| FrameError::Garbled(why.to_owned());
+/// Reads a whole frame (`LF` to `CR`, both included); `Err`: why it is not one whose
+/// header can be trusted (no answer can be addressed to it).
+pub fn parse_frame(frame: &[u8]) -> Result<Frame, String> {
+    let garbled = |why: &str| why.to_owned();
     if frame.len() < 12 || frame[0] != b'\n' || frame[frame.len() - 1] != b'\r' {
         return Err(garbled("not a DC-09 frame (LF, CRC, length, \"ID\" ... CR)"));
     }

@@ -1,4 +1,4 @@
-//! The receivers: DC-09 over TCP and UDP, SCAIP (SIP) over UDP and TCP. Each message
+//! The receivers: DC-09 over TCP and UDP, SCAIP (SIP) over UDP, TCP and TLS. Each message
 //! is read, checked against the register, handed to the engine task, and answered
 //! once the engine task says it is stored (see the module above).
 //!
@@ -19,7 +19,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
-use super::dc09::{self, FrameError, Meaning};
+use super::dc09::{self, Meaning};
 use super::scaip::{self, Snu};
 use super::sip;
 use super::{Answer, DeviceInput, DevicesConfig, Protocol, Register, Reported};
@@ -350,7 +350,7 @@ async fn dc09_message(shared: &Shared, peer: SocketAddr, bytes: &[u8]) -> Option
     let proto = Protocol::Dc09;
     let frame = match dc09::parse_frame(bytes) {
         Ok(f) => f,
-        Err(FrameError::Garbled(why) | FrameError::Unusable(why)) => {
+        Err(why) => {
             shared.refuse(proto, peer, None, ErrorCode::BadFrame, why);
             return None;
         }
