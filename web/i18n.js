@@ -256,7 +256,7 @@ export const NB = {
   "Add note": "Legg til notat",
   " (on duty)": " (på vakt)",
   " (off duty)": " (ikke på vakt)",
-  "{n} answered since {time}": "{n} besvart siden {time}",
+  "{n} answered since {time}, {late} waiting past the target": "{n} besvart siden {time}, {late} venter over målet",
   "all ({model})": "alle ({model})",
   "{within} of {answered}": "{within} av {answered}",
   "vakt · log in": "vakt · logg inn",

@@ -365,3 +365,42 @@ async fn more_outbound_messages_than_the_inflight_window_all_go_out() {
     wait_metric(&v, "vakt_outbox_pending", 0.0).await;
     store.close().await;
 }
+
+/// An alarm nobody has answered counts as missed the moment it passes the target, not
+/// only once it is answered late (docs/kpi.md); answered late, it is counted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_alarm_is_missed_the_moment_it_passes_the_target() {
+    let dir = temp_dir("kpi-overdue");
+    let backend = Backend::embedded(&dir);
+    // A 3 s target, and a ladder inside it.
+    let ladder = "[defaults.ladder]\noffer_timeout_secs = 1\nbroadcast_after_offers = 2\nbroadcast_after_secs = 1\nbackup_after_secs = 2\nretry_secs = 1\n";
+    let toml = format!("{ladder}\n[engine]\ntarget_answer_secs = 3\n{FJORD_TOML}");
+    let v = Vakt::start_with(&backend, &dir, &toml, &residents_csv(), STAFF_CSV);
+    let port = backend.mqtt_port();
+    let mut ops = Client::connect(port, OPS).await;
+    let device = Client::connect(port, &[]).await;
+    device.publish_json("vakt/v1/alarms/fjord", alarm("late-1", "r1", "fall")).await;
+    let raised = ops.expect("vakt/v1/incidents/fjord", "raised", |e| e["type"] == "raised").await;
+    let store = v.store().await;
+    let fjord_today = |k: &Value| k["periods"][0]["municipalities"].as_array().unwrap().iter().find(|r| r["municipality"] == "fjord").unwrap().clone();
+    let row = fjord_today(&api_as_admin(&v, &store, "/api/kpis").await);
+    assert_eq!((row["answered"].as_u64(), row["overdue"].as_u64(), row["share"].as_f64()), (Some(0), Some(0), None), "still within the target: {row}");
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let row = fjord_today(&api_as_admin(&v, &store, "/api/kpis").await);
+    assert_eq!((row["answered"].as_u64(), row["overdue"].as_u64(), row["share"].as_f64()), (Some(0), Some(1), Some(0.0)), "missed at once: {row}");
+    // Answered late: one answer outside the target, no longer overdue.
+    let near = Client::connect(port, &[&staff_topic("near", "offers")]).await;
+    on_duty(&near, "near", 61.2302, 7.1003).await;
+    let incident = raised["incident_id"].as_u64().unwrap();
+    let mut near = near;
+    near.expect(&staff_topic("near", "offers"), "the offer", |m| is(m, "offer", incident)).await;
+    reply(&near, "near", incident, "accept").await;
+    ops.expect("vakt/v1/incidents/fjord", "answered", |e| is(e, "answered", incident)).await;
+    let row = fjord_today(&api_as_admin(&v, &store, "/api/kpis").await);
+    assert_eq!(
+        (row["answered"].as_u64(), row["within_target"].as_u64(), row["overdue"].as_u64(), row["share"].as_f64()),
+        (Some(1), Some(0), Some(0), Some(0.0)),
+        "counted once: {row}"
+    );
+    store.close().await;
+}
