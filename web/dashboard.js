@@ -151,6 +151,25 @@ function origin(x) {
   return x.topic;
 }
 
+// Operators and admins act; planners only look.
+const mayAct = () => me && (me.user.role === 'operator' || me.user.role === 'admin');
+
+// A refused alarm seen to leaves the list (audited); one acknowledged meanwhile by
+// someone else is simply gone.
+async function acknowledge(button, x) {
+  button.disabled = true;
+  try {
+    await api('/api/refused/acknowledge', { method: 'POST', body: { at: x.at, topic: x.topic } });
+  } catch (e) {
+    if (e.status !== 404) {
+      button.disabled = false;
+      button.textContent = e.message;
+      return;
+    }
+  }
+  await loadRefused();
+}
+
 async function loadRefused() {
   const r = await api('/api/refused');
   document.getElementById('refused').replaceChildren(
@@ -161,6 +180,7 @@ async function loadRefused() {
         el('div', { class: 'incident-head' }, el('strong', {}, REFUSALS[x.reason] ? t(REFUSALS[x.reason]) : x.reason), el('span', { class: 'small' }, clock(x.at))),
         el('div', { class: 'small' }, [origin(x), x.resident_id && t('resident {id}', { id: x.resident_id }), x.alarm_id && t('alarm {id}', { id: x.alarm_id })].filter(Boolean).join(' · ')),
         el('div', { class: 'small muted' }, x.detail),
+        mayAct() ? el('button', { class: 'small seen-to', type: 'button', onclick: (ev) => acknowledge(ev.currentTarget, x) }, t('Seen to: take it off the list')) : null,
       ),
     ),
   );
@@ -455,6 +475,7 @@ async function main() {
   setInterval(loadKpis, 30000);
   setInterval(loadGateways, 10000);
   setInterval(loadDevices, 10000);
+  setInterval(loadRefused, 30000); // what others acknowledged leaves this list too
 }
 
 main().catch((e) => { document.getElementById('detail').replaceChildren(el('p', { class: 'error' }, e.message)); });

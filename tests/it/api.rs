@@ -1050,6 +1050,8 @@ async fn answers_match_the_openapi_document() {
     assert_eq!(refused["refused"].as_array().map(Vec::len), Some(1), "{refused}");
 
     let ops = api.login("ops").await;
+    let plan = api.login("plan").await;
+    let seen_to = json!({ "at": refused["refused"][0]["at"], "topic": refused["refused"][0]["topic"] });
     let mut answers = Vec::new();
     for (method, path, route, who, body) in [
         ("GET", "/api/me", "/api/me", &api.admin, None),
@@ -1065,6 +1067,11 @@ async fn answers_match_the_openapi_document() {
         ("GET", "/api/kpis", "/api/kpis", &api.admin, None),
         ("GET", "/api/refused", "/api/refused", &api.admin, None),
         ("GET", "/api/gateways", "/api/gateways", &api.admin, None),
+        ("GET", "/api/devices", "/api/devices", &api.admin, None),
+        ("POST", "/api/refused/acknowledge", "/api/refused/acknowledge", &plan, Some(seen_to.clone())),
+        ("POST", "/api/refused/acknowledge", "/api/refused/acknowledge", &ops, Some(seen_to.clone())),
+        ("POST", "/api/refused/acknowledge", "/api/refused/acknowledge", &ops, Some(seen_to.clone())),
+        ("POST", "/api/refused/acknowledge", "/api/refused/acknowledge", &ops, Some(json!({ "at": "x", "topic": "y", "alarm_id": "z" }))),
         ("GET", "/api/staff/me", "/api/staff/me", &kari, None),
         ("GET", "/api/staff/me", "/api/staff/me", &api.admin, None),
         ("POST", "/api/incidents/1/actions", "/api/incidents/{id}/actions", &ops, Some(json!({ "action": "note", "note": "Called the daughter" }))),
@@ -1096,6 +1103,10 @@ async fn answers_match_the_openapi_document() {
         "POST /api/staff/me/replies 200 OK",
         "POST /api/staff/me/replies 409 Conflict",
         "POST /api/incidents/1/actions 400 Bad Request",
+        "POST /api/refused/acknowledge 403 Forbidden",
+        "POST /api/refused/acknowledge 200 OK",
+        "POST /api/refused/acknowledge 404 Not Found",
+        "POST /api/refused/acknowledge 400 Bad Request",
     ] {
         assert!(answers.iter().any(|a| a == want), "{want} not met: {answers:#?}");
     }

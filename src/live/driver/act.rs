@@ -66,6 +66,9 @@ pub enum WebAction {
     Operator { incident: IncidentId, act: OperatorAct },
     /// A staff member's input, built by the MQTT contract's parsers for the user's own id.
     Staff(Input),
+    /// An operator (or admin) has seen to a refused alarm on the dashboards' list, known
+    /// by its reject's `at` and `topic`: it leaves the list (see `acknowledge_refused`).
+    AcknowledgeRefused { at: String, topic: String },
 }
 
 /// A field it does not know is refused, not ignored: `{"action": "resolve", "notes": …}`
@@ -104,6 +107,9 @@ pub enum ActOutcome {
     Refused { code: ErrorCode, detail: String },
 }
 
+/// The audit trail's action for a refused alarm taken off the dashboards' list.
+pub const REFUSED_ACKNOWLEDGED: &str = "refused_acknowledged";
+
 /// An operator's note is held to what a staff member's is on the wire
 /// ([`wire::MAX_NOTE_CHARS`]): it goes into the log, the incident's events and every
 /// dashboard's live feed.
@@ -128,7 +134,12 @@ impl Driver {
             return ActOutcome::Refused { code: ErrorCode::EngineUnavailable, detail: "the engine met a fault and starts again; try again in a moment".into() };
         }
         let WebAct { who, what } = act;
+        let what = match what {
+            WebAction::AcknowledgeRefused { at, topic } => return self.acknowledge_refused(now, who, &at, &topic),
+            other => other,
+        };
         let (name, incident, detail, input) = match what {
+            WebAction::AcknowledgeRefused { .. } => unreachable!("taken above"),
             WebAction::Staff(input) => {
                 let (name, incident, detail) = staff_audit(&input);
                 (name, incident, detail, Ok(input))
@@ -191,6 +202,53 @@ impl Driver {
             outcome: result,
         });
         outcome
+    }
+
+    /// Takes the refused alarms listed with this `at` and `topic` off the dashboards'
+    /// list, for an operator or admin who sees them; audited (`refused_acknowledged`,
+    /// its detail the reject), which a start reads back so that they stay off.
+    fn acknowledge_refused(&mut self, now: crate::core::Timestamp, who: User, at: &str, topic: &str) -> ActOutcome {
+        let config = self.engine.config();
+        let sees = |m: &str| match crate::core::MunicipalityId::parse(m).ok().and_then(|id| config.municipality_index(&id)) {
+            Some(i) => crate::live::accounts::may_see(config, &who, i),
+            None => true,
+        };
+        let outcome = if !matches!(who.role, Role::Operator | Role::Admin) {
+            ActOutcome::Refused { code: ErrorCode::Forbidden, detail: format!("a {} does not acknowledge refused alarms", who.role.as_str()) }
+        } else {
+            let (taken, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.refused_alarms)
+                .into_iter()
+                .partition(|r| r.message["at"] == at && r.message["topic"] == topic && sees(&r.municipality));
+            self.refused_alarms = kept.into();
+            match taken.first() {
+                Some(r) => {
+                    let message = r.message.to_string();
+                    self.push_audit(now, &who, REFUSED_ACKNOWLEDGED, message, "ok");
+                    return ActOutcome::Done { events: Vec::new() };
+                }
+                None => ActOutcome::Refused {
+                    code: ErrorCode::NotFound,
+                    detail: format!("no refused alarm of {at} on {topic} is on your list (acknowledged already?)"),
+                },
+            }
+        };
+        if let ActOutcome::Refused { code, .. } = &outcome {
+            let detail = serde_json::json!({ "at": at, "topic": topic }).to_string();
+            self.push_audit(now, &who, REFUSED_ACKNOWLEDGED, detail, code.as_str());
+        }
+        outcome
+    }
+
+    fn push_audit(&mut self, now: crate::core::Timestamp, who: &User, action: &str, detail: String, outcome: &str) {
+        self.batch.audit.push(AuditRow {
+            at_ms: now.as_millis(),
+            username: who.username.clone(),
+            role: who.role.as_str(),
+            action: action.to_owned(),
+            incident: None,
+            detail,
+            outcome: outcome.to_owned(),
+        });
     }
 
     pub(super) fn operator_input(&self, who: &User, incident: IncidentId, act: OperatorAct) -> Result<Input, ActOutcome> {

@@ -33,7 +33,7 @@ mod set_aside;
 #[cfg(test)]
 mod tests;
 
-pub use act::{ActOutcome, Claim, EngineRequest, OperatorAct, WebAct, WebAction};
+pub use act::{ActOutcome, Claim, EngineRequest, OperatorAct, REFUSED_ACKNOWLEDGED, WebAct, WebAction};
 pub use devices::DeviceView;
 pub use inbound::{REFUSED_ACTION, REFUSED_BY, REFUSED_KEPT, RefusedAlarm};
 pub use set_aside::{ALARM_SET_ASIDE, Culprit, DIRECTORY_ROW_SET_ASIDE, Failure, INCIDENT_SET_ASIDE, WEB_ACTION_FAILED, WEB_ACTION_SET_ASIDE};

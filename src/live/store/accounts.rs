@@ -75,6 +75,17 @@ impl Store {
         rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
     }
 
+    /// The details of the latest `limit` audit lines of `action` that succeeded
+    /// (outcome `ok`), newest first.
+    pub async fn latest_audit_ok(&self, action: &str, limit: i64) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT detail FROM audit WHERE action = $1 AND outcome = 'ok' ORDER BY seq DESC LIMIT $2")
+            .bind(action)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
     /// One audit line written on its own (logins, logouts); engine actions go with their batch.
     pub async fn audit(&self, row: &AuditRow) -> Result<()> {
         let mut tx = self.pool.begin().await?;

@@ -45,6 +45,7 @@ api_routes! {
     get "/api/map" => map::map;
     get "/api/kpis" => kpis::kpis;
     get "/api/refused" => incidents::refused;
+    post "/api/refused/acknowledge" => incidents::acknowledge_refused;
     get "/api/gateways" => incidents::gateways;
     get "/api/devices" => incidents::devices;
     get "/api/stream" => streams::stream;

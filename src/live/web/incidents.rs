@@ -322,6 +322,22 @@ pub(super) async fn gateways(State(s): State<AppState>, a: Authed) -> Result<Jso
     Ok(Json(GatewayList { gateways }))
 }
 
+/// A refused alarm on the list, by its reject's `at` and `topic`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RefusedKey {
+    at: String,
+    topic: String,
+}
+
+/// An operator has seen to a refused alarm: it leaves the dashboards' list (audited as
+/// `refused_acknowledged`, and kept off after a restart).
+pub(super) async fn acknowledge_refused(State(s): State<AppState>, a: Authed, b: Result<Json<RefusedKey>, JsonRejection>) -> Result<Json<Done>, ApiError> {
+    a.require(OPERATORS)?;
+    let RefusedKey { at, topic } = body(b)?;
+    outcome_response(s.act(WebAct { who: a.user, what: WebAction::AcknowledgeRefused { at, topic } }).await?)
+}
+
 /// The alarm devices of the user's municipalities with their last contact, silent ones
 /// first (see `live::devices`). A device whose resident is not in the directory has no
 /// municipality: admins see it.

@@ -404,3 +404,38 @@ async fn an_unanswered_alarm_is_missed_the_moment_it_passes_the_target() {
     );
     store.close().await;
 }
+
+/// A refused alarm an operator has seen to leaves the dashboards' list, audited, and
+/// stays off after a restart; the others stay on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_alarm_seen_to_leaves_the_list_for_good() {
+    let (_dir, _backend, mut v, mut ops, device) = embedded_with_clients("refused-ack").await;
+    for id in ["lost-1", "lost-2"] {
+        device.publish_json("vakt/v1/alarms/fjord", alarm(id, "nobody", "fall")).await;
+        ops.expect("vakt/v1/rejects", "refused", |r| r["alarm_id"] == id).await;
+    }
+    let store = v.store().await;
+    let listed = |k: &Value| k["refused"].as_array().unwrap().iter().map(|r| r["alarm_id"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    let list = api_as_admin(&v, &store, "/api/refused").await;
+    assert_eq!(listed(&list), ["lost-2", "lost-1"]);
+    let first = list["refused"][1].clone();
+    let body = json!({ "at": first["at"], "topic": first["topic"] }).to_string();
+    let ack = |v: &Vakt| {
+        http_request(v.http, "POST", "/api/refused/acknowledge", &["Authorization: Bearer admin-token", "Content-Type: application/json"], &body).unwrap()
+    };
+    let (code, _, answer) = ack(&v);
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(listed(&api_as_admin(&v, &store, "/api/refused").await), ["lost-2"]);
+    let (code, _, answer) = ack(&v);
+    assert_eq!(code, 404, "acknowledged already: {answer}");
+    assert!(answer.contains("\"not_found\""), "{answer}");
+    // Both attempts audited; the one that took it off, with the reject as its detail.
+    assert_eq!(store.latest_audit("refused_acknowledged", 10).await.unwrap().len(), 2);
+    let taken = store.latest_audit_ok("refused_acknowledged", 10).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(serde_json::from_str::<Value>(&taken[0]).unwrap()["alarm_id"], "lost-1");
+    v.kill9();
+    v.restart();
+    assert_eq!(listed(&api_as_admin(&v, &store, "/api/refused").await), ["lost-2"], "still off after a restart");
+    store.close().await;
+}
