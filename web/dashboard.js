@@ -154,12 +154,12 @@ function origin(x) {
 // Operators and admins act; planners only look.
 const mayAct = () => me && (me.user.role === 'operator' || me.user.role === 'admin');
 
-// A refused alarm seen to leaves the list (audited); one acknowledged meanwhile by
-// someone else is simply gone.
-async function acknowledge(button, x) {
+// A refused alarm or an offline gateway seen to leaves its list (audited); one
+// acknowledged meanwhile by someone else is simply gone.
+async function seenTo(button, path, body, reload) {
   button.disabled = true;
   try {
-    await api('/api/refused/acknowledge', { method: 'POST', body: { at: x.at, topic: x.topic } });
+    await api(path, { method: 'POST', body });
   } catch (e) {
     if (e.status !== 404) {
       button.disabled = false;
@@ -167,7 +167,7 @@ async function acknowledge(button, x) {
       return;
     }
   }
-  await loadRefused();
+  await reload();
 }
 
 async function loadRefused() {
@@ -180,7 +180,7 @@ async function loadRefused() {
         el('div', { class: 'incident-head' }, el('strong', {}, REFUSALS[x.reason] ? t(REFUSALS[x.reason]) : x.reason), el('span', { class: 'small' }, clock(x.at))),
         el('div', { class: 'small' }, [origin(x), x.resident_id && t('resident {id}', { id: x.resident_id }), x.alarm_id && t('alarm {id}', { id: x.alarm_id })].filter(Boolean).join(' · ')),
         el('div', { class: 'small muted' }, x.detail),
-        mayAct() ? el('button', { class: 'small seen-to', type: 'button', onclick: (ev) => acknowledge(ev.currentTarget, x) }, t('Seen to: take it off the list')) : null,
+        mayAct() ? el('button', { class: 'small seen-to', type: 'button', onclick: (ev) => seenTo(ev.currentTarget, '/api/refused/acknowledge', { at: x.at, topic: x.topic }, loadRefused) }, t('Seen to: take it off the list')) : null,
       ),
     ),
   );
@@ -387,7 +387,7 @@ async function loadKpis() {
 // reach vakt. Not on the live stream: read at start and every 10 s.
 async function loadGateways() {
   const r = await api('/api/gateways');
-  const offline = r.gateways.filter((g) => g.state === 'offline');
+  const offline = r.gateways.filter((g) => g.state === 'offline' && !g.acknowledged);
   document.getElementById('gateways').replaceChildren(
     ...offline.map((g) =>
       el(
@@ -395,6 +395,7 @@ async function loadGateways() {
         { class: 'refused-alarm gateway-offline' },
         el('div', { class: 'incident-head' }, el('strong', {}, g.gateway_id), el('span', { class: 'small' }, t('offline since {time}', { time: clock(g.since) }))),
         el('div', { class: 'small' }, g.resident_id ? `${municipalityName(g.municipality)} · ${t('resident {id}', { id: g.resident_id })}` : municipalityName(g.municipality)),
+        mayAct() ? el('button', { class: 'small seen-to', type: 'button', onclick: (ev) => seenTo(ev.currentTarget, '/api/gateways/acknowledge', { municipality: g.municipality, gateway_id: g.gateway_id }, loadGateways) }, t('Seen to: take it off the list')) : null,
       ),
     ),
   );

@@ -36,6 +36,9 @@ pub struct Status {
     pub since: Timestamp,
     /// A home's base unit: the resident it serves, and when its connection began.
     pub base_unit: Option<BaseUnit>,
+    /// An operator has seen to it being offline: off the dashboards' list until its
+    /// status changes (not kept across a restart of vakt: it shows again then).
+    pub acknowledged: bool,
 }
 
 /// What a report changed.
@@ -85,7 +88,7 @@ impl Gateways {
             }
             (Some(online), Some(was)) if online == was => Change::Unchanged,
             (Some(online), _) => {
-                self.by_id.insert(id, Status { online, since: now, base_unit: r.base_unit.clone() });
+                self.by_id.insert(id, Status { online, since: now, base_unit: r.base_unit.clone(), acknowledged: false });
                 match (online, before) {
                     (false, _) => Change::WentOffline,
                     (true, None) => Change::Appeared,
@@ -112,6 +115,18 @@ impl Gateways {
     /// A gateway's latest status.
     pub fn get(&self, municipality: &MunicipalityId, gateway: &GatewayId) -> Option<&Status> {
         self.by_id.get(&(municipality.clone(), gateway.clone()))
+    }
+
+    /// Takes an offline gateway off the dashboards' list until its status changes;
+    /// whether there was such a one.
+    pub fn acknowledge(&mut self, municipality: &MunicipalityId, gateway: &GatewayId) -> bool {
+        match self.by_id.get_mut(&(municipality.clone(), gateway.clone())) {
+            Some(s) if !s.online && !s.acknowledged => {
+                s.acknowledged = true;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// How many of `municipality`'s gateways are online, and how many offline.
@@ -193,7 +208,10 @@ mod tests {
         assert_eq!(gws.report(&report("sogndal", "gw-1", Some(false)), t1), Change::WentOffline);
         assert_eq!(gws.counts(&sogndal), (1, 1));
         let (_, _, s) = gws.iter().find(|(m, g, _)| *m == &sogndal && g.as_str() == "gw-1").unwrap();
-        assert_eq!(*s, Status { online: false, since: t1, base_unit: None });
+        assert_eq!(*s, Status { online: false, since: t1, base_unit: None, acknowledged: false });
+        assert!(gws.acknowledge(&sogndal, &GatewayId::parse("gw-1").unwrap()), "offline: seen to");
+        assert!(!gws.acknowledge(&sogndal, &GatewayId::parse("gw-1").unwrap()), "once");
+        assert!(!gws.acknowledge(&sogndal, &GatewayId::parse("gw-2").unwrap()), "online: nothing to see to");
         assert_eq!(gws.report(&report("sogndal", "gw-1", Some(false)), t2), Change::Unchanged, "a repeat keeps its time");
         assert_eq!(gws.iter().find(|(_, g, s)| g.as_str() == "gw-1" && !s.online && s.since == t1).map(|(m, ..)| m.as_str()), Some("sogndal"));
         assert_eq!(gws.report(&report("sogndal", "gw-1", Some(true)), t2), Change::CameBack);

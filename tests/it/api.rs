@@ -1072,6 +1072,8 @@ async fn answers_match_the_openapi_document() {
         ("POST", "/api/refused/acknowledge", "/api/refused/acknowledge", &ops, Some(seen_to.clone())),
         ("POST", "/api/refused/acknowledge", "/api/refused/acknowledge", &ops, Some(seen_to.clone())),
         ("POST", "/api/refused/acknowledge", "/api/refused/acknowledge", &ops, Some(json!({ "at": "x", "topic": "y", "alarm_id": "z" }))),
+        ("POST", "/api/gateways/acknowledge", "/api/gateways/acknowledge", &ops, Some(json!({ "municipality": "fjord", "gateway_id": "gw-9" }))),
+        ("POST", "/api/gateways/acknowledge", "/api/gateways/acknowledge", &ops, Some(json!({ "municipality": "fjord", "gateway_id": "gw 9" }))),
         ("GET", "/api/staff/me", "/api/staff/me", &kari, None),
         ("GET", "/api/staff/me", "/api/staff/me", &api.admin, None),
         ("POST", "/api/incidents/1/actions", "/api/incidents/{id}/actions", &ops, Some(json!({ "action": "note", "note": "Called the daughter" }))),
@@ -1107,6 +1109,8 @@ async fn answers_match_the_openapi_document() {
         "POST /api/refused/acknowledge 200 OK",
         "POST /api/refused/acknowledge 404 Not Found",
         "POST /api/refused/acknowledge 400 Bad Request",
+        "POST /api/gateways/acknowledge 404 Not Found",
+        "POST /api/gateways/acknowledge 400 Bad Request",
     ] {
         assert!(answers.iter().any(|a| a == want), "{want} not met: {answers:#?}");
     }

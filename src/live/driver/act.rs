@@ -69,6 +69,9 @@ pub enum WebAction {
     /// An operator (or admin) has seen to a refused alarm on the dashboards' list, known
     /// by its reject's `at` and `topic`: it leaves the list (see `acknowledge_refused`).
     AcknowledgeRefused { at: String, topic: String },
+    /// An operator (or admin) has seen to a gateway being offline: it leaves the list
+    /// until its status changes.
+    AcknowledgeGateway { municipality: crate::core::MunicipalityId, gateway: crate::core::GatewayId },
 }
 
 /// A field it does not know is refused, not ignored: `{"action": "resolve", "notes": …}`
@@ -136,10 +139,11 @@ impl Driver {
         let WebAct { who, what } = act;
         let what = match what {
             WebAction::AcknowledgeRefused { at, topic } => return self.acknowledge_refused(now, who, &at, &topic),
+            WebAction::AcknowledgeGateway { municipality, gateway } => return self.acknowledge_gateway(now, who, municipality, gateway),
             other => other,
         };
         let (name, incident, detail, input) = match what {
-            WebAction::AcknowledgeRefused { .. } => unreachable!("taken above"),
+            WebAction::AcknowledgeRefused { .. } | WebAction::AcknowledgeGateway { .. } => unreachable!("taken above"),
             WebAction::Staff(input) => {
                 let (name, incident, detail) = staff_audit(&input);
                 (name, incident, detail, Ok(input))
@@ -236,6 +240,34 @@ impl Driver {
             let detail = serde_json::json!({ "at": at, "topic": topic }).to_string();
             self.push_audit(now, &who, REFUSED_ACKNOWLEDGED, detail, code.as_str());
         }
+        outcome
+    }
+
+    /// Takes an offline gateway off the dashboards' list until its status changes, for
+    /// an operator or admin of its municipality; audited (`gateway_acknowledged`).
+    fn acknowledge_gateway(
+        &mut self,
+        now: crate::core::Timestamp,
+        who: User,
+        municipality: crate::core::MunicipalityId,
+        gateway: crate::core::GatewayId,
+    ) -> ActOutcome {
+        let config = self.engine.config();
+        let outcome = if !matches!(who.role, Role::Operator | Role::Admin) {
+            ActOutcome::Refused { code: ErrorCode::Forbidden, detail: format!("a {} does not acknowledge gateways", who.role.as_str()) }
+        } else if !crate::live::accounts::may_see_id(config, &who, &municipality) || !self.gateways.acknowledge(&municipality, &gateway) {
+            ActOutcome::Refused {
+                code: ErrorCode::NotFound,
+                detail: format!("no gateway {gateway} of {municipality} is offline on your list (acknowledged already?)"),
+            }
+        } else {
+            ActOutcome::Done { events: Vec::new() }
+        };
+        let result = match &outcome {
+            ActOutcome::Done { .. } => "ok",
+            ActOutcome::Refused { code, .. } => code.as_str(),
+        };
+        self.push_audit(now, &who, "gateway_acknowledged", format!("{municipality}/{gateway}"), result);
         outcome
     }
 

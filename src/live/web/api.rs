@@ -47,6 +47,7 @@ api_routes! {
     get "/api/refused" => incidents::refused;
     post "/api/refused/acknowledge" => incidents::acknowledge_refused;
     get "/api/gateways" => incidents::gateways;
+    post "/api/gateways/acknowledge" => incidents::acknowledge_gateway;
     get "/api/devices" => incidents::devices;
     get "/api/stream" => streams::stream;
     get "/api/staff/me" => staff::staff_me;

@@ -292,6 +292,8 @@ pub(super) struct Gateway {
     since: String,
     /// A home's base unit's resident.
     resident_id: Option<String>,
+    /// An operator has seen to it being offline (until its status changes).
+    acknowledged: bool,
 }
 
 #[derive(Serialize)]
@@ -313,6 +315,7 @@ pub(super) async fn gateways(State(s): State<AppState>, a: Authed) -> Result<Jso
                     state: if st.online { "online" } else { "offline" },
                     since: st.since.to_string(),
                     resident_id: st.base_unit.as_ref().map(|b| b.resident.to_string()),
+                    acknowledged: st.acknowledged,
                 })
                 .collect::<Vec<_>>()
         })
@@ -336,6 +339,24 @@ pub(super) async fn acknowledge_refused(State(s): State<AppState>, a: Authed, b:
     a.require(OPERATORS)?;
     let RefusedKey { at, topic } = body(b)?;
     outcome_response(s.act(WebAct { who: a.user, what: WebAction::AcknowledgeRefused { at, topic } }).await?)
+}
+
+/// A gateway, by its municipality and id.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct GatewayKey {
+    municipality: String,
+    gateway_id: String,
+}
+
+/// An operator has seen to a gateway being offline: it leaves the dashboards' list
+/// until its status changes (audited as `gateway_acknowledged`).
+pub(super) async fn acknowledge_gateway(State(s): State<AppState>, a: Authed, b: Result<Json<GatewayKey>, JsonRejection>) -> Result<Json<Done>, ApiError> {
+    a.require(OPERATORS)?;
+    let GatewayKey { municipality, gateway_id } = body(b)?;
+    let bad = |e: crate::core::ids::IdError| ApiError::new(ErrorCode::BadRequest, e.to_string());
+    let (municipality, gateway) = (crate::core::MunicipalityId::parse(&municipality).map_err(bad)?, crate::core::GatewayId::parse(&gateway_id).map_err(bad)?);
+    outcome_response(s.act(WebAct { who: a.user, what: WebAction::AcknowledgeGateway { municipality, gateway } }).await?)
 }
 
 /// The alarm devices of the user's municipalities with their last contact, silent ones

@@ -137,6 +137,17 @@ async fn a_base_unit_that_stays_offline_raises_its_residents_alarm_once() {
     let units: Vec<_> =
         listed["gateways"].as_array().unwrap().iter().map(|g| (g["gateway_id"].as_str(), g["state"].as_str(), g["resident_id"].as_str())).collect();
     assert_eq!(units, [(Some("bu-r1"), Some("offline"), Some("r1")), (Some("bu-r2"), Some("online"), Some("r2"))], "{listed}");
+    // Seen to by an operator: off the list (acknowledged) until its status changes.
+    let seen_to = |v: &Vakt| {
+        let body = json!({ "municipality": "fjord", "gateway_id": "bu-r1" }).to_string();
+        http_request(v.http, "POST", "/api/gateways/acknowledge", &["Authorization: Bearer admin-token", "Content-Type: application/json"], &body).unwrap().0
+    };
+    assert_eq!(seen_to(&v), 200);
+    assert_eq!(seen_to(&v), 404, "once");
+    let store = v.store().await;
+    let listed = api_as_admin(&v, &store, "/api/gateways").await;
+    store.close().await;
+    assert_eq!(listed["gateways"][0]["acknowledged"], true, "{listed}");
     // Near calls r1, and closes the incident.
     let incident = raised["incident_id"].as_u64().unwrap();
     reply(&near, "near", incident, "accept").await;
