@@ -108,7 +108,11 @@ impl Driver {
                 Answer::Stored
             }
             Reported::Alarm { key, kind, priority, text, position, sent_at } => {
-                let id = AlarmId::parse(&devices::alarm_id(device, &key)).expect("device ids and keys are id-safe and short");
+                // Device ids and message keys are id-safe and short (the register and the
+                // receivers see to it); should one not be, the device is told, not vakt stopped.
+                let Ok(id) = AlarmId::parse(&devices::alarm_id(device, &key)) else {
+                    return Answer::Refused { code: ErrorCode::Unsupported, detail: format!("no alarm id can be made of device {} and {key:?}", device.id) };
+                };
                 let Some(resident) = resident else {
                     let detail = format!("device {} belongs to resident {}, who is not in the directory", device.id, device.resident);
                     // Listed for everyone: nobody's municipality can be read.
