@@ -77,18 +77,34 @@ function renderQueue() {
       const age = ageSecs(i);
       return el(
         'li',
-        { class: `incident state-${s}${selected === i.incident_id ? ' selected' : ''}`, 'data-id': i.incident_id, 'data-state': s, tabindex: 0, onclick: () => select(i.incident_id), onkeydown: (e) => e.key === 'Enter' && select(i.incident_id) },
+        { class: `incident state-${s}${overdueClasses(s, age)}${selected === i.incident_id ? ' selected' : ''}`, 'data-id': i.incident_id, 'data-state': s, tabindex: 0, onclick: () => select(i.incident_id), onkeydown: (e) => e.key === 'Enter' && select(i.incident_id) },
         el('div', { class: 'incident-head' }, el('strong', {}, `#${i.incident_id} ${kindName(i.kind)}`), el('span', { class: 'age', 'data-received': i.received_at }, s === 'unanswered' ? mmss(age) : t('answered in {time}', { time: mmss(age) }))),
         el('div', { class: 'small' }, [i.municipality, i.address || i.resident_id].filter(Boolean).join(' · ')),
         el('div', { class: 'small muted' }, stageName(i.stage), i.priority && i.priority !== 'normal' ? ` · ${codeName(i.priority)}` : ''),
         i.set_aside ? el('div', { class: 'small set-aside' }, t('Set aside: handle it by hand')) : null,
+        el('div', { class: 'overdue-badge' }, t('Past the target: nobody has answered it')),
         el('div', { class: 'target-bar' }, bar(age)),
       );
     }),
   );
   document.getElementById('queue-empty').hidden = items.length > 0;
   unansweredNow = items.filter((i) => stateOf(i) === 'unanswered').map((i) => i.incident_id);
+  countOverdue();
   attend();
+}
+
+// An unanswered incident past the target is unmistakable, and more so past twice it.
+function overdueClasses(state, age) {
+  if (state !== 'unanswered' || age <= target()) return '';
+  return age > 2 * target() ? ' over-target over-target-long' : ' over-target';
+}
+
+// The header counts the incidents past the target now.
+function countOverdue() {
+  const n = document.querySelectorAll('#queue .incident.over-target').length;
+  const node = document.getElementById('kpi-overdue');
+  node.textContent = String(n);
+  node.classList.toggle('bad', n > 0);
 }
 
 // The age of unanswered incidents counts every second against the target.
@@ -102,7 +118,9 @@ setInterval(() => {
     // Passing the target is a missed alarm from that moment: the figures say so at once.
     if (age > target() && !li.classList.contains('over-target')) reloadKpisSoon();
     li.classList.toggle('over-target', age > target());
+    li.classList.toggle('over-target-long', age > 2 * target());
   }
+  if (me) countOverdue();
 }, 1000);
 
 // The KPIs' throttled reload, once the page is running (main).

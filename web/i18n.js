@@ -284,6 +284,8 @@ export const NB = {
   "Alarms sent through these gateways cannot reach vakt until they are back. Check their power and network.": "Alarmer som sendes gjennom disse mottakerne, kommer ikke fram til vakt før de er tilbake. Sjekk strøm og nettverk.",
   "offline since {time}": "uten forbindelse siden {time}",
   "Seen to: take it off the list": "Fulgt opp: ta den av lista",
+  "Past the target: nobody has answered it": "Over målet: ingen har svart på den",
+  "past the target now": "over målet nå",
   "Silent devices": "Enheter som har stilnet",
   "These alarm devices have not been heard within their interval: their residents' alarms may not reach vakt. Each has raised a heartbeat_missed alarm.": "Disse alarmenhetene har ikke meldt seg innen sitt intervall: alarmene fra brukerne deres kommer kanskje ikke fram til vakt. Hver av dem har utløst en alarm om uteblitt livstegn.",
   "Alarm devices": "Alarmenheter",

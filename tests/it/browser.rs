@@ -238,3 +238,21 @@ async fn alarm_devices_and_silent_ones_are_on_the_dashboard() {
     assert!(silent.is_some(), "smoke-1 fell silent\n{}", v.log());
     browser_script(&v, "devices.mjs", &[("VAKT_USERS", "admin,admin-password")]).await;
 }
+
+/// An alarm past the target on the dashboard (`tests/browser/overdue.mjs`), on a vakt
+/// whose target is 3 s and whose ladder fits inside it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_alarm_past_the_target_is_unmistakable_and_missed_at_once() {
+    if !browser_tools() {
+        return;
+    }
+    let dir = temp_dir("browser-overdue");
+    let backend = Backend::embedded(&dir);
+    let ladder = "[defaults.ladder]\noffer_timeout_secs = 1\nbroadcast_after_offers = 2\nbroadcast_after_secs = 1\nbackup_after_secs = 2\nretry_secs = 1\n";
+    let toml = format!("{ladder}\n[engine]\ntarget_answer_secs = 3\n{FJORD_TOML}");
+    let v = Vakt::start_with(&backend, &dir, &toml, &residents_csv(), STAFF_CSV);
+    add_user(&v, "admin", "admin-password", &["--role", "admin"]);
+    let device = Client::connect(backend.mqtt_port(), &[]).await;
+    device.publish_json("vakt/v1/alarms/fjord", alarm("late-b", "r1", "fall")).await;
+    browser_script(&v, "overdue.mjs", &[("VAKT_USERS", "admin,admin-password")]).await;
+}
