@@ -1,5 +1,6 @@
-// What the browser scripts share: Debian's Chromium as this machine can run it, and a
-// login through the page.
+// What the browser scripts share: Debian's Chromium as this machine can run it, a
+// login through the page, and the frame of a check.
+import { mkdirSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 
 export function launchChromium() {
@@ -17,4 +18,29 @@ export async function logIn(page, base, user, pass, landing) {
   await page.fill('#password', pass);
   await page.click('#login-button');
   await page.waitForURL(new RegExp(`${landing}$`));
+}
+
+// Runs a browser check: the environment it needs (VAKT_URL, VAKT_USERS as
+// user,password,..., and `more` names), Chromium launched, then `check(browser, env)`.
+// Prints PASS, or FAIL with why, and exits accordingly (2: the environment is wrong).
+export async function browserCheck(more, check) {
+  const missing = ['VAKT_URL', 'VAKT_USERS', ...more].filter((name) => !process.env[name]);
+  if (missing.length) {
+    console.error(`${missing.join(', ')} needed`);
+    process.exit(2);
+  }
+  const env = { base: process.env.VAKT_URL, artifacts: process.env.VAKT_ARTIFACTS || 'artifacts', users: process.env.VAKT_USERS.split(',') };
+  mkdirSync(env.artifacts, { recursive: true });
+  const browser = await launchChromium();
+  let failed = false;
+  try {
+    await check(browser, env);
+  } catch (e) {
+    failed = true;
+    console.log(`FAIL ${e.stack || e.message}`);
+  } finally {
+    await browser.close();
+  }
+  if (!failed) console.log('PASS');
+  process.exit(failed ? 1 : 0);
 }

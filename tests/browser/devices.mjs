@@ -4,22 +4,11 @@
 // unknown sender is on the refused list, named as a device, until an operator has seen
 // to it; in English and Bokmål.
 // Debian's Chromium, driven by playwright-core. Screenshots: $VAKT_ARTIFACTS.
-import { launchChromium, logIn } from './common.mjs';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { browserCheck, logIn } from './common.mjs';
 
-const base = process.env.VAKT_URL;
-const artifacts = process.env.VAKT_ARTIFACTS || 'artifacts';
-const [user, pass] = (process.env.VAKT_USERS || '').split(',');
-if (!base || !pass) {
-  console.error('VAKT_URL and VAKT_USERS=admin,pass are needed');
-  process.exit(2);
-}
-mkdirSync(artifacts, { recursive: true });
-
-const browser = await launchChromium();
-let failed = false;
-try {
+await browserCheck([], async (browser, { base, artifacts, users }) => {
+  const [user, pass] = users;
   for (const [locale, silentTitle, notHeard, refusal, count] of [
     ['en-US', 'Silent devices', 'not heard since', 'Unknown device', '2 registered, 1 silent'],
     ['nb-NO', 'Enheter som har stilnet', 'ikke hørt siden', 'Ukjent enhet', '2 registrert, 1 stille'],
@@ -56,11 +45,4 @@ try {
     if (errors.length) throw new Error(`page errors:\n${errors.join('\n')}`);
     console.log(`step: devices shown in ${locale}`);
   }
-} catch (e) {
-  failed = true;
-  console.log(`FAIL ${e.stack || e.message}`);
-} finally {
-  await browser.close();
-}
-if (!failed) console.log('PASS');
-process.exit(failed ? 1 : 0);
+});

@@ -2,22 +2,11 @@
 // moment it passes the target its card is unmistakable, the header counts it and the
 // share within the target drops (it is missed already); past twice the target it is
 // marked more still. Debian's Chromium, driven by playwright-core. Screenshot: $VAKT_ARTIFACTS.
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { launchChromium, logIn } from './common.mjs';
+import { browserCheck, logIn } from './common.mjs';
 
-const base = process.env.VAKT_URL;
-const artifacts = process.env.VAKT_ARTIFACTS || 'artifacts';
-const [user, pass] = (process.env.VAKT_USERS || '').split(',');
-if (!base || !pass) {
-  console.error('VAKT_URL and VAKT_USERS=admin,pass are needed');
-  process.exit(2);
-}
-mkdirSync(artifacts, { recursive: true });
-
-const browser = await launchChromium();
-let failed = false;
-try {
+await browserCheck([], async (browser, { base, artifacts, users }) => {
+  const [user, pass] = users;
   const errors = [];
   const page = await (await browser.newContext({ viewport: { width: 1400, height: 950 }, locale: 'en-US' })).newPage();
   page.on('pageerror', (e) => errors.push(e.stack || e.message));
@@ -33,11 +22,4 @@ try {
   console.log('step: past twice the target, marked more');
   await page.screenshot({ path: join(artifacts, 'overdue.png'), fullPage: true });
   if (errors.length) throw new Error(`page errors:\n${errors.join('\n')}`);
-} catch (e) {
-  failed = true;
-  console.log(`FAIL ${e.stack || e.message}`);
-} finally {
-  await browser.close();
-}
-if (!failed) console.log('PASS');
-process.exit(failed ? 1 : 0);
+});

@@ -3,23 +3,12 @@
 // queue, in its details and timeline (the event, and vakt's own audit line), in English
 // and in Bokmål. The staff member whose offer it still is sees it open, and takes it.
 // Debian's Chromium, driven by playwright-core. Screenshots: $VAKT_ARTIFACTS.
-import { launchChromium, logIn } from './common.mjs';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { browserCheck, logIn } from './common.mjs';
 
-const base = process.env.VAKT_URL;
-const artifacts = process.env.VAKT_ARTIFACTS || 'artifacts';
-const [user, pass, staffUser, staffPass] = (process.env.VAKT_USERS || '').split(',');
-const id = process.env.VAKT_INCIDENT;
-if (!base || !staffPass || !id) {
-  console.error('VAKT_URL, VAKT_USERS=ops,pass,staff,pass and VAKT_INCIDENT are needed');
-  process.exit(2);
-}
-mkdirSync(artifacts, { recursive: true });
-
-const browser = await launchChromium();
-let failed = false;
-try {
+await browserCheck(['VAKT_INCIDENT'], async (browser, { base, artifacts, users }) => {
+  const [user, pass, staffUser, staffPass] = users;
+  const id = process.env.VAKT_INCIDENT;
   for (const [locale, flag, detail, event, by] of [
     ['en-US', 'Set aside: handle it by hand', 'Set aside', 'Set aside by vakt (a fault in vakt met it)', 'vakt itself'],
     ['nb-NO', 'Lagt til side: følg opp manuelt', 'Lagt til side', 'Lagt til side av vakt (en feil i vakt traff den)', 'vakt selv'],
@@ -62,11 +51,4 @@ try {
   await app.click('[data-action="accept"]');
   await app.waitForSelector('[data-action="en_route"]:not([disabled])');
   console.log('step: taken by hand');
-} catch (e) {
-  failed = true;
-  console.log(`FAIL ${e.stack || e.message}`);
-} finally {
-  await browser.close();
-}
-if (!failed) console.log('PASS');
-process.exit(failed ? 1 : 0);
+});
