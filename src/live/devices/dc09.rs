@@ -417,6 +417,18 @@ mod tests {
     }
 
     #[test]
+    fn every_aes_key_length_reads_its_own_frames() {
+        let now = Timestamp::from_secs(1_765_000_000);
+        for len in [16, 24, 32] {
+            let key: Vec<u8> = (0..len as u8).collect();
+            let body = format!("\"*NULL\"0001L0#1234[{}", encrypt(&key, &format!("]_{}", format_timestamp(now))));
+            let f = parse_frame(&frame(&body)).unwrap();
+            assert_eq!(f.content(Some(&key)).unwrap().timestamp, Some(now), "AES-{}", len * 8);
+            assert!(f.content(Some(&[9u8; 16])).is_err(), "AES-{}: another key does not read", len * 8);
+        }
+    }
+
+    #[test]
     fn timestamps_round_trip() {
         for secs in [0, 946_684_800, 1_765_000_000, 4_102_444_799] {
             let t = Timestamp::from_secs(secs);
