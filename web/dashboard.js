@@ -81,6 +81,7 @@ function renderQueue() {
         el('div', { class: 'incident-head' }, el('strong', {}, `#${i.incident_id} ${kindName(i.kind)}`), el('span', { class: 'age', 'data-received': i.received_at }, s === 'unanswered' ? mmss(age) : t('answered in {time}', { time: mmss(age) }))),
         el('div', { class: 'small' }, [i.municipality, i.address || i.resident_id].filter(Boolean).join(' · ')),
         el('div', { class: 'small muted' }, stageName(i.stage), i.priority && i.priority !== 'normal' ? ` · ${codeName(i.priority)}` : ''),
+        stageMarks(i),
         i.set_aside ? el('div', { class: 'small set-aside' }, t('Set aside: handle it by hand')) : null,
         el('div', { class: 'overdue-badge' }, t('Past the target: nobody has answered it')),
         el('div', { class: 'target-bar' }, bar(age)),
@@ -91,6 +92,13 @@ function renderQueue() {
   unansweredNow = items.filter((i) => stateOf(i) === 'unanswered').map((i) => i.incident_id);
   countOverdue();
   attend();
+}
+
+// Where an open incident has got to beyond its stage: at the backup, offered to all,
+// operations alerted.
+function stageMarks(i) {
+  const marks = [i.at_backup && t('at the backup centre'), i.broadcast && t('offered to everyone on duty'), i.alerted && t('alert raised')].filter(Boolean);
+  return marks.length ? el('div', { class: 'small stage-marks' }, marks.join(' · ')) : null;
 }
 
 // An unanswered incident past the target is unmistakable, and more so past twice it.

@@ -282,6 +282,7 @@ impl Engine {
                 _ => (AlertKind::Unanswered, inc.received_at),
             };
             self.push(Action::Alert { at: now, incident: inc.id, kind, waiting: now.since(since) });
+            inc.alerted = true;
             let mut next = at;
             while next <= now {
                 next = next + ladder_repeat;
@@ -411,6 +412,7 @@ impl Engine {
             assigned: None,
             operator: None,
             alert_at: Some(now + m.ladder.alert_after),
+            alerted: false,
             deadline: None,
             closed: false,
             set_aside: false,

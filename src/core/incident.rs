@@ -76,6 +76,9 @@ pub(crate) struct Incident {
     pub operator: Option<OperatorId>,
     /// Next alert to operations while nobody has it.
     pub alert_at: Option<Timestamp>,
+    /// Operations have been alerted about it at least once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub alerted: bool,
     /// The timer currently registered for this incident.
     pub deadline: Option<Timestamp>,
     /// Set when it closed: the engine drops it.

@@ -27,6 +27,10 @@ pub struct IncidentView {
     pub next_deadline: Option<Timestamp>,
     /// The engine no longer handles it by itself (see `Input::SetAside`).
     pub set_aside: bool,
+    /// Its staff ladder has widened to everyone on duty.
+    pub broadcast: bool,
+    /// Operations have been alerted about it.
+    pub alerted: bool,
 }
 
 /// A read-only view of a registered staff member.
@@ -64,6 +68,8 @@ impl Engine {
             assigned: inc.assigned.map(|s| self.staff[s].info.id.clone()),
             next_deadline: inc.deadline,
             set_aside: inc.set_aside,
+            broadcast: inc.dispatch.as_ref().is_some_and(|d| d.broadcast),
+            alerted: inc.alerted,
         }
     }
 

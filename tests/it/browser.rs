@@ -248,10 +248,13 @@ async fn an_alarm_past_the_target_is_unmistakable_and_missed_at_once() {
     }
     let dir = temp_dir("browser-overdue");
     let backend = Backend::embedded(&dir);
-    let ladder = "[defaults.ladder]\noffer_timeout_secs = 1\nbroadcast_after_offers = 2\nbroadcast_after_secs = 1\nbackup_after_secs = 2\nretry_secs = 1\n";
+    let ladder = "[defaults.ladder]\noffer_timeout_secs = 1\nbroadcast_after_offers = 2\nbroadcast_after_secs = 1\nbackup_after_secs = 2\nalert_after_secs = 4\nretry_secs = 1\n";
     let toml = format!("{ladder}\n[engine]\ntarget_answer_secs = 3\n{FJORD_TOML}");
     let v = Vakt::start_with(&backend, &dir, &toml, &residents_csv(), STAFF_CSV);
     add_user(&v, "admin", "admin-password", &["--role", "admin"]);
+    // Someone on duty who never answers, so that the ladder widens to everyone.
+    let far = Client::connect(backend.mqtt_port(), &[]).await;
+    far.publish_json("vakt/v1/staff/far/status", serde_json::json!({ "state": "on_duty", "position": { "lat": 61.25, "lon": 7.2 } })).await;
     let device = Client::connect(backend.mqtt_port(), &[]).await;
     device.publish_json("vakt/v1/alarms/fjord", alarm("late-b", "r1", "fall")).await;
     browser_script(&v, "overdue.mjs", &[("VAKT_USERS", "admin,admin-password")]).await;

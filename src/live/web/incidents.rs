@@ -34,6 +34,12 @@ pub(super) struct OpenIncident {
     assigned: Option<String>,
     next_deadline: Option<String>,
     set_aside: bool,
+    /// Queued at a centre other than the municipality's own: its backup (or an overflow).
+    at_backup: bool,
+    /// Offered to everyone on duty.
+    broadcast: bool,
+    /// Operations have been alerted about it.
+    alerted: bool,
     resident_id: String,
     address: Option<String>,
     notes: Option<String>,
@@ -62,6 +68,9 @@ impl OpenIncident {
             assigned: v.assigned.as_ref().map(ToString::to_string),
             next_deadline: v.next_deadline.map(|t| t.to_string()),
             set_aside: v.set_aside,
+            at_backup: v.queued_at.as_ref().is_some_and(|c| m.response_centre.as_ref() != Some(c)),
+            broadcast: v.broadcast,
+            alerted: v.alerted,
             resident_id: v.resident.to_string(),
             address: ctx.map(|c| c.address.clone()),
             notes: ctx.map(|c| c.notes.clone()),
