@@ -92,6 +92,16 @@ pub fn may_see(config: &crate::core::EngineConfig, user: &User, municipality: us
     }
 }
 
+/// Whose refused alarms a user sees: those listed under the municipalities they see,
+/// and those under a municipality no one has (a typo in a topic; `""`, an unknown
+/// sender): an alarm that is nobody's is everybody's concern.
+pub fn sees_refused(config: &crate::core::EngineConfig, user: &User, municipality: &str) -> bool {
+    match crate::core::MunicipalityId::parse(municipality).ok().and_then(|id| config.municipality_index(&id)) {
+        Some(i) => may_see(config, user, i),
+        None => true,
+    }
+}
+
 /// `may_see` by the municipality's id; an id not in the configuration is seen by nobody.
 pub fn may_see_id(config: &crate::core::EngineConfig, user: &User, municipality: &crate::core::MunicipalityId) -> bool {
     config.municipality_index(municipality).is_some_and(|i| may_see(config, user, i))

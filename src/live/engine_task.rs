@@ -161,13 +161,14 @@ impl EngineTask {
 
     /// Device messages, in order; their answers wait for the step's commit.
     fn take_device_inputs(&mut self, step: &mut Step) {
-        for input in std::mem::take(&mut step.device_inputs) {
+        let Step { device_inputs, device_answers, .. } = step;
+        for input in device_inputs.drain(..) {
             if let Some(answer) = self.driver.on_device(input) {
-                step.device_answers.push(answer);
+                device_answers.push(answer);
             }
             if self.driver.failure().is_some() {
-                // What is left is dropped unanswered: the devices send it again.
-                return;
+                // What is left is dropped unanswered (with the drain): the devices send it again.
+                break;
             }
         }
     }

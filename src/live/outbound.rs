@@ -471,6 +471,12 @@ pub fn listed_under<'a>(topic: &'a str, reason: &str, alarm: bool, municipality:
     }
 }
 
+/// A refused alarm on the dashboards' list is known by its reject's `at` and `topic`
+/// (an operator acknowledges it by them).
+pub fn refused_key(reject: &serde_json::Value) -> (&str, &str) {
+    (reject["at"].as_str().unwrap_or_default(), reject["topic"].as_str().unwrap_or_default())
+}
+
 /// What could be read of a refused alarm's ids (none for other messages), and whose
 /// municipality a refused staff message is, where the dashboards list it (see
 /// [`listed_municipality`]).

@@ -122,23 +122,12 @@ impl Frame {
     /// The content; `key` is the device's AES key (16, 24 or 32 bytes) for an encrypted
     /// frame. `Err`: why it cannot be read (a wrong key reads as garbage).
     pub fn content(&self, key: Option<&[u8]>) -> Result<Content, String> {
+        let after_bracket = self.body.strip_prefix('[').ok_or("no [data]")?;
         let clear = if self.encrypted {
             let key = key.ok_or("the frame is encrypted and the device has no key in the register")?;
-            let hex = self.body.strip_prefix('[').ok_or("no [data]")?;
-            decrypt(key, hex)?
+            decrypt(key, after_bracket)?
         } else {
-            self.body.strip_prefix('[').ok_or("no [data]")?.to_owned()
-        };
-        // Encrypted: random padding first, ended by '|' when there is data (the pad
-        // never holds '|', '[' or ']').
-        let clear = if self.encrypted {
-            let end = clear.find(']').ok_or("no ] after the data: wrong key?")?;
-            match clear[..end].find('|') {
-                Some(bar) => clear[bar + 1..].to_owned(),
-                None => clear[end..].to_owned(),
-            }
-        } else {
-            clear
+            after_bracket.to_owned()
         };
         let end = clear.find(']').ok_or("no ] after the data")?;
         let data = clear[..end].to_owned();
@@ -210,14 +199,14 @@ type Enc<C> = cbc::Encryptor<C>;
 type Dec<C> = cbc::Decryptor<C>;
 
 /// AES-CBC with a zero IV over whole blocks; the key's length chooses AES-128, -192 or -256.
+/// Returns the clear text after its padding: the data, `]` and what follows.
 fn decrypt(key: &[u8], hex: &str) -> Result<String, String> {
-    let mut bytes = decode_hex(hex).ok_or("the encrypted data is not hex")?;
+    let bytes = decode_hex(hex).ok_or("the encrypted data is not hex")?;
     if bytes.is_empty() || bytes.len() % 16 != 0 {
         return Err("the encrypted data is not whole AES blocks".into());
     }
     let iv = [0u8; 16];
-    let blocks = |b: &mut [u8]| -> Vec<aes::Block> { b.chunks(16).map(|c| *aes::Block::from_slice(c)).collect() };
-    let mut bl = blocks(&mut bytes);
+    let mut bl: Vec<aes::Block> = bytes.chunks(16).map(|c| *aes::Block::from_slice(c)).collect();
     match key.len() {
         16 => Dec::<aes::Aes128>::new_from_slices(key, &iv).map_err(|e| e.to_string())?.decrypt_blocks_mut(&mut bl),
         24 => Dec::<aes::Aes192>::new_from_slices(key, &iv).map_err(|e| e.to_string())?.decrypt_blocks_mut(&mut bl),
@@ -225,10 +214,11 @@ fn decrypt(key: &[u8], hex: &str) -> Result<String, String> {
         n => return Err(format!("an AES key has 16, 24 or 32 bytes, not {n}")),
     }
     let clear: Vec<u8> = bl.iter().flat_map(|b| b.iter().copied()).collect();
-    // The pad may hold any byte but '|', '[' and ']'; what follows it is ASCII.
-    let start = clear.iter().position(|&b| b == b'|' || b == b']').ok_or("no data after the padding: wrong key?")?;
-    let tail = std::str::from_utf8(&clear[start..]).map_err(|_| "the data is not ASCII: wrong key?")?;
-    Ok(format!("{}{tail}", "x".repeat(start)))
+    // The pad may hold any byte but '|', '[' and ']', and ends with '|' when data
+    // follows; with none (a NULL), the ']' after the empty data ends it.
+    let end = clear.iter().position(|&b| b == b'|' || b == b']').ok_or("no data after the padding: wrong key?")?;
+    let start = if clear[end] == b'|' { end + 1 } else { end };
+    Ok(std::str::from_utf8(&clear[start..]).map_err(|_| "the data is not ASCII: wrong key?")?.to_owned())
 }
 
 /// Pads `clear` at the front to whole blocks (at least 16 bytes of padding, none of

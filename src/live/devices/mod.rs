@@ -146,8 +146,15 @@ pub enum DeviceInput {
 /// in the register is known.
 pub fn topic(protocol: Protocol, device: Option<&Device>, peer: SocketAddr) -> String {
     match device {
-        Some(d) => format!("{PREFIX}{}/{}", protocol.as_str(), d.id),
+        Some(d) => d.topic(),
         None => format!("{PREFIX}{}/{peer}", protocol.as_str()),
+    }
+}
+
+impl Device {
+    /// Its pseudo-topic (see [`topic`]).
+    pub fn topic(&self) -> String {
+        format!("{PREFIX}{}/{}", self.protocol.as_str(), self.id)
     }
 }
 

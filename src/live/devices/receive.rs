@@ -65,6 +65,13 @@ struct Peer {
     at: Instant,
 }
 
+impl Peers {
+    /// An address's bookkeeping; a new one starts with a full burst (ten times `rate`).
+    fn peer(&mut self, protocol: Protocol, ip: IpAddr, rate: f64, now: Instant) -> &mut Peer {
+        self.by_ip.entry((protocol, ip)).or_insert(Peer { connections: 0, tokens: rate * 10.0, at: now })
+    }
+}
+
 /// Starts the receivers configured; each ends when `stop` turns true.
 pub async fn spawn_receivers(
     config: DevicesConfig,
@@ -143,23 +150,31 @@ impl Shared {
         }
     }
 
-    /// Takes a token for one message from `peer`; `false`: over its rate.
-    fn admit(&self, protocol: Protocol, peer: IpAddr) -> bool {
+    /// Takes a token for one message from `peer`; `false`: over its rate, and refused
+    /// as `flooding`.
+    fn admit(&self, protocol: Protocol, peer: SocketAddr) -> bool {
         let rate = f64::from(self.config.max_messages_per_second);
-        let mut peers = self.peers.lock().expect("not poisoned");
-        let now = Instant::now();
-        if peers.by_ip.len() > 100_000 {
-            // Senders from very many addresses (spoofed UDP, say): forget the quiet ones.
-            peers.by_ip.retain(|_, p| p.connections > 0 || now.duration_since(p.at) < Duration::from_secs(60));
+        let admitted = {
+            let mut peers = self.peers.lock().expect("not poisoned");
+            let now = Instant::now();
+            if peers.by_ip.len() > 100_000 {
+                // Senders from very many addresses (spoofed UDP, say): forget the quiet ones.
+                peers.by_ip.retain(|_, p| p.connections > 0 || now.duration_since(p.at) < Duration::from_secs(60));
+            }
+            let p = peers.peer(protocol, peer.ip(), rate, now);
+            p.tokens = (p.tokens + now.duration_since(p.at).as_secs_f64() * rate).min(rate * 10.0);
+            p.at = now;
+            let admitted = p.tokens >= 1.0;
+            if admitted {
+                p.tokens -= 1.0;
+            }
+            admitted
+        };
+        if !admitted {
+            let detail = format!("more than {} messages a second from {}", self.config.max_messages_per_second, peer.ip());
+            self.refuse(protocol, peer, None, ErrorCode::Flooding, detail);
         }
-        let p = peers.by_ip.entry((protocol, peer)).or_insert(Peer { connections: 0, tokens: rate * 10.0, at: now });
-        p.tokens = (p.tokens + now.duration_since(p.at).as_secs_f64() * rate).min(rate * 10.0);
-        p.at = now;
-        if p.tokens < 1.0 {
-            return false;
-        }
-        p.tokens -= 1.0;
-        true
+        admitted
     }
 
     /// Counts a new connection from `peer`; `false`: over a bound.
@@ -170,7 +185,7 @@ impl Shared {
         if *total >= MAX_CONNECTIONS {
             return false;
         }
-        let p = peers.by_ip.entry((protocol, peer)).or_insert(Peer { connections: 0, tokens: rate * 10.0, at: Instant::now() });
+        let p = peers.peer(protocol, peer, rate, Instant::now());
         if p.connections >= self.config.max_connections_per_address {
             return false;
         }
@@ -266,14 +281,7 @@ async fn datagrams(shared: Arc<Shared>, protocol: Protocol, socket: Arc<UdpSocke
                 }
             },
         };
-        if !shared.admit(protocol, peer.ip()) {
-            shared.refuse(
-                protocol,
-                peer,
-                None,
-                ErrorCode::Flooding,
-                format!("more than {} messages a second from {}", shared.config.max_messages_per_second, peer.ip()),
-            );
+        if !shared.admit(protocol, peer) {
             continue;
         }
         let message = buf[..n].to_vec();
@@ -330,9 +338,7 @@ async fn dc09_stream(shared: &Shared, mut stream: TcpStream, peer: SocketAddr, m
                 break;
             };
             let frame: Vec<u8> = buf.drain(..=end).collect();
-            if !shared.admit(Protocol::Dc09, peer.ip()) {
-                let detail = format!("more than {} messages a second from {}", shared.config.max_messages_per_second, peer.ip());
-                shared.refuse(Protocol::Dc09, peer, None, ErrorCode::Flooding, detail);
+            if !shared.admit(Protocol::Dc09, peer) {
                 continue;
             }
             if let Some(answer) = dc09_message(shared, peer, &frame).await {
@@ -453,9 +459,7 @@ async fn scaip_stream(
                 return;
             }
             buf.drain(..used);
-            if !shared.admit(Protocol::Scaip, peer.ip()) {
-                let detail = format!("more than {} messages a second from {}", shared.config.max_messages_per_second, peer.ip());
-                shared.refuse(Protocol::Scaip, peer, None, ErrorCode::Flooding, detail);
+            if !shared.admit(Protocol::Scaip, peer) {
                 let _ = stream.write_all(&message.response(503, "Service Unavailable", "vakt")).await;
                 continue;
             }

@@ -8,6 +8,7 @@ use super::{Culprit, Driver, Failure, refusal, staff_audit};
 use crate::core::{IncidentId, Input, StaffId};
 use crate::live::accounts::{Role, User};
 use crate::live::errors::ErrorCode;
+use crate::live::outbound;
 use crate::live::panic_text;
 use crate::live::store::AuditRow;
 use crate::live::wire;
@@ -137,13 +138,9 @@ impl Driver {
             return ActOutcome::Refused { code: ErrorCode::EngineUnavailable, detail: "the engine met a fault and starts again; try again in a moment".into() };
         }
         let WebAct { who, what } = act;
-        let what = match what {
+        let (name, incident, detail, input) = match what {
             WebAction::AcknowledgeRefused { at, topic } => return self.acknowledge_refused(now, who, &at, &topic),
             WebAction::AcknowledgeGateway { municipality, gateway } => return self.acknowledge_gateway(now, who, municipality, gateway),
-            other => other,
-        };
-        let (name, incident, detail, input) = match what {
-            WebAction::AcknowledgeRefused { .. } | WebAction::AcknowledgeGateway { .. } => unreachable!("taken above"),
             WebAction::Staff(input) => {
                 let (name, incident, detail) = staff_audit(&input);
                 (name, incident, detail, Ok(input))
@@ -190,21 +187,9 @@ impl Driver {
                 }
             }
         };
-        let result = match &outcome {
-            ActOutcome::Done { .. } => "ok".to_owned(),
-            ActOutcome::Refused { code, .. } => code.as_str().to_owned(),
-        };
         // Refusals before the engine (scope, unknown incident) are audited too; nothing
         // else about them is stored.
-        self.batch.audit.push(AuditRow {
-            at_ms: now.as_millis(),
-            username: who.username,
-            role: who.role.as_str(),
-            action: name.to_owned(),
-            incident: incident.map(|i| i.0 as i64),
-            detail,
-            outcome: result,
-        });
+        self.audit_act(now, &who, name, incident, detail, &outcome);
         outcome
     }
 
@@ -213,33 +198,24 @@ impl Driver {
     /// its detail the reject), which a start reads back so that they stay off.
     fn acknowledge_refused(&mut self, now: crate::core::Timestamp, who: User, at: &str, topic: &str) -> ActOutcome {
         let config = self.engine.config();
-        let sees = |m: &str| match crate::core::MunicipalityId::parse(m).ok().and_then(|id| config.municipality_index(&id)) {
-            Some(i) => crate::live::accounts::may_see(config, &who, i),
-            None => true,
-        };
-        let outcome = if !matches!(who.role, Role::Operator | Role::Admin) {
-            ActOutcome::Refused { code: ErrorCode::Forbidden, detail: format!("a {} does not acknowledge refused alarms", who.role.as_str()) }
+        let sees = |m: &str| crate::live::accounts::sees_refused(config, &who, m);
+        // The detail: the reject taken off the list (a start reads it back), or what was asked.
+        let (outcome, detail) = if !matches!(who.role, Role::Operator | Role::Admin) {
+            let detail = format!("a {} does not acknowledge refused alarms", who.role.as_str());
+            (ActOutcome::Refused { code: ErrorCode::Forbidden, detail }, serde_json::json!({ "at": at, "topic": topic }).to_string())
         } else {
-            let (taken, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.refused_alarms)
-                .into_iter()
-                .partition(|r| r.message["at"] == at && r.message["topic"] == topic && sees(&r.municipality));
+            let (taken, kept): (Vec<_>, Vec<_>) =
+                std::mem::take(&mut self.refused_alarms).into_iter().partition(|r| outbound::refused_key(&r.message) == (at, topic) && sees(&r.municipality));
             self.refused_alarms = kept.into();
             match taken.first() {
-                Some(r) => {
-                    let message = r.message.to_string();
-                    self.push_audit(now, &who, REFUSED_ACKNOWLEDGED, message, "ok");
-                    return ActOutcome::Done { events: Vec::new() };
+                Some(r) => (ActOutcome::Done { events: Vec::new() }, r.message.to_string()),
+                None => {
+                    let detail = format!("no refused alarm of {at} on {topic} is on your list (acknowledged already?)");
+                    (ActOutcome::Refused { code: ErrorCode::NotFound, detail }, serde_json::json!({ "at": at, "topic": topic }).to_string())
                 }
-                None => ActOutcome::Refused {
-                    code: ErrorCode::NotFound,
-                    detail: format!("no refused alarm of {at} on {topic} is on your list (acknowledged already?)"),
-                },
             }
         };
-        if let ActOutcome::Refused { code, .. } = &outcome {
-            let detail = serde_json::json!({ "at": at, "topic": topic }).to_string();
-            self.push_audit(now, &who, REFUSED_ACKNOWLEDGED, detail, code.as_str());
-        }
+        self.audit_act(now, &who, REFUSED_ACKNOWLEDGED, None, detail, &outcome);
         outcome
     }
 
@@ -263,21 +239,22 @@ impl Driver {
         } else {
             ActOutcome::Done { events: Vec::new() }
         };
-        let result = match &outcome {
-            ActOutcome::Done { .. } => "ok",
-            ActOutcome::Refused { code, .. } => code.as_str(),
-        };
-        self.push_audit(now, &who, "gateway_acknowledged", format!("{municipality}/{gateway}"), result);
+        self.audit_act(now, &who, "gateway_acknowledged", None, format!("{municipality}/{gateway}"), &outcome);
         outcome
     }
 
-    fn push_audit(&mut self, now: crate::core::Timestamp, who: &User, action: &str, detail: String, outcome: &str) {
+    /// A web action's audit line, stored with the batch: `ok`, or its refusal's code.
+    fn audit_act(&mut self, now: crate::core::Timestamp, who: &User, action: &str, incident: Option<IncidentId>, detail: String, outcome: &ActOutcome) {
+        let outcome = match outcome {
+            ActOutcome::Done { .. } => "ok",
+            ActOutcome::Refused { code, .. } => code.as_str(),
+        };
         self.batch.audit.push(AuditRow {
             at_ms: now.as_millis(),
             username: who.username.clone(),
             role: who.role.as_str(),
             action: action.to_owned(),
-            incident: None,
+            incident: incident.map(|i| i.0 as i64),
             detail,
             outcome: outcome.to_owned(),
         });

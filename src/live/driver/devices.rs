@@ -96,9 +96,8 @@ impl Driver {
     }
 
     fn device_report(&mut self, now: Timestamp, device: &Device, reported: Reported) -> Answer {
-        let topic = format!("{}{}/{}", devices::PREFIX, device.protocol, device.id);
+        let topic = device.topic();
         self.device_heard(now, device, &topic);
-        let resident = self.engine.resident(&device.resident).cloned();
         match reported {
             Reported::Heard(_) => Answer::Stored,
             Reported::Cancel => {
@@ -113,7 +112,8 @@ impl Driver {
                 let Ok(id) = AlarmId::parse(&devices::alarm_id(device, &key)) else {
                     return Answer::Refused { code: ErrorCode::Unsupported, detail: format!("no alarm id can be made of device {} and {key:?}", device.id) };
                 };
-                let Some(resident) = resident else {
+                // Only an alarm needs its resident's municipality (not each heartbeat).
+                let Some(municipality) = self.engine.resident(&device.resident).map(|r| r.municipality.clone()) else {
                     let detail = format!("device {} belongs to resident {}, who is not in the directory", device.id, device.resident);
                     // Listed for everyone: nobody's municipality can be read.
                     let ids = RefusedIds { alarm: Some(id), resident: Some(device.resident.clone()), municipality: None };
@@ -121,16 +121,7 @@ impl Driver {
                     return Answer::Refused { code: ErrorCode::UnknownResident, detail };
                 };
                 let text = crate::core::AlarmText::parse(&text).ok();
-                let alarm = Alarm {
-                    id,
-                    resident: device.resident.clone(),
-                    municipality: resident.municipality,
-                    kind,
-                    priority,
-                    raised_at: sent_at.unwrap_or(now),
-                    position,
-                    text,
-                };
+                let alarm = Alarm { id, resident: device.resident.clone(), municipality, kind, priority, raised_at: sent_at.unwrap_or(now), position, text };
                 self.take_alarm(now, &topic, alarm)
             }
         }
@@ -178,7 +169,7 @@ impl Driver {
         for (id, contact) in silent {
             self.batch.device_contact.insert(id.clone(), contact.into());
             let Some(device) = self.devices.register.get(&id).cloned() else { continue };
-            let Some(resident) = self.engine.resident(&device.resident).cloned() else {
+            let Some(municipality) = self.engine.resident(&device.resident).map(|r| r.municipality.clone()) else {
                 warn!(device = %id, resident = %device.resident, "a supervised device is silent, and its resident is not in the directory: no alarm");
                 continue;
             };
@@ -186,7 +177,7 @@ impl Driver {
             let alarm = Alarm {
                 id: AlarmId::parse(&devices::silence_alarm_id(&id, contact.last_heard)).expect("device ids are id-safe and short"),
                 resident: device.resident.clone(),
-                municipality: resident.municipality,
+                municipality,
                 kind: AlarmKind::HeartbeatMissed,
                 priority: None,
                 raised_at: now,
@@ -199,8 +190,7 @@ impl Driver {
                 ))
                 .ok(),
             };
-            let topic = format!("{}{}/{}", devices::PREFIX, device.protocol, device.id);
-            self.take_alarm(now, &topic, alarm);
+            self.take_alarm(now, &device.topic(), alarm);
             if self.failed {
                 return;
             }

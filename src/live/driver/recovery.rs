@@ -106,12 +106,11 @@ impl Driver {
         // operator has acknowledged (by their `at` and `topic`).
         let refused = within(bound, self.store.latest_audit(REFUSED_ACTION, REFUSED_KEPT as i64)).await?;
         let acknowledged = within(bound, self.store.latest_audit_ok(super::REFUSED_ACKNOWLEDGED, 4 * REFUSED_KEPT as i64)).await?;
-        let key = |m: &serde_json::Value| (m["at"].as_str().unwrap_or_default().to_owned(), m["topic"].as_str().unwrap_or_default().to_owned());
-        let acknowledged: std::collections::HashSet<(String, String)> =
-            acknowledged.iter().filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok()).map(|m| key(&m)).collect();
+        let acknowledged: Vec<serde_json::Value> = acknowledged.iter().filter_map(|d| serde_json::from_str(d).ok()).collect();
+        let acknowledged: std::collections::HashSet<(&str, &str)> = acknowledged.iter().map(outbound::refused_key).collect();
         for detail in refused.into_iter().rev() {
             let Ok(message) = serde_json::from_str::<serde_json::Value>(&detail) else { continue };
-            if acknowledged.contains(&key(&message)) {
+            if acknowledged.contains(&outbound::refused_key(&message)) {
                 continue;
             }
             if let Some(m) = outbound::listed_municipality(&message).map(str::to_owned) {

@@ -254,26 +254,6 @@ pub(super) async fn incident_action(
     outcome_response(outcome)
 }
 
-/// Whose refused alarms a dashboard user sees: those of the municipalities they see,
-/// and those on a municipality no one has (a typo in a gateway's topic): an alarm that
-/// is nobody's is everybody's concern.
-pub(super) struct RefusedScope {
-    visible: Vec<String>,
-    configured: Vec<String>,
-}
-
-impl RefusedScope {
-    pub(super) fn of(s: &AppState, user: &User) -> RefusedScope {
-        RefusedScope {
-            visible: accounts::visible_municipalities(&s.config, user).map(|m| m.id.as_str().to_owned()).collect(),
-            configured: s.config.municipalities.iter().map(|m| m.id.as_str().to_owned()).collect(),
-        }
-    }
-    pub(super) fn sees(&self, municipality: &str) -> bool {
-        self.visible.iter().any(|m| m == municipality) || !self.configured.iter().any(|m| m == municipality)
-    }
-}
-
 /// The latest refused alarms in the user's scope, newest first (the last 200, kept
 /// across restarts in the audit trail):
 /// each a person who may still need help, whom no one was offered.
@@ -285,8 +265,12 @@ pub(super) struct RefusedList {
 
 pub(super) async fn refused(State(s): State<AppState>, a: Authed) -> Result<Json<RefusedList>, ApiError> {
     a.require(DASHBOARD)?;
-    let scope = RefusedScope::of(&s, &a.user);
-    let refused = s.read(move |d| d.refused_alarms().filter(|r| scope.sees(&r.municipality)).map(|r| r.message.clone()).collect::<Vec<Value>>()).await?;
+    let (config, user) = (s.config.clone(), a.user.clone());
+    let refused = s
+        .read(move |d| {
+            d.refused_alarms().filter(|r| accounts::sees_refused(&config, &user, &r.municipality)).map(|r| r.message.clone()).collect::<Vec<Value>>()
+        })
+        .await?;
     Ok(Json(RefusedList { refused }))
 }
 

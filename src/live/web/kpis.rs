@@ -71,11 +71,11 @@ pub(super) async fn kpis(State(s): State<AppState>, a: Authed) -> Result<Json<Kp
         .read(move |d| {
             let e = d.engine();
             let open: Vec<_> = e.open_incidents().filter(|v| d.in_scope(&user, v.municipality)).collect();
-            let overdue: Vec<String> = open
-                .iter()
-                .filter(|v| v.answered_at.is_none() && now.as_millis() - v.received_at.as_millis() > target_ms)
-                .map(|v| e.config().municipalities[v.municipality].id.to_string())
-                .collect();
+            // Per municipality (by its index in the configuration).
+            let mut overdue: BTreeMap<usize, u64> = BTreeMap::new();
+            for v in open.iter().filter(|v| v.answered_at.is_none() && now.as_millis() - v.received_at.as_millis() > target_ms) {
+                *overdue.entry(v.municipality).or_default() += 1;
+            }
             let on_duty = e.staff().filter(|s| s.on_duty && accounts::may_see_id(e.config(), &user, &s.info.municipality)).count();
             (open.len(), on_duty, overdue)
         })
@@ -99,7 +99,7 @@ pub(super) async fn kpis(State(s): State<AppState>, a: Authed) -> Result<Json<Kp
         let mut municipalities = Vec::new();
         for m in accounts::visible_municipalities(&s.config, &a.user) {
             let (n, w) = counts.get(&(p, m.id.as_str().to_owned())).copied().unwrap_or_default();
-            let late = overdue.iter().filter(|o| *o == m.id.as_str()).count() as u64;
+            let late = s.config.municipality_index(&m.id).and_then(|i| overdue.get(&i)).copied().unwrap_or_default();
             let t = by_model.entry(m.model.as_str()).or_default();
             t.0 += n;
             t.1 += w;

@@ -12,7 +12,6 @@ use serde_json::Value;
 use tokio::sync::broadcast;
 
 use super::api::DASHBOARD;
-use super::incidents::RefusedScope;
 use super::staff::my_staff_id;
 use super::{ApiError, AppState, Authed, LiveMessage};
 use crate::live::accounts;
@@ -45,13 +44,15 @@ pub(super) fn live_events(
 pub(super) async fn stream(State(s): State<AppState>, a: Authed) -> Result<impl IntoResponse, ApiError> {
     a.require(DASHBOARD)?;
     let topics: Vec<String> = accounts::visible_municipalities(&s.config, &a.user).map(|m| outbound::incidents_topic(&m.id)).collect();
-    let scope = RefusedScope::of(&s, &a.user);
+    let (config, user) = (s.config.clone(), a.user.clone());
     Ok(live_events(s.live.subscribe(), move |t, payload| {
         if topics.iter().any(|x| x == t) {
             return Some("incident");
         }
         let refused_alarm = t == outbound::REJECTS_TOPIC
-            && serde_json::from_str::<Value>(payload).ok().is_some_and(|m| outbound::listed_municipality(&m).is_some_and(|m| scope.sees(m)));
+            && serde_json::from_str::<Value>(payload)
+                .ok()
+                .is_some_and(|m| outbound::listed_municipality(&m).is_some_and(|m| accounts::sees_refused(&config, &user, m)));
         refused_alarm.then_some("refused")
     }))
 }
